@@ -1,0 +1,86 @@
+#pragma once
+
+/// @file switchboard/config.hpp
+/// switchboard's configuration: one JSON file (comments and trailing commas allowed),
+/// validated completely at start-up (since 0.1). Secrets never live here: tokens come from
+/// the environment (`SWITCHBOARD_API_TOKEN`, `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`).
+
+#include "switchboard/event.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace switchboard {
+
+/// Restart intensity and backoff of a supervisor (see switchboard/supervisor.hpp).
+struct supervision_config {
+  std::size_t max_restarts = 5;                         ///< at most this many restarts ...
+  std::chrono::milliseconds within{10'000};             ///< ... within this window, else escalate
+  std::chrono::milliseconds backoff_initial{10};        ///< delay before the first restart
+  std::chrono::milliseconds backoff_max{2'000};         ///< cap of the doubling delay
+};
+
+/// The daemon's HTTP server (ingest, admin, health). Disabled by default for embedded use.
+struct http_config {
+  bool enabled = true;
+  std::string host = "127.0.0.1";                       ///< loopback unless told otherwise
+  std::uint16_t port = 8080;                            ///< 0 picks a free port
+  std::size_t max_body_bytes = 4 * 1024 * 1024;         ///< larger requests get 413
+  std::size_t keep_alive_max_count = 10'000;            ///< requests per kept-alive connection
+  std::chrono::milliseconds read_timeout{5'000};
+  std::chrono::milliseconds write_timeout{5'000};
+  std::size_t worker_threads = 8;
+};
+
+/// CAF scheduler settings. The default of 2 threads suits the 2-core machines we measure on.
+struct scheduler_config {
+  std::size_t max_threads = 2;
+  std::chrono::microseconds moderate_sleep{50};         ///< work-stealing poll sleep; lower = lower latency
+};
+
+struct log_config {
+  std::string level = "info";                           ///< trace|debug|info|warn|error|critical|off
+};
+
+/// The whole configuration. Every member has the embedded default, so `config{}` runs.
+struct config {
+  std::string source;                                   ///< the file it came from, "" for defaults
+  std::string data_dir = "./data";                      ///< SQLite files live here
+  http_config http;
+  scheduler_config scheduler;
+  log_config log;
+  supervision_config supervision;
+  codec_limits limits;                                  ///< limits on ingested events
+  std::chrono::milliseconds drain_timeout{10'000};      ///< graceful stop waits at most this long
+};
+
+/// A configuration problem, with everything a user needs to fix it.
+struct config_error {
+  std::string file;        ///< the config file, or "<inline>" for text given in code
+  std::string key_path;    ///< e.g. `http.port`; `$` for the whole document
+  std::string problem;     ///< what was wrong, e.g. "is 70000, out of range"
+  std::string allowed;     ///< what is allowed, e.g. "an integer from 0 to 65535"
+  /// "config/switchboard.json: http.port: is 70000, out of range; allowed: an integer ..."
+  std::string message() const;
+};
+
+struct config_result {
+  std::optional<config> value;
+  config_error error;
+  explicit operator bool() const noexcept { return value.has_value(); }
+};
+
+/// Parses and validates configuration text. `source_name` names it in errors.
+config_result parse_config(std::string_view text, std::string source_name = "<inline>");
+
+/// Reads, parses and validates a configuration file.
+config_result load_config_file(const std::string& path);
+
+/// Applies `HOST:PORT` (e.g. `127.0.0.1:0`, `[::1]:8080`) to `cfg.http`, as `run --listen` does.
+std::optional<config_error> apply_listen_override(config& cfg, std::string_view host_port);
+
+} // namespace switchboard

@@ -1,0 +1,108 @@
+#pragma once
+
+/// @file switchboard/event.hpp
+/// The event envelope: CloudEvents 1.0 in JSON with switchboard's extension attributes
+/// (since 0.1). See DESIGN.md, "The event envelope on the wire".
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace switchboard {
+
+/// One event as switchboard stores and routes it.
+///
+/// Wire names (CloudEvents attributes) are given beside each member. Extension attributes
+/// that switchboard does not know are kept in `extensions` and written back unchanged.
+struct event {
+  std::string id;               ///< `id`: with `source`, the dedupe key. Required.
+  std::string source;           ///< `source`: URI-reference of the producer. Required.
+  std::string type;             ///< `type`, e.g. `application.status_changed`. Required.
+  std::string subject;          ///< `subject`, optional.
+  std::string time;             ///< `time`, RFC 3339; set on ingest when absent.
+  std::string datacontenttype;  ///< `datacontenttype`; JSON only (absent means JSON).
+  std::string dataschema;       ///< `dataschema`, optional URI.
+  std::string entity_kind;      ///< `entitykind`, e.g. `application`. Required.
+  std::string entity_id;        ///< `entityid`, e.g. `A-1001`. Required.
+  std::optional<std::uint64_t> entity_version;  ///< `entityversion`: a stale version never wins.
+  std::string correlation_id;   ///< `correlationid`: carried on every log line about the event.
+  std::string causation_id;     ///< `causationid`: the id of the event that caused this one.
+  std::string traceparent;      ///< `traceparent`: W3C trace context.
+  std::optional<std::uint64_t> sequence;  ///< `journalsequence`: set once the journal stored it.
+  boost::json::object data;     ///< `data`: the payload, a JSON object. Required.
+  boost::json::object extensions;  ///< other extension attributes, kept verbatim.
+};
+
+/// Events travel between actors as shared immutable pointers: routing to N consumers copies
+/// a pointer, never the payload.
+using event_ptr = std::shared_ptr<const event>;
+
+/// Limits the codec enforces on untrusted input. Every limit has a safe default.
+struct codec_limits {
+  std::size_t max_event_bytes = 256 * 1024;   ///< whole serialized event
+  std::size_t max_depth = 32;                 ///< nesting of objects/arrays inside `data`
+  std::size_t max_string_bytes = 64 * 1024;   ///< any one string value in `data` or extensions
+  std::size_t max_attribute_bytes = 1024;     ///< each context attribute (id, type, source, ...)
+  std::size_t max_batch_events = 1000;        ///< events in one `application/cloudevents-batch+json`
+  std::size_t max_batch_bytes = 4 * 1024 * 1024;  ///< whole batch document
+};
+
+/// Why an input was rejected: the field (a JSON path such as `data.items[3].name`, or `$` for
+/// the document itself) and the reason, phrased so that a producer knows what to fix.
+struct decode_error {
+  std::string field;
+  std::string reason;
+  /// "field 'entityid': is required (a non-empty string naming the entity)"
+  std::string message() const;
+};
+
+/// The outcome of decoding one event: either an event or the first problem found.
+struct decode_result {
+  std::optional<event> value;
+  decode_error error;
+  explicit operator bool() const noexcept { return value.has_value(); }
+};
+
+/// Decodes one event in CloudEvents 1.0 structured JSON mode.
+decode_result decode_event(std::string_view json, const codec_limits& limits = {});
+
+/// Same as the `std::string_view` overload; without it a string literal or `const char*`
+/// would be ambiguous between the text and the `boost::json::value` overloads.
+decode_result decode_event(const char* json, const codec_limits& limits = {});
+
+/// Decodes one event from an already parsed JSON value (e.g. one item of a batch). The
+/// size limit is checked against the value's serialized size.
+decode_result decode_event(const boost::json::value& json, const codec_limits& limits = {});
+
+/// Decodes a batch (`application/cloudevents-batch+json`: a JSON array of events). Each item
+/// is decoded on its own, so one bad item does not reject the others. If the document itself
+/// is unusable (not JSON, not an array, too big, too many items), the result holds one error
+/// whose field is `$` and no items.
+struct batch_decode_result {
+  std::vector<decode_result> items;
+  std::optional<decode_error> document_error;
+};
+batch_decode_result decode_event_batch(std::string_view json, const codec_limits& limits = {});
+
+/// The CloudEvents JSON object of an event (structured mode). `encode_event(decode(x))`
+/// reproduces every attribute of x.
+boost::json::object to_json(const event& ev);
+
+/// `to_json` serialized to a string.
+std::string encode_event(const event& ev);
+
+/// Checks the members a valid event must have (the same rules as the decoder), for events
+/// built in code rather than decoded. Returns the first problem, or nothing.
+std::optional<decode_error> validate_event(const event& ev, const codec_limits& limits = {});
+
+/// Current UTC time as RFC 3339 with millisecond precision, e.g. `2026-11-23T14:00:00.123Z`.
+std::string rfc3339_now();
+
+} // namespace switchboard

@@ -1,0 +1,34 @@
+#pragma once
+
+// Small pieces every switchboard actor uses. Include only from actor translation units.
+
+#include <caf/error.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/scheduled_actor.hpp>
+#include <caf/sec.hpp>
+#include <spdlog/spdlog.h>
+
+#include <exception>
+#include <string>
+
+namespace switchboard::actors {
+
+/// Routes an actor's uncaught exceptions to spdlog (not CAF's stderr printer) and makes its
+/// exit reason carry the exception's message, so that supervisors can say why it failed.
+template <class Self>
+void install_exception_logger(Self* self, std::string actor_name) {
+  self->set_exception_handler(
+    [name = std::move(actor_name)](caf::scheduled_actor*, std::exception_ptr& ep) -> caf::error {
+      std::string what = "unknown exception";
+      try {
+        std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        what = e.what();
+      } catch (...) {
+      }
+      spdlog::error("actor '{}' failed with an exception: {}", name, what);
+      return caf::make_error(caf::sec::runtime_error, std::move(what));
+    });
+}
+
+} // namespace switchboard::actors

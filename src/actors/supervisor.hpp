@@ -1,0 +1,42 @@
+#pragma once
+
+// The supervisor actor: executes the policies of switchboard/supervision.hpp on CAF links.
+//
+// - Children are spawned from their `child_spec`, linked, and started in order.
+// - A child that ends unexpectedly (or normally, when permanent) is a failure. The supervisor
+//   records the restart in its intensity window; if the window is full it gives up: it stops
+//   all children in reverse start order and exits with a `supervisor_gave_up` error, which its
+//   parent sees as the failure of a child. Otherwise it stops the siblings the strategy names
+//   (one at a time, in reverse start order, waiting for each), waits for the backoff delay,
+//   and starts the pending children in start order.
+// - An exit message from anyone but a child (its parent, a shutdown) stops all children in
+//   reverse order, then the supervisor exits with that reason.
+// All timing uses the actor clock, so CAF's test coordinator drives it deterministically.
+
+#include "switchboard/messages.hpp"
+
+#include <caf/error.hpp>
+
+#include <string>
+
+namespace switchboard::actors {
+
+/// Spawns a supervisor that immediately starts `spec.children`.
+supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_spec spec);
+
+/// A child spec that runs a nested supervisor built from `spec` (a fresh one on each start,
+/// so its children restart from their specs).
+child_spec supervisor_child(supervisor_spec spec,
+                            restart_policy restart = restart_policy::permanent);
+
+/// The exit reason of a supervisor that gave up, and its readable explanation.
+caf::error make_gave_up_error(std::string explanation);
+
+/// A readable explanation of an exit reason: for a supervisor that gave up, its explanation
+/// (naming the supervisor, the child, the count and the window); otherwise CAF's rendering.
+std::string describe_exit_reason(const caf::error& reason);
+
+/// True if `reason` is the exit reason of a supervisor that gave up.
+bool is_gave_up(const caf::error& reason);
+
+} // namespace switchboard::actors
