@@ -28,6 +28,10 @@
 
 namespace switchboard {
 
+namespace internal {
+struct runtime_access;  // switchboard's own tests reach the actor system through this
+}
+
 /// What `publish` reports once the bus has accepted an event.
 struct publish_receipt {
   std::string id;                  ///< the event's id
@@ -104,6 +108,7 @@ public:
   const config& configuration() const;
 
 private:
+  friend struct internal::runtime_access;
   struct impl;
   std::unique_ptr<impl> impl_;
 };

@@ -32,3 +32,16 @@ void install_exception_logger(Self* self, std::string actor_name) {
 }
 
 } // namespace switchboard::actors
+
+#include "switchboard/event.hpp"
+
+namespace switchboard::actors {
+
+/// The prefix of every log line about one event: its correlation id first, so that one
+/// grep follows a request through the bus.
+inline std::string log_context(const event& ev) {
+  return "[corr=" + (ev.correlation_id.empty() ? std::string{"-"} : ev.correlation_id) +
+         " id=" + ev.id + " type=" + ev.type + "]";
+}
+
+} // namespace switchboard::actors

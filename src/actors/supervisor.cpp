@@ -42,7 +42,6 @@ struct child_slot {
   caf::actor handle;  // null while the child is not running
   std::uint64_t generation = 0;
   bool remove_when_stopped = false;
-  bool exit_seen = false;  // its link's exit message already arrived
 };
 
 enum class phase {
@@ -65,9 +64,9 @@ struct supervisor_state {
   std::uint64_t epoch = 0;                     // restart round; stale timers are ignored
   caf::error exit_reason;
   std::vector<std::pair<std::string, caf::typed_response_promise<bool>>> removals;
-  // Children that ended on their own: their link's exit message may still be on its way and
-  // must not be taken for a shutdown request.
-  std::vector<caf::actor_addr> exits_in_flight;
+  // The running children, shared with the functor that takes them down if this supervisor
+  // ends abruptly (killed, or a bug in it) without stopping them itself.
+  std::shared_ptr<std::vector<caf::actor>> live = std::make_shared<std::vector<caf::actor>>();
 };
 
 using self_ptr = supervisor_actor::stateful_pointer<supervisor_state>;
@@ -117,7 +116,7 @@ void notify(self_ptr self, supervision_event::kind what, const std::string& chil
 
 void handle_failure(self_ptr self, const std::string& id, const caf::error& reason);
 
-/// Spawns and links one child. A `start` that throws counts as a failure of that child.
+/// Spawns and monitors one child. A `start` that throws counts as a failure of that child.
 void start_child_now(self_ptr self, child_slot& slot) {
   auto id = slot.spec.id;
   caf::actor child;
@@ -135,10 +134,9 @@ void start_child_now(self_ptr self, child_slot& slot) {
   }
   slot.handle = child;
   ++slot.generation;
-  // The link makes the child die with us even if we die abruptly; the monitor tells us
-  // reliably when the child ends (an exit we send removes the link before it ends).
-  self->link_to(child);
+  // A monitor, not a link: a child ending with `kill` would take a linked supervisor with it.
   self->monitor(child);
+  self->state.live->push_back(child);
   notify(self, supervision_event::kind::started, id, slot.generation);
 }
 
@@ -253,10 +251,8 @@ void handle_failure(self_ptr self, const std::string& id, const caf::error& reas
 void on_child_down(self_ptr self, child_slot& slot, const caf::error& reason) {
   auto& st = self->state;
   auto addr = slot.handle.address();
+  st.live->erase(std::remove(st.live->begin(), st.live->end(), slot.handle), st.live->end());
   slot.handle = nullptr;
-  if (!slot.exit_seen && addr != st.awaiting_stop)
-    st.exits_in_flight.push_back(addr);
-  slot.exit_seen = false;
   if (addr == st.awaiting_stop) {
     st.awaiting_stop = caf::actor_addr{};
     auto id = slot.spec.id;
@@ -311,24 +307,20 @@ supervisor_actor::behavior_type supervisor_impl(self_ptr self, supervisor_spec s
   st.window.emplace(spec.intensity);
   st.spec = std::move(spec);
   for (auto& child : st.spec.children)
-    st.children.push_back(child_slot{child, {}, 0, false, false});
+    st.children.push_back(child_slot{child, {}, 0, false});
   st.spec.children.clear();
   self->set_down_handler([self](caf::down_msg& dm) {
     if (auto* slot = find_by_addr(self->state, dm.source); slot != nullptr)
       on_child_down(self, *slot, dm.reason);
   });
   self->set_exit_handler([self](caf::exit_msg& em) {
-    auto& s = self->state;
-    if (auto* slot = find_by_addr(s, em.source); slot != nullptr) {
-      slot->exit_seen = true;  // a child's end is handled when its down message arrives
-      return;
-    }
-    auto i = std::find(s.exits_in_flight.begin(), s.exits_in_flight.end(), em.source);
-    if (i != s.exits_in_flight.end()) {
-      s.exits_in_flight.erase(i);
-      return;
-    }
     begin_shutdown(self, em.reason);  // our parent (or a shutdown) asks us to stop
+  });
+  self->attach_functor([live = st.live](const caf::error& reason) {
+    auto why = reason ? reason : caf::make_error(caf::exit_reason::user_shutdown);
+    for (auto& child : *live)
+      child->enqueue(nullptr, caf::make_message_id(caf::message_priority::high),
+                     caf::make_message(caf::exit_msg{caf::actor_addr{}, why}), nullptr);
   });
   install_exception_logger(self, st.spec.name);
   std::vector<std::string> ids;
@@ -349,7 +341,7 @@ supervisor_actor::behavior_type supervisor_impl(self_ptr self, supervisor_spec s
                                                                "' already has a child '" +
                                                                child.id + "'");
       auto id = child.id;
-      s.children.push_back(child_slot{std::move(child), {}, 0, false, false});
+      s.children.push_back(child_slot{std::move(child), {}, 0, false});
       start_child_now(self, s.children.back());
       if (auto* slot = find_by_id(s, id); slot != nullptr && slot->handle)
         return slot->handle;
@@ -404,6 +396,13 @@ child_spec supervisor_child(supervisor_spec spec, restart_policy restart) {
   auto id = spec.name;
   return child_spec{std::move(id), restart, [spec = std::move(spec)](caf::actor_system& sys) {
                       return caf::actor_cast<caf::actor>(spawn_supervisor(sys, spec));
+                    }};
+}
+
+child_spec supervisor_child(std::string id, std::function<supervisor_spec()> make_spec,
+                            restart_policy restart) {
+  return child_spec{std::move(id), restart, [make_spec = std::move(make_spec)](caf::actor_system& sys) {
+                      return caf::actor_cast<caf::actor>(spawn_supervisor(sys, make_spec()));
                     }};
 }
 

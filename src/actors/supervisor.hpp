@@ -1,8 +1,11 @@
 #pragma once
 
-// The supervisor actor: executes the policies of switchboard/supervision.hpp on CAF links.
+// The supervisor actor: executes the policies of switchboard/supervision.hpp on CAF monitors.
 //
-// - Children are spawned from their `child_spec`, linked, and started in order.
+// - Children are spawned from their `child_spec`, monitored, and started in order. Monitors,
+//   not links: in CAF an exit with reason `kill` cannot be trapped, so a linked child killed
+//   by someone would take its supervisor down with it. If the supervisor itself ends without
+//   stopping its children (killed, or a bug), a functor attached to it sends them its reason.
 // - A child that ends unexpectedly (or normally, when permanent) is a failure. The supervisor
 //   records the restart in its intensity window; if the window is full it gives up: it stops
 //   all children in reverse start order and exits with a `supervisor_gave_up` error, which its
@@ -27,6 +30,11 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_spec spec);
 /// A child spec that runs a nested supervisor built from `spec` (a fresh one on each start,
 /// so its children restart from their specs).
 child_spec supervisor_child(supervisor_spec spec,
+                            restart_policy restart = restart_policy::permanent);
+
+/// A child spec that runs a nested supervisor whose spec is built by `make_spec` at each
+/// start: for supervisors whose children are known only at run time (e.g. subscriptions).
+child_spec supervisor_child(std::string id, std::function<supervisor_spec()> make_spec,
                             restart_policy restart = restart_policy::permanent);
 
 /// The exit reason of a supervisor that gave up, and its readable explanation.

@@ -1,0 +1,773 @@
+#include "switchboard/config.hpp"
+
+#include <boost/json/basic_parser_impl.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <system_error>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace switchboard {
+
+std::string config_error::message() const {
+  std::string out = file + ": " + key_path + ": " + problem;
+  if (!allowed.empty())
+    out += "; allowed: " + allowed;
+  return out;
+}
+
+namespace {
+
+namespace json = boost::json;
+
+using check = std::optional<config_error>;
+
+constexpr std::size_t max_config_file_bytes = std::size_t{1024} * 1024;
+constexpr std::int64_t one_gib = std::int64_t{1024} * 1024 * 1024;
+constexpr std::int64_t one_hour_ms = 3'600'000;
+constexpr std::int64_t one_day_ms = 86'400'000;
+constexpr std::string_view command_line = "<command line>";
+
+check fail(std::string key_path, std::string problem, std::string allowed) {
+  return config_error{{}, std::move(key_path), std::move(problem), std::move(allowed)};
+}
+
+// --- key paths and names --------------------------------------------------------------------
+
+bool is_identifier(std::string_view key) {
+  return !key.empty() && std::all_of(key.begin(), key.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '_' || c == '-';
+  });
+}
+
+/// `http` + `port` -> `http.port`; keys that would be ambiguous in dotted form are quoted.
+std::string child_path(const std::string& parent, std::string_view key) {
+  if (!is_identifier(key))
+    return parent + "[" + json::serialize(json::string_view(key.data(), key.size())) + "]";
+  return parent.empty() ? std::string(key) : parent + "." + std::string(key);
+}
+
+/// Lower case with `-` read as `_`: what we compare when guessing what the user meant.
+std::string normalized(std::string_view name) {
+  std::string out(name);
+  for (auto& c : out)
+    c = c == '-' ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+/// Edit distance counting a swap of two neighbours as one edit ("prot" -> "port" is 1).
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i)
+    d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j)
+    d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+/// The candidate closest to `word` within two edits (or `word` plus a unit suffix such as
+/// `_ms`, the usual slip), if any.
+std::optional<std::string_view> closest(std::string_view word,
+                                        const std::vector<std::string_view>& candidates) {
+  if (word.size() > 64)
+    return std::nullopt;  // not a typo of a short key; skip the quadratic distance
+  const std::string w = normalized(word);
+  std::optional<std::string_view> best;
+  std::size_t best_distance = 3;
+  for (auto candidate : candidates) {
+    std::size_t distance = edit_distance(w, candidate);
+    for (std::string_view unit : {"_ms", "_us", "_bytes"})
+      if (candidate == w + std::string(unit))
+        distance = std::min<std::size_t>(distance, 1);
+    if (distance < best_distance) {
+      best_distance = distance;
+      best = candidate;
+    }
+  }
+  return best;
+}
+
+std::string quoted_list(const std::vector<std::string_view>& names) {
+  std::string out;
+  for (auto name : names) {
+    if (!out.empty())
+      out += ", ";
+    out += "'" + std::string(name) + "'";
+  }
+  return out;
+}
+
+// --- describing values ----------------------------------------------------------------------
+
+/// `"8080" (a string)`, `70000 (an integer)`: the value as seen, and its JSON type.
+std::string describe(const json::value& v) {
+  std::string text;
+  if (v.is_double()) {
+    char buffer[32];
+    const auto written = std::to_chars(buffer, buffer + sizeof buffer, v.get_double());
+    text.assign(buffer, written.ptr);  // "80.5", where serialize() writes "8.05E1"
+  } else {
+    text = json::serialize(v);
+  }
+  if (text.size() > 48) {
+    std::size_t cut = 45;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80)
+      --cut;  // never split a UTF-8 sequence
+    text = text.substr(0, cut) + "...";
+  }
+  switch (v.kind()) {
+    case json::kind::null: return "null";
+    case json::kind::bool_: return text + " (a boolean)";
+    case json::kind::int64:
+    case json::kind::uint64: return text + " (an integer)";
+    case json::kind::double_: return text + " (a number)";
+    case json::kind::string: return text + " (a string)";
+    case json::kind::array: return text + " (an array)";
+    case json::kind::object: return text + " (an object)";
+  }
+  return text;
+}
+
+/// The value as an integer, if it is one. A number with no fraction (`1e6`) counts. Integers
+/// beyond int64 saturate, which keeps them out of every range we check.
+std::optional<std::int64_t> as_integer(const json::value& v) {
+  constexpr auto int_max = std::numeric_limits<std::int64_t>::max();
+  constexpr auto int_min = std::numeric_limits<std::int64_t>::min();
+  if (v.is_int64())
+    return v.get_int64();
+  if (v.is_uint64())
+    return v.get_uint64() > static_cast<std::uint64_t>(int_max) ? int_max
+                                                                : static_cast<std::int64_t>(v.get_uint64());
+  if (v.is_double()) {
+    const double d = v.get_double();
+    if (!std::isfinite(d) || d != std::floor(d))
+      return std::nullopt;
+    if (d >= 9.2e18)
+      return int_max;
+    if (d <= -9.2e18)
+      return int_min;
+    return static_cast<std::int64_t>(d);
+  }
+  return std::nullopt;
+}
+
+std::string with_unit_name(std::int64_t n, std::string_view unit) {
+  std::string out = std::to_string(n);
+  if (unit == "bytes" && n == one_gib)
+    out += " (1 GiB)";
+  else if (unit == "milliseconds" && n == one_hour_ms)
+    out += " (1 hour)";
+  else if (unit == "milliseconds" && n == one_day_ms)
+    out += " (1 day)";
+  else if (unit == "microseconds" && n == 1'000'000)
+    out += " (1 second)";
+  return out;
+}
+
+/// "an integer from 1 to 256", "a whole number of milliseconds from 0 to 3600000 (1 hour)".
+std::string integer_range(std::int64_t min, std::int64_t max, std::string_view unit = {}) {
+  if (unit.empty())
+    return "an integer from " + std::to_string(min) + " to " + std::to_string(max);
+  return "a whole number of " + std::string(unit) + " from " + with_unit_name(min, unit) + " to " +
+         with_unit_name(max, unit);
+}
+
+/// Why `host` cannot be listened on, if it cannot.
+std::optional<std::string> host_problem(std::string_view host) {
+  if (host.empty())
+    return "is empty";
+  if (host.size() > 253)
+    return "is longer than 253 characters";
+  if (std::any_of(host.begin(), host.end(),
+                  [](unsigned char c) { return std::isspace(c) || std::iscntrl(c) || c == '/'; }))
+    return "contains whitespace or '/'";
+  if (std::count(host.begin(), host.end(), ':') == 1)
+    return "contains a port";  // more than one ':' is an IPv6 address
+  return std::nullopt;
+}
+
+// --- the schema -----------------------------------------------------------------------------
+
+using apply_fn = std::function<check(const json::value&, const std::string& key_path)>;
+
+/// One key of the file: a setting (`apply`) or a section of further keys (`keys`).
+struct key_rule {
+  std::string_view name;
+  apply_fn apply;
+  std::vector<key_rule> keys;
+};
+
+apply_fn integer(std::int64_t min, std::int64_t max, std::string_view unit,
+                 std::function<void(std::int64_t)> set) {
+  return [min, max, unit, set = std::move(set)](const json::value& v, const std::string& path) -> check {
+    const std::string allowed = integer_range(min, max, unit);
+    const auto n = as_integer(v);
+    if (!n)
+      return fail(path, "is " + describe(v) + ", not " + (v.is_number() ? "a whole number" : "an integer"),
+                  allowed);
+    if (*n < min || *n > max)
+      return fail(path, "is " + describe(v) + ", out of range", allowed);
+    set(*n);
+    return std::nullopt;
+  };
+}
+
+apply_fn count(std::int64_t min, std::int64_t max, std::size_t& target) {
+  return integer(min, max, {}, [&target](std::int64_t n) { target = static_cast<std::size_t>(n); });
+}
+
+apply_fn bytes(std::size_t& target) {
+  return integer(1, one_gib, "bytes", [&target](std::int64_t n) { target = static_cast<std::size_t>(n); });
+}
+
+apply_fn millis(std::int64_t min, std::int64_t max, std::chrono::milliseconds& target) {
+  return integer(min, max, "milliseconds",
+                 [&target](std::int64_t n) { target = std::chrono::milliseconds{n}; });
+}
+
+apply_fn boolean(bool& target) {
+  return [&target](const json::value& v, const std::string& path) -> check {
+    if (!v.is_bool())
+      return fail(path, "is " + describe(v) + ", not a boolean", "true or false (without quotes)");
+    target = v.get_bool();
+    return std::nullopt;
+  };
+}
+
+apply_fn non_empty_string(std::string& target, std::string allowed) {
+  return [&target, allowed = std::move(allowed)](const json::value& v, const std::string& path) -> check {
+    if (!v.is_string())
+      return fail(path, "is " + describe(v) + ", not a string", allowed);
+    const auto& s = v.get_string();
+    if (s.empty())
+      return fail(path, "is \"\" (an empty string)", allowed);
+    if (s.size() > 4096 || std::find(s.begin(), s.end(), '\0') != s.end())
+      return fail(path, "is " + describe(v) + ", too long or containing a NUL character", allowed);
+    target.assign(s.data(), s.size());
+    return std::nullopt;
+  };
+}
+
+apply_fn host(std::string& target) {
+  return [&target](const json::value& v, const std::string& path) -> check {
+    const std::string allowed =
+        "a host name or IP address such as \"127.0.0.1\", \"0.0.0.0\" or \"::1\" (the port goes in "
+        "http.port)";
+    if (!v.is_string())
+      return fail(path, "is " + describe(v) + ", not a string", allowed);
+    std::string_view h(v.get_string().data(), v.get_string().size());
+    if (h.size() >= 2 && h.front() == '[' && h.back() == ']')
+      h = h.substr(1, h.size() - 2);  // "[::1]" as in a URL means "::1"
+    if (h.find("://") != std::string_view::npos)
+      return fail(path, "is " + describe(v) + ", a URL rather than a host", allowed);
+    if (auto why = host_problem(h))
+      return fail(path, "is " + describe(v) + ", which " + *why, allowed);
+    target.assign(h);
+    return std::nullopt;
+  };
+}
+
+apply_fn log_level(std::string& target) {
+  return [&target](const json::value& v, const std::string& path) -> check {
+    static const std::vector<std::string_view> levels{"trace", "debug", "info", "warn",
+                                                      "error", "critical", "off"};
+    const std::string allowed = "one of " + quoted_list(levels);
+    if (!v.is_string())
+      return fail(path, "is " + describe(v) + ", not a string", allowed);
+    const std::string_view s(v.get_string().data(), v.get_string().size());
+    if (std::find(levels.begin(), levels.end(), s) != levels.end()) {
+      target.assign(s);
+      return std::nullopt;
+    }
+    std::string problem = "is " + describe(v) + ", not a log level";
+    if (auto guess = closest(s, levels))
+      problem += "; did you mean '" + std::string(*guess) + "'?";
+    return fail(path, problem, allowed);
+  };
+}
+
+/// The whole file, with setters that write into `cfg`. Upper bounds are sanity limits: big
+/// enough for any real deployment, small enough to catch a slipped digit.
+std::vector<key_rule> schema(config& cfg) {
+  auto& h = cfg.http;
+  auto& l = cfg.limits;
+  auto& s = cfg.supervision;
+  return {
+      {"data_dir", non_empty_string(cfg.data_dir, "a non-empty directory path, e.g. \"./data\""), {}},
+      {"http",
+       {},
+       {
+           {"enabled", boolean(h.enabled), {}},
+           {"host", host(h.host), {}},
+           {"port", integer(0, 65535, {}, [&h](std::int64_t n) { h.port = static_cast<std::uint16_t>(n); }),
+            {}},
+           {"max_body_bytes", bytes(h.max_body_bytes), {}},
+           {"keep_alive_max_count", count(1, 10'000'000, h.keep_alive_max_count), {}},
+           {"read_timeout_ms", millis(1, one_hour_ms, h.read_timeout), {}},
+           {"write_timeout_ms", millis(1, one_hour_ms, h.write_timeout), {}},
+           {"worker_threads", count(1, 1024, h.worker_threads), {}},
+       }},
+      {"scheduler",
+       {},
+       {
+           {"max_threads", count(1, 256, cfg.scheduler.max_threads), {}},
+           {"moderate_sleep_us", integer(0, 1'000'000, "microseconds",
+                                         [&cfg](std::int64_t n) {
+                                           cfg.scheduler.moderate_sleep = std::chrono::microseconds{n};
+                                         }),
+            {}},
+       }},
+      {"log", {}, {{"level", log_level(cfg.log.level), {}}}},
+      {"supervision",
+       {},
+       {
+           {"max_restarts", count(1, 1000, s.max_restarts), {}},
+           {"within_ms", millis(1, one_day_ms, s.within), {}},
+           {"backoff_initial_ms", millis(0, one_hour_ms, s.backoff_initial), {}},
+           {"backoff_max_ms", millis(0, one_hour_ms, s.backoff_max), {}},
+       }},
+      {"limits",
+       {},
+       {
+           {"max_event_bytes", bytes(l.max_event_bytes), {}},
+           {"max_depth", count(1, 256, l.max_depth), {}},
+           {"max_string_bytes", bytes(l.max_string_bytes), {}},
+           {"max_attribute_bytes", bytes(l.max_attribute_bytes), {}},
+           {"max_batch_events", count(1, 1'000'000, l.max_batch_events), {}},
+           {"max_batch_bytes", bytes(l.max_batch_bytes), {}},
+       }},
+      {"drain_timeout_ms", millis(0, one_hour_ms, cfg.drain_timeout), {}},
+  };
+}
+
+std::vector<std::string_view> names_of(const std::vector<key_rule>& rules) {
+  std::vector<std::string_view> names;
+  for (const auto& r : rules)
+    names.push_back(r.name);
+  return names;
+}
+
+/// Where else in the schema a key of this name lives: `port` at the top -> `http.port`.
+std::optional<std::string> elsewhere(std::string_view key, const std::vector<key_rule>& rules,
+                                     const std::string& parent, const std::string& skip) {
+  const std::string k = normalized(key);
+  for (const auto& r : rules) {
+    const std::string path = child_path(parent, r.name);
+    if (r.name == k && path != skip)
+      return path;
+    if (auto found = elsewhere(key, r.keys, path, skip))
+      return found;
+  }
+  return std::nullopt;
+}
+
+check unknown_key(const std::string& path, std::string_view key, const std::vector<key_rule>& level,
+                  const std::vector<key_rule>& root) {
+  const auto names = names_of(level);
+  std::string problem = "unknown key '" + std::string(key) + "'";
+  if (auto guess = closest(key, names))
+    problem += "; did you mean '" + std::string(*guess) + "'?";
+  else if (auto other = elsewhere(key, root, {}, path))
+    problem += "; did you mean '" + *other + "'?";
+  return fail(path, problem, "the keys " + quoted_list(names));
+}
+
+check apply_rules(const json::value& v, const std::string& path, const std::vector<key_rule>& rules,
+                  const std::vector<key_rule>& root) {
+  if (!v.is_object())
+    return fail(path.empty() ? "$" : path, "is " + describe(v) + ", not an object",
+                "a JSON object with the keys " + quoted_list(names_of(rules)));
+  for (const auto& member : v.get_object()) {
+    const std::string_view key(member.key().data(), member.key().size());
+    const std::string member_path = child_path(path, key);
+    const auto rule = std::find_if(rules.begin(), rules.end(), [&](const key_rule& r) { return r.name == key; });
+    if (rule == rules.end())
+      return unknown_key(member_path, key, rules, root);
+    if (auto error = rule->apply ? rule->apply(member.value(), member_path)
+                                 : apply_rules(member.value(), member_path, rule->keys, root))
+      return error;
+  }
+  return std::nullopt;
+}
+
+// --- secrets --------------------------------------------------------------------------------
+
+bool looks_like_secret(std::string_view key) {
+  const std::string k = normalized(key);
+  for (std::string_view word : {"token", "password", "passwd", "secret", "api_key", "apikey"})
+    if (k.find(word) != std::string::npos)
+      return true;
+  return false;
+}
+
+/// Secrets never come from the file (files get committed, copied and logged); reported before
+/// any other check so that the user learns where the secret goes instead. The value is never
+/// echoed.
+check find_secret(const json::value& v, const std::string& path) {
+  if (v.is_array()) {
+    std::size_t i = 0;
+    for (const auto& item : v.get_array())
+      if (auto error = find_secret(item, path + "[" + std::to_string(i++) + "]"))
+        return error;
+  }
+  if (!v.is_object())
+    return std::nullopt;
+  for (const auto& member : v.get_object()) {
+    const std::string_view key(member.key().data(), member.key().size());
+    const std::string member_path = child_path(path, key);
+    if (looks_like_secret(key)) {
+      const std::string k = normalized(key);
+      const bool twilio = k.find("auth_token") != std::string::npos ||
+                          normalized(path).find("twilio") != std::string::npos;
+      const std::string where =
+          twilio ? "the environment variable TWILIO_AUTH_TOKEN"
+                 : k.find("token") != std::string::npos
+                       ? "the environment variable SWITCHBOARD_API_TOKEN"
+                       : "the environment (SWITCHBOARD_API_TOKEN for the API token, TWILIO_AUTH_TOKEN for "
+                         "Twilio)";
+      return fail(member_path,
+                  "looks like a secret; secrets are never read from the configuration file",
+                  "no secrets here: remove '" + std::string(key) + "' and set " + where + " instead");
+    }
+    if (auto error = find_secret(member.value(), member_path))
+      return error;
+  }
+  return std::nullopt;
+}
+
+// --- syntax and duplicate keys --------------------------------------------------------------
+
+/// Walks the text once before the DOM is built, to learn what the DOM hides: where a syntax
+/// error is, and keys given twice (Boost.JSON silently keeps the last, so a second "port"
+/// would override the first without a word).
+class duplicate_key_finder {
+public:
+  static constexpr std::size_t max_array_size = static_cast<std::size_t>(-1);
+  static constexpr std::size_t max_object_size = static_cast<std::size_t>(-1);
+  static constexpr std::size_t max_string_size = static_cast<std::size_t>(-1);
+  static constexpr std::size_t max_key_size = static_cast<std::size_t>(-1);
+
+  std::string duplicate;  ///< key path of the first duplicate key, if any
+
+  bool on_document_begin(json::error_code&) { return true; }
+  bool on_document_end(json::error_code&) { return true; }
+  bool on_array_begin(json::error_code&) { return open(false); }
+  bool on_array_end(std::size_t, json::error_code&) { return close(); }
+  bool on_object_begin(json::error_code&) { return open(true); }
+  bool on_object_end(std::size_t, json::error_code&) { return close(); }
+  bool on_string_part(json::string_view, std::size_t, json::error_code&) { return true; }
+  bool on_string(json::string_view, std::size_t, json::error_code&) { return scalar(); }
+  bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
+    key_.append(s.data(), s.size());
+    return true;
+  }
+  bool on_key(json::string_view s, std::size_t, json::error_code& ec) {
+    key_.append(s.data(), s.size());
+    auto& top = stack_.back();
+    if (!top.keys.insert(key_).second) {
+      duplicate = child_path(path(), key_);
+      ec = std::make_error_code(std::errc::invalid_argument);
+      return false;
+    }
+    top.key = std::move(key_);
+    key_.clear();
+    return true;
+  }
+  bool on_number_part(json::string_view, json::error_code&) { return true; }
+  bool on_int64(std::int64_t, json::string_view, json::error_code&) { return scalar(); }
+  bool on_uint64(std::uint64_t, json::string_view, json::error_code&) { return scalar(); }
+  bool on_double(double, json::string_view, json::error_code&) { return scalar(); }
+  bool on_bool(bool, json::error_code&) { return scalar(); }
+  bool on_null(json::error_code&) { return scalar(); }
+  bool on_comment_part(json::string_view, json::error_code&) { return true; }
+  bool on_comment(json::string_view, json::error_code&) { return true; }
+
+private:
+  struct frame {
+    bool is_object = false;
+    std::unordered_set<std::string> keys;
+    std::string key;        // objects: the member being parsed
+    std::size_t index = 0;  // arrays: the element being parsed
+  };
+  std::vector<frame> stack_;
+  std::string key_;
+
+  bool open(bool is_object) {
+    stack_.push_back(frame{is_object, {}, {}, 0});
+    return true;
+  }
+  bool close() {
+    stack_.pop_back();
+    return scalar();
+  }
+  bool scalar() {
+    if (!stack_.empty() && !stack_.back().is_object)
+      ++stack_.back().index;
+    return true;
+  }
+  std::string path() const {
+    std::string out;
+    for (std::size_t i = 0; i + 1 < stack_.size(); ++i)
+      out = stack_[i].is_object ? child_path(out, stack_[i].key)
+                                : out + "[" + std::to_string(stack_[i].index) + "]";
+    return out;
+  }
+};
+
+json::parse_options parse_options() {
+  json::parse_options options;
+  options.allow_comments = true;
+  options.allow_trailing_commas = true;
+  return options;
+}
+
+/// "line 3, column 12" of a byte offset; columns count characters, not UTF-8 bytes.
+std::string position(std::string_view text, std::size_t offset) {
+  offset = std::min(offset, text.size());
+  std::size_t line = 1;
+  std::size_t column = 1;
+  for (std::size_t i = 0; i < offset; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\n') {
+      ++line;
+      column = 1;
+    } else if ((c & 0xC0) != 0x80) {
+      ++column;
+    }
+  }
+  return "line " + std::to_string(line) + ", column " + std::to_string(column);
+}
+
+check check_syntax(std::string_view text) {
+  json::basic_parser<duplicate_key_finder> parser(parse_options());
+  json::error_code ec;
+  const std::size_t used = parser.write_some(false, text.data(), text.size(), ec);
+  if (!parser.handler().duplicate.empty()) {
+    // The parser stopped just past the second key's closing quote; point at its opening one.
+    const auto open = used >= 2 ? text.rfind('"', used - 2) : std::string_view::npos;
+    return fail(parser.handler().duplicate,
+                "is given twice (again at " + position(text, open == std::string_view::npos ? used : open) +
+                    "), and only one value can win",
+                "each key at most once per object");
+  }
+  if (!ec && used < text.size())
+    ec = json::error::extra_data;
+  if (!ec)
+    return std::nullopt;
+  std::string problem = "is not valid JSON: " + ec.message() + " at " + position(text, used);
+  if (used >= text.size()) {
+    problem += " (the end of the text)";
+  } else {
+    const auto line_end = text.find_first_of("\r\n", used);
+    std::string near;
+    for (const char c : text.substr(used, std::min<std::size_t>(20, line_end - used))) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u >= 0x20 && u < 0x7F) {
+        near += c;
+      } else {  // keep the message printable, whatever bytes the file holds
+        static constexpr char hex[] = "0123456789ABCDEF";
+        near += {'\\', 'x', hex[u >> 4], hex[u & 0xF]};
+      }
+    }
+    if (!near.empty())
+      problem += ", near '" + near + "'";
+  }
+  return fail("$", problem, "JSON text; // and /* */ comments and trailing commas are accepted");
+}
+
+std::string os_advice(int error) {
+  switch (error) {
+    case ENOENT:
+    case ENOTDIR:
+      return "the path of an existing file (relative paths start at the working directory); "
+             "config/switchboard.json is a working example to copy";
+    case EACCES:
+    case EPERM:
+      return "a file the switchboard user may read: fix its permissions or owner";
+    case EISDIR:
+      return "a JSON file, not a directory";
+    default:
+      return "a readable JSON configuration file";
+  }
+}
+
+/// Closes a file descriptor on every path out.
+struct fd_guard {
+  int fd;
+  ~fd_guard() {
+    if (fd >= 0)
+      ::close(fd);
+  }
+};
+
+} // namespace
+
+config_result parse_config(std::string_view text, std::string source_name) {
+  config_result result;
+  auto failed = [&](config_error error) {
+    error.file = source_name;
+    result.error = std::move(error);
+    return std::move(result);
+  };
+
+  if (text.substr(0, 3) == "\xEF\xBB\xBF")
+    text.remove_prefix(3);  // a UTF-8 byte order mark, as some editors write
+  if (text.find_first_not_of(" \t\r\n") == std::string_view::npos)
+    return failed(*fail("$", "is empty", "a JSON object; {} uses every default (see config/switchboard.json)"));
+  if (auto error = check_syntax(text))
+    return failed(*error);
+
+  json::error_code ec;
+  const json::value doc = json::parse(json::string_view(text.data(), text.size()), ec, {}, parse_options());
+  if (ec)  // check_syntax accepted it; only running out of memory gets here
+    return failed(*fail("$", "is not valid JSON: " + ec.message(), "JSON text"));
+
+  if (auto error = find_secret(doc, {}))
+    return failed(*error);
+
+  config cfg;
+  const auto rules = schema(cfg);
+  if (auto error = apply_rules(doc, {}, rules, rules))
+    return failed(*error);
+
+  // Checks across keys: both may come from the file or the defaults.
+  const auto& s = cfg.supervision;
+  if (s.backoff_initial > s.backoff_max) {
+    const auto* section = doc.get_object().if_contains("supervision");
+    const bool initial_given = section && section->get_object().contains("backoff_initial_ms");
+    const bool max_given = section && section->get_object().contains("backoff_max_ms");
+    const std::string initial = std::to_string(s.backoff_initial.count());
+    const std::string max = std::to_string(s.backoff_max.count());
+    if (initial_given || !max_given)
+      return failed(*fail("supervision.backoff_initial_ms",
+                          "is " + initial + ", larger than supervision.backoff_max_ms (" + max +
+                              (max_given ? ")" : ", the default)"),
+                          "at most supervision.backoff_max_ms: lower backoff_initial_ms or raise "
+                          "backoff_max_ms"));
+    return failed(*fail("supervision.backoff_max_ms",
+                        "is " + max + ", smaller than supervision.backoff_initial_ms (" + initial +
+                            ", the default)",
+                        "at least supervision.backoff_initial_ms: raise backoff_max_ms or lower "
+                        "backoff_initial_ms"));
+  }
+
+  cfg.source = std::move(source_name);
+  result.value = std::move(cfg);
+  return result;
+}
+
+config_result load_config_file(const std::string& path) {
+  auto failed = [&](std::string problem, std::string allowed) {
+    config_result result;
+    result.error = config_error{path, "$", std::move(problem), std::move(allowed)};
+    return result;
+  };
+  if (path.empty())
+    return failed("no file name given", "the path of a JSON configuration file, e.g. config/switchboard.json");
+
+  const fd_guard file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (file.fd < 0) {
+    const int error = errno;
+    return failed("cannot open: " + std::generic_category().message(error), os_advice(error));
+  }
+  struct stat info {};
+  if (::fstat(file.fd, &info) == 0 && S_ISDIR(info.st_mode))
+    return failed("cannot read: it is a directory", os_advice(EISDIR));
+
+  // Read at most one byte past the limit: enough to know the file is too big, whatever it
+  // is (a FIFO or /proc file reports no useful size).
+  std::string text;
+  char buffer[16 * 1024];
+  while (text.size() <= max_config_file_bytes) {
+    const ssize_t n = ::read(file.fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      const int error = errno;
+      return failed("cannot read: " + std::generic_category().message(error), os_advice(error));
+    }
+    if (n == 0)
+      break;
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
+  if (text.size() > max_config_file_bytes)
+    return failed("is larger than 1 MiB",
+                  "a configuration file of at most 1048576 bytes (1 MiB); is this the right file?");
+
+  return parse_config(text, path);  // which sets config::source to the path
+}
+
+std::optional<config_error> apply_listen_override(config& cfg, std::string_view host_port) {
+  const std::string shown = "\"" + std::string(host_port) + "\"";
+  const std::string allowed =
+      "HOST:PORT with a port from 0 to 65535 (0 picks a free port), e.g. 127.0.0.1:8080, "
+      "0.0.0.0:80 or [::1]:9000";
+  auto failed = [&](std::string problem) {
+    return config_error{std::string(command_line), "--listen", "is " + shown + ", " + std::move(problem),
+                        allowed};
+  };
+
+  std::string_view host;
+  std::string_view port;
+  if (!host_port.empty() && host_port.front() == '[') {
+    const auto close = host_port.find(']');
+    if (close == std::string_view::npos)
+      return failed("an IPv6 address without its closing ']'");
+    host = host_port.substr(1, close - 1);
+    const auto rest = host_port.substr(close + 1);
+    if (rest.empty() || rest.front() != ':')
+      return failed("which has no port after the address");
+    port = rest.substr(1);
+  } else {
+    const auto colon = host_port.rfind(':');
+    if (colon == std::string_view::npos)
+      return failed("which has no port");
+    host = host_port.substr(0, colon);
+    port = host_port.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos)
+      return failed("an IPv6 address without brackets; write it as [ADDRESS]:PORT");
+  }
+  if (host.empty())
+    return failed("which has no host");
+  if (auto why = host_problem(host))
+    return failed("whose host " + *why);
+  if (port.empty())
+    return failed("which has no port");
+
+  unsigned long number = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+  if (ec == std::errc::result_out_of_range || (ec == std::errc{} && end == port.data() + port.size() &&
+                                                number > 65535))
+    return failed("whose port is out of range");
+  if (ec != std::errc{} || end != port.data() + port.size())
+    return failed("whose port is not a number");
+
+  cfg.http.host.assign(host);
+  cfg.http.port = static_cast<std::uint16_t>(number);
+  cfg.http.enabled = true;
+  return std::nullopt;
+}
+
+} // namespace switchboard

@@ -1,0 +1,1018 @@
+/// @file event_codec.cpp
+/// The CloudEvents 1.0 JSON codec (structured mode and batches) with switchboard's limits.
+/// Every rejection names the field (a JSON path, or `$` for the document) and what to fix.
+
+#include "switchboard/event.hpp"
+
+#include <boost/json/error.hpp>
+#include <boost/json/parser.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/serializer.hpp>
+
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace switchboard {
+
+namespace {
+
+namespace json = boost::json;
+
+constexpr std::size_t max_shown_bytes = 64;  // longest piece of user input quoted in an error
+
+// --- errors --------------------------------------------------------------------------------
+
+decode_result failure(std::string field, std::string reason) {
+  decode_result r;
+  r.error = decode_error{std::move(field), std::move(reason)};
+  return r;
+}
+
+decode_error error_at(std::string field, std::string reason) {
+  return decode_error{std::move(field), std::move(reason)};
+}
+
+/// Cuts user input that goes into an error message, keeping whole UTF-8 sequences.
+std::string shown(std::string_view s) {
+  if (s.size() <= max_shown_bytes)
+    return std::string(s);
+  std::size_t n = max_shown_bytes;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80)
+    --n;
+  return std::string(s.substr(0, n)) + "...";
+}
+
+const char* a_kind(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::null: return "null";
+    case json::kind::bool_: return "a boolean";
+    case json::kind::int64:
+    case json::kind::uint64: return "an integer";
+    case json::kind::double_: return "a number with a fraction or exponent";
+    case json::kind::string: return "a string";
+    case json::kind::array: return "an array";
+    case json::kind::object: return "an object";
+  }
+  return "an unknown JSON value";
+}
+
+std::size_t saturating_add(std::size_t a, std::size_t b) {
+  return a > std::numeric_limits<std::size_t>::max() - b ? std::numeric_limits<std::size_t>::max()
+                                                         : a + b;
+}
+
+std::string too_big_reason(std::size_t limit) {
+  return "serializes to more than " + std::to_string(limit) +
+         " bytes (max_event_bytes); send a smaller payload";
+}
+
+// --- attribute names -----------------------------------------------------------------------
+
+enum class attr {
+  specversion,
+  id,
+  source,
+  type,
+  subject,
+  time,
+  datacontenttype,
+  dataschema,
+  entitykind,
+  entityid,
+  entityversion,
+  correlationid,
+  causationid,
+  traceparent,
+  journalsequence,
+  data,
+  data_base64,
+  extension
+};
+
+attr classify(std::string_view k) noexcept {
+  switch (k.size()) {
+    case 2:
+      if (k == "id")
+        return attr::id;
+      break;
+    case 4:
+      if (k == "type")
+        return attr::type;
+      if (k == "time")
+        return attr::time;
+      if (k == "data")
+        return attr::data;
+      break;
+    case 6:
+      if (k == "source")
+        return attr::source;
+      break;
+    case 7:
+      if (k == "subject")
+        return attr::subject;
+      break;
+    case 8:
+      if (k == "entityid")
+        return attr::entityid;
+      break;
+    case 10:
+      if (k == "entitykind")
+        return attr::entitykind;
+      if (k == "dataschema")
+        return attr::dataschema;
+      break;
+    case 11:
+      if (k == "specversion")
+        return attr::specversion;
+      if (k == "causationid")
+        return attr::causationid;
+      if (k == "traceparent")
+        return attr::traceparent;
+      if (k == "data_base64")
+        return attr::data_base64;
+      break;
+    case 13:
+      if (k == "entityversion")
+        return attr::entityversion;
+      if (k == "correlationid")
+        return attr::correlationid;
+      break;
+    case 15:
+      if (k == "datacontenttype")
+        return attr::datacontenttype;
+      if (k == "journalsequence")
+        return attr::journalsequence;
+      break;
+    default: break;
+  }
+  return attr::extension;
+}
+
+/// The event member behind a string attribute, or nullptr for the others.
+std::string event::*string_member(attr a) noexcept {
+  switch (a) {
+    case attr::id: return &event::id;
+    case attr::source: return &event::source;
+    case attr::type: return &event::type;
+    case attr::subject: return &event::subject;
+    case attr::time: return &event::time;
+    case attr::datacontenttype: return &event::datacontenttype;
+    case attr::dataschema: return &event::dataschema;
+    case attr::entitykind: return &event::entity_kind;
+    case attr::entityid: return &event::entity_id;
+    case attr::correlationid: return &event::correlation_id;
+    case attr::causationid: return &event::causation_id;
+    case attr::traceparent: return &event::traceparent;
+    default: return nullptr;
+  }
+}
+
+/// What a required attribute is, for "is required (...)" and "must not be empty (...)".
+const char* required_hint(std::string_view name) noexcept {
+  if (name == "id")
+    return "a non-empty string; with source, the dedupe key";
+  if (name == "source")
+    return "a non-empty URI-reference naming the producer";
+  if (name == "type")
+    return "a non-empty string such as application.status_changed";
+  if (name == "entitykind")
+    return "a non-empty string naming the kind of entity, e.g. application";
+  if (name == "entityid")
+    return "a non-empty string naming the entity";
+  return nullptr;
+}
+
+std::optional<std::string> extension_name_problem(std::string_view name) {
+  bool ok = !name.empty() && name.size() <= 20;
+  for (char c : name)
+    ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'));
+  if (ok)
+    return std::nullopt;
+  std::string reason =
+      "is not a valid extension attribute name: CloudEvents 1.0 names are 1 to 20 characters "
+      "a-z or 0-9";
+  // "entityId" or "entity_id" are almost always a misspelt switchboard attribute.
+  std::string folded;
+  for (char c : name.substr(0, 32)) {
+    if (c >= 'A' && c <= 'Z')
+      folded.push_back(static_cast<char>(c - 'A' + 'a'));
+    else if (c != '_' && c != '-')
+      folded.push_back(c);
+  }
+  if (folded != name && classify(folded) != attr::extension)
+    reason += "; did you mean '" + folded + "'?";
+  return reason;
+}
+
+// --- attribute formats ---------------------------------------------------------------------
+
+constexpr const char* rfc3339_example =
+    "an RFC 3339 timestamp such as 2026-11-23T14:00:00Z or 2026-11-23T14:00:00.123+01:00";
+
+std::optional<std::string> time_problem(std::string_view s) {
+  auto format_reason = [] { return std::string("must be ") + rfc3339_example; };
+  auto digits = [&](std::size_t pos, std::size_t n, int& out) {
+    if (pos + n > s.size())
+      return false;
+    out = 0;
+    for (std::size_t i = pos; i < pos + n; ++i) {
+      if (s[i] < '0' || s[i] > '9')
+        return false;
+      out = out * 10 + (s[i] - '0');
+    }
+    return true;
+  };
+  auto at = [&](std::size_t pos, char c) { return pos < s.size() && s[pos] == c; };
+  auto out_of_range = [&](const char* what, int v, const char* range) {
+    return std::string("has ") + what + " " + std::to_string(v) + " out of range (" + range +
+           "); must be " + rfc3339_example;
+  };
+
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+  if (!digits(0, 4, year) || !at(4, '-') || !digits(5, 2, month) || !at(7, '-') ||
+      !digits(8, 2, day) || !(at(10, 'T') || at(10, 't')) || !digits(11, 2, hour) || !at(13, ':') ||
+      !digits(14, 2, minute) || !at(16, ':') || !digits(17, 2, second))
+    return format_reason();
+  std::size_t pos = 19;
+  if (at(pos, '.')) {
+    const std::size_t first = ++pos;
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9')
+      ++pos;
+    if (pos == first)
+      return format_reason();
+  }
+  int off_hour = 0, off_minute = 0;
+  if (at(pos, 'Z') || at(pos, 'z')) {
+    ++pos;
+  } else if (at(pos, '+') || at(pos, '-')) {
+    if (!digits(pos + 1, 2, off_hour) || !at(pos + 3, ':') || !digits(pos + 4, 2, off_minute))
+      return format_reason();
+    pos += 6;
+  } else {
+    return format_reason() + " (the time zone, Z or +hh:mm, is missing)";
+  }
+  if (pos != s.size())
+    return format_reason();
+
+  if (month < 1 || month > 12)
+    return out_of_range("month", month, "01-12");
+  static constexpr int days_in_month[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  const int last_day = days_in_month[month - 1] + (month == 2 && leap ? 1 : 0);
+  if (day < 1 || day > last_day)
+    return out_of_range("day", day, ("01-" + std::to_string(last_day)).c_str());
+  if (hour > 23)
+    return out_of_range("hour", hour, "00-23");
+  if (minute > 59)
+    return out_of_range("minute", minute, "00-59");
+  if (second > 60)  // RFC 3339 allows 60 for a leap second
+    return out_of_range("second", second, "00-60");
+  if (off_hour > 23)
+    return out_of_range("offset hour", off_hour, "00-23");
+  if (off_minute > 59)
+    return out_of_range("offset minute", off_minute, "00-59");
+  return std::nullopt;
+}
+
+std::optional<std::string> traceparent_problem(std::string_view s) {
+  const char* format_reason =
+      "must be a W3C traceparent 00-<32 lowercase hex trace-id>-<16 lowercase hex parent-id>-<2 "
+      "lowercase hex flags>, e.g. 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  auto hex = [&](std::size_t pos, std::size_t n, bool& all_zero) {
+    all_zero = true;
+    for (std::size_t i = pos; i < pos + n; ++i) {
+      const char c = s[i];
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+        return false;
+      all_zero = all_zero && c == '0';
+    }
+    return true;
+  };
+  bool zero_trace = false, zero_parent = false, unused = false;
+  if (s.size() != 55 || s.substr(0, 3) != "00-" || s[35] != '-' || s[52] != '-' ||
+      !hex(3, 32, zero_trace) || !hex(36, 16, zero_parent) || !hex(53, 2, unused))
+    return format_reason;
+  if (zero_trace)
+    return std::string("has an all-zero trace-id, which W3C trace context forbids; ") +
+           format_reason;
+  if (zero_parent)
+    return std::string("has an all-zero parent-id, which W3C trace context forbids; ") +
+           format_reason;
+  return std::nullopt;
+}
+
+std::optional<std::string> content_type_problem(std::string_view s) {
+  std::string_view media = s.substr(0, s.find(';'));
+  while (!media.empty() && (media.back() == ' ' || media.back() == '\t'))
+    media.remove_suffix(1);
+  // Media types are case-insensitive.
+  auto iequals = [](std::string_view a, std::string_view lower) {
+    if (a.size() != lower.size())
+      return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      const char c = a[i] >= 'A' && a[i] <= 'Z' ? static_cast<char>(a[i] - 'A' + 'a') : a[i];
+      if (c != lower[i])
+        return false;
+    }
+    return true;
+  };
+  const bool json_type = iequals(media, "application/json") ||
+                         (media.size() > 5 && iequals(media.substr(media.size() - 5), "+json") &&
+                          media.find('/') != std::string_view::npos);
+  if (json_type)
+    return std::nullopt;
+  return "must be application/json or a media type ending in +json (switchboard accepts only "
+         "JSON object data), got '" +
+         shown(s) + "'";
+}
+
+/// Checks a context attribute's string value; `name` is its wire name.
+std::optional<decode_error> string_attribute_problem(attr a, std::string_view name,
+                                                     std::string_view s,
+                                                     const codec_limits& limits) {
+  if (s.size() > limits.max_attribute_bytes)
+    return error_at(std::string(name), "is " + std::to_string(s.size()) + " bytes long; at most " +
+                                           std::to_string(limits.max_attribute_bytes) +
+                                           " bytes are allowed (max_attribute_bytes)");
+  if (s.empty()) {
+    if (const char* hint = required_hint(name))
+      return error_at(std::string(name), std::string("must not be empty (") + hint + ")");
+    return error_at(std::string(name), "must not be empty; leave the attribute out instead");
+  }
+  std::optional<std::string> problem;
+  if (a == attr::time)
+    problem = time_problem(s);
+  else if (a == attr::traceparent)
+    problem = traceparent_problem(s);
+  else if (a == attr::datacontenttype)
+    problem = content_type_problem(s);
+  if (problem)
+    return error_at(std::string(name), std::move(*problem));
+  return std::nullopt;
+}
+
+// --- sizes as Boost.JSON serializes them -----------------------------------------------------
+
+std::size_t json_string_size(std::string_view s) noexcept {
+  std::size_t n = s.size() + 2;
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\' || c == '\b' || c == '\t' || c == '\n' || c == '\f' || c == '\r')
+      n += 1;
+    else if (c < 0x20)
+      n += 5;
+  }
+  return n;
+}
+
+std::size_t decimal_size(std::uint64_t v) noexcept {
+  std::size_t n = 1;
+  while (v >= 10) {
+    v /= 10;
+    ++n;
+  }
+  return n;
+}
+
+std::size_t scalar_size(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::null: return 4;
+    case json::kind::bool_: return v.get_bool() ? 4 : 5;
+    case json::kind::int64: {
+      const std::int64_t i = v.get_int64();
+      return i < 0 ? 1 + decimal_size(0 - static_cast<std::uint64_t>(i))
+                   : decimal_size(static_cast<std::uint64_t>(i));
+    }
+    case json::kind::uint64: return decimal_size(v.get_uint64());
+    case json::kind::double_: return json::serialize(v).size();
+    case json::kind::string: return json_string_size(v.get_string());
+    default: return 0;  // containers are measured by walk_tree
+  }
+}
+
+// --- the payload walk ----------------------------------------------------------------------
+
+void append_path_key(std::string& path, std::string_view key) {
+  bool plain = !key.empty() && key.size() <= max_shown_bytes;
+  for (char c : key)
+    plain = plain && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '_' || c == '-');
+  if (plain) {
+    path += '.';
+    path += key;
+  } else {
+    path += "[\"";
+    path += shown(key);
+    path += "\"]";
+  }
+}
+
+/// One open container during the walk and the child being visited in it.
+struct walk_frame {
+  const json::object* obj;
+  const json::array* arr;
+  std::size_t index;
+};
+
+std::string frames_path(std::string_view root, const std::vector<walk_frame>& frames) {
+  std::string path(root);
+  for (const walk_frame& f : frames) {
+    if (f.obj)
+      append_path_key(path, (f.obj->begin() + f.index)->key());
+    else
+      path += "[" + std::to_string(f.index) + "]";
+  }
+  return path;
+}
+
+/// Checks the string lengths (values and member names) and the nesting depth of `root`
+/// (level 1) and, if `size` is given, adds its serialized size and stops once it passes
+/// `limits.max_event_bytes`. Iterative, so a deep value built in code cannot overflow the
+/// stack.
+std::optional<decode_error> walk_tree(const json::object& root, std::string_view root_name,
+                                      const codec_limits& limits, std::size_t* size) {
+  // Reused per thread: the walk is not re-entrant, and this keeps it free of allocations.
+  thread_local std::vector<walk_frame> frames;
+  frames.clear();
+  frames.push_back({&root, nullptr, 0});
+  std::size_t total = size ? *size : 0;
+  auto open = [&](std::size_t n) { total += 2 + (n > 0 ? n - 1 : 0); };
+  open(root.size());
+
+  while (!frames.empty()) {
+    walk_frame& f = frames.back();
+    const std::size_t n = f.obj ? f.obj->size() : f.arr->size();
+    if (f.index == n) {
+      frames.pop_back();
+      if (!frames.empty())
+        ++frames.back().index;
+      continue;
+    }
+    const json::value* child;
+    if (f.obj) {
+      const json::key_value_pair& kv = *(f.obj->begin() + f.index);
+      if (kv.key().size() > limits.max_string_bytes)
+        return error_at(frames_path(root_name, frames),
+                        "has a member name of " + std::to_string(kv.key().size()) +
+                            " bytes; at most " + std::to_string(limits.max_string_bytes) +
+                            " bytes are allowed (max_string_bytes)");
+      if (size)
+        total += json_string_size(kv.key()) + 1;
+      child = &kv.value();
+    } else {
+      child = &(*f.arr)[f.index];
+    }
+
+    if (child->is_object() || child->is_array()) {
+      if (frames.size() + 1 > limits.max_depth)
+        return error_at(frames_path(root_name, frames),
+                        "nests objects and arrays deeper than " + std::to_string(limits.max_depth) +
+                            " levels (max_depth; '" + std::string(root_name) +
+                            "' itself is level 1); flatten the payload");
+      if (child->is_object()) {
+        open(child->get_object().size());
+        frames.push_back({&child->get_object(), nullptr, 0});
+      } else {
+        open(child->get_array().size());
+        frames.push_back({nullptr, &child->get_array(), 0});
+      }
+    } else {
+      if (child->is_string() && child->get_string().size() > limits.max_string_bytes)
+        return error_at(frames_path(root_name, frames),
+                        "is a string of " + std::to_string(child->get_string().size()) +
+                            " bytes; at most " + std::to_string(limits.max_string_bytes) +
+                            " bytes are allowed (max_string_bytes)");
+      if (size)
+        total += scalar_size(*child);
+      ++f.index;
+    }
+    if (size && total > limits.max_event_bytes)
+      return error_at("$", too_big_reason(limits.max_event_bytes));
+  }
+  if (size)
+    *size = total;
+  return std::nullopt;
+}
+
+std::optional<decode_error> extension_value_problem(std::string_view name, const json::value& v,
+                                                    const codec_limits& limits) {
+  switch (v.kind()) {
+    case json::kind::string:
+      if (v.get_string().size() > limits.max_string_bytes)
+        return error_at(std::string(name),
+                        "is a string of " + std::to_string(v.get_string().size()) +
+                            " bytes; at most " + std::to_string(limits.max_string_bytes) +
+                            " bytes are allowed (max_string_bytes)");
+      return std::nullopt;
+    case json::kind::int64:
+    case json::kind::uint64:
+    case json::kind::bool_: return std::nullopt;
+    default:
+      return error_at(std::string(name),
+                      std::string("is an extension attribute and must be a string, an integer or "
+                                  "a boolean, got ") +
+                          a_kind(v) + "; put structured values in 'data'");
+  }
+}
+
+// --- decoding ------------------------------------------------------------------------------
+
+std::optional<decode_error> take_unsigned(std::string_view name, const json::value& v,
+                                          std::optional<std::uint64_t>& out) {
+  const char* expected = "must be a non-negative integer";
+  if (v.is_uint64()) {
+    out = v.get_uint64();
+    return std::nullopt;
+  }
+  if (v.is_int64()) {
+    if (v.get_int64() >= 0) {
+      out = static_cast<std::uint64_t>(v.get_int64());
+      return std::nullopt;
+    }
+    return error_at(std::string(name),
+                    std::string(expected) + ", got " + std::to_string(v.get_int64()));
+  }
+  if (v.is_double()) {
+    char shortest[32];
+    const auto end = std::to_chars(shortest, shortest + sizeof shortest, v.get_double()).ptr;
+    return error_at(std::string(name), std::string(expected) +
+                                           " (at most 18446744073709551615), got " +
+                                           std::string(shortest, end));
+  }
+  return error_at(std::string(name), std::string(expected) + ", got " + a_kind(v));
+}
+
+/// Decodes the members of one event object. With a mutable object, `data` and extension
+/// values are moved out rather than copied. With `count_size`, the serialized size is
+/// measured along the way (the caller had no text to measure).
+template <class Object>
+decode_result decode_members(Object& obj, const codec_limits& limits, bool count_size) {
+  constexpr bool movable = !std::is_const_v<Object>;
+  decode_result out;
+  event& ev = out.value.emplace();
+  bool have_specversion = false;
+  bool have_data = false;
+  std::size_t size = 2 + (obj.size() > 0 ? obj.size() - 1 : 0);
+
+  for (auto& kv : obj) {
+    const std::string_view key = kv.key();
+    auto& v = kv.value();
+    const attr a = classify(key);
+    if (count_size)
+      size += json_string_size(key) + 1;
+
+    if (std::string event::*member = string_member(a)) {
+      if (!v.is_string())
+        return failure(std::string(key), std::string("must be a string, got ") + a_kind(v));
+      const std::string_view s = v.get_string();
+      if (auto problem = string_attribute_problem(a, key, s, limits))
+        return failure(std::move(problem->field), std::move(problem->reason));
+      (ev.*member).assign(s.data(), s.size());
+      if (count_size)
+        size += json_string_size(s);
+    } else {
+      switch (a) {
+        case attr::specversion:
+          if (!v.is_string())
+            return failure("specversion",
+                           std::string("must be the string \"1.0\", got ") + a_kind(v));
+          if (v.get_string() != "1.0")
+            return failure("specversion",
+                           "must be \"1.0\" (the CloudEvents version switchboard "
+                           "accepts), got \"" +
+                               shown(v.get_string()) + "\"");
+          have_specversion = true;
+          if (count_size)
+            size += 5;
+          break;
+        case attr::entityversion:
+        case attr::journalsequence:
+          if (auto problem =
+                  take_unsigned(key, v, a == attr::entityversion ? ev.entity_version : ev.sequence))
+            return failure(std::move(problem->field), std::move(problem->reason));
+          if (count_size)
+            size += scalar_size(v);
+          break;
+        case attr::data:
+          if (!v.is_object())
+            return failure(
+                "data",
+                std::string("must be a JSON object (the event's payload), got ") + a_kind(v));
+          if (auto problem =
+                  walk_tree(v.get_object(), "data", limits, count_size ? &size : nullptr))
+            return failure(std::move(problem->field), std::move(problem->reason));
+          if constexpr (movable)
+            ev.data = std::move(v.get_object());
+          else
+            ev.data = v.get_object();
+          have_data = true;
+          break;
+        case attr::data_base64:
+          return failure("data_base64",
+                         "is not supported: switchboard accepts only JSON object data; send the "
+                         "payload as a JSON object in 'data'");
+        default: {  // an extension attribute
+          if (auto problem = extension_name_problem(key))
+            return failure(shown(key), std::move(*problem));
+          if (auto problem = extension_value_problem(key, v, limits))
+            return failure(std::move(problem->field), std::move(problem->reason));
+          if (count_size)
+            size += scalar_size(v);
+          if constexpr (movable)
+            ev.extensions.emplace(key, std::move(v));
+          else
+            ev.extensions.emplace(key, v);
+          break;
+        }
+      }
+    }
+    if (count_size && size > limits.max_event_bytes)
+      return failure("$", too_big_reason(limits.max_event_bytes));
+  }
+
+  if (!have_specversion)
+    return failure("specversion", "is required and must be \"1.0\"");
+  for (const attr a : {attr::id, attr::source, attr::type, attr::entitykind, attr::entityid}) {
+    if ((ev.*string_member(a)).empty()) {
+      const char* name = a == attr::id           ? "id"
+                         : a == attr::source     ? "source"
+                         : a == attr::type       ? "type"
+                         : a == attr::entitykind ? "entitykind"
+                                                 : "entityid";
+      return failure(name, std::string("is required (") + required_hint(name) + ")");
+    }
+  }
+  if (!have_data)
+    return failure("data", "is required (a JSON object with the event's payload)");
+  return out;
+}
+
+template <class Value>
+decode_result decode_value(Value& v, const codec_limits& limits, bool count_size) {
+  if (!v.is_object())
+    return failure("$", std::string("must be a JSON object (one CloudEvent in structured mode), "
+                                    "got ") +
+                            a_kind(v));
+  return decode_members(v.get_object(), limits, count_size);
+}
+
+// --- parsing -------------------------------------------------------------------------------
+
+/// The path to the container the parser refused as too deep: replays the (valid) text before
+/// the failure point, tracking open containers. Frame 0 is the document itself.
+struct scan_frame {
+  bool is_array = false;
+  std::size_t index = 0;
+  std::string key;
+};
+
+std::vector<scan_frame> scan_open_containers(std::string_view prefix) {
+  std::vector<scan_frame> frames;
+  bool in_string = false, escaped = false, capturing = false;
+  std::string text;
+  for (char c : prefix) {
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"') {
+        in_string = false;
+        if (capturing)
+          frames.back().key = std::move(text);
+        capturing = false;
+        continue;
+      }
+      if (capturing && text.size() <= max_shown_bytes * 4)
+        text.push_back(c);
+      continue;
+    }
+    switch (c) {
+      case '"':
+        in_string = true;
+        // A string inside an object, before its ':', is a member name.
+        capturing = !frames.empty() && !frames.back().is_array && frames.back().index == 0;
+        text.clear();
+        break;
+      case '{': frames.push_back({false, 0, {}}); break;
+      case '[': frames.push_back({true, 0, {}}); break;
+      case '}':
+      case ']':
+        if (!frames.empty())
+          frames.pop_back();
+        break;
+      case ',':
+        if (!frames.empty())
+          frames.back().index = frames.back().is_array ? frames.back().index + 1 : 0;
+        break;
+      case ':':
+        if (!frames.empty())
+          frames.back().index = 1;  // in an object, index 1 means "inside the value"
+        break;
+      default: break;
+    }
+  }
+  return frames;
+}
+
+std::string scan_path(const std::vector<scan_frame>& frames, std::size_t first) {
+  std::string path;
+  for (std::size_t i = first; i < frames.size(); ++i) {
+    if (frames[i].is_array)
+      path += "[" + std::to_string(frames[i].index) + "]";
+    else if (path.empty() && !frames[i].key.empty())
+      path = shown(frames[i].key);
+    else
+      append_path_key(path, frames[i].key);
+  }
+  return path;
+}
+
+std::string depth_reason(std::size_t max_depth) {
+  return "nests objects and arrays deeper than " + std::to_string(max_depth) +
+         " levels (max_depth; 'data' itself is level 1); flatten the payload";
+}
+
+/// Parses `text` with at most `depth` levels of nesting. On failure, `offset` is where the
+/// parser stopped.
+bool parse_json(std::string_view text, std::size_t depth, json::value& out, json::error_code& ec,
+                std::size_t& offset) {
+  json::parse_options opt;
+  opt.max_depth = depth;
+  unsigned char scratch[4096];  // the parser's working stack for typical events
+  json::parser p(json::storage_ptr(), opt, scratch);
+  offset = p.write(text.data(), text.size(), ec);
+  if (ec)
+    return false;
+  out = p.release();
+  return true;
+}
+
+std::string syntax_reason(const json::error_code& ec, std::size_t offset) {
+  return "is not valid JSON: " + ec.message() + " at byte " + std::to_string(offset);
+}
+
+}  // namespace
+
+// --- public API ----------------------------------------------------------------------------
+
+std::string decode_error::message() const { return "field '" + field + "': " + reason; }
+
+decode_result decode_event(std::string_view text, const codec_limits& limits) {
+  if (text.size() > limits.max_event_bytes)
+    return failure("$", "is " + std::to_string(text.size()) + " bytes; at most " +
+                            std::to_string(limits.max_event_bytes) +
+                            " bytes are allowed (max_event_bytes)");
+  json::value v;
+  json::error_code ec;
+  std::size_t offset = 0;
+  // Level 1 is the event object, so `data` (level 2) may hold max_depth levels.
+  if (!parse_json(text, saturating_add(limits.max_depth, 1), v, ec, offset)) {
+    if (ec != json::error::too_deep)
+      return failure("$", syntax_reason(ec, offset));
+    const auto frames = scan_open_containers(text.substr(0, offset));
+    if (frames.empty() || frames.front().is_array)
+      return failure("$",
+                     "must be a JSON object (one CloudEvent in structured mode), got an "
+                     "array");
+    return failure(scan_path(frames, 0), depth_reason(limits.max_depth));
+  }
+  return decode_value(v, limits, false);
+}
+
+decode_result decode_event(const char* text, const codec_limits& limits) {
+  return decode_event(std::string_view(text), limits);
+}
+
+decode_result decode_event(const boost::json::value& v, const codec_limits& limits) {
+  return decode_value(v, limits, true);
+}
+
+batch_decode_result decode_event_batch(std::string_view text, const codec_limits& limits) {
+  batch_decode_result result;
+  auto document_error = [&](std::string reason) {
+    result.document_error = decode_error{"$", std::move(reason)};
+    return std::move(result);
+  };
+  if (text.size() > limits.max_batch_bytes)
+    return document_error("is " + std::to_string(text.size()) + " bytes; at most " +
+                          std::to_string(limits.max_batch_bytes) +
+                          " bytes are allowed in one batch (max_batch_bytes)");
+  json::value v;
+  json::error_code ec;
+  std::size_t offset = 0;
+  // Level 1 is the batch array, level 2 an event, level 3 its `data`.
+  if (!parse_json(text, saturating_add(limits.max_depth, 2), v, ec, offset)) {
+    if (ec != json::error::too_deep)
+      return document_error(syntax_reason(ec, offset));
+    // The parser cannot skip one item, so a too-deep item makes the document unusable.
+    const auto frames = scan_open_containers(text.substr(0, offset));
+    if (frames.size() < 2 || !frames.front().is_array)
+      return document_error(
+          "must be a JSON array of events (application/cloudevents-batch+json), "
+          "and this document nests too deep to parse");
+    return document_error("cannot be parsed: item [" + std::to_string(frames.front().index) +
+                          "] at '" + scan_path(frames, 1) + "' " + depth_reason(limits.max_depth));
+  }
+  if (!v.is_array())
+    return document_error(std::string("must be a JSON array of events "
+                                      "(application/cloudevents-batch+json), got ") +
+                          a_kind(v));
+  json::array& items = v.get_array();
+  if (items.size() > limits.max_batch_events)
+    return document_error("holds " + std::to_string(items.size()) + " events; at most " +
+                          std::to_string(limits.max_batch_events) +
+                          " are allowed in one batch (max_batch_events); split the batch");
+  result.items.reserve(items.size());
+  for (json::value& item : items)
+    result.items.push_back(decode_value(item, limits, true));
+  return result;
+}
+
+namespace {
+
+/// Calls `f(name, string_view)` or `f(name, uint64)` for each context attribute present, in
+/// wire order; `to_json`, `encode_event` and the size check share it so they agree.
+template <class F>
+void for_each_attribute(const event& ev, F&& f) {
+  using sv = std::string_view;
+  f(sv("specversion"), sv("1.0"));
+  f(sv("id"), sv(ev.id));
+  f(sv("source"), sv(ev.source));
+  f(sv("type"), sv(ev.type));
+  auto optional = [&](sv name, const std::string& s) {
+    if (!s.empty())
+      f(name, sv(s));
+  };
+  optional("subject", ev.subject);
+  optional("time", ev.time);
+  optional("datacontenttype", ev.datacontenttype);
+  optional("dataschema", ev.dataschema);
+  f(sv("entitykind"), sv(ev.entity_kind));
+  f(sv("entityid"), sv(ev.entity_id));
+  if (ev.entity_version)
+    f(sv("entityversion"), *ev.entity_version);
+  optional("correlationid", ev.correlation_id);
+  optional("causationid", ev.causation_id);
+  optional("traceparent", ev.traceparent);
+  if (ev.sequence)
+    f(sv("journalsequence"), *ev.sequence);
+}
+
+/// Extensions whose names collide with a known attribute are never written: the event's
+/// members are the single source of truth for those.
+bool writable_extension(std::string_view name) noexcept {
+  return classify(name) == attr::extension;
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char hex[] = "0123456789abcdef";
+  out.push_back('"');
+  std::size_t run = 0;  // start of the current run of characters that need no escape
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\')
+      continue;
+    out.append(s.data() + run, i - run);
+    run = i + 1;
+    out.push_back('\\');
+    switch (c) {
+      case '"': out.push_back('"'); break;
+      case '\\': out.push_back('\\'); break;
+      case '\b': out.push_back('b'); break;
+      case '\t': out.push_back('t'); break;
+      case '\n': out.push_back('n'); break;
+      case '\f': out.push_back('f'); break;
+      case '\r': out.push_back('r'); break;
+      default:
+        out.append("u00");
+        out.push_back(hex[c >> 4]);
+        out.push_back(hex[c & 15]);
+    }
+  }
+  out.append(s.data() + run, s.size() - run);
+  out.push_back('"');
+}
+
+template <class T>
+void append_serialized(std::string& out, json::serializer& sr, const T* v) {
+  sr.reset(v);
+  while (!sr.done()) {
+    const std::size_t old = out.size();
+    out.resize(old + 4096);
+    const std::string_view part = sr.read(&out[old], 4096);
+    out.resize(old + part.size());
+  }
+}
+
+}  // namespace
+
+boost::json::object to_json(const event& ev) {
+  json::object obj;
+  obj.reserve(16 + ev.extensions.size());
+  for_each_attribute(ev, [&](std::string_view name, auto v) { obj.emplace(name, v); });
+  for (const auto& kv : ev.extensions)
+    if (writable_extension(kv.key()))
+      obj.emplace(kv.key(), kv.value());
+  obj.emplace("data", ev.data);
+  return obj;
+}
+
+std::string encode_event(const event& ev) {
+  std::string out;
+  out.reserve(512);
+  out.push_back('{');
+  auto key = [&](std::string_view name) {
+    if (out.size() > 1)
+      out.push_back(',');
+    append_json_string(out, name);
+    out.push_back(':');
+  };
+  for_each_attribute(ev, [&](std::string_view name, auto v) {
+    key(name);
+    if constexpr (std::is_same_v<decltype(v), std::string_view>) {
+      append_json_string(out, v);
+    } else {
+      char digits[24];
+      const auto end = std::to_chars(digits, digits + sizeof digits, v).ptr;
+      out.append(digits, static_cast<std::size_t>(end - digits));
+    }
+  });
+  json::serializer sr;
+  for (const auto& kv : ev.extensions) {
+    if (!writable_extension(kv.key()))
+      continue;
+    key(kv.key());
+    append_serialized(out, sr, &kv.value());
+  }
+  key("data");
+  append_serialized(out, sr, &ev.data);
+  out.push_back('}');
+  return out;
+}
+
+std::optional<decode_error> validate_event(const event& ev, const codec_limits& limits) {
+  std::size_t size = 2;
+  std::size_t members = 0;
+  std::optional<decode_error> problem;
+  for_each_attribute(ev, [&](std::string_view name, auto v) {
+    ++members;
+    size += json_string_size(name) + 1;
+    if constexpr (std::is_same_v<decltype(v), std::string_view>) {
+      size += json_string_size(v);
+      if (problem || name == "specversion")
+        return;
+      if (v.empty() && required_hint(name))
+        problem =
+            error_at(std::string(name), std::string("is required (") + required_hint(name) + ")");
+      else
+        problem = string_attribute_problem(classify(name), name, v, limits);
+    } else {
+      size += decimal_size(v);
+    }
+  });
+  if (problem)
+    return problem;
+  for (const auto& kv : ev.extensions) {
+    const std::string_view name = kv.key();
+    if (!writable_extension(name))
+      return error_at(shown(name),
+                      "is a CloudEvents or switchboard attribute, not an extension; "
+                      "set the event's own member instead");
+    if (auto bad_name = extension_name_problem(name))
+      return error_at(shown(name), std::move(*bad_name));
+    if (auto bad_value = extension_value_problem(name, kv.value(), limits))
+      return bad_value;
+    ++members;
+    size += json_string_size(name) + 1 + scalar_size(kv.value());
+  }
+  ++members;
+  size += json_string_size("data") + 1 + (members - 1);  // member names, ':' and ','
+  if (size > limits.max_event_bytes)
+    return error_at("$", too_big_reason(limits.max_event_bytes));
+  return walk_tree(ev.data, "data", limits, &size);
+}
+
+std::string rfc3339_now() {
+  using namespace std::chrono;
+  const auto now = system_clock::now();
+  const auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
+  const std::time_t secs = system_clock::to_time_t(now);
+  std::tm utc{};
+  gmtime_r(&secs, &utc);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
+                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                static_cast<int>(ms));
+  return buf;
+}
+
+}  // namespace switchboard
