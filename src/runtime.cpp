@@ -1,6 +1,7 @@
 #include "switchboard/runtime.hpp"
 
 #include "actors/bus.hpp"
+#include "actors/journal.hpp"
 #include "actors/supervisor.hpp"
 #include "adapters/http/http_server.hpp"
 #include "core/type_pattern.hpp"
@@ -15,42 +16,25 @@
 #include <mutex>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
 
 namespace switchboard {
 
 namespace {
 
 constexpr caf::atom_value consumers_name = caf::atom("sb_consume");
-
-/// Fulfils a publish future; a completion dropped without an answer fails it.
-class promise_completion final : public publish_completion {
-public:
-  promise_completion(std::string id) : id_(std::move(id)) {}
-  ~promise_completion() override {
-    if (!done_)
-      promise_.set_exception(std::make_exception_ptr(
-        publish_error("event '" + id_ + "' was not accepted: the router stopped or restarted "
-                      "before routing it; publish it again")));
-  }
-  void accepted(std::size_t subscribers) override {
-    if (done_)
-      return;
-    done_ = true;
-    promise_.set_value(publish_receipt{id_, subscribers});
-  }
-  std::future<publish_receipt> future() { return promise_.get_future(); }
-
-private:
-  std::string id_;
-  std::promise<publish_receipt> promise_;
-  bool done_ = false;
-};
+constexpr std::size_t tail_capacity = 65'536;
 
 template <class T>
 std::future<T> failed_future(const std::string& why) {
   std::promise<T> p;
   p.set_exception(std::make_exception_ptr(publish_error(why)));
   return p.get_future();
+}
+
+dead_letter_info to_info(const adapters::sqlite::dead_letter& d) {
+  return dead_letter_info{d.id,       d.consumer,   d.sequence, d.reason,
+                          d.attempts, d.last_error, d.parked_at};
 }
 
 } // namespace
@@ -61,11 +45,21 @@ struct runtime::impl {
   explicit impl(config c) : cfg(std::move(c)) {}
 
   config cfg;
+  adapters::sqlite::journal_options journal_opts;
+  std::shared_ptr<actors::journal_writer> writer;
+  std::shared_ptr<actors::journal_tail> tail;
+  std::shared_ptr<actors::reader_ref> reader = std::make_shared<actors::reader_ref>();
+  std::shared_ptr<const actors::bus_context> ctx;
   std::unique_ptr<caf::actor_system_config> caf_cfg;
   std::unique_ptr<caf::actor_system> sys;
   supervisor_actor root;
   std::unique_ptr<adapters::http::http_server> http;
   std::string listen_address;
+
+  // A read-only connection for API reads (read, dead_letters); SQLite connections are not
+  // thread-safe, so it is used under its own lock.
+  mutable std::mutex query_mu;
+  mutable std::unique_ptr<adapters::sqlite::journal_store> query_store;
 
   mutable std::mutex mu;
   std::condition_variable cv;
@@ -73,20 +67,19 @@ struct runtime::impl {
   bool stop_requested = false;
   bool root_down = false;
   run_outcome outcome;
-  std::size_t inflight = 0;  // accepted events some subscriber still holds
-  std::map<std::uint64_t, std::shared_ptr<const actors::subscription_entry>> subscriptions;
+  std::map<std::uint64_t, std::shared_ptr<actors::subscription_entry>> subscriptions;
   std::uint64_t next_subscription = 1;
 
-  /// Held by every message about one accepted event; the last one out counts it done.
-  struct ticket final : inflight_ticket {
-    explicit ticket(impl* owner) : owner_(owner) {}
-    ~ticket() override {
-      std::lock_guard<std::mutex> guard{owner_->mu};
-      if (--owner_->inflight == 0)
-        owner_->cv.notify_all();
+  template <class F>
+  auto query(F&& f) const {
+    std::lock_guard<std::mutex> guard{query_mu};
+    if (!query_store) {
+      auto opts = journal_opts;
+      opts.read_only = true;
+      query_store = std::make_unique<adapters::sqlite::journal_store>(opts);
     }
-    impl* owner_;
-  };
+    return f(*query_store);
+  }
 
   supervisor_spec consumers_spec() {
     supervisor_spec spec;
@@ -96,18 +89,17 @@ struct runtime::impl {
     spec.backoff = {cfg.supervision.backoff_initial, cfg.supervision.backoff_max};
     std::lock_guard<std::mutex> guard{mu};
     for (auto& [id, entry] : subscriptions)
-      spec.children.push_back(actors::subscriber_child(entry));
+      spec.children.push_back(actors::consumer_child(entry, ctx));
     return spec;
   }
 
   supervisor_spec root_spec() {
     supervisor_spec spec;
     spec.name = "root";
-    // The consumers depend on the router: if it restarts, they restart and register again.
-    spec.strategy = restart_strategy::rest_for_one;
+    spec.strategy = restart_strategy::one_for_one;
     spec.intensity = {cfg.supervision.max_restarts, cfg.supervision.within};
     spec.backoff = {cfg.supervision.backoff_initial, cfg.supervision.backoff_max};
-    spec.children.push_back(actors::router_child());
+    spec.children.push_back(actors::reader_child(journal_opts, reader));
     auto consumers = actors::supervisor_child("consumers", [this] { return consumers_spec(); });
     auto start_consumers = consumers.start;
     consumers.start = [start_consumers](caf::actor_system& s) {
@@ -120,8 +112,40 @@ struct runtime::impl {
     return spec;
   }
 
-  supervisor_actor consumers() {
+  supervisor_actor consumers() const {
     return caf::actor_cast<supervisor_actor>(sys->registry().get(consumers_name));
+  }
+
+  std::shared_ptr<actors::subscription_entry> find_by_name(const std::string& name) const {
+    std::lock_guard<std::mutex> guard{mu};
+    for (auto& [id, entry] : subscriptions)
+      if (entry->durable && entry->options.name == name)
+        return entry;
+    return nullptr;
+  }
+
+  /// Asks the consumers supervisor, and waits for its answer.
+  std::string request_consumers(const child_spec& spec) {
+    caf::scoped_actor self{*sys};
+    std::string error;
+    self->request(consumers(), std::chrono::seconds(10), start_child_atom_v, spec)
+      .receive([](const caf::actor&) {},
+               [&](const caf::error& err) {
+                 // "already has a child": the supervisor restarted meanwhile and started it.
+                 auto text = actors::describe_exit_reason(err);
+                 if (text.find("already has a child") == std::string::npos)
+                   error = text;
+               });
+    return error;
+  }
+
+  bool stop_consumer(std::uint64_t id) {
+    caf::scoped_actor self{*sys};
+    bool existed = false;
+    self->request(consumers(), std::chrono::seconds(10), stop_child_atom_v,
+                  "subscription-" + std::to_string(id))
+      .receive([&](bool found) { existed = found; }, [](const caf::error&) {});
+    return existed;
   }
 };
 
@@ -147,6 +171,25 @@ void runtime::start() {
   if (ec)
     throw std::runtime_error("cannot create the data directory '" + d.cfg.data_dir +
                              "': " + ec.message() + " (set data_dir or --data-dir)");
+  d.journal_opts.path = (std::filesystem::path{d.cfg.data_dir} / "journal.db").string();
+  impl* raw = impl_.get();
+  try {
+    d.writer = std::make_shared<actors::journal_writer>(
+      d.journal_opts, [raw](std::vector<event_ptr> committed) {
+        raw->tail->append(std::move(committed));
+      });
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot open the journal: " + std::string{e.what()});
+  }
+  auto last = d.writer->last_sequence();
+  d.tail = std::make_shared<actors::journal_tail>(tail_capacity, last);
+  d.ctx = std::make_shared<const actors::bus_context>(actors::bus_context{d.tail, d.writer, d.reader});
+  {
+    std::lock_guard<std::mutex> guard{d.mu};
+    for (auto& [id, entry] : d.subscriptions)
+      if (!entry->durable)
+        entry->progress.store(last);  // ephemeral subscriptions see what comes after now
+  }
 
   d.caf_cfg = std::make_unique<caf::actor_system_config>();
   d.caf_cfg->set("scheduler.max-threads", d.cfg.scheduler.max_threads);
@@ -155,10 +198,9 @@ void runtime::start() {
   d.sys = std::make_unique<caf::actor_system>(*d.caf_cfg);
 
   d.root = actors::spawn_supervisor(*d.sys, d.root_spec());
-  impl* raw = impl_.get();
   {
-    // The root starts its children when it first runs; its first answer means the router
-    // and the consumers supervisor exist and are registered.
+    // The root starts its children when it first runs; its first answer means the journal
+    // reader and the consumers supervisor exist and are registered.
     caf::scoped_actor self{*d.sys};
     bool up = false;
     self->request(d.root, std::chrono::seconds(10), which_children_atom_v)
@@ -167,6 +209,7 @@ void runtime::start() {
     if (!up) {
       caf::anon_send_exit(d.root, caf::exit_reason::user_shutdown);
       d.sys.reset();
+      d.writer.reset();
       throw std::runtime_error("the supervision tree did not start; see the log for why");
     }
   }
@@ -194,6 +237,7 @@ void runtime::start() {
       caf::anon_send_exit(d.root, caf::exit_reason::user_shutdown);
       d.http.reset();
       d.sys.reset();
+      d.writer.reset();
       {
         std::lock_guard<std::mutex> guard{d.mu};
         d.state = impl::phase::stopped;
@@ -205,72 +249,102 @@ void runtime::start() {
   d.state = impl::phase::running;
 }
 
-std::future<publish_receipt> runtime::publish(event ev) {
+void runtime::publish_async(
+  event ev, std::function<void(const publish_receipt*, const std::string& error)> done) {
   auto& d = *impl_;
   if (ev.time.empty())
     ev.time = rfc3339_now();
-  if (auto problem = validate_event(ev, d.cfg.limits))
-    return failed_future<publish_receipt>("event rejected: " + problem->message());
-  std::shared_ptr<impl::ticket> ticket;
+  if (auto problem = validate_event(ev, d.cfg.limits)) {
+    done(nullptr, "event rejected: " + problem->message());
+    return;
+  }
   {
     std::lock_guard<std::mutex> guard{d.mu};
-    if (d.state != impl::phase::running)
-      return failed_future<publish_receipt>(
-        d.state == impl::phase::created ? "runtime is not started; call start() first"
-                                        : "runtime is stopping; the event was not accepted");
-    ++d.inflight;
-    ticket = std::make_shared<impl::ticket>(impl_.get());
+    if (d.state != impl::phase::running) {
+      done(nullptr, d.state == impl::phase::created
+                      ? "runtime is not started; call start() first"
+                      : "runtime is stopping; the event was not accepted");
+      return;
+    }
   }
-  auto router = actors::current_router(*d.sys);
-  auto completion = std::make_shared<promise_completion>(ev.id);
-  auto result = completion->future();
-  if (router)
-    caf::anon_send(router, route_atom_v, std::make_shared<const event>(std::move(ev)),
-                   inflight_ptr{std::move(ticket)}, publish_completion_ptr{std::move(completion)});
-  return result;  // without a router, the dropped completion fails the future
+  auto id = ev.id;
+  d.writer->append(std::move(ev), [id = std::move(id), done = std::move(done)](
+                                    const actors::append_result& r) {
+    if (!r.ok) {
+      done(nullptr, "event '" + id + "' was not stored: " + r.error +
+                      (r.retryable ? " (nothing was stored; publish it again later)" : ""));
+      return;
+    }
+    publish_receipt receipt{id,
+                            r.status == adapters::sqlite::append_status::accepted
+                              ? publish_receipt::outcome::accepted
+                              : publish_receipt::outcome::duplicate,
+                            r.sequence};
+    done(&receipt, {});
+  });
+}
+
+std::future<publish_receipt> runtime::publish(event ev) {
+  auto promise = std::make_shared<std::promise<publish_receipt>>();
+  auto result = promise->get_future();
+  publish_async(std::move(ev), [promise](const publish_receipt* r, const std::string& error) {
+    if (r != nullptr)
+      promise->set_value(*r);
+    else
+      promise->set_exception(std::make_exception_ptr(publish_error(error)));
+  });
+  return result;
 }
 
 subscription runtime::subscribe(const std::string& pattern, event_handler handler) {
+  subscription_options opts;
+  opts.pattern = pattern;
+  return subscribe(std::move(opts), std::move(handler));
+}
+
+subscription runtime::subscribe(subscription_options options, event_handler handler) {
   auto& d = *impl_;
   std::string why;
-  if (!core::type_pattern::parse(pattern, why))
+  auto pattern = core::type_pattern::parse(options.pattern, why);
+  if (!pattern)
     throw std::invalid_argument(why);
+  auto where = "subscribe('" + options.pattern + "'): ";
   if (!handler)
-    throw std::invalid_argument("subscribe('" + pattern + "'): the handler is empty");
-  auto entry = std::make_shared<actors::subscription_entry>();
-  entry->pattern = pattern;
-  entry->handler = std::move(handler);
+    throw std::invalid_argument(where + "the handler is empty");
+  if (options.partitions < 1 || options.partitions > 1024)
+    throw std::invalid_argument(where + "partitions is " + std::to_string(options.partitions) +
+                                "; use 1 to 1024");
+  if (options.max_in_flight < 1)
+    throw std::invalid_argument(where + "max_in_flight must be at least 1");
+  if (options.retry.max_attempts < 1)
+    throw std::invalid_argument(where + "retry.max_attempts must be at least 1");
+  if (options.retry.jitter < 0 || options.retry.jitter >= 1)
+    throw std::invalid_argument(where + "retry.jitter must be in [0, 1)");
+  if (!options.name.empty() && d.find_by_name(options.name))
+    throw std::invalid_argument(where + "a subscription named '" + options.name +
+                                "' exists already; names identify checkpoints, so use another");
   bool running = false;
+  std::shared_ptr<actors::subscription_entry> entry;
   {
     std::lock_guard<std::mutex> guard{d.mu};
     if (d.state == impl::phase::stopping || d.state == impl::phase::stopped)
-      throw std::logic_error("subscribe('" + pattern + "'): the runtime is stopping");
-    entry->id = d.next_subscription++;
-    d.subscriptions.emplace(entry->id, entry);
+      throw std::logic_error(where + "the runtime is stopping");
+    entry = std::make_shared<actors::subscription_entry>(d.next_subscription++, options,
+                                                         std::move(*pattern), std::move(handler));
     running = d.state == impl::phase::running;
+    if (running && !entry->durable)
+      entry->progress.store(d.writer->last_sequence());
+    d.subscriptions.emplace(entry->id, entry);
   }
   if (running) {
-    // The subscription is live once its subscriber registered with the router, which the
-    // child's start does before the supervisor answers.
-    caf::scoped_actor self{*d.sys};
-    std::string error;
-    self->request(d.consumers(), std::chrono::seconds(10), start_child_atom_v,
-                  actors::subscriber_child(entry))
-      .receive([](const caf::actor&) {},
-               [&](const caf::error& err) {
-                 // "already has a child": the consumers supervisor restarted meanwhile and
-                 // started it from the table.
-                 auto text = actors::describe_exit_reason(err);
-                 if (text.find("already has a child") == std::string::npos)
-                   error = text;
-               });
+    auto error = d.request_consumers(actors::consumer_child(entry, d.ctx));
     if (!error.empty()) {
       std::lock_guard<std::mutex> guard{d.mu};
       d.subscriptions.erase(entry->id);
-      throw std::runtime_error("subscribe('" + pattern + "') failed: " + error);
+      throw std::runtime_error(where + "failed: " + error);
     }
   }
-  return subscription{entry->id, pattern};
+  return subscription{entry->id, options.pattern};
 }
 
 void runtime::unsubscribe(const subscription& sub) {
@@ -282,12 +356,104 @@ void runtime::unsubscribe(const subscription& sub) {
       return;
     running = d.state == impl::phase::running;
   }
-  if (!running)
-    return;
-  if (auto router = actors::current_router(*d.sys))
-    caf::anon_send(router, unregister_atom_v, sub.id);
-  if (auto consumers = d.consumers())
-    caf::anon_send(consumers, stop_child_atom_v, "subscription-" + std::to_string(sub.id));
+  if (running)
+    d.stop_consumer(sub.id);
+}
+
+void runtime::replay(const std::string& name, std::uint64_t after_sequence) {
+  auto& d = *impl_;
+  auto entry = d.find_by_name(name);
+  if (!entry)
+    throw std::invalid_argument("replay: no durable subscription named '" + name + "'");
+  entry->restart_after.store(after_sequence);
+  {
+    std::lock_guard<std::mutex> guard{d.mu};
+    if (d.state != impl::phase::running)
+      return;  // takes effect when it starts
+  }
+  d.stop_consumer(entry->id);
+  auto error = d.request_consumers(actors::consumer_child(entry, d.ctx));
+  if (!error.empty())
+    throw std::runtime_error("replay of '" + name + "' failed: " + error);
+}
+
+void runtime::replay_from_time(const std::string& name, const std::string& rfc3339) {
+  auto& d = *impl_;
+  if (!d.writer)
+    throw std::logic_error("replay_from_time: the runtime is not started");
+  auto seq = d.query([&](adapters::sqlite::journal_store& s) {
+    return s.sequence_before_time(rfc3339);
+  });
+  if (!seq)
+    throw std::invalid_argument("replay_from_time: '" + rfc3339 +
+                                "' is not an RFC 3339 time such as 2026-11-23T14:00:00Z");
+  replay(name, *seq);
+}
+
+std::vector<event> runtime::read(std::uint64_t after, std::size_t limit) const {
+  if (!impl_->writer)
+    return {};
+  return impl_->query(
+    [&](adapters::sqlite::journal_store& s) { return s.read_after(after, limit); });
+}
+
+std::uint64_t runtime::last_sequence() const {
+  return impl_->writer ? impl_->writer->last_sequence() : 0;
+}
+
+std::vector<dead_letter_info> runtime::dead_letters(const std::string& consumer,
+                                                    std::size_t limit) const {
+  if (!impl_->writer)
+    return {};
+  std::vector<dead_letter_info> out;
+  impl_->query([&](adapters::sqlite::journal_store& s) {
+    for (auto& d : s.dead_letters(consumer, limit))
+      out.push_back(to_info(d));
+    return 0;
+  });
+  return out;
+}
+
+bool runtime::retry_dead_letter(std::uint64_t id) {
+  auto& d = *impl_;
+  if (!d.writer)
+    return false;
+  auto letter =
+    d.query([&](adapters::sqlite::journal_store& s) { return s.find_dead_letter(id); });
+  if (!letter)
+    return false;
+  std::shared_ptr<actors::subscription_entry> entry;
+  {
+    std::lock_guard<std::mutex> guard{d.mu};
+    for (auto& [sid, e] : d.subscriptions)
+      if (e->consumer_name() == letter->consumer)
+        entry = e;
+  }
+  auto consumer = entry ? entry->get_current() : consumer_actor{};
+  if (!consumer)
+    return false;
+  auto events = d.query([&](adapters::sqlite::journal_store& s) {
+    return s.read_after(letter->sequence - 1, 1);
+  });
+  if (events.empty() || events.front().sequence != letter->sequence)
+    return false;
+  if (!discard_dead_letter(id))
+    return false;  // someone else retried or discarded it meanwhile
+  caf::anon_send(consumer, redeliver_atom_v,
+                 event_ptr{std::make_shared<const event>(std::move(events.front()))});
+  return true;
+}
+
+bool runtime::discard_dead_letter(std::uint64_t id) {
+  auto& d = *impl_;
+  if (!d.writer)
+    return false;
+  auto removed = std::make_shared<bool>(false);
+  d.writer->run([id, removed](adapters::sqlite::journal_store& s) {
+    *removed = s.remove_dead_letter(id);
+  });
+  d.writer->flush();
+  return *removed;
 }
 
 run_outcome runtime::wait() {
@@ -308,7 +474,7 @@ void runtime::request_stop() {
 run_outcome runtime::stop() {
   auto& d = *impl_;
   {
-    std::unique_lock<std::mutex> lock{d.mu};
+    std::lock_guard<std::mutex> guard{d.mu};
     if (d.state == impl::phase::created)
       d.state = impl::phase::stopped;
     if (d.state == impl::phase::stopped)
@@ -316,10 +482,30 @@ run_outcome runtime::stop() {
     d.state = impl::phase::stopping;  // publish refuses from here on; /ready says 503
     d.stop_requested = true;
     d.cv.notify_all();
-    // Drain: every accepted event is handled (or its subscriber gone) before we stop.
-    if (!d.cv.wait_for(lock, d.cfg.drain_timeout, [&] { return d.inflight == 0; }))
-      spdlog::warn("runtime: drain timed out after {} ms with {} event(s) still in flight",
-                   d.cfg.drain_timeout.count(), d.inflight);
+  }
+  // Drain: write what was queued, then let every subscription finish what was committed.
+  d.writer->flush();
+  auto last = d.tail->last_sequence();
+  auto deadline = std::chrono::steady_clock::now() + d.cfg.drain_timeout;
+  for (;;) {
+    std::size_t behind = 0;
+    {
+      std::lock_guard<std::mutex> guard{d.mu};
+      for (auto& [id, entry] : d.subscriptions)
+        if (entry->progress.load() < last)
+          ++behind;
+      if (d.root_down)
+        behind = 0;  // nothing runs any more
+    }
+    if (behind == 0)
+      break;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      spdlog::warn("runtime: drain timed out after {} ms; {} subscription(s) had not reached "
+                   "sequence {} (durable ones resume from their checkpoint)",
+                   d.cfg.drain_timeout.count(), behind, last);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   if (d.http)
     d.http->stop();
@@ -330,6 +516,13 @@ run_outcome runtime::stop() {
   }
   d.root = nullptr;
   d.sys.reset();  // waits for every actor to finish
+  d.writer->flush();  // the last checkpoints and dead letters
+  {
+    std::lock_guard<std::mutex> guard{d.query_mu};
+    d.query_store.reset();
+  }
+  d.ctx.reset();
+  d.writer.reset();
   std::lock_guard<std::mutex> guard{d.mu};
   d.state = impl::phase::stopped;
   d.cv.notify_all();
@@ -344,5 +537,17 @@ std::string runtime::listen_address() const {
 const config& runtime::configuration() const { return impl_->cfg; }
 
 caf::actor_system& internal::runtime_access::system(runtime& rt) { return *rt.impl_->sys; }
+
+caf::actor internal::runtime_access::consumer(runtime& rt, const subscription& sub) {
+  std::lock_guard<std::mutex> guard{rt.impl_->mu};
+  auto i = rt.impl_->subscriptions.find(sub.id);
+  if (i == rt.impl_->subscriptions.end())
+    return {};
+  return caf::actor_cast<caf::actor>(i->second->get_current());
+}
+
+caf::actor internal::runtime_access::reader(runtime& rt) {
+  return caf::actor_cast<caf::actor>(rt.impl_->reader->get());
+}
 
 } // namespace switchboard

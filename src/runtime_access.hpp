@@ -11,6 +11,10 @@ namespace switchboard::internal {
 struct runtime_access {
   /// The runtime's actor system; valid between start() and stop().
   static caf::actor_system& system(runtime& rt);
+  /// The actor currently serving a subscription (invalid if none).
+  static caf::actor consumer(runtime& rt, const subscription& sub);
+  /// The journal reader actor.
+  static caf::actor reader(runtime& rt);
 };
 
 } // namespace switchboard::internal

@@ -77,30 +77,15 @@ typename Inspector::result_type inspect(Inspector& f, supervision_event& x) {
 
 // -- bus ---------------------------------------------------------------------------------
 
-/// Kept alive by every message that carries one accepted event; when the last copy is gone
-/// (handled, or dropped because its receiver died) the runtime's in-flight count goes down.
-/// A graceful stop waits for that count to reach zero.
-struct inflight_ticket {
-  virtual ~inflight_ticket() = default;
-};
-using inflight_ptr = std::shared_ptr<inflight_ticket>;
-
-/// Completes the future of one `runtime::publish`. Sent with the event to the router, which
-/// fulfils it once the event is handed on; if the message is dropped, its destructor fails
-/// the future.
-struct publish_completion {
-  virtual ~publish_completion() = default;
-  virtual void accepted(std::size_t subscribers) = 0;
-};
-using publish_completion_ptr = std::shared_ptr<publish_completion>;
+/// Journaled events in sequence order, shared between actors without copying.
+using event_batch = std::shared_ptr<const std::vector<event_ptr>>;
 
 } // namespace switchboard
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchboard::child_spec)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchboard::supervisor_spec)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchboard::event_ptr)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchboard::inflight_ptr)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchboard::publish_completion_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchboard::event_batch)
 
 CAF_BEGIN_TYPE_ID_BLOCK(switchboard, caf::first_custom_type_id)
 
@@ -112,21 +97,28 @@ CAF_BEGIN_TYPE_ID_BLOCK(switchboard, caf::first_custom_type_id)
   CAF_ADD_ATOM(switchboard, switchboard, which_children_atom, "sb_which")
   // supervisor <- itself (delayed): restart the pending children of restart round `epoch`.
   CAF_ADD_ATOM(switchboard, switchboard, restart_atom, "sb_restart")
-  // router <- runtime::publish: route one event; dedupe: none yet (the journal adds it).
-  CAF_ADD_ATOM(switchboard, switchboard, route_atom, "sb_route")
-  // router <- subscriber (on every start): this subscription now lives at this actor.
-  CAF_ADD_ATOM(switchboard, switchboard, register_atom, "sb_reg")
-  // router <- runtime::unsubscribe: forget a subscription.
-  CAF_ADD_ATOM(switchboard, switchboard, unregister_atom, "sb_unreg")
-  // subscriber <- router: handle one event.
-  CAF_ADD_ATOM(switchboard, switchboard, deliver_atom, "sb_deliver")
+  // consumer <- journal writer (after a commit) or itself: new events may be readable.
+  CAF_ADD_ATOM(switchboard, switchboard, wake_atom, "sb_wake")
+  // partition <- consumer: handle these events in order. Dedupe: the journal sequence.
+  CAF_ADD_ATOM(switchboard, switchboard, work_atom, "sb_work")
+  // consumer <- partition: these sequences are done (handled, dropped as stale, or parked).
+  CAF_ADD_ATOM(switchboard, switchboard, done_atom, "sb_done")
+  // partition <- itself (delayed): try the event at the head of the queue again.
+  CAF_ADD_ATOM(switchboard, switchboard, retry_atom, "sb_retry")
+  // partition <- itself: go on with the queue (yields the thread between rounds).
+  CAF_ADD_ATOM(switchboard, switchboard, resume_atom, "sb_resume")
+  // consumer <- runtime: handle one event again outside the cursor (a dead letter retried).
+  CAF_ADD_ATOM(switchboard, switchboard, redeliver_atom, "sb_redeliv")
+  // journal reader <- consumer: events after a sequence (catch-up from disk).
+  CAF_ADD_ATOM(switchboard, switchboard, fetch_atom, "sb_fetch")
+  // journal reader <- consumer: a consumer's saved checkpoint.
+  CAF_ADD_ATOM(switchboard, switchboard, checkpoint_atom, "sb_ckpt")
 
   CAF_ADD_TYPE_ID(switchboard, (switchboard::child_spec))
   CAF_ADD_TYPE_ID(switchboard, (switchboard::supervisor_spec))
   CAF_ADD_TYPE_ID(switchboard, (switchboard::supervision_event))
   CAF_ADD_TYPE_ID(switchboard, (switchboard::event_ptr))
-  CAF_ADD_TYPE_ID(switchboard, (switchboard::inflight_ptr))
-  CAF_ADD_TYPE_ID(switchboard, (switchboard::publish_completion_ptr))
+  CAF_ADD_TYPE_ID(switchboard, (switchboard::event_batch))
 
 CAF_END_TYPE_ID_BLOCK(switchboard)
 
@@ -142,13 +134,24 @@ using supervisor_actor = caf::typed_actor<
   caf::replies_to<which_children_atom>::with<std::vector<std::string>>,
   caf::reacts_to<restart_atom, std::uint64_t>>;
 
-/// The router: hands each event to the subscriptions whose pattern matches its type.
-using router_actor = caf::typed_actor<
-  caf::reacts_to<route_atom, event_ptr, inflight_ptr, publish_completion_ptr>,
-  caf::reacts_to<register_atom, std::uint64_t, std::string, caf::actor>,
-  caf::reacts_to<unregister_atom, std::uint64_t>>;
+/// A consumer: reads the journal from its cursor, filters by pattern, hands events to its
+/// partitions within its credit, and saves its checkpoint as they finish.
+using consumer_actor = caf::typed_actor<
+  caf::reacts_to<wake_atom>,
+  caf::reacts_to<done_atom, std::vector<std::uint64_t>>,
+  caf::reacts_to<redeliver_atom, event_ptr>>;
 
-/// One subscription's worker: runs the handler for each delivered event, one at a time.
-using subscriber_actor = caf::typed_actor<caf::reacts_to<deliver_atom, event_ptr, inflight_ptr>>;
+/// One partition of a consumer: runs the handler for its events one at a time, in order,
+/// with retries; parks what cannot be handled.
+using partition_actor = caf::typed_actor<
+  caf::reacts_to<work_atom, event_batch>,
+  caf::reacts_to<retry_atom, std::uint64_t>,
+  caf::reacts_to<resume_atom>>;
+
+/// The journal reader: a detached actor with its own read-only connection (blocking reads
+/// never run on scheduler threads).
+using reader_actor = caf::typed_actor<
+  caf::replies_to<fetch_atom, std::uint64_t, std::uint32_t>::with<event_batch>,
+  caf::replies_to<checkpoint_atom, std::string>::with<std::uint64_t>>;
 
 } // namespace switchboard

@@ -4,16 +4,23 @@
 /// `switchboard::runtime`: the embedding API (since 0.1). The `switchboard` daemon is just
 /// another host of this class.
 ///
-/// Delivery guarantees in 0.1 (in-memory bus, no journal yet):
-/// - `publish` completes its future once the router has accepted the event and handed it to
-///   every subscription whose pattern matches `type`. Nothing is durable yet: events in
-///   flight when the process dies are lost.
-/// - Each subscription sees events in publish order per publishing thread, one at a time.
-///   Different subscriptions run in parallel.
-/// - A handler that throws is logged with the event's correlation id; the event counts as
-///   handled (failed) and the subscription goes on.
-/// - `stop()` drains: new publishes are refused, events already accepted are handled (up to
-///   the drain timeout), then the actor system shuts down.
+/// Guarantees (since 0.2, the durable journal):
+/// - `publish` completes its future only after the event is durable in the journal (the
+///   SQLite transaction holding it is committed and fsync'd), or fails with the reason. An
+///   event whose (source, id) is already in the journal completes as `duplicate` and is
+///   stored once.
+/// - Delivery is at least once: every subscription sees every matching event committed
+///   after its starting point, in journal order per entity (events of one entity kind+id
+///   always go to the same partition). A named (durable) subscription keeps a checkpoint in
+///   the journal; after a crash or restart it gets every event past its checkpoint again, so
+///   handlers must be idempotent (deduplicate by `sequence` or by `id`).
+/// - A handler that throws is retried with exponential backoff and jitter, up to its retry
+///   budget; `terminal_error` skips the retries. Then the event is parked as a dead letter
+///   and the subscription goes on. Dead letters can be listed, retried and discarded.
+/// - Each subscription has bounded credit (`max_in_flight`): a slow subscription falls
+///   behind and catches up from the journal; it neither grows memory nor slows the others.
+/// - `stop()` drains: new publishes are refused, queued appends are written, and
+///   subscriptions finish what was committed (up to the drain timeout).
 
 #include "switchboard/config.hpp"
 #include "switchboard/event.hpp"
@@ -24,7 +31,9 @@
 #include <future>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace switchboard {
 
@@ -32,10 +41,50 @@ namespace internal {
 struct runtime_access;  // switchboard's own tests reach the actor system through this
 }
 
-/// What `publish` reports once the bus has accepted an event.
+/// What `publish` reports once the event is durable.
 struct publish_receipt {
+  enum class outcome { accepted, duplicate };
   std::string id;                  ///< the event's id
-  std::size_t subscribers = 0;     ///< how many subscriptions it was handed to
+  outcome status = outcome::accepted;
+  std::uint64_t sequence = 0;      ///< its journal sequence (the original's, for a duplicate)
+};
+
+/// Thrown by a handler for a failure that retrying cannot fix: the event is parked as a dead
+/// letter at once.
+class terminal_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// How a subscription retries a failing handler.
+struct retry_policy {
+  std::size_t max_attempts = 5;                 ///< attempts in all, including the first
+  std::chrono::milliseconds initial{50};        ///< delay before the first retry
+  std::chrono::milliseconds max{5'000};         ///< cap of the doubling delay
+  double jitter = 0.2;                          ///< each delay is scaled by 1 ± jitter at random
+};
+
+/// What a subscription consumes and how.
+struct subscription_options {
+  std::string pattern;           ///< `a.b`, `a.*` or `*`
+  std::string name;              ///< durable consumer name (checkpointed); "" = ephemeral,
+                                 ///< starting at the journal's end, not checkpointed
+  std::size_t partitions = 1;    ///< parallel lanes; one entity always uses the same lane
+  std::size_t max_in_flight = 1024;  ///< credit: events handed on but not yet done
+  retry_policy retry;
+  bool drop_stale_versions = false;  ///< skip events whose entityversion is older than the
+                                     ///< last one applied for the same entity
+};
+
+/// A parked event.
+struct dead_letter_info {
+  std::uint64_t id = 0;
+  std::string consumer;
+  std::uint64_t sequence = 0;
+  std::string reason;            ///< "terminal error" or "retries exhausted"
+  std::uint32_t attempts = 0;
+  std::string last_error;
+  std::string parked_at;
 };
 
 /// Thrown through the `publish` future (and by `publish` itself for invalid events).
@@ -45,7 +94,7 @@ public:
 };
 
 /// A handler for events; it runs on one of the runtime's scheduler threads, so it must not
-/// block for long.
+/// block for long. Throwing means failure (see `retry_policy`, `terminal_error`).
 using event_handler = std::function<void(const event&)>;
 
 /// Identifies a subscription; pass it to `runtime::unsubscribe`.
@@ -76,20 +125,57 @@ public:
   /// listen address is in use, the data directory cannot be created).
   void start();
 
-  /// Publishes an event. Missing `time` is set to now. Invalid events (missing required
-  /// attributes) make the future fail with `publish_error` naming the field. After `stop()`
-  /// began, the future fails with `publish_error("runtime is stopping")`.
+  /// Publishes an event: the future completes once it is durable in the journal. Missing
+  /// `time` is set to now. Invalid events make the future fail with `publish_error` naming
+  /// the field; so does a storage failure (e.g. disk full: nothing was stored, try again)
+  /// and a publish after `stop()` began.
   std::future<publish_receipt> publish(event ev);
+
+  /// Like `publish`, but calls `done` (on the journal's writer thread; it must not block)
+  /// instead of completing a future: for ingest paths that answer many events at once.
+  /// `done` receives the receipt, or an error message when the event was not stored.
+  void publish_async(event ev,
+                     std::function<void(const publish_receipt*, const std::string& error)> done);
 
   /// Subscribes `handler` to events whose type matches `pattern`: an exact type
   /// (`application.status_changed`), a prefix wildcard (`application.*`, which matches
-  /// `application.created` and `application.status.changed`) or `*` for all. Throws
-  /// std::invalid_argument for malformed patterns. The subscription is active when this
-  /// returns.
+  /// `application.created` and `application.status.changed`) or `*` for all. Ephemeral: it
+  /// sees events committed after this call. Throws std::invalid_argument for malformed
+  /// patterns.
   subscription subscribe(const std::string& pattern, event_handler handler);
+
+  /// Subscribes with options. A named subscription resumes from its checkpoint (or the
+  /// journal's start the first time). Throws std::invalid_argument for bad options or a name
+  /// already subscribed.
+  subscription subscribe(subscription_options options, event_handler handler);
 
   /// Removes a subscription; events already handed to it are still handled.
   void unsubscribe(const subscription& sub);
+
+  /// Restarts the named subscription from just after `sequence` (0 = from the start).
+  /// Throws std::invalid_argument for an unknown name.
+  void replay(const std::string& name, std::uint64_t after_sequence);
+
+  /// Restarts the named subscription from the first event whose time is at or after
+  /// `rfc3339`. Throws std::invalid_argument for an unknown name or a malformed time.
+  void replay_from_time(const std::string& name, const std::string& rfc3339);
+
+  /// Up to `limit` journaled events with sequence > `after`, in order, `sequence` set.
+  std::vector<event> read(std::uint64_t after, std::size_t limit) const;
+
+  /// The highest journal sequence committed so far.
+  std::uint64_t last_sequence() const;
+
+  /// Dead letters, oldest first (of one consumer if given).
+  std::vector<dead_letter_info> dead_letters(const std::string& consumer = {},
+                                             std::size_t limit = 100) const;
+
+  /// Hands a dead letter to its (running) subscription again and removes it; the event is
+  /// parked anew if it fails again. False if there is no such dead letter or subscription.
+  bool retry_dead_letter(std::uint64_t id);
+
+  /// Removes a dead letter for good. False if there is none with this id.
+  bool discard_dead_letter(std::uint64_t id);
 
   /// Blocks until `request_stop()` is called or the runtime fails, and says which.
   run_outcome wait();

@@ -1,131 +1,424 @@
 #include "actors/bus.hpp"
 
 #include "actors/actor_support.hpp"
-#include "core/type_pattern.hpp"
+#include "actors/supervisor.hpp"
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <vector>
+#include <cmath>
+#include <random>
+#include <set>
+#include <unordered_map>
 
 namespace switchboard::actors {
 
+// -- journal_tail ------------------------------------------------------------------------
+
+journal_tail::journal_tail(std::size_t capacity, std::uint64_t last_sequence)
+  : capacity_(std::max<std::size_t>(capacity, 1)), first_(last_sequence + 1),
+    last_(last_sequence) {}
+
+void journal_tail::append(std::vector<event_ptr> events) {
+  std::vector<consumer_actor> wake;
+  {
+    std::lock_guard<std::mutex> guard{mu_};
+    for (auto& ev : events) {
+      if (events_.empty())
+        first_ = *ev->sequence;
+      events_.push_back(std::move(ev));
+    }
+    if (!events_.empty())
+      last_ = *events_.back()->sequence;
+    while (events_.size() > capacity_) {
+      events_.pop_front();
+      ++first_;
+    }
+    wake = listeners_;
+  }
+  for (auto& c : wake)
+    caf::anon_send(c, wake_atom_v);
+}
+
+journal_tail::read_status journal_tail::read(std::uint64_t after, std::size_t max,
+                                             std::vector<event_ptr>& out) const {
+  std::lock_guard<std::mutex> guard{mu_};
+  if (after >= last_)
+    return read_status::ok;
+  if (events_.empty() || after + 1 < first_)
+    return read_status::evicted;
+  auto offset = static_cast<std::size_t>(after + 1 - first_);
+  auto end = std::min(events_.size(), offset + max);
+  for (auto i = offset; i < end; ++i)
+    out.push_back(events_[i]);
+  return read_status::ok;
+}
+
+std::uint64_t journal_tail::last_sequence() const {
+  std::lock_guard<std::mutex> guard{mu_};
+  return last_;
+}
+
+void journal_tail::add_listener(const consumer_actor& c) {
+  std::lock_guard<std::mutex> guard{mu_};
+  listeners_.push_back(c);
+}
+
+void journal_tail::remove_listener(const caf::actor_addr& c) {
+  std::lock_guard<std::mutex> guard{mu_};
+  listeners_.erase(std::remove_if(listeners_.begin(), listeners_.end(),
+                                  [&](const consumer_actor& x) { return x.address() == c; }),
+                   listeners_.end());
+}
+
+std::size_t partition_of(const std::string& kind, const std::string& id, std::size_t n) {
+  if (n <= 1)
+    return 0;
+  // FNV-1a over kind, a separator, and id: stable across runs, builds and platforms.
+  std::uint64_t h = 14695981039346656037ull;
+  auto mix = [&h](unsigned char c) {
+    h ^= c;
+    h *= 1099511628211ull;
+  };
+  for (unsigned char c : kind)
+    mix(c);
+  mix(0);
+  for (unsigned char c : id)
+    mix(c);
+  return static_cast<std::size_t>(h % n);
+}
+
 namespace {
 
-struct route {
-  std::uint64_t subscription = 0;
-  core::type_pattern pattern;
-  subscriber_actor target;
+// -- journal reader ------------------------------------------------------------------------
+
+struct reader_state {
+  static inline const char* name = "switchboard.journal_reader";
+  std::unique_ptr<adapters::sqlite::journal_store> store;
 };
 
-struct router_state {
-  static inline const char* name = "switchboard.router";
-  std::vector<route> routes;
-};
-
-router_actor::behavior_type router_impl(router_actor::stateful_pointer<router_state> self) {
-  install_exception_logger(self, "router");
+reader_actor::behavior_type reader_impl(reader_actor::stateful_pointer<reader_state> self,
+                                        adapters::sqlite::journal_options options) {
+  install_exception_logger(self, "journal reader");
+  options.read_only = true;
+  self->state.store = std::make_unique<adapters::sqlite::journal_store>(options);
   return {
-    [self](route_atom, const event_ptr& ev, const inflight_ptr& ticket,
-           const publish_completion_ptr& completion) {
-      std::size_t handed = 0;
-      for (auto& r : self->state.routes) {
-        if (r.pattern.matches(ev->type)) {
-          caf::anon_send(r.target, deliver_atom_v, ev, ticket);
-          ++handed;
-        }
-      }
-      SPDLOG_DEBUG("{} routed to {} subscription(s)", log_context(*ev), handed);
-      if (completion)
-        completion->accepted(handed);
+    [self](fetch_atom, std::uint64_t after, std::uint32_t limit) -> event_batch {
+      auto events = self->state.store->read_after(after, limit);
+      auto out = std::make_shared<std::vector<event_ptr>>();
+      out->reserve(events.size());
+      for (auto& ev : events)
+        out->push_back(std::make_shared<const event>(std::move(ev)));
+      return out;
     },
-    [self](register_atom, std::uint64_t id, const std::string& pattern, const caf::actor& who) {
-      std::string why;
-      auto parsed = core::type_pattern::parse(pattern, why);
-      if (!parsed) {
-        spdlog::error("router: subscription {} refused: {}", id, why);
-        return;
-      }
-      auto target = caf::actor_cast<subscriber_actor>(who);
-      auto& routes = self->state.routes;
-      auto i = std::find_if(routes.begin(), routes.end(),
-                            [id](const route& r) { return r.subscription == id; });
-      if (i != routes.end())
-        i->target = target;  // a restarted subscriber replaces its predecessor
-      else
-        routes.push_back(route{id, std::move(*parsed), target});
-    },
-    [self](unregister_atom, std::uint64_t id) {
-      auto& routes = self->state.routes;
-      routes.erase(std::remove_if(routes.begin(), routes.end(),
-                                  [id](const route& r) { return r.subscription == id; }),
-                   routes.end());
+    [self](checkpoint_atom, const std::string& consumer) -> std::uint64_t {
+      return self->state.store->checkpoint(consumer);
     },
   };
 }
 
-struct subscriber_state {
-  static inline const char* name = "switchboard.subscriber";
-  std::shared_ptr<const subscription_entry> entry;
-  std::uint64_t handled = 0;
-  std::uint64_t failed = 0;
+// -- partition -----------------------------------------------------------------------------
+
+struct partition_state {
+  static inline const char* name = "switchboard.partition";
+  std::shared_ptr<subscription_entry> entry;
+  std::shared_ptr<const bus_context> ctx;
+  consumer_actor owner;
+  std::deque<event_ptr> queue;
+  std::uint32_t attempts = 0;   // failed attempts of the event at the head
+  bool waiting = false;         // a retry of the head is scheduled
+  std::uint64_t retry_token = 0;
+  std::unordered_map<std::string, std::uint64_t> applied_version;  // per entity
+  std::mt19937_64 rng{std::random_device{}()};
 };
 
-subscriber_actor::behavior_type
-subscriber_impl(subscriber_actor::stateful_pointer<subscriber_state> self,
-                std::shared_ptr<const subscription_entry> entry) {
-  self->state.entry = std::move(entry);
-  install_exception_logger(self, "subscriber " + std::to_string(self->state.entry->id));
-  return {
-    [self](deliver_atom, const event_ptr& ev, const inflight_ptr&) {
-      auto& st = self->state;
-      // A handler's failure is the handler's: log it with the event's ids and go on. The
-      // journal (a later change) adds retries and dead letters.
-      try {
-        st.entry->handler(*ev);
-        ++st.handled;
-      } catch (const std::exception& e) {
-        ++st.failed;
-        spdlog::error("{} subscription {} ('{}') handler failed: {}", log_context(*ev),
-                      st.entry->id, st.entry->pattern, e.what());
-      } catch (...) {
-        ++st.failed;
-        spdlog::error("{} subscription {} ('{}') handler failed with a non-standard exception",
-                      log_context(*ev), st.entry->id, st.entry->pattern);
+using partition_ptr = partition_actor::stateful_pointer<partition_state>;
+
+std::chrono::milliseconds retry_delay(const retry_policy& policy, std::uint32_t attempt,
+                                      std::mt19937_64& rng) {
+  double base = static_cast<double>(policy.initial.count());
+  for (std::uint32_t i = 1; i < attempt && base < static_cast<double>(policy.max.count()); ++i)
+    base *= 2;
+  base = std::min(base, static_cast<double>(policy.max.count()));
+  if (policy.jitter > 0) {
+    std::uniform_real_distribution<double> spread{1.0 - policy.jitter, 1.0 + policy.jitter};
+    base *= spread(rng);
+  }
+  return std::chrono::milliseconds{static_cast<std::int64_t>(std::llround(base))};
+}
+
+void park(partition_ptr self, const event& ev, const char* reason, std::uint32_t attempts,
+          const std::string& error) {
+  auto& st = self->state;
+  auto consumer = st.entry->consumer_name();
+  spdlog::error("{} consumer '{}' parked event {} as a dead letter ({}, {} attempt(s)): {}",
+                log_context(ev), consumer, *ev.sequence, reason, attempts, error);
+  adapters::sqlite::dead_letter letter;
+  letter.consumer = consumer;
+  letter.sequence = *ev.sequence;
+  letter.reason = reason;
+  letter.attempts = attempts;
+  letter.last_error = error;
+  st.ctx->writer->park(std::move(letter));
+}
+
+void process(partition_ptr self) {
+  auto& st = self->state;
+  const auto& opts = st.entry->options;
+  std::vector<std::uint64_t> done;
+  std::size_t budget = 256;  // then yield the thread to other actors
+  while (!st.queue.empty() && !st.waiting && budget-- > 0) {
+    auto ev = st.queue.front();
+    std::string key;
+    if (opts.drop_stale_versions && ev->entity_version) {
+      key = ev->entity_kind + '\0' + ev->entity_id;
+      auto i = st.applied_version.find(key);
+      if (i != st.applied_version.end() && *ev->entity_version < i->second) {
+        SPDLOG_DEBUG("{} dropped: version {} is older than {}", log_context(*ev),
+                     *ev->entity_version, i->second);
+        done.push_back(*ev->sequence);
+        st.queue.pop_front();
+        continue;
       }
+    }
+    std::string failure;
+    bool terminal = false;
+    try {
+      st.entry->handler(*ev);
+    } catch (const terminal_error& e) {
+      failure = e.what();
+      terminal = true;
+    } catch (const std::exception& e) {
+      failure = e.what();
+    } catch (...) {
+      failure = "a non-standard exception";
+    }
+    if (!failure.empty() || terminal) {
+      ++st.attempts;
+      if (!terminal && st.attempts < opts.retry.max_attempts) {
+        auto delay = retry_delay(opts.retry, st.attempts, st.rng);
+        spdlog::warn("{} consumer '{}' failed (attempt {} of {}), retrying in {} ms: {}",
+                     log_context(*ev), st.entry->consumer_name(), st.attempts,
+                     opts.retry.max_attempts, delay.count(), failure);
+        st.waiting = true;
+        self->delayed_send(self, delay, retry_atom_v, ++st.retry_token);
+        break;
+      }
+      park(self, *ev, terminal ? "terminal error" : "retries exhausted", st.attempts, failure);
+    } else if (opts.drop_stale_versions && ev->entity_version) {
+      auto& v = st.applied_version[key];
+      v = std::max(v, *ev->entity_version);
+    }
+    st.attempts = 0;
+    done.push_back(*ev->sequence);
+    st.queue.pop_front();
+  }
+  if (!done.empty())
+    self->send(st.owner, done_atom_v, std::move(done));
+  if (!st.waiting && !st.queue.empty())
+    self->send(self, resume_atom_v);
+}
+
+partition_actor::behavior_type partition_impl(partition_ptr self,
+                                              std::shared_ptr<subscription_entry> entry,
+                                              std::shared_ptr<const bus_context> ctx,
+                                              consumer_actor owner) {
+  self->state.entry = std::move(entry);
+  self->state.ctx = std::move(ctx);
+  self->state.owner = std::move(owner);
+  install_exception_logger(self, "partition of " + self->state.entry->consumer_name());
+  return {
+    [self](work_atom, const event_batch& batch) {
+      auto& q = self->state.queue;
+      q.insert(q.end(), batch->begin(), batch->end());
+      if (!self->state.waiting)
+        process(self);
+    },
+    [self](retry_atom, std::uint64_t token) {
+      if (token != self->state.retry_token || !self->state.waiting)
+        return;
+      self->state.waiting = false;
+      process(self);
+    },
+    [self](resume_atom) {
+      if (!self->state.waiting)
+        process(self);
+    },
+  };
+}
+
+// -- consumer ------------------------------------------------------------------------------
+
+struct consumer_state {
+  static inline const char* name = "switchboard.consumer";
+  std::shared_ptr<subscription_entry> entry;
+  std::shared_ptr<const bus_context> ctx;
+  std::vector<partition_actor> partitions;
+  std::uint64_t cursor = 0;         // the last sequence examined
+  std::set<std::uint64_t> in_flight;  // handed to a partition, not done yet
+  std::uint64_t published = 0;      // the last progress made visible / checkpointed
+  bool positioned = false;          // cursor known (durable consumers read their checkpoint)
+  bool fetching = false;            // a disk read is under way
+};
+
+using consumer_ptr = consumer_actor::stateful_pointer<consumer_state>;
+
+void advance(consumer_ptr self) {
+  auto& st = self->state;
+  auto progress = st.in_flight.empty() ? st.cursor : *st.in_flight.begin() - 1;
+  if (progress <= st.published)
+    return;
+  st.published = progress;
+  st.entry->progress.store(progress);
+  if (st.entry->durable)
+    st.ctx->writer->save_checkpoint(st.entry->options.name, progress);
+}
+
+std::size_t dispatch(consumer_ptr self, const std::vector<event_ptr>& events) {
+  auto& st = self->state;
+  std::vector<std::vector<event_ptr>> lanes(st.partitions.size());
+  std::size_t handed = 0;
+  for (auto& ev : events) {
+    auto seq = *ev->sequence;
+    if (seq <= st.cursor)
+      continue;
+    st.cursor = seq;
+    if (!st.entry->pattern.matches(ev->type))
+      continue;
+    st.in_flight.insert(seq);
+    lanes[partition_of(ev->entity_kind, ev->entity_id, lanes.size())].push_back(ev);
+    ++handed;
+  }
+  for (std::size_t i = 0; i < lanes.size(); ++i)
+    if (!lanes[i].empty())
+      self->send(st.partitions[i], work_atom_v,
+                 event_batch{std::make_shared<const std::vector<event_ptr>>(std::move(lanes[i]))});
+  return handed;
+}
+
+void pump(consumer_ptr self) {
+  auto& st = self->state;
+  if (!st.positioned || st.fetching)
+    return;
+  const auto max_in_flight = std::max<std::size_t>(st.entry->options.max_in_flight, 1);
+  std::vector<event_ptr> batch;
+  while (st.in_flight.size() < max_in_flight) {
+    auto want = std::min<std::size_t>(max_in_flight - st.in_flight.size(), 1024);
+    batch.clear();
+    if (st.ctx->tail->read(st.cursor, want, batch) == journal_tail::read_status::evicted) {
+      auto reader = st.ctx->reader->get();
+      st.fetching = true;
+      self->request(reader, std::chrono::seconds(30), fetch_atom_v, st.cursor,
+                    static_cast<std::uint32_t>(want))
+        .then(
+          [self](const event_batch& events) {
+            self->state.fetching = false;
+            if (events->empty()) {
+              // The tail said "on disk" but the disk had nothing yet: look again shortly.
+              self->delayed_send(self, std::chrono::milliseconds(20), wake_atom_v);
+              return;
+            }
+            dispatch(self, *events);
+            advance(self);
+            pump(self);
+          },
+          [self](const caf::error& err) {
+            self->state.fetching = false;
+            spdlog::warn("consumer '{}': reading the journal failed ({}), retrying",
+                         self->state.entry->consumer_name(), describe_exit_reason(err));
+            self->delayed_send(self, std::chrono::milliseconds(200), wake_atom_v);
+          });
+      return;
+    }
+    if (batch.empty())
+      break;
+    dispatch(self, batch);
+  }
+  advance(self);
+}
+
+void position(consumer_ptr self, std::uint64_t after) {
+  auto& st = self->state;
+  st.cursor = after;
+  st.published = after;
+  st.positioned = true;
+  st.entry->progress.store(after);
+  pump(self);
+}
+
+consumer_actor::behavior_type consumer_impl(consumer_ptr self,
+                                            std::shared_ptr<subscription_entry> entry,
+                                            std::shared_ptr<const bus_context> ctx) {
+  auto& st = self->state;
+  st.entry = std::move(entry);
+  st.ctx = std::move(ctx);
+  install_exception_logger(self, "consumer " + st.entry->consumer_name());
+  consumer_actor me = self;
+  auto lanes = std::max<std::size_t>(st.entry->options.partitions, 1);
+  for (std::size_t i = 0; i < lanes; ++i)
+    st.partitions.push_back(self->spawn<caf::linked>(partition_impl, st.entry, st.ctx, me));
+  st.entry->set_current(me);
+  st.ctx->tail->add_listener(me);
+  self->attach_functor([tail = st.ctx->tail, addr = self->address()] {
+    tail->remove_listener(addr);
+  });
+
+  // Where to start: a replay request, else the progress of a previous incarnation, else the
+  // saved checkpoint (durable) or the journal's end at subscribe time (ephemeral, set by the
+  // runtime as the initial progress).
+  auto replay = st.entry->restart_after.exchange(UINT64_MAX);
+  if (replay != UINT64_MAX) {
+    if (st.entry->durable)
+      st.ctx->writer->save_checkpoint(st.entry->options.name, replay);
+    position(self, replay);
+  } else if (!st.entry->durable || st.entry->progress.load() > 0) {
+    position(self, st.entry->progress.load());
+  } else {
+    self->request(st.ctx->reader->get(), std::chrono::seconds(30), checkpoint_atom_v,
+                  st.entry->options.name)
+      .then([self](std::uint64_t saved) { position(self, saved); },
+            [self](const caf::error& err) {
+              throw std::runtime_error("cannot read the checkpoint of consumer '" +
+                                       self->state.entry->options.name +
+                                       "': " + describe_exit_reason(err));
+            });
+  }
+  return {
+    [self](wake_atom) { pump(self); },
+    [self](done_atom, const std::vector<std::uint64_t>& seqs) {
+      for (auto seq : seqs)
+        self->state.in_flight.erase(seq);
+      advance(self);
+      pump(self);
+    },
+    [self](redeliver_atom, const event_ptr& ev) {
+      auto& parts = self->state.partitions;
+      auto lane = partition_of(ev->entity_kind, ev->entity_id, parts.size());
+      self->send(parts[lane], work_atom_v,
+                 event_batch{std::make_shared<const std::vector<event_ptr>>(1, ev)});
     },
   };
 }
 
 } // namespace
 
-router_actor current_router(caf::actor_system& sys) {
-  return caf::actor_cast<router_actor>(sys.registry().get(router_name));
-}
-
-child_spec router_child() {
-  return child_spec{"router", restart_policy::permanent, [](caf::actor_system& sys) {
-                      auto router = sys.spawn(router_impl);
-                      // put() keeps an existing entry, so drop the previous instance's first.
-                      sys.registry().erase(router_name);
-                      sys.registry().put(router_name,
-                                         caf::actor_cast<caf::strong_actor_ptr>(router));
-                      return caf::actor_cast<caf::actor>(router);
+child_spec consumer_child(std::shared_ptr<subscription_entry> entry,
+                          std::shared_ptr<const bus_context> ctx) {
+  auto id = "subscription-" + std::to_string(entry->id);
+  return child_spec{std::move(id), restart_policy::permanent,
+                    [entry = std::move(entry), ctx = std::move(ctx)](caf::actor_system& sys) {
+                      return caf::actor_cast<caf::actor>(sys.spawn(consumer_impl, entry, ctx));
                     }};
 }
 
-child_spec subscriber_child(std::shared_ptr<const subscription_entry> entry) {
-  auto id = "subscription-" + std::to_string(entry->id);
-  return child_spec{std::move(id), restart_policy::permanent,
-                    [entry = std::move(entry)](caf::actor_system& sys) {
-                      auto router = current_router(sys);
-                      if (!router)
-                        throw std::runtime_error("no router is running");
-                      auto sub = sys.spawn(subscriber_impl, entry);
-                      caf::anon_send(router, register_atom_v, entry->id, entry->pattern,
-                                     caf::actor_cast<caf::actor>(sub));
-                      return caf::actor_cast<caf::actor>(sub);
+child_spec reader_child(adapters::sqlite::journal_options options,
+                        std::shared_ptr<reader_ref> current) {
+  return child_spec{"journal-reader", restart_policy::permanent,
+                    [options = std::move(options), current](caf::actor_system& sys) {
+                      auto reader = sys.spawn<caf::detached>(reader_impl, options);
+                      current->set(reader);
+                      return caf::actor_cast<caf::actor>(reader);
                     }};
 }
 

@@ -1,41 +1,131 @@
 #pragma once
 
-// The in-memory bus: a router that hands each event to the subscriptions whose pattern
-// matches its type, and one subscriber actor per subscription that runs its handler.
+// The durable bus: consumers that read the journal.
 //
-// The router is registered in its actor system's registry under `router_name` by the child
-// spec that starts it, so subscribers and publishers always reach the current instance.
-// A subscriber registers itself with the router each time it starts, so a restarted
-// subscriber (or all of them, after the router restarts) is found again.
+// After each commit the journal writer appends the new events to the `journal_tail` (a
+// bounded in-memory window of the most recent events) and wakes every consumer. A consumer
+// reads from its cursor: from the tail when it can, from disk (through the journal reader, a
+// detached actor) when it has fallen behind the tail. It filters by pattern, hands matching
+// events to its partitions (by a stable hash of entity kind + id) within its credit, and
+// saves its checkpoint as the lowest unfinished sequence advances.
+//
+// A consumer's partitions are linked to it: if a partition fails, the consumer fails and its
+// supervisor restarts it from the last progress, so at-least-once holds.
 
+#include "actors/journal.hpp"
+#include "core/type_pattern.hpp"
 #include "switchboard/messages.hpp"
 #include "switchboard/runtime.hpp"
 
-#include <caf/atom.hpp>
+#include <caf/actor_addr.hpp>
+#include <caf/actor_cast.hpp>
 
+#include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 namespace switchboard::actors {
 
-inline constexpr caf::atom_value router_name = caf::atom("sb_router");
+/// The most recent committed events, shared by the writer thread (appends) and consumers
+/// (reads). Sequences are contiguous, so an event is found by its offset from `first`.
+class journal_tail {
+public:
+  explicit journal_tail(std::size_t capacity, std::uint64_t last_sequence);
 
-/// One subscription as the runtime records it; shared with the actor that serves it.
-struct subscription_entry {
-  std::uint64_t id = 0;
-  std::string pattern;  // validated by runtime::subscribe
-  event_handler handler;
+  /// Appends committed events (in sequence order) and wakes the registered consumers.
+  void append(std::vector<event_ptr> events);
+
+  enum class read_status { ok, evicted };
+  /// Appends to `out` up to `max` events with sequence > `after`. `evicted` if the first of
+  /// them is no longer in memory (read it from disk).
+  read_status read(std::uint64_t after, std::size_t max, std::vector<event_ptr>& out) const;
+
+  std::uint64_t last_sequence() const;
+
+  void add_listener(const consumer_actor& c);
+  void remove_listener(const caf::actor_addr& c);
+
+private:
+  mutable std::mutex mu_;
+  std::size_t capacity_;
+  std::deque<event_ptr> events_;
+  std::uint64_t first_ = 1;  // sequence of events_.front()
+  std::uint64_t last_ = 0;
+  std::vector<consumer_actor> listeners_;
 };
 
-/// A child spec that starts the router and registers it under `router_name`.
-child_spec router_child();
+/// One subscription as the runtime records it; shared with the consumer that serves it and
+/// kept across the consumer's restarts.
+struct subscription_entry {
+  std::uint64_t id = 0;
+  subscription_options options;
+  core::type_pattern pattern;
+  event_handler handler;
+  bool durable = false;                   // named: checkpointed in the journal
+  std::atomic<std::uint64_t> progress{0};  // every sequence <= this is done
+  std::atomic<std::uint64_t> restart_after{UINT64_MAX};  // replay request, else UINT64_MAX
 
-/// A child spec that starts the subscriber actor of `entry` and registers it with the
-/// current router before the start returns.
-child_spec subscriber_child(std::shared_ptr<const subscription_entry> entry);
+  subscription_entry(std::uint64_t id_, subscription_options opts, core::type_pattern p,
+                     event_handler h)
+    : id(id_), options(std::move(opts)), pattern(std::move(p)), handler(std::move(h)),
+      durable(!options.name.empty()) {}
 
-/// The router currently registered in `sys`, or an invalid handle.
-router_actor current_router(caf::actor_system& sys);
+  /// The consumer name used for checkpoints and dead letters.
+  std::string consumer_name() const {
+    return durable ? options.name : "ephemeral-" + std::to_string(id);
+  }
+
+  void set_current(const consumer_actor& c) {
+    std::lock_guard<std::mutex> guard{mu};
+    current = c.address();
+  }
+  consumer_actor get_current() const {
+    std::lock_guard<std::mutex> guard{mu};
+    return caf::actor_cast<consumer_actor>(current);
+  }
+
+private:
+  mutable std::mutex mu;
+  caf::actor_addr current;  // weak: the entry must not keep its consumer alive
+};
+
+/// The current journal reader (it is replaced when its supervisor restarts it).
+class reader_ref {
+public:
+  void set(const reader_actor& r) {
+    std::lock_guard<std::mutex> guard{mu_};
+    reader_ = r.address();
+  }
+  reader_actor get() const {
+    std::lock_guard<std::mutex> guard{mu_};
+    return caf::actor_cast<reader_actor>(reader_);
+  }
+
+private:
+  mutable std::mutex mu_;
+  caf::actor_addr reader_;  // weak: a detached actor's thread ends only when it is destroyed
+};
+
+/// What every consumer needs from the runtime.
+struct bus_context {
+  std::shared_ptr<journal_tail> tail;
+  std::shared_ptr<journal_writer> writer;
+  std::shared_ptr<reader_ref> reader;
+};
+
+/// A child spec for the consumer of `entry`.
+child_spec consumer_child(std::shared_ptr<subscription_entry> entry,
+                          std::shared_ptr<const bus_context> ctx);
+
+/// A child spec for the journal reader (a detached actor with a read-only connection).
+child_spec reader_child(adapters::sqlite::journal_options options,
+                        std::shared_ptr<reader_ref> current);
+
+/// Which partition of `n` serves an entity: stable across runs and platforms.
+std::size_t partition_of(const std::string& kind, const std::string& id, std::size_t n);
 
 } // namespace switchboard::actors

@@ -343,7 +343,7 @@ std::vector<key_rule> schema(config& cfg) {
       {"supervision",
        {},
        {
-           {"max_restarts", count(1, 1000, s.max_restarts), {}},
+           {"max_restarts", count(0, 1000, s.max_restarts), {}},
            {"within_ms", millis(1, one_day_ms, s.within), {}},
            {"backoff_initial_ms", millis(0, one_hour_ms, s.backoff_initial), {}},
            {"backoff_max_ms", millis(0, one_hour_ms, s.backoff_max), {}},

@@ -256,7 +256,7 @@ TEST_CASE("out-of-range values name the key, the value and the range", "[config]
        "milliseconds from 1 to 3600000 (1 hour)"},
       {R"({"supervision": {"within_ms": 86400001}})", "supervision.within_ms", "is 86400001",
        "from 1 to 86400000 (1 day)"},
-      {R"({"supervision": {"max_restarts": 0}})", "supervision.max_restarts", "is 0", "from 1 to 1000"},
+      {R"({"supervision": {"max_restarts": -1}})", "supervision.max_restarts", "is -1", "from 0 to 1000"},
       {R"({"limits": {"max_depth": 0}})", "limits.max_depth", "is 0", "from 1 to 256"},
       {R"({"limits": {"max_event_bytes": 1073741825}})", "limits.max_event_bytes", "is 1073741825",
        "bytes from 1 to 1073741824 (1 GiB)"},

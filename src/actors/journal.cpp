@@ -1,0 +1,198 @@
+#include "actors/journal.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <utility>
+
+namespace switchboard::actors {
+
+using adapters::sqlite::store_error;
+
+journal_writer::journal_writer(adapters::sqlite::journal_options options,
+                               committed_callback on_committed, std::size_t max_batch)
+  : options_(std::move(options)),
+    store_(std::make_unique<adapters::sqlite::journal_store>(options_)),
+    on_committed_(std::move(on_committed)),
+    max_batch_(std::max<std::size_t>(1, max_batch)) {
+  last_sequence_ = store_->last_sequence();
+  thread_ = std::thread([this] { loop(); });
+}
+
+journal_writer::~journal_writer() {
+  {
+    std::lock_guard<std::mutex> guard{mu_};
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+void journal_writer::append(event ev, append_callback done) {
+  {
+    std::lock_guard<std::mutex> guard{mu_};
+    appends_.push_back(pending_append{std::move(ev), std::move(done)});
+    ++submitted_;
+  }
+  wake_.notify_one();
+}
+
+void journal_writer::save_checkpoint(const std::string& consumer, std::uint64_t sequence) {
+  {
+    std::lock_guard<std::mutex> guard{mu_};
+    auto& slot = checkpoints_[consumer];
+    slot = std::max(slot, sequence);
+    ++submitted_;
+    ++checkpoint_calls_;
+  }
+  wake_.notify_one();
+}
+
+void journal_writer::park(adapters::sqlite::dead_letter letter, park_callback done) {
+  {
+    std::lock_guard<std::mutex> guard{mu_};
+    parks_.push_back(pending_park{std::move(letter), std::move(done)});
+    ++submitted_;
+  }
+  wake_.notify_one();
+}
+
+void journal_writer::run(std::function<void(adapters::sqlite::journal_store&)> fn) {
+  {
+    std::lock_guard<std::mutex> guard{mu_};
+    jobs_.push_back(std::move(fn));
+    ++submitted_;
+  }
+  wake_.notify_one();
+}
+
+std::uint64_t journal_writer::last_sequence() const {
+  std::lock_guard<std::mutex> guard{mu_};
+  return last_sequence_;
+}
+
+void journal_writer::flush() {
+  std::unique_lock<std::mutex> lock{mu_};
+  auto target = submitted_;
+  idle_.wait(lock, [&] { return completed_ >= target; });
+}
+
+void journal_writer::write_appends(std::vector<pending_append>& batch) {
+  std::vector<event> events;
+  events.reserve(batch.size());
+  for (auto& p : batch)
+    events.push_back(std::move(p.ev));
+  std::vector<adapters::sqlite::append_outcome> outcomes;
+  append_result failure;
+  try {
+    outcomes = store_->append(events);
+  } catch (const store_error& e) {
+    failure.error = e.what();
+    failure.retryable = e.retryable();
+  } catch (const std::exception& e) {
+    failure.error = std::string{"journal write failed: "} + e.what();
+  }
+  if (outcomes.size() != events.size()) {
+    spdlog::error("journal: a batch of {} event(s) was not stored: {}", events.size(),
+                  failure.error);
+    for (auto& p : batch)
+      if (p.done)
+        p.done(failure);
+    return;
+  }
+  std::vector<event_ptr> committed;
+  committed.reserve(events.size());
+  std::uint64_t highest = 0;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    append_result r;
+    r.ok = true;
+    r.status = outcomes[i].status;
+    r.sequence = outcomes[i].sequence;
+    if (batch[i].done)
+      batch[i].done(r);
+    if (r.status == adapters::sqlite::append_status::accepted) {
+      highest = std::max(highest, r.sequence);
+      events[i].sequence = r.sequence;
+      committed.push_back(std::make_shared<const event>(std::move(events[i])));
+    }
+  }
+  if (highest != 0) {
+    std::lock_guard<std::mutex> guard{mu_};
+    last_sequence_ = std::max(last_sequence_, highest);
+  }
+  if (!committed.empty() && on_committed_)
+    on_committed_(std::move(committed));
+}
+
+void journal_writer::loop() {
+  for (;;) {
+    std::vector<pending_append> batch;
+    std::map<std::string, std::uint64_t> checkpoints;
+    std::vector<pending_park> parks;
+    std::vector<std::function<void(adapters::sqlite::journal_store&)>> jobs;
+    std::uint64_t finished = 0;
+    {
+      std::unique_lock<std::mutex> lock{mu_};
+      wake_.wait(lock, [&] {
+        return stopping_ || !appends_.empty() || !checkpoints_.empty() || !parks_.empty() ||
+               !jobs_.empty();
+      });
+      if (stopping_ && appends_.empty() && checkpoints_.empty() && parks_.empty() &&
+          jobs_.empty())
+        return;
+      // Group commit: take what is queued, up to max_batch events per transaction.
+      if (appends_.size() <= max_batch_) {
+        batch.swap(appends_);
+      } else {
+        auto split = appends_.begin() + static_cast<std::ptrdiff_t>(max_batch_);
+        batch.assign(std::make_move_iterator(appends_.begin()), std::make_move_iterator(split));
+        appends_.erase(appends_.begin(), split);
+      }
+      checkpoints.swap(checkpoints_);
+      parks.swap(parks_);
+      jobs.swap(jobs_);
+      finished = batch.size() + parks.size() + jobs.size() + checkpoint_calls_;
+      checkpoint_calls_ = 0;
+    }
+    if (!batch.empty())
+      write_appends(batch);
+    for (auto& p : parks) {
+      bool ok = true;
+      std::string error;
+      try {
+        store_->park(p.letter.consumer, p.letter.sequence, p.letter.reason, p.letter.attempts,
+                     p.letter.last_error);
+      } catch (const std::exception& e) {
+        ok = false;
+        error = e.what();
+        spdlog::error("journal: could not park event {} for consumer '{}': {}",
+                      p.letter.sequence, p.letter.consumer, error);
+      }
+      if (p.done)
+        p.done(ok, error);
+    }
+    for (auto& [consumer, seq] : checkpoints) {
+      try {
+        store_->save_checkpoint(consumer, seq);
+      } catch (const std::exception& e) {
+        // Not fatal: the consumer re-handles events past its last saved checkpoint.
+        spdlog::warn("journal: could not save checkpoint {} of consumer '{}': {}", seq,
+                     consumer, e.what());
+      }
+    }
+    for (auto& job : jobs) {
+      try {
+        job(*store_);
+      } catch (const std::exception& e) {
+        spdlog::error("journal: an admin job failed: {}", e.what());
+      }
+    }
+    {
+      std::lock_guard<std::mutex> guard{mu_};
+      completed_ += finished;
+    }
+    idle_.notify_all();
+  }
+}
+
+} // namespace switchboard::actors

@@ -1,0 +1,111 @@
+#pragma once
+
+// The journal writer: the one thread that writes the journal database.
+//
+// Producers hand events in from any thread; the writer takes everything queued, appends it
+// in one transaction (group commit), and only after that transaction is durable answers
+// each producer and hands the accepted events to the bus. It also writes consumer
+// checkpoints (coalesced: the newest per consumer) and dead letters.
+//
+// It runs on its own thread, never on a CAF scheduler thread, because every commit blocks
+// on fsync. It does not crash: a storage error fails the batch it happened in (each
+// producer gets the error, nothing of the batch is acknowledged) and the next batch tries
+// again, so the journal recovers by itself once the condition (full disk, lock) clears.
+
+#include "adapters/sqlite/journal_store.hpp"
+#include "switchboard/event.hpp"
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace switchboard::actors {
+
+/// How one append ended: stored (or found stored) with a sequence, or failed with a reason.
+struct append_result {
+  bool ok = false;
+  adapters::sqlite::append_status status = adapters::sqlite::append_status::accepted;
+  std::uint64_t sequence = 0;
+  std::string error;       ///< why it failed, when !ok
+  bool retryable = false;  ///< whether trying again later may succeed
+};
+
+class journal_writer {
+public:
+  using append_callback = std::function<void(const append_result&)>;
+  using committed_callback = std::function<void(std::vector<event_ptr>)>;
+  using park_callback = std::function<void(bool ok, const std::string& error)>;
+
+  /// Opens (or creates) the journal. Throws adapters::sqlite::store_error if it cannot.
+  /// `on_committed` runs on the writer thread after each durable commit with the accepted
+  /// events in sequence order; it must not block.
+  journal_writer(adapters::sqlite::journal_options options, committed_callback on_committed,
+                 std::size_t max_batch = 8192);
+
+  /// Writes everything already queued, then stops the thread.
+  ~journal_writer();
+
+  journal_writer(const journal_writer&) = delete;
+  journal_writer& operator=(const journal_writer&) = delete;
+
+  /// Queues one event; `done` runs on the writer thread once it is durable (or failed).
+  void append(event ev, append_callback done);
+
+  /// Queues a checkpoint; only the newest per consumer is written.
+  void save_checkpoint(const std::string& consumer, std::uint64_t sequence);
+
+  /// Queues a dead letter.
+  void park(adapters::sqlite::dead_letter letter, park_callback done = {});
+
+  /// Runs `fn` on the writer thread with the writer's connection (dead-letter admin and other
+  /// rare writes that must not race the writer).
+  void run(std::function<void(adapters::sqlite::journal_store&)> fn);
+
+  /// The highest sequence committed so far.
+  std::uint64_t last_sequence() const;
+
+  /// Blocks until everything queued before this call is written (or failed).
+  void flush();
+
+  const adapters::sqlite::journal_options& options() const noexcept { return options_; }
+
+private:
+  struct pending_append {
+    event ev;
+    append_callback done;
+  };
+  struct pending_park {
+    adapters::sqlite::dead_letter letter;
+    park_callback done;
+  };
+
+  void loop();
+  void write_appends(std::vector<pending_append>& batch);
+
+  adapters::sqlite::journal_options options_;
+  std::unique_ptr<adapters::sqlite::journal_store> store_;
+  committed_callback on_committed_;
+  std::size_t max_batch_;
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  std::condition_variable idle_;
+  std::vector<pending_append> appends_;
+  std::map<std::string, std::uint64_t> checkpoints_;
+  std::vector<pending_park> parks_;
+  std::vector<std::function<void(adapters::sqlite::journal_store&)>> jobs_;
+  std::uint64_t submitted_ = 0;  // work items queued so far
+  std::uint64_t completed_ = 0;  // work items finished so far
+  std::uint64_t checkpoint_calls_ = 0;  // save_checkpoint calls coalesced into checkpoints_
+  std::uint64_t last_sequence_ = 0;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+} // namespace switchboard::actors
