@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -121,6 +122,21 @@ TEST_CASE("appended events read back unchanged, with sequences 1..N in order",
   REQUIRE(read.size() == 5);
   for (std::size_t i = 0; i < read.size(); ++i)
     CHECK(to_json(read[i]) == to_json(events[i]));  // every attribute, the data and sequence
+
+  {
+    // The columns other tools query; the body leaves the sequence to `seq`.
+    SQLite::Database raw(dir.file("journal.db"), SQLite::OPEN_READONLY);
+    SQLite::Statement row(raw, "SELECT source, id, entity_kind, entity_id, entity_version, "
+                               "time_us, body FROM events WHERE seq = 3");
+    REQUIRE(row.executeStep());
+    CHECK(row.getColumn(0).getString() == "tests/journal");
+    CHECK(row.getColumn(1).getString() == "e-3");
+    CHECK(row.getColumn(2).getString() == "application");
+    CHECK(row.getColumn(3).getString() == "A-e-3");
+    CHECK(row.getColumn(4).getInt64() == 7);
+    CHECK(row.getColumn(5).getInt64() == core::rfc3339_to_unix_micros("2026-11-23T14:00:00Z"));
+    CHECK_THAT(row.getColumn(6).getString(), !Catch::Contains("journalsequence"));
+  }
 
   CHECK(sequences_of(store.read_after(2, 2)) == std::vector<std::uint64_t>{3, 4});
   CHECK(sequences_of(store.read_after(4, 100)) == std::vector<std::uint64_t>{5});
@@ -275,6 +291,11 @@ TEST_CASE("reopening the file keeps events, sequences, checkpoints and dead lett
     CHECK(raw.execAndGet("PRAGMA user_version").getInt() == 1);  // for later migrations
     CHECK(raw.execAndGet("PRAGMA journal_mode").getString() == "wal");
   }
+  {
+    journal_store reader(reader_options(path));  // with no writer, e.g. inspecting dead letters
+    CHECK(reader.last_sequence() == 3);
+    CHECK(reader.dead_letters().size() == 1);
+  }
 
   journal_store store(writer_options(path));
   CHECK(store.last_sequence() == 3);
@@ -320,7 +341,7 @@ TEST_CASE("a read-only connection sees what the writer committed while the write
   CHECK(writer.last_sequence() == 4);
 }
 
-TEST_CASE("opening a journal that cannot exist names the path", "[journal_store]") {
+TEST_CASE("opening a missing or foreign file fails and names the path", "[journal_store]") {
   temp_dir dir;
   const auto missing_dir = dir.file("no-such-dir/journal.db");
   try {
@@ -328,6 +349,18 @@ TEST_CASE("opening a journal that cannot exist names the path", "[journal_store]
     FAIL("opened a journal in a missing directory");
   } catch (const store_error& e) {
     CHECK_THAT(std::string(e.what()), Catch::Contains(missing_dir));
+  }
+  const auto not_a_journal = dir.file("notes.txt");
+  {
+    std::ofstream out(not_a_journal);
+    out << std::string(8192, 'x');
+  }
+  try {
+    journal_store store(writer_options(not_a_journal));
+    FAIL("opened a text file as a journal");
+  } catch (const store_error& e) {
+    CHECK(e.which() == store_error::kind::other);
+    CHECK_THAT(std::string(e.what()), Catch::Contains(not_a_journal));
   }
   // A reader does not create the file.
   CHECK_THROWS_AS(journal_store(reader_options(dir.file("absent.db"))), store_error);

@@ -157,6 +157,12 @@ struct journal_store::impl {
                           "a local file system that supports shared memory (not NFS or tmpfs "
                           "without mmap)");
       db.exec(options.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+      // Each batch dirties up to one page of the (source, id) index per event (ids are
+      // random); a 64 MiB cache keeps them from being spilled mid-transaction, and
+      // checkpointing every 10,000 pages (about 40 MiB of WAL) rather than SQLite's 1,000
+      // copies each hot page back once instead of many times. Measured: +15 % appends/s with
+      // ordered ids, +70 % with random UUIDs (200k events, synchronous=NORMAL).
+      db.exec("PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=10000");
       if (options.max_page_count)
         db.exec("PRAGMA max_page_count=" + std::to_string(*options.max_page_count));
     }
