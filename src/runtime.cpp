@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -24,6 +25,61 @@ namespace {
 
 constexpr caf::atom_value consumers_name = caf::atom("sb_consume");
 constexpr std::size_t tail_capacity = 65'536;
+
+/// Runs the runtime's blocking CAF calls (scoped actors, creating and destroying the actor
+/// system) on one thread of its own. CAF 0.17 hangs in ~actor_system when the system is
+/// destroyed on another thread than the one that used scoped actors (or spawned detached
+/// actors), and a host may call start(), subscribe() and stop() from any threads.
+class control_thread {
+public:
+  control_thread() : thread_([this] { loop(); }) {}
+  ~control_thread() {
+    {
+      std::lock_guard<std::mutex> guard{mu_};
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  /// Runs `fn` on the control thread and waits for it; rethrows what it throws.
+  void run(const std::function<void()>& fn) {
+    if (std::this_thread::get_id() == thread_.get_id()) {
+      fn();
+      return;
+    }
+    std::packaged_task<void()> task{fn};
+    auto done = task.get_future();
+    {
+      std::lock_guard<std::mutex> guard{mu_};
+      tasks_.push_back(std::move(task));
+    }
+    cv_.notify_one();
+    done.get();
+  }
+
+private:
+  void loop() {
+    for (;;) {
+      std::packaged_task<void()> task;
+      {
+        std::unique_lock<std::mutex> lock{mu_};
+        cv_.wait(lock, [&] { return stopping_ || !tasks_.empty(); });
+        if (tasks_.empty())
+          return;
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+      task();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::packaged_task<void()>> tasks_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
 
 template <class T>
 std::future<T> failed_future(const std::string& why) {
@@ -45,10 +101,11 @@ struct runtime::impl {
   explicit impl(config c) : cfg(std::move(c)) {}
 
   config cfg;
+  control_thread control;
   adapters::sqlite::journal_options journal_opts;
   std::shared_ptr<actors::journal_writer> writer;
   std::shared_ptr<actors::journal_tail> tail;
-  std::shared_ptr<actors::reader_ref> reader = std::make_shared<actors::reader_ref>();
+  std::shared_ptr<actors::journal_reader> reader;
   std::shared_ptr<const actors::bus_context> ctx;
   std::unique_ptr<caf::actor_system_config> caf_cfg;
   std::unique_ptr<caf::actor_system> sys;
@@ -99,7 +156,6 @@ struct runtime::impl {
     spec.strategy = restart_strategy::one_for_one;
     spec.intensity = {cfg.supervision.max_restarts, cfg.supervision.within};
     spec.backoff = {cfg.supervision.backoff_initial, cfg.supervision.backoff_max};
-    spec.children.push_back(actors::reader_child(journal_opts, reader));
     auto consumers = actors::supervisor_child("consumers", [this] { return consumers_spec(); });
     auto start_consumers = consumers.start;
     consumers.start = [start_consumers](caf::actor_system& s) {
@@ -126,25 +182,29 @@ struct runtime::impl {
 
   /// Asks the consumers supervisor, and waits for its answer.
   std::string request_consumers(const child_spec& spec) {
-    caf::scoped_actor self{*sys};
     std::string error;
-    self->request(consumers(), std::chrono::seconds(10), start_child_atom_v, spec)
-      .receive([](const caf::actor&) {},
-               [&](const caf::error& err) {
-                 // "already has a child": the supervisor restarted meanwhile and started it.
-                 auto text = actors::describe_exit_reason(err);
-                 if (text.find("already has a child") == std::string::npos)
-                   error = text;
-               });
+    control.run([&] {
+      caf::scoped_actor self{*sys};
+      self->request(consumers(), std::chrono::seconds(10), start_child_atom_v, spec)
+        .receive([](const caf::actor&) {},
+                 [&](const caf::error& err) {
+                   // "already has a child": the supervisor restarted meanwhile and started it.
+                   auto text = actors::describe_exit_reason(err);
+                   if (text.find("already has a child") == std::string::npos)
+                     error = text;
+                 });
+    });
     return error;
   }
 
   bool stop_consumer(std::uint64_t id) {
-    caf::scoped_actor self{*sys};
     bool existed = false;
-    self->request(consumers(), std::chrono::seconds(10), stop_child_atom_v,
-                  "subscription-" + std::to_string(id))
-      .receive([&](bool found) { existed = found; }, [](const caf::error&) {});
+    control.run([&] {
+      caf::scoped_actor self{*sys};
+      self->request(consumers(), std::chrono::seconds(10), stop_child_atom_v,
+                    "subscription-" + std::to_string(id))
+        .receive([&](bool found) { existed = found; }, [](const caf::error&) {});
+    });
     return existed;
   }
 };
@@ -181,6 +241,7 @@ void runtime::start() {
   } catch (const std::exception& e) {
     throw std::runtime_error("cannot open the journal: " + std::string{e.what()});
   }
+  d.reader = std::make_shared<actors::journal_reader>(d.journal_opts);
   auto last = d.writer->last_sequence();
   d.tail = std::make_shared<actors::journal_tail>(tail_capacity, last);
   d.ctx = std::make_shared<const actors::bus_context>(actors::bus_context{d.tail, d.writer, d.reader});
@@ -195,23 +256,23 @@ void runtime::start() {
   d.caf_cfg->set("scheduler.max-threads", d.cfg.scheduler.max_threads);
   d.caf_cfg->set("work-stealing.moderate-sleep-duration",
                  caf::timespan{d.cfg.scheduler.moderate_sleep});
-  d.sys = std::make_unique<caf::actor_system>(*d.caf_cfg);
-
-  d.root = actors::spawn_supervisor(*d.sys, d.root_spec());
-  {
-    // The root starts its children when it first runs; its first answer means the journal
-    // reader and the consumers supervisor exist and are registered.
+  bool up = false;
+  d.control.run([&] {
+    d.sys = std::make_unique<caf::actor_system>(*d.caf_cfg);
+    d.root = actors::spawn_supervisor(*d.sys, d.root_spec());
+    // The root starts its children when it first runs; its first answer means the consumers
+    // supervisor exists and is registered.
     caf::scoped_actor self{*d.sys};
-    bool up = false;
     self->request(d.root, std::chrono::seconds(10), which_children_atom_v)
-      .receive([&](const std::vector<std::string>& ids) { up = ids.size() == 2; },
+      .receive([&](const std::vector<std::string>& ids) { up = ids.size() == 1; },
                [](const caf::error&) {});
-    if (!up) {
-      caf::anon_send_exit(d.root, caf::exit_reason::user_shutdown);
-      d.sys.reset();
-      d.writer.reset();
-      throw std::runtime_error("the supervision tree did not start; see the log for why");
-    }
+  });
+  if (!up) {
+    caf::anon_send_exit(d.root, caf::exit_reason::user_shutdown);
+    d.control.run([&] { d.sys.reset(); });
+    d.reader.reset();
+    d.writer.reset();
+    throw std::runtime_error("the supervision tree did not start; see the log for why");
   }
   caf::actor_cast<caf::abstract_actor*>(d.root)->attach_functor([raw](const caf::error& reason) {
     std::lock_guard<std::mutex> guard{raw->mu};
@@ -226,17 +287,19 @@ void runtime::start() {
   });
 
   if (d.cfg.http.enabled) {
-    d.http = std::make_unique<adapters::http::http_server>(
-      d.cfg.http, adapters::http::http_server::hooks{[raw] {
-        std::lock_guard<std::mutex> guard{raw->mu};
-        return raw->state == impl::phase::running && !raw->root_down;
-      }});
+    auto hooks = adapters::http::runtime_hooks(*this);  // /v1/ through the public API
+    hooks.ready = [raw] {
+      std::lock_guard<std::mutex> guard{raw->mu};
+      return raw->state == impl::phase::running && !raw->root_down;
+    };
+    d.http = std::make_unique<adapters::http::http_server>(d.cfg.http, std::move(hooks));
     try {
       d.listen_address = d.http->start();
     } catch (...) {
       caf::anon_send_exit(d.root, caf::exit_reason::user_shutdown);
       d.http.reset();
-      d.sys.reset();
+      d.control.run([&] { d.sys.reset(); });
+      d.reader.reset();
       d.writer.reset();
       {
         std::lock_guard<std::mutex> guard{d.mu};
@@ -515,13 +578,14 @@ run_outcome runtime::stop() {
     d.cv.wait_for(lock, std::chrono::seconds(10), [&] { return d.root_down; });
   }
   d.root = nullptr;
-  d.sys.reset();  // waits for every actor to finish
+  d.control.run([&] { d.sys.reset(); });  // waits for every actor to finish
   d.writer->flush();  // the last checkpoints and dead letters
   {
     std::lock_guard<std::mutex> guard{d.query_mu};
     d.query_store.reset();
   }
   d.ctx.reset();
+  d.reader.reset();
   d.writer.reset();
   std::lock_guard<std::mutex> guard{d.mu};
   d.state = impl::phase::stopped;
@@ -546,8 +610,8 @@ caf::actor internal::runtime_access::consumer(runtime& rt, const subscription& s
   return caf::actor_cast<caf::actor>(i->second->get_current());
 }
 
-caf::actor internal::runtime_access::reader(runtime& rt) {
-  return caf::actor_cast<caf::actor>(rt.impl_->reader->get());
+caf::actor internal::runtime_access::consumers(runtime& rt) {
+  return caf::actor_cast<caf::actor>(rt.impl_->consumers());
 }
 
 } // namespace switchboard

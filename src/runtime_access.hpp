@@ -13,8 +13,8 @@ struct runtime_access {
   static caf::actor_system& system(runtime& rt);
   /// The actor currently serving a subscription (invalid if none).
   static caf::actor consumer(runtime& rt, const subscription& sub);
-  /// The journal reader actor.
-  static caf::actor reader(runtime& rt);
+  /// The supervisor of all consumers.
+  static caf::actor consumers(runtime& rt);
 };
 
 } // namespace switchboard::internal

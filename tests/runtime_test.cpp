@@ -445,10 +445,10 @@ TEST_CASE("when the root supervisor gives up, wait() says why", "[runtime][super
   cfg.supervision.max_restarts = 0;  // the first crash exceeds the restart intensity
   runtime rt{cfg};
   rt.start();
-  caf::anon_send_exit(internal::runtime_access::reader(rt), caf::exit_reason::kill);
+  caf::anon_send_exit(internal::runtime_access::consumers(rt), caf::exit_reason::kill);
   auto outcome = rt.wait();
   CHECK(outcome.failed);
-  CHECK(outcome.reason.find("supervisor 'root' gave up: child 'journal-reader'") !=
+  CHECK(outcome.reason.find("supervisor 'root' gave up: child 'consumers'") !=
         std::string::npos);
   CHECK(rt.stop().failed);
 }

@@ -109,9 +109,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(switchboard, caf::first_custom_type_id)
   CAF_ADD_ATOM(switchboard, switchboard, resume_atom, "sb_resume")
   // consumer <- runtime: handle one event again outside the cursor (a dead letter retried).
   CAF_ADD_ATOM(switchboard, switchboard, redeliver_atom, "sb_redeliv")
-  // journal reader <- consumer: events after a sequence (catch-up from disk).
-  CAF_ADD_ATOM(switchboard, switchboard, fetch_atom, "sb_fetch")
-  // journal reader <- consumer: a consumer's saved checkpoint.
+  // consumer <- journal reader thread: events read from disk (catch-up), or why not.
+  CAF_ADD_ATOM(switchboard, switchboard, fetched_atom, "sb_fetched")
+  // consumer <- journal reader thread: its saved checkpoint, or why it could not be read.
   CAF_ADD_ATOM(switchboard, switchboard, checkpoint_atom, "sb_ckpt")
 
   CAF_ADD_TYPE_ID(switchboard, (switchboard::child_spec))
@@ -138,6 +138,8 @@ using supervisor_actor = caf::typed_actor<
 /// partitions within its credit, and saves its checkpoint as they finish.
 using consumer_actor = caf::typed_actor<
   caf::reacts_to<wake_atom>,
+  caf::reacts_to<fetched_atom, event_batch, std::string>,
+  caf::reacts_to<checkpoint_atom, std::uint64_t, std::string>,
   caf::reacts_to<done_atom, std::vector<std::uint64_t>>,
   caf::reacts_to<redeliver_atom, event_ptr>>;
 
@@ -147,11 +149,5 @@ using partition_actor = caf::typed_actor<
   caf::reacts_to<work_atom, event_batch>,
   caf::reacts_to<retry_atom, std::uint64_t>,
   caf::reacts_to<resume_atom>>;
-
-/// The journal reader: a detached actor with its own read-only connection (blocking reads
-/// never run on scheduler threads).
-using reader_actor = caf::typed_actor<
-  caf::replies_to<fetch_atom, std::uint64_t, std::uint32_t>::with<event_batch>,
-  caf::replies_to<checkpoint_atom, std::string>::with<std::uint64_t>>;
 
 } // namespace switchboard

@@ -91,33 +91,6 @@ std::size_t partition_of(const std::string& kind, const std::string& id, std::si
 
 namespace {
 
-// -- journal reader ------------------------------------------------------------------------
-
-struct reader_state {
-  static inline const char* name = "switchboard.journal_reader";
-  std::unique_ptr<adapters::sqlite::journal_store> store;
-};
-
-reader_actor::behavior_type reader_impl(reader_actor::stateful_pointer<reader_state> self,
-                                        adapters::sqlite::journal_options options) {
-  install_exception_logger(self, "journal reader");
-  options.read_only = true;
-  self->state.store = std::make_unique<adapters::sqlite::journal_store>(options);
-  return {
-    [self](fetch_atom, std::uint64_t after, std::uint32_t limit) -> event_batch {
-      auto events = self->state.store->read_after(after, limit);
-      auto out = std::make_shared<std::vector<event_ptr>>();
-      out->reserve(events.size());
-      for (auto& ev : events)
-        out->push_back(std::make_shared<const event>(std::move(ev)));
-      return out;
-    },
-    [self](checkpoint_atom, const std::string& consumer) -> std::uint64_t {
-      return self->state.store->checkpoint(consumer);
-    },
-  };
-}
-
 // -- partition -----------------------------------------------------------------------------
 
 struct partition_state {
@@ -307,28 +280,14 @@ void pump(consumer_ptr self) {
     auto want = std::min<std::size_t>(max_in_flight - st.in_flight.size(), 1024);
     batch.clear();
     if (st.ctx->tail->read(st.cursor, want, batch) == journal_tail::read_status::evicted) {
-      auto reader = st.ctx->reader->get();
       st.fetching = true;
-      self->request(reader, std::chrono::seconds(30), fetch_atom_v, st.cursor,
-                    static_cast<std::uint32_t>(want))
-        .then(
-          [self](const event_batch& events) {
-            self->state.fetching = false;
-            if (events->empty()) {
-              // The tail said "on disk" but the disk had nothing yet: look again shortly.
-              self->delayed_send(self, std::chrono::milliseconds(20), wake_atom_v);
-              return;
-            }
-            dispatch(self, *events);
-            advance(self);
-            pump(self);
-          },
-          [self](const caf::error& err) {
-            self->state.fetching = false;
-            spdlog::warn("consumer '{}': reading the journal failed ({}), retrying",
-                         self->state.entry->consumer_name(), describe_exit_reason(err));
-            self->delayed_send(self, std::chrono::milliseconds(200), wake_atom_v);
-          });
+      consumer_actor me = self;
+      st.ctx->reader->fetch(st.cursor, static_cast<std::uint32_t>(want),
+                            [me](std::shared_ptr<const std::vector<event_ptr>> events,
+                                 std::string error) {
+                              caf::anon_send(me, fetched_atom_v, event_batch{std::move(events)},
+                                             std::move(error));
+                            });
       return;
     }
     if (batch.empty())
@@ -375,17 +334,37 @@ consumer_actor::behavior_type consumer_impl(consumer_ptr self,
   } else if (!st.entry->durable || st.entry->progress.load() > 0) {
     position(self, st.entry->progress.load());
   } else {
-    self->request(st.ctx->reader->get(), std::chrono::seconds(30), checkpoint_atom_v,
-                  st.entry->options.name)
-      .then([self](std::uint64_t saved) { position(self, saved); },
-            [self](const caf::error& err) {
-              throw std::runtime_error("cannot read the checkpoint of consumer '" +
-                                       self->state.entry->options.name +
-                                       "': " + describe_exit_reason(err));
-            });
+    st.ctx->reader->checkpoint(st.entry->options.name,
+                               [me](std::uint64_t saved, std::string error) {
+                                 caf::anon_send(me, checkpoint_atom_v, saved, std::move(error));
+                               });
   }
   return {
     [self](wake_atom) { pump(self); },
+    [self](fetched_atom, const event_batch& events, const std::string& error) {
+      self->state.fetching = false;
+      if (!error.empty() || !events) {
+        spdlog::warn("consumer '{}': reading the journal failed ({}), retrying",
+                     self->state.entry->consumer_name(), error);
+        self->delayed_send(self, std::chrono::milliseconds(200), wake_atom_v);
+        return;
+      }
+      if (events->empty()) {
+        // The tail said "on disk" but the disk had nothing yet: look again shortly.
+        self->delayed_send(self, std::chrono::milliseconds(20), wake_atom_v);
+        return;
+      }
+      dispatch(self, *events);
+      advance(self);
+      pump(self);
+    },
+    [self](checkpoint_atom, std::uint64_t saved, const std::string& error) {
+      if (!error.empty())
+        throw std::runtime_error("cannot read the checkpoint of consumer '" +
+                                 self->state.entry->options.name + "': " + error);
+      if (!self->state.positioned)
+        position(self, saved);
+    },
     [self](done_atom, const std::vector<std::uint64_t>& seqs) {
       for (auto seq : seqs)
         self->state.in_flight.erase(seq);
@@ -409,16 +388,6 @@ child_spec consumer_child(std::shared_ptr<subscription_entry> entry,
   return child_spec{std::move(id), restart_policy::permanent,
                     [entry = std::move(entry), ctx = std::move(ctx)](caf::actor_system& sys) {
                       return caf::actor_cast<caf::actor>(sys.spawn(consumer_impl, entry, ctx));
-                    }};
-}
-
-child_spec reader_child(adapters::sqlite::journal_options options,
-                        std::shared_ptr<reader_ref> current) {
-  return child_spec{"journal-reader", restart_policy::permanent,
-                    [options = std::move(options), current](caf::actor_system& sys) {
-                      auto reader = sys.spawn<caf::detached>(reader_impl, options);
-                      current->set(reader);
-                      return caf::actor_cast<caf::actor>(reader);
                     }};
 }
 

@@ -4,8 +4,8 @@
 //
 // After each commit the journal writer appends the new events to the `journal_tail` (a
 // bounded in-memory window of the most recent events) and wakes every consumer. A consumer
-// reads from its cursor: from the tail when it can, from disk (through the journal reader, a
-// detached actor) when it has fallen behind the tail. It filters by pattern, hands matching
+// reads from its cursor: from the tail when it can, from disk (through the journal reader
+// thread) when it has fallen behind the tail. It filters by pattern, hands matching
 // events to its partitions (by a stable hash of entity kind + id) within its credit, and
 // saves its checkpoint as the lowest unfinished sequence advances.
 //
@@ -93,37 +93,16 @@ private:
   caf::actor_addr current;  // weak: the entry must not keep its consumer alive
 };
 
-/// The current journal reader (it is replaced when its supervisor restarts it).
-class reader_ref {
-public:
-  void set(const reader_actor& r) {
-    std::lock_guard<std::mutex> guard{mu_};
-    reader_ = r.address();
-  }
-  reader_actor get() const {
-    std::lock_guard<std::mutex> guard{mu_};
-    return caf::actor_cast<reader_actor>(reader_);
-  }
-
-private:
-  mutable std::mutex mu_;
-  caf::actor_addr reader_;  // weak: a detached actor's thread ends only when it is destroyed
-};
-
 /// What every consumer needs from the runtime.
 struct bus_context {
   std::shared_ptr<journal_tail> tail;
   std::shared_ptr<journal_writer> writer;
-  std::shared_ptr<reader_ref> reader;
+  std::shared_ptr<journal_reader> reader;
 };
 
 /// A child spec for the consumer of `entry`.
 child_spec consumer_child(std::shared_ptr<subscription_entry> entry,
                           std::shared_ptr<const bus_context> ctx);
-
-/// A child spec for the journal reader (a detached actor with a read-only connection).
-child_spec reader_child(adapters::sqlite::journal_options options,
-                        std::shared_ptr<reader_ref> current);
 
 /// Which partition of `n` serves an entity: stable across runs and platforms.
 std::size_t partition_of(const std::string& kind, const std::string& id, std::size_t n);

@@ -195,4 +195,72 @@ void journal_writer::loop() {
   }
 }
 
+journal_reader::journal_reader(adapters::sqlite::journal_options options)
+  : options_(std::move(options)) {
+  options_.read_only = true;
+  thread_ = std::thread([this] { loop(); });
+}
+
+journal_reader::~journal_reader() {
+  {
+    std::lock_guard<std::mutex> guard{mu_};
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+void journal_reader::fetch(std::uint64_t after, std::uint32_t limit, fetch_callback done) {
+  auto shared = std::make_shared<fetch_callback>(std::move(done));
+  std::lock_guard<std::mutex> guard{mu_};
+  jobs_.push_back(job{[after, limit, shared](adapters::sqlite::journal_store& s) {
+                        auto events = s.read_after(after, limit);
+                        auto out = std::make_shared<std::vector<event_ptr>>();
+                        out->reserve(events.size());
+                        for (auto& ev : events)
+                          out->push_back(std::make_shared<const event>(std::move(ev)));
+                        (*shared)(std::move(out), {});
+                      },
+                      [shared](const std::string& error) { (*shared)(nullptr, error); }});
+  wake_.notify_one();
+}
+
+void journal_reader::checkpoint(std::string consumer, checkpoint_callback done) {
+  auto shared = std::make_shared<checkpoint_callback>(std::move(done));
+  std::lock_guard<std::mutex> guard{mu_};
+  jobs_.push_back(job{[consumer = std::move(consumer), shared](adapters::sqlite::journal_store& s) {
+                        (*shared)(s.checkpoint(consumer), {});
+                      },
+                      [shared](const std::string& error) { (*shared)(0, error); }});
+  wake_.notify_one();
+}
+
+void journal_reader::loop() {
+  std::unique_ptr<adapters::sqlite::journal_store> store;
+  for (;;) {
+    std::vector<job> jobs;
+    {
+      std::unique_lock<std::mutex> lock{mu_};
+      wake_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+      if (jobs_.empty())
+        return;
+      jobs.swap(jobs_);
+    }
+    for (auto& j : jobs) {
+      std::string error;
+      try {
+        if (!store)
+          store = std::make_unique<adapters::sqlite::journal_store>(options_);
+        j.run(*store);
+        continue;
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      spdlog::warn("journal reader: a read failed: {}", error);
+      store.reset();  // reopen on the next read
+      j.fail(error);
+    }
+  }
+}
+
 } // namespace switchboard::actors

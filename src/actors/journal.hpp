@@ -108,4 +108,41 @@ private:
   std::thread thread_;
 };
 
+/// The journal reader: one thread with its own read-only connection, serving the reads of
+/// consumers that fell behind the in-memory tail (and their checkpoints at start). Like the
+/// writer it is a plain thread, not a CAF actor: blocking SQLite reads never run on
+/// scheduler threads. (A CAF detached actor would do too, but CAF 0.17 hangs destroying an
+/// actor system from another thread than the one that spawned a detached actor.)
+class journal_reader {
+public:
+  using fetch_callback =
+    std::function<void(std::shared_ptr<const std::vector<event_ptr>> events, std::string error)>;
+  using checkpoint_callback = std::function<void(std::uint64_t sequence, std::string error)>;
+
+  explicit journal_reader(adapters::sqlite::journal_options options);
+  /// Answers what is queued, then stops the thread.
+  ~journal_reader();
+  journal_reader(const journal_reader&) = delete;
+  journal_reader& operator=(const journal_reader&) = delete;
+
+  /// Up to `limit` events after `after`; `done` runs on the reader thread.
+  void fetch(std::uint64_t after, std::uint32_t limit, fetch_callback done);
+  /// A consumer's saved checkpoint; `done` runs on the reader thread.
+  void checkpoint(std::string consumer, checkpoint_callback done);
+
+private:
+  void loop();
+
+  adapters::sqlite::journal_options options_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  struct job {
+    std::function<void(adapters::sqlite::journal_store&)> run;
+    std::function<void(const std::string&)> fail;  // when `run` threw before answering
+  };
+  std::vector<job> jobs_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 } // namespace switchboard::actors

@@ -2,6 +2,7 @@
 //
 // Exit codes: 0 ok; 1 could not start; 2 bad config or usage; 3 the root supervisor gave up.
 
+#include "adapters/twilio/emulator.hpp"
 #include "switchboard/config.hpp"
 #include "switchboard/runtime.hpp"
 #include "switchboard/version.hpp"
@@ -14,9 +15,11 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 #include <pthread.h>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -110,6 +113,51 @@ int run(const std::string& config_path, const std::string& data_dir, const std::
   return exit_ok;
 }
 
+/// `switchboard twilio-emulator`: serves the emulated Twilio APIs until SIGTERM or SIGINT.
+int run_twilio_emulator(switchboard::adapters::twilio::emulator_options options) {
+  namespace twilio = switchboard::adapters::twilio;
+  const char* env_sid = std::getenv("TWILIO_ACCOUNT_SID");
+  const char* env_token = std::getenv("TWILIO_AUTH_TOKEN");
+  if ((options.account_sid.empty() && (env_sid == nullptr || *env_sid == '\0')) ||
+      (options.auth_token.empty() && (env_token == nullptr || *env_token == '\0'))) {
+    std::cerr << "switchboard twilio-emulator: no credentials: set TWILIO_ACCOUNT_SID and "
+                 "TWILIO_AUTH_TOKEN, or pass --account-sid AC<32 hex digits> and --auth-token "
+                 "TOKEN (clients authenticate with these, and webhooks are signed with the "
+                 "token)\n";
+    return exit_bad_config;
+  }
+  setup_logging("info");
+
+  // As in run(): block the signals before any thread exists, and take them with sigwait.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  std::optional<twilio::emulator> emulator;
+  try {
+    emulator.emplace(std::move(options));
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "switchboard " << e.what() << "\n";
+    return exit_bad_config;
+  }
+  std::string address;
+  try {
+    address = emulator->start();
+  } catch (const std::exception& e) {
+    std::cerr << "switchboard " << e.what() << "\n";
+    return exit_start_failed;
+  }
+  std::cout << "twilio emulator listening on " << address << std::endl;
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("received {}, stopping the twilio emulator", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  emulator->stop();
+  return exit_ok;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -133,6 +181,25 @@ int main(int argc, char** argv) {
 
   auto* version_cmd = app.add_subcommand("version", "Print the version and exit");
 
+  switchboard::adapters::twilio::emulator_options emulator_options;
+  bool no_rate_limits = false;
+  auto* emulator_cmd = app.add_subcommand(
+    "twilio-emulator",
+    "Serve Twilio's Sync, Conversations and TaskRouter APIs locally until SIGTERM or SIGINT");
+  emulator_cmd->add_option("--host", emulator_options.host, "Address to listen on")
+    ->capture_default_str();
+  emulator_cmd->add_option("--port", emulator_options.port, "Port to listen on (0 = any)")
+    ->capture_default_str();
+  emulator_cmd->add_option("--account-sid", emulator_options.account_sid,
+                           "Account SID clients authenticate with (default: TWILIO_ACCOUNT_SID)");
+  emulator_cmd->add_option("--auth-token", emulator_options.auth_token,
+                           "Auth token clients authenticate with and webhooks are signed with "
+                           "(default: TWILIO_AUTH_TOKEN)");
+  emulator_cmd->add_option("--seed", emulator_options.seed, "Seed of the fault generator")
+    ->capture_default_str();
+  emulator_cmd->add_flag("--no-rate-limits", no_rate_limits,
+                         "Do not enforce Sync's 20 writes/s per object");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -153,5 +220,9 @@ int main(int argc, char** argv) {
   }
   if (*run_cmd)
     return run(config_path, data_dir, listen);
+  if (*emulator_cmd) {
+    emulator_options.enforce_rate_limits = !no_rate_limits;
+    return run_twilio_emulator(std::move(emulator_options));
+  }
   return exit_bad_config;
 }

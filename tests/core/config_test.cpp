@@ -402,7 +402,7 @@ TEST_CASE("load_config_file reports file problems with the path and what to do",
   }
 }
 
-TEST_CASE("--listen HOST:PORT sets host and port and enables HTTP", "[config]") {
+TEST_CASE("listen override HOST:PORT sets host and port and enables HTTP", "[config]") {
   struct good {
     const char* arg;
     const char* host;
@@ -424,7 +424,7 @@ TEST_CASE("--listen HOST:PORT sets host and port and enables HTTP", "[config]") 
   }
 }
 
-TEST_CASE("--listen rejects what cannot be listened on and leaves the config alone", "[config]") {
+TEST_CASE("listen override rejects what cannot be listened on and leaves the config alone", "[config]") {
   struct bad {
     const char* arg;
     const char* problem;

@@ -1,12 +1,19 @@
 #include "adapters/http/http_server.hpp"
 
+#include "core/auth.hpp"
+
 #include <httplib.h>
 #include <spdlog/spdlog.h>
+#include <boost/json.hpp>
 
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <charconv>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
+#include <optional>
 #include <stdexcept>
 
 namespace switchboard::adapters::http {
@@ -43,6 +50,68 @@ std::string json_escape(const std::string& text) {
   return out;
 }
 
+void reply_error(httplib::Response& res, int status, const std::string& error) {
+  reply_json(res, status, boost::json::serialize(boost::json::object{{"error", error}}));
+}
+
+constexpr std::size_t default_page = 100;
+constexpr std::size_t max_page = 1000;
+
+/// Reads an optional unsigned query parameter in [min, max]; on a bad value answers 400
+/// naming the parameter and returns false.
+bool number_param(const httplib::Request& req, httplib::Response& res, const char* name,
+                  std::uint64_t min, std::uint64_t max, const char* meaning, std::uint64_t& out) {
+  if (!req.has_param(name))
+    return true;
+  const auto text = req.get_param_value(name);
+  std::uint64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (!text.empty() && ec == std::errc{} && end == text.data() + text.size() && v >= min &&
+      v <= max) {
+    out = v;
+    return true;
+  }
+  const auto shown = text.size() > 64 ? text.substr(0, 64) + "..." : text;
+  reply_error(
+      res, 400,
+      std::string{"query parameter '"} + name + "': must be " + meaning + ", got '" + shown + "'");
+  return false;
+}
+
+std::string range_text(std::size_t lo, std::size_t hi) {
+  return "an integer from " + std::to_string(lo) + " to " + std::to_string(hi);
+}
+
+boost::json::object dead_letter_json(const dead_letter_info& d) {
+  return {{"id", d.id},
+          {"consumer", d.consumer},
+          {"sequence", d.sequence},
+          {"reason", d.reason},
+          {"attempts", d.attempts},
+          {"last_error", d.last_error},
+          {"parked_at", d.parked_at}};
+}
+
+std::optional<std::uint64_t> path_id(const httplib::Request& req) {
+  if (req.matches.size() < 2)
+    return std::nullopt;
+  const auto text = req.matches[1].str();
+  std::uint64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc{} || end != text.data() + text.size())
+    return std::nullopt;
+  return v;
+}
+
+void reply_unknown_dead_letter(httplib::Response& res, const std::string& id, const char* verb) {
+  reply_error(res, 404,
+              "no dead letter with id " + id + " to " + verb +
+                  (std::string{verb} == "retry"
+                       ? " (or its named subscription is not running in this process)"
+                       : "") +
+                  "; list them with GET /v1/dead-letters");
+}
+
 } // namespace
 
 http_server::http_server(http_config cfg, hooks h)
@@ -73,6 +142,7 @@ http_server::http_server(http_config cfg, hooks h)
     else
       reply_json(res, 503, R"({"status":"not ready"})");
   });
+  add_api_routes();
   s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty())
       return;
@@ -93,6 +163,127 @@ http_server::http_server(http_config cfg, hooks h)
       spdlog::error("http: {} {} failed: {}", req.method, req.path, what);
       reply_json(res, 500, R"({"error":"internal error; see the server log"})");
     });
+}
+
+bool http_server::authorized(const httplib::Request& req, httplib::Response& res) const {
+  using core::token_check;
+  const auto check = core::check_bearer(req.get_header_value("Authorization"), hooks_.api_token);
+  if (check == token_check::ok)
+    return true;
+  std::string why;
+  switch (check) {
+    case token_check::not_configured:
+      why =
+          "this server has no API token configured, so /v1/ is closed: set "
+          "SWITCHBOARD_API_TOKEN in the server's environment and restart it";
+      break;
+    case token_check::missing:
+      why =
+          "missing bearer token: send 'Authorization: Bearer <token>' with the server's "
+          "SWITCHBOARD_API_TOKEN";
+      break;
+    default:
+      why = "the bearer token is not the server's SWITCHBOARD_API_TOKEN; send that token";
+      break;
+  }
+  res.set_header("WWW-Authenticate", check == token_check::wrong
+                                         ? R"(Bearer realm="switchboard", error="invalid_token")"
+                                         : R"(Bearer realm="switchboard")");
+  reply_error(res, 401, why);
+  return false;
+}
+
+void http_server::add_api_routes() {
+  auto& s = *server_;
+  // Every /v1/ handler checks the token first. (A pre-routing handler would answer before
+  // cpp-httplib reads the body, which leaves the body in a kept-alive connection.)
+  auto guarded = [this](auto handler) {
+    return [this, handler](const httplib::Request& req, httplib::Response& res) {
+      if (authorized(req, res))
+        handler(req, res);
+    };
+  };
+  auto unavailable = [](httplib::Response& res) {
+    reply_error(res, 503, "this server does not serve this API (no runtime attached)");
+  };
+
+  s.Post("/v1/events",
+         guarded([this, unavailable](const httplib::Request& req, httplib::Response& res) {
+           if (!hooks_.publish)
+             return unavailable(res);
+           header_list ce_headers;
+           for (const auto& [name, value] : req.headers)
+             if (name.size() > 3 && (name[0] == 'c' || name[0] == 'C') &&
+                 (name[1] == 'e' || name[1] == 'E') && name[2] == '-')
+               ce_headers.emplace_back(name, value);
+           auto request = decode_ingest(req.get_header_value("Content-Type"), ce_headers, req.body,
+                                        hooks_.limits);
+           auto answer = ingest(std::move(request), hooks_.publish, hooks_.ingest_timeout);
+           if (answer.retry_after)
+             res.set_header("Retry-After", std::to_string(*answer.retry_after));
+           reply_json(res, answer.status, answer.body);
+         }));
+
+  s.Get("/v1/events",
+        guarded([this, unavailable](const httplib::Request& req, httplib::Response& res) {
+          if (!hooks_.read || !hooks_.last_sequence)
+            return unavailable(res);
+          std::uint64_t after = 0;
+          std::uint64_t limit = default_page;
+          if (!number_param(req, res, "after", 0, std::numeric_limits<std::uint64_t>::max(),
+                            "a non-negative integer (a journal sequence; 0 = from the start)",
+                            after) ||
+              !number_param(req, res, "limit", 1, max_page, range_text(1, max_page).c_str(), limit))
+            return;
+          boost::json::array events;
+          for (const auto& ev : hooks_.read(after, static_cast<std::size_t>(limit)))
+            events.push_back(to_json(ev));
+          // Read after the events, so that it is at least the last one returned.
+          const auto last = hooks_.last_sequence();
+          reply_json(res, 200,
+                     boost::json::serialize(boost::json::object{{"events", std::move(events)},
+                                                                {"last_sequence", last}}));
+        }));
+
+  s.Get("/v1/dead-letters",
+        guarded([this, unavailable](const httplib::Request& req, httplib::Response& res) {
+          if (!hooks_.dead_letters)
+            return unavailable(res);
+          std::uint64_t limit = default_page;
+          if (!number_param(req, res, "limit", 1, max_page, range_text(1, max_page).c_str(), limit))
+            return;
+          boost::json::array letters;
+          for (const auto& d : hooks_.dead_letters(req.get_param_value("consumer"),
+                                                   static_cast<std::size_t>(limit)))
+            letters.push_back(dead_letter_json(d));
+          reply_json(
+              res, 200,
+              boost::json::serialize(boost::json::object{{"dead_letters", std::move(letters)}}));
+        }));
+
+  s.Post(R"(/v1/dead-letters/(\d+)/retry)",
+         guarded([this, unavailable](const httplib::Request& req, httplib::Response& res) {
+           if (!hooks_.retry_dead_letter)
+             return unavailable(res);
+           auto id = path_id(req);
+           if (!id || !hooks_.retry_dead_letter(*id))
+             return reply_unknown_dead_letter(res, req.matches[1].str(), "retry");
+           reply_json(
+               res, 200,
+               boost::json::serialize(boost::json::object{{"id", *id}, {"status", "retried"}}));
+         }));
+
+  s.Delete(R"(/v1/dead-letters/(\d+))",
+           guarded([this, unavailable](const httplib::Request& req, httplib::Response& res) {
+             if (!hooks_.discard_dead_letter)
+               return unavailable(res);
+             auto id = path_id(req);
+             if (!id || !hooks_.discard_dead_letter(*id))
+               return reply_unknown_dead_letter(res, req.matches[1].str(), "discard");
+             reply_json(
+                 res, 200,
+                 boost::json::serialize(boost::json::object{{"id", *id}, {"status", "discarded"}}));
+           }));
 }
 
 http_server::~http_server() { stop(); }
@@ -123,6 +314,27 @@ void http_server::stop() {
     server_->stop();
     thread_.join();
   }
+}
+
+http_server::hooks runtime_hooks(runtime& rt) {
+  http_server::hooks h;
+  const char* token = std::getenv("SWITCHBOARD_API_TOKEN");
+  h.api_token = token != nullptr ? token : "";
+  if (h.api_token.empty())
+    spdlog::warn(
+        "SWITCHBOARD_API_TOKEN is not set: the HTTP API under /v1/ (ingest, read, "
+        "dead letters) refuses every request with 401 until switchboard is restarted "
+        "with it set; /health and /ready stay open");
+  h.limits = rt.configuration().limits;
+  h.publish = [&rt](event ev, auto done) { rt.publish_async(std::move(ev), std::move(done)); };
+  h.read = [&rt](std::uint64_t after, std::size_t limit) { return rt.read(after, limit); };
+  h.last_sequence = [&rt] { return rt.last_sequence(); };
+  h.dead_letters = [&rt](const std::string& consumer, std::size_t limit) {
+    return rt.dead_letters(consumer, limit);
+  };
+  h.retry_dead_letter = [&rt](std::uint64_t id) { return rt.retry_dead_letter(id); };
+  h.discard_dead_letter = [&rt](std::uint64_t id) { return rt.discard_dead_letter(id); };
+  return h;
 }
 
 } // namespace switchboard::adapters::http

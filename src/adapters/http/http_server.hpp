@@ -1,25 +1,49 @@
 #pragma once
 
 // The daemon's HTTP server (cpp-httplib): its own thread pool, never a CAF scheduler thread.
-// 0.1 serves `GET /health` and `GET /ready`; later changes add ingest, webhooks and admin.
+// Open: `GET /health`, `GET /ready`. Behind the bearer token (SWITCHBOARD_API_TOKEN):
+// `POST /v1/events` (ingest, see ingest.hpp), `GET /v1/events` (read the journal),
+// `GET /v1/dead-letters`, `POST /v1/dead-letters/{id}/retry`, `DELETE /v1/dead-letters/{id}`.
 
+#include "adapters/http/ingest.hpp"
 #include "switchboard/config.hpp"
+#include "switchboard/runtime.hpp"
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace httplib {
 class Server;
+struct Request;
+struct Response;
 }
 
 namespace switchboard::adapters::http {
 
 class http_server {
 public:
+  /// What the server reaches the runtime through. A missing function makes its routes
+  /// answer 503.
   struct hooks {
     std::function<bool()> ready;  ///< answers /ready: true once started, false while draining
+
+    /// The bearer token every /v1/ request must present; empty = none configured, so every
+    /// /v1/ request is refused with a hint to set SWITCHBOARD_API_TOKEN.
+    std::string api_token;
+    codec_limits limits;                               ///< for decoding ingested events
+    std::chrono::milliseconds ingest_timeout{30'000};  ///< longer without durability: 503
+    publish_hook publish;                              ///< runtime::publish_async
+    std::function<std::vector<event>(std::uint64_t after, std::size_t limit)> read;
+    std::function<std::uint64_t()> last_sequence;
+    std::function<std::vector<dead_letter_info>(const std::string& consumer, std::size_t limit)>
+        dead_letters;
+    std::function<bool(std::uint64_t id)> retry_dead_letter;
+    std::function<bool(std::uint64_t id)> discard_dead_letter;
   };
 
   http_server(http_config cfg, hooks h);
@@ -36,10 +60,19 @@ public:
   void stop();
 
 private:
+  void add_api_routes();
+  /// True if the request carries the API token; else answers 401 and returns false.
+  bool authorized(const httplib::Request& req, httplib::Response& res) const;
+
   http_config cfg_;
   hooks hooks_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
 };
+
+/// Hooks that serve the /v1/ API from `rt`'s public members, with its codec limits and the
+/// token read from SWITCHBOARD_API_TOKEN now (a warning is logged when it is unset). `ready`
+/// is left for the caller. `rt` must outlive the server.
+http_server::hooks runtime_hooks(runtime& rt);
 
 } // namespace switchboard::adapters::http

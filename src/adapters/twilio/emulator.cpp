@@ -1,0 +1,1021 @@
+// The Twilio emulator's HTTP side: Basic auth, routing, faults, the request log, the
+// /_emulator/ endpoints and webhook delivery. The products live in emulator_sync.cpp,
+// emulator_conversations.cpp and emulator_taskrouter.cpp.
+
+#include "adapters/twilio/emulator.hpp"
+
+#include "adapters/twilio/emulator_impl.hpp"
+#include "adapters/twilio/emulator_rules.hpp"
+#include "adapters/twilio/signature.hpp"
+#include "core/auth.hpp"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+#include <boost/json.hpp>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+namespace switchboard::adapters::twilio {
+
+namespace internal {
+
+// --- helpers for handlers -------------------------------------------------------------------
+
+api_error not_found(int code, const std::string& what) {
+  return api_error(404, code, "The requested resource " + what + " was not found");
+}
+
+api_error missing_parameter(const std::string& name) {
+  return api_error(400, 20001, "Missing required parameter " + name + " in the post body");
+}
+
+json::value json_field(const std::string& name, const std::string& text, int code) {
+  boost::system::error_code ec;
+  auto value = json::parse(text, ec);
+  if (ec)
+    throw api_error(400, code,
+                    "Invalid " + name + ": must be a JSON string such as {\"key\":\"value\"} (" +
+                        ec.message() + ")");
+  return value;
+}
+
+std::optional<std::int64_t> int_field(const call& c, const std::string& name, std::int64_t min,
+                                      std::int64_t max) {
+  auto text = c.param(name);
+  if (!text)
+    return std::nullopt;
+  std::int64_t v = 0;
+  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
+  if (text->empty() || ec != std::errc{} || end != text->data() + text->size() || v < min ||
+      v > max)
+    throw api_error(400, 20001,
+                    "Invalid " + name + ": must be an integer from " + std::to_string(min) +
+                        " to " + std::to_string(max) + ", got '" + *text + "'");
+  return v;
+}
+
+std::optional<bool> bool_field(const call& c, const std::string& name) {
+  auto text = c.param(name);
+  if (!text)
+    return std::nullopt;
+  std::string lower;
+  for (char ch : *text)
+    lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (lower == "true")
+    return true;
+  if (lower == "false")
+    return false;
+  throw api_error(400, 20001, "Invalid " + name + ": must be true or false, got '" + *text + "'");
+}
+
+std::string if_match(const call& c) {
+  auto value = c.header("If-Match");
+  if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+    value = value.substr(1, value.size() - 2);
+  return value;
+}
+
+namespace {
+
+std::string percent_encode(std::string_view text, bool keep_slash) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) {
+      out += ch;
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 0xf];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string url_segment(std::string_view text) { return percent_encode(text, false); }
+
+std::vector<std::string> paging_fields(std::vector<std::string> more) {
+  for (const char* f : {"PageSize", "Page", "PageToken"})
+    more.emplace_back(f);
+  return more;
+}
+
+json::object page_of(const context& ctx, const call& c, std::string_view product,
+                     const std::string& path, const char* key, json::array all,
+                     std::int64_t max_page_size) {
+  const auto page_size = int_field(c, "PageSize", 1, max_page_size).value_or(50);
+  const auto page = int_field(c, "Page", 0, 1'000'000).value_or(0);
+  std::int64_t offset = page * page_size;
+  if (auto token = c.param("PageToken")) {
+    // Our tokens are "PT" + the offset of the page's first record.
+    std::int64_t v = -1;
+    const char* first = token->data() + 2;
+    const char* last = token->data() + token->size();
+    auto [end, ec] = token->size() > 2 && token->compare(0, 2, "PT") == 0
+                         ? std::from_chars(first, last, v)
+                         : std::from_chars_result{first, std::errc::invalid_argument};
+    if (ec != std::errc{} || end != last || v < 0)
+      throw api_error(400, 20001,
+                      "Invalid PageToken '" + *token +
+                          "': use the next_page_url or previous_page_url of a list response");
+    offset = v;
+  }
+
+  // The filters of this request go into every paging URL, the paging fields are replaced.
+  std::string filters;
+  for (const auto& [name, value] : c.http.params) {
+    if (name == "PageSize" || name == "Page" || name == "PageToken")
+      continue;
+    filters += "&" + percent_encode(name, false) + "=" + percent_encode(value, false);
+  }
+  auto page_url = [&](std::int64_t p, std::optional<std::int64_t> from) {
+    std::string u = ctx.url(product, path) + "?PageSize=" + std::to_string(page_size) +
+                    "&Page=" + std::to_string(p);
+    if (from)
+      u += "&PageToken=PT" + std::to_string(*from);
+    return u + filters;
+  };
+
+  const auto total = static_cast<std::int64_t>(all.size());
+  json::array records;
+  for (std::int64_t i = offset; i < total && i < offset + page_size; ++i)
+    records.push_back(std::move(all[static_cast<std::size_t>(i)]));
+
+  json::object meta;
+  meta["page"] = page;
+  meta["page_size"] = page_size;
+  meta["first_page_url"] = page_url(0, std::nullopt);
+  meta["previous_page_url"] =
+      offset > 0 ? json::value(page_url(page > 0 ? page - 1 : 0,
+                                        std::max<std::int64_t>(0, offset - page_size)))
+                 : json::value(nullptr);
+  meta["url"] =
+      page_url(page, c.has("PageToken") ? std::optional<std::int64_t>{offset} : std::nullopt);
+  meta["next_page_url"] = offset + page_size < total
+                              ? json::value(page_url(page + 1, offset + page_size))
+                              : json::value(nullptr);
+  meta["key"] = key;
+
+  json::object out;
+  out[key] = std::move(records);
+  out["meta"] = std::move(meta);
+  return out;
+}
+
+}  // namespace internal
+
+namespace {
+
+using namespace internal;
+
+constexpr const char* json_type = "application/json";
+constexpr std::size_t request_log_capacity = 10000;
+constexpr std::size_t delivery_log_capacity = 1000;
+constexpr auto webhook_timeout = std::chrono::seconds{5};  // Twilio's, for every webhook
+constexpr auto longest_hold = std::chrono::minutes{10};    // a "timeout" fault gives up after
+
+json::object error_body(int status, int code, const std::string& message) {
+  return {{"code", code},
+          {"message", message},
+          {"more_info", "https://www.twilio.com/docs/errors/" + std::to_string(code)},
+          {"status", status}};
+}
+
+std::optional<std::string> base64_decode(std::string_view text) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z')
+      return c - 'A';
+    if (c >= 'a' && c <= 'z')
+      return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+      return c - '0' + 52;
+    if (c == '+')
+      return 62;
+    if (c == '/')
+      return 63;
+    return -1;
+  };
+  while (!text.empty() && text.back() == '=')
+    text.remove_suffix(1);
+  std::string out;
+  unsigned bits = 0;
+  int count = 0;
+  for (char c : text) {
+    const int v = value(c);
+    if (v < 0)
+      return std::nullopt;
+    bits = (bits << 6) | static_cast<unsigned>(v);
+    count += 6;
+    if (count >= 8) {
+      count -= 8;
+      out += static_cast<char>((bits >> count) & 0xff);
+    }
+  }
+  return out;
+}
+
+/// Decodes application/x-www-form-urlencoded text into `params` ('+' is a space).
+void parse_form(const std::string& body, httplib::Params& params) {
+  auto decode = [](std::string_view text) {
+    std::string out;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      const char c = text[i];
+      int hi = 0, lo = 0;
+      auto hex = [](char h) {
+        return h >= '0' && h <= '9'   ? h - '0'
+               : h >= 'a' && h <= 'f' ? h - 'a' + 10
+               : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                      : -1;
+      };
+      if (c == '+') {
+        out += ' ';
+      } else if (c == '%' && i + 2 < text.size() && (hi = hex(text[i + 1])) >= 0 &&
+                 (lo = hex(text[i + 2])) >= 0) {
+        out += static_cast<char>(hi * 16 + lo);
+        i += 2;
+      } else {
+        out += c;
+      }
+    }
+    return out;
+  };
+  std::string_view rest{body};
+  while (!rest.empty()) {
+    const auto amp = rest.find('&');
+    const auto pair = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+    if (pair.empty())
+      continue;
+    const auto eq = pair.find('=');
+    params.emplace(decode(pair.substr(0, eq)),
+                   eq == std::string_view::npos ? std::string{} : decode(pair.substr(eq + 1)));
+  }
+}
+
+/// The connection a request came in on, found by its two addresses, so that a held request
+/// ("timeout" fault) notices when the client hangs up. -1 if it cannot be found.
+int connection_of(const httplib::Request& req) {
+  auto address_text = [](const sockaddr_storage& addr, int& port) -> std::string {
+    char text[INET6_ADDRSTRLEN] = {};
+    if (addr.ss_family == AF_INET) {
+      const auto& a = reinterpret_cast<const sockaddr_in&>(addr);
+      port = ntohs(a.sin_port);
+      ::inet_ntop(AF_INET, &a.sin_addr, text, sizeof text);
+    } else if (addr.ss_family == AF_INET6) {
+      const auto& a = reinterpret_cast<const sockaddr_in6&>(addr);
+      port = ntohs(a.sin6_port);
+      ::inet_ntop(AF_INET6, &a.sin6_addr, text, sizeof text);
+    } else {
+      port = -1;
+    }
+    return text;
+  };
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr)
+    return -1;
+  int found = -1;
+  while (const dirent* entry = ::readdir(dir)) {
+    char* end = nullptr;
+    const long fd = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0')
+      continue;
+    sockaddr_storage local{}, peer{};
+    socklen_t local_len = sizeof local, peer_len = sizeof peer;
+    if (::getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &local_len) != 0 ||
+        ::getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0)
+      continue;
+    int local_port = -1, peer_port = -1;
+    const auto local_addr = address_text(local, local_port);
+    const auto peer_addr = address_text(peer, peer_port);
+    if (local_port == req.local_port && peer_port == req.remote_port &&
+        peer_addr == req.remote_addr && local_addr == req.local_addr) {
+      found = static_cast<int>(fd);
+      break;
+    }
+  }
+  ::closedir(dir);
+  return found;
+}
+
+/// Sends webhooks one at a time on its own thread, signed with the auth token, and remembers
+/// how each went (GET /_emulator/state shows them).
+class webhook_courier {
+public:
+  explicit webhook_courier(std::string auth_token) : token_(std::move(auth_token)) {}
+  ~webhook_courier() { stop(); }
+
+  void start() {
+    std::lock_guard lock{mutex_};
+    stopping_ = false;
+    if (!thread_.joinable())
+      thread_ = std::thread([this] { run(); });
+  }
+
+  void send(std::vector<webhook_call> calls) {
+    if (calls.empty())
+      return;
+    {
+      std::lock_guard lock{mutex_};
+      for (auto& c : calls)
+        queue_.push_back(std::move(c));
+    }
+    wake_.notify_one();
+  }
+
+  /// Drops what is queued and interrupts the delivery under way.
+  void stop() {
+    {
+      std::lock_guard lock{mutex_};
+      stopping_ = true;
+      queue_.clear();
+      if (current_ != nullptr)
+        current_->stop();
+    }
+    wake_.notify_all();
+    if (thread_.joinable())
+      thread_.join();
+  }
+
+  json::array deliveries() const {
+    std::lock_guard lock{mutex_};
+    return deliveries_;
+  }
+
+private:
+  void run() {
+    std::unique_lock lock{mutex_};
+    while (true) {
+      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_)
+        return;
+      auto next = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      auto outcome = deliver(next);
+      lock.lock();
+      if (deliveries_.size() >= delivery_log_capacity)
+        deliveries_.erase(deliveries_.begin());
+      deliveries_.push_back(std::move(outcome));
+    }
+  }
+
+  json::object deliver(const webhook_call& call) {
+    json::object outcome{{"event", call.event},
+                         {"webhook_sid", call.webhook_sid},
+                         {"url", call.url},
+                         {"method", call.method}};
+    const auto scheme_end = call.url.find("://");
+    if (scheme_end == std::string::npos) {
+      outcome["error"] = "not an absolute URL";
+      return outcome;
+    }
+    const auto path_start = call.url.find('/', scheme_end + 3);
+    const auto origin = call.url.substr(0, path_start);
+    std::string target = path_start == std::string::npos ? "/" : call.url.substr(path_start);
+
+    httplib::Client client{origin};
+    client.set_connection_timeout(webhook_timeout);
+    client.set_read_timeout(webhook_timeout);
+    client.set_write_timeout(webhook_timeout);
+    {
+      std::lock_guard lock{mutex_};
+      if (stopping_)
+        return outcome;
+      current_ = &client;
+    }
+
+    auto result = send_signed(client, call, target);
+    {
+      std::lock_guard lock{mutex_};
+      current_ = nullptr;
+    }
+    if (result) {
+      outcome["status"] = result->status;
+    } else {
+      outcome["error"] = httplib::to_string(result.error());
+      spdlog::warn("twilio emulator: webhook {} to {} failed: {}", call.event, call.url,
+                   httplib::to_string(result.error()));
+    }
+    return outcome;
+  }
+
+  httplib::Result send_signed(httplib::Client& client, const webhook_call& call,
+                              std::string target) const {
+    if (call.method == "GET") {
+      // The parameters travel in the query string, so they are part of the signed URL.
+      std::string query;
+      for (const auto& [name, value] : call.params)
+        query += (query.empty() ? "" : "&") + url_segment(name) + "=" + url_segment(value);
+      const auto sep = target.find('?') == std::string::npos ? "?" : "&";
+      const auto full_url = call.url + (query.empty() ? "" : sep + query);
+      target += query.empty() ? "" : sep + query;
+      httplib::Headers headers{{"X-Twilio-Signature", twilio_signature(token_, full_url, {})},
+                               {"User-Agent", "TwilioProxy/1.1"}};
+      return client.Get(target.c_str(), headers);
+    }
+    httplib::Params params;
+    for (const auto& [name, value] : call.params)
+      params.emplace(name, value);
+    httplib::Headers headers{
+        {"X-Twilio-Signature", twilio_signature(token_, call.url, call.params)},
+        {"User-Agent", "TwilioProxy/1.1"}};
+    return client.Post(target.c_str(), headers, params);
+  }
+
+  std::string token_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<webhook_call> queue_;
+  bool stopping_ = false;
+  httplib::Client* current_ = nullptr;
+  json::array deliveries_;
+  std::thread thread_;
+};
+
+/// What the fault rules decided for one request.
+struct fault_decision {
+  rules::fault_kind kind = rules::fault_kind::none;
+  const char* name = nullptr;  ///< for the request log
+  fault_rule rule;
+};
+
+json::object fault_rule_json(const fault_rule& r) {
+  return {{"route", r.route},
+          {"rate_429", r.rate_429},
+          {"retry_after_s", r.retry_after_s},
+          {"rate_5xx", r.rate_5xx},
+          {"status_5xx", r.status_5xx},
+          {"apply_on_5xx", r.apply_on_5xx},
+          {"latency_ms", r.latency_ms},
+          {"rate_timeout", r.rate_timeout},
+          {"timeout_applies", r.timeout_applies}};
+}
+
+/// A rule from POST /_emulator/faults, or 400 naming what is wrong.
+fault_rule fault_rule_from(const json::value& v, std::size_t at) {
+  const auto where = "rules[" + std::to_string(at) + "]";
+  auto bad = [&](const std::string& what) {
+    return api_error(400, 20001, "POST /_emulator/faults: " + where + ": " + what);
+  };
+  if (!v.is_object())
+    throw bad("must be an object");
+  fault_rule r;
+  for (const auto& [name, field] : v.as_object()) {
+    auto number = [&, key = std::string{name}](double lo, double hi) {
+      if (!field.is_number())
+        throw bad("\"" + key + "\" must be a number");
+      const double d = field.to_number<double>();
+      if (d < lo || d > hi)
+        throw bad("\"" + key + "\" must be from " + std::to_string(lo) + " to " +
+                  std::to_string(hi));
+      return d;
+    };
+    auto boolean = [&, key = std::string{name}] {
+      if (!field.is_bool())
+        throw bad("\"" + key + "\" must be true or false");
+      return field.as_bool();
+    };
+    if (name == "route") {
+      if (!field.is_string())
+        throw bad("\"route\" must be a string like \"POST /sync/v1/Services/*/Documents/*\"");
+      r.route = std::string{field.as_string()};
+    } else if (name == "rate_429") {
+      r.rate_429 = number(0, 1);
+    } else if (name == "retry_after_s") {
+      r.retry_after_s = static_cast<int>(number(0, 3600));
+    } else if (name == "rate_5xx") {
+      r.rate_5xx = number(0, 1);
+    } else if (name == "status_5xx") {
+      r.status_5xx = static_cast<int>(number(500, 599));
+    } else if (name == "apply_on_5xx") {
+      r.apply_on_5xx = boolean();
+    } else if (name == "latency_ms") {
+      r.latency_ms = static_cast<int>(number(0, 600000));
+    } else if (name == "rate_timeout") {
+      r.rate_timeout = number(0, 1);
+    } else if (name == "timeout_applies") {
+      r.timeout_applies = boolean();
+    } else {
+      throw bad("unknown field \"" + std::string{name} +
+                "\" (fields: route, rate_429, retry_after_s, rate_5xx, status_5xx, "
+                "apply_on_5xx, latency_ms, rate_timeout, timeout_applies)");
+    }
+  }
+  if (r.rate_429 + r.rate_5xx + r.rate_timeout > 1.0 + 1e-9)
+    throw bad("rate_429 + rate_5xx + rate_timeout must be at most 1");
+  return r;
+}
+
+}  // namespace
+
+// --- the emulator ---------------------------------------------------------------------------
+
+struct emulator::impl {
+  explicit impl(emulator_options o)
+      : options(std::move(o)),
+        courier(options.auth_token),
+        fault_rules(options.faults),
+        fault_rng(options.seed),
+        sid_rng(std::random_device{}()) {}
+
+  emulator_options options;
+  httplib::Server server;
+  std::thread listener;
+  std::string address;  ///< HOST:PORT once started
+  std::string base_url;
+  std::atomic<bool> stopping{false};
+  route_table routes;
+  webhook_courier courier;
+
+  std::mutex faults_mutex;
+  std::vector<fault_rule> fault_rules;
+  std::uint64_t fault_seed = 0;
+  std::mt19937_64 fault_rng;
+
+  std::mutex log_mutex;
+  std::deque<json::object> request_log;
+  std::uint64_t logged = 0;  ///< entries ever logged; the oldest kept is logged - size()
+
+  std::mutex state_mutex;
+  state st;
+  std::mt19937_64 sid_rng;  ///< SIDs differ between runs, so stale SIDs never resolve
+
+  void add_emulator_routes();
+  void serve(const httplib::Request& req, httplib::Response& res);
+  bool authorized(const httplib::Request& req) const;
+  fault_decision draw_fault(const std::string& method, const std::string& path);
+  answer run_locked(const route& r, const call& c, std::vector<webhook_call>& webhooks);
+  std::uint64_t log_arrival(const httplib::Request& req);
+  void log_outcome(std::uint64_t id, std::optional<int> status, const char* fault);
+  void hold_without_answer(const httplib::Request& req);
+  bool wait_unless_stopping(std::chrono::milliseconds how_long);
+};
+
+bool emulator::impl::authorized(const httplib::Request& req) const {
+  const auto header = req.get_header_value("Authorization");
+  constexpr std::string_view scheme = "Basic ";
+  if (header.size() <= scheme.size() ||
+      strncasecmp(header.c_str(), scheme.data(), scheme.size()) != 0)
+    return false;
+  auto decoded = base64_decode(std::string_view{header}.substr(scheme.size()));
+  if (!decoded)
+    return false;
+  const auto colon = decoded->find(':');
+  if (colon == std::string::npos)
+    return false;
+  const std::string_view user{decoded->data(), colon};
+  const std::string_view password = std::string_view{*decoded}.substr(colon + 1);
+  // Both compared in full, so the time taken does not say which one was wrong.
+  const bool user_ok = core::constant_time_equal(user, options.account_sid);
+  const bool password_ok = core::constant_time_equal(password, options.auth_token);
+  return user_ok && password_ok;
+}
+
+fault_decision emulator::impl::draw_fault(const std::string& method, const std::string& path) {
+  std::lock_guard lock{faults_mutex};
+  for (const auto& rule : fault_rules) {
+    if (!rules::fault_route_matches(rule.route, method, path))
+      continue;
+    fault_decision d;
+    d.rule = rule;
+    d.kind = rules::fault_for(rule, rules::unit_draw(fault_rng));
+    switch (d.kind) {
+      case rules::fault_kind::too_many_requests: d.name = "429"; break;
+      case rules::fault_kind::server_error: d.name = "5xx"; break;
+      case rules::fault_kind::timeout: d.name = "timeout"; break;
+      case rules::fault_kind::none: d.name = rule.latency_ms > 0 ? "latency" : nullptr; break;
+    }
+    return d;
+  }
+  return {};
+}
+
+std::uint64_t emulator::impl::log_arrival(const httplib::Request& req) {
+  json::object params;
+  for (const auto& [name, value] : req.params) {
+    auto it = params.find(name);
+    if (it == params.end()) {
+      params[name] = value;
+    } else if (it->value().is_array()) {
+      it->value().as_array().push_back(json::value(value));
+    } else {
+      json::array values{it->value(), json::value(value)};
+      it->value() = std::move(values);
+    }
+  }
+  std::lock_guard lock{log_mutex};
+  if (request_log.size() >= request_log_capacity)
+    request_log.pop_front();
+  request_log.push_back({{"method", req.method},
+                         {"path", req.path},
+                         {"params", std::move(params)},
+                         {"status", nullptr}});
+  return logged++;
+}
+
+void emulator::impl::log_outcome(std::uint64_t id, std::optional<int> status, const char* fault) {
+  std::lock_guard lock{log_mutex};
+  const auto oldest = logged - request_log.size();
+  if (id < oldest || id >= logged)
+    return;  // cleared or dropped since it arrived
+  auto& entry = request_log[static_cast<std::size_t>(id - oldest)];
+  entry["status"] = status ? json::value(*status) : json::value(nullptr);
+  if (fault != nullptr)
+    entry["fault"] = fault;
+}
+
+bool emulator::impl::wait_unless_stopping(std::chrono::milliseconds how_long) {
+  const auto until = steady_clock::now() + how_long;
+  while (!stopping.load()) {
+    const auto left = until - steady_clock::now();
+    if (left <= std::chrono::milliseconds::zero())
+      return true;
+    std::this_thread::sleep_for(
+        std::min<steady_clock::duration>(left, std::chrono::milliseconds{20}));
+  }
+  return false;
+}
+
+void emulator::impl::hold_without_answer(const httplib::Request& req) {
+  const int fd = connection_of(req);
+  const auto give_up = steady_clock::now() + longest_hold;
+  while (!stopping.load() && steady_clock::now() < give_up) {
+    if (fd < 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds{20});
+      continue;
+    }
+    pollfd p{fd, static_cast<short>(POLLIN | POLLRDHUP), 0};
+    const int ready = ::poll(&p, 1, 20);
+    if (ready < 0 && errno != EINTR)
+      break;
+    if (ready > 0) {
+      if ((p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0)
+        break;  // the client hung up
+      char byte = 0;
+      if (::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+        break;
+      std::this_thread::sleep_for(std::chrono::milliseconds{20});  // it sent more; keep silent
+    }
+  }
+  // Close the connection under cpp-httplib, so the response it goes on to write never arrives.
+  if (fd >= 0)
+    ::shutdown(fd, SHUT_RDWR);
+}
+
+answer emulator::impl::run_locked(const route& r, const call& c,
+                                  std::vector<webhook_call>& webhooks) {
+  std::lock_guard lock{state_mutex};
+  context ctx{options, st, sid_rng, base_url};
+  auto a = r.run(ctx, c);
+  webhooks = std::move(ctx.webhooks);
+  return a;
+}
+
+void emulator::impl::serve(const httplib::Request& req, httplib::Response& res) {
+  const bool emulator_path = req.path.rfind("/_emulator/", 0) == 0;
+  // The /_emulator/ endpoints stay out of the log, which shows what clients asked of Twilio.
+  const bool logged_request = !emulator_path;
+  const std::uint64_t log_id = logged_request ? log_arrival(req) : 0;
+  fault_decision fault;
+  answer a;
+  std::vector<webhook_call> webhooks;
+  try {
+    if (!authorized(req)) {
+      res.set_header("WWW-Authenticate", R"(Basic realm="Twilio API")");
+      throw api_error(401, 20003,
+                      "Authenticate: send HTTP Basic auth with this emulator's account SID as "
+                      "the user and its auth token as the password");
+    }
+    const auto m = routes.find(req.method, req.path);
+    if (m.found == nullptr) {
+      if (!m.methods_for_path.empty()) {
+        std::string allowed;
+        for (const auto& method : m.methods_for_path)
+          allowed += (allowed.empty() ? "" : ", ") + method;
+        res.set_header("Allow", allowed);
+        throw api_error(405, 20004,
+                        "Method not allowed: " + req.method + " " + req.path + " takes " + allowed);
+      }
+      throw not_found(20404, req.path);
+    }
+    const auto& r = *m.found;
+    const auto content_type = req.get_header_value("Content-Type");
+    if (r.body == body_kind::form) {
+      if (!req.body.empty() && content_type.rfind("application/x-www-form-urlencoded", 0) != 0)
+        throw api_error(400, 20001,
+                        "Unsupported Content-Type '" + content_type + "' for " + req.method + " " +
+                            req.path +
+                            ": send the parameters form-encoded "
+                            "(application/x-www-form-urlencoded)");
+      for (const auto& [name, value] : req.params) {
+        if (std::find(r.fields.begin(), r.fields.end(), name) != r.fields.end())
+          continue;
+        std::string accepted;
+        for (const auto& f : r.fields)
+          accepted += (accepted.empty() ? "" : ", ") + f;
+        throw api_error(400, 20001,
+                        "Unknown parameter '" + name + "' for " + req.method + " " + r.pattern +
+                            ": this emulator accepts " +
+                            (accepted.empty() ? std::string{"no parameters"} : accepted) +
+                            " (check the spelling and case; Twilio's names are PascalCase)");
+      }
+    }
+    const call c{req, m.args};
+
+    if (!emulator_path)
+      fault = draw_fault(req.method, req.path);
+    if (fault.rule.latency_ms > 0 &&
+        !wait_unless_stopping(std::chrono::milliseconds{fault.rule.latency_ms}))
+      return hold_without_answer(req);
+
+    using rules::fault_kind;
+    if (fault.kind == fault_kind::too_many_requests) {
+      api_error e(429, 20429,
+                  "Too Many Requests (injected by the emulator's fault rule '" + fault.rule.route +
+                      "'); it is always safe to retry");
+      e.retry_after_s = fault.rule.retry_after_s;
+      throw e;
+    }
+    const bool applies = fault.kind == fault_kind::none ||
+                         (fault.kind == fault_kind::server_error && fault.rule.apply_on_5xx) ||
+                         (fault.kind == fault_kind::timeout && fault.rule.timeout_applies);
+    if (applies)
+      a = run_locked(r, c, webhooks);
+    if (fault.kind == fault_kind::timeout) {
+      courier.send(std::move(webhooks));
+      if (logged_request)
+        log_outcome(log_id, std::nullopt, fault.name);
+      return hold_without_answer(req);
+    }
+    if (fault.kind == fault_kind::server_error) {
+      courier.send(std::move(webhooks));
+      throw api_error(fault.rule.status_5xx, 20000 + fault.rule.status_5xx,
+                      std::string{"Service unavailable (injected by the emulator's fault rule '"} +
+                          fault.rule.route + "'; the request was " +
+                          (fault.rule.apply_on_5xx ? "" : "not ") + "applied)");
+    }
+  } catch (const api_error& e) {
+    a = answer{e.status, error_body(e.status, e.code, e.what()), {}};
+    if (e.retry_after_s)
+      a.headers.emplace_back("Retry-After", std::to_string(*e.retry_after_s));
+  }
+
+  res.status = a.status;
+  for (const auto& [name, value] : a.headers)
+    res.set_header(name.c_str(), value);
+  if (!a.body.is_null())
+    res.set_content(json::serialize(a.body), json_type);
+  if (logged_request)
+    log_outcome(log_id, a.status, fault.name);
+  courier.send(std::move(webhooks));
+}
+
+void emulator::impl::add_emulator_routes() {
+  routes.add("GET", "/_emulator/requests", {}, [this](context&, const call&) {
+    json::array entries;
+    {
+      std::lock_guard lock{log_mutex};
+      for (const auto& e : request_log)
+        entries.push_back(e);
+    }
+    return ok({{"requests", std::move(entries)}});
+  });
+  routes.add("DELETE", "/_emulator/requests", {}, [this](context&, const call&) {
+    std::lock_guard lock{log_mutex};
+    request_log.clear();  // `logged` goes on counting, so requests under way find no entry
+    return no_content();
+  });
+  routes.add("GET", "/_emulator/state", {}, [this](context& ctx, const call&) {
+    json::object faults;
+    {
+      std::lock_guard lock{faults_mutex};
+      json::array rules_json;
+      for (const auto& r : fault_rules)
+        rules_json.push_back(fault_rule_json(r));
+      faults["rules"] = std::move(rules_json);
+    }
+    return ok({{"account_sid", options.account_sid},
+               {"sync", dump_sync(ctx)},
+               {"conversations", dump_conversations(ctx)},
+               {"taskrouter", dump_taskrouter(ctx)},
+               {"webhook_deliveries", courier.deliveries()},
+               {"faults", std::move(faults)}});
+  });
+  routes.add("GET", "/_emulator/faults", {}, [this](context&, const call&) {
+    std::lock_guard lock{faults_mutex};
+    json::array rules_json;
+    for (const auto& r : fault_rules)
+      rules_json.push_back(fault_rule_json(r));
+    return ok({{"seed", fault_seed}, {"rules", std::move(rules_json)}});
+  });
+  routes.add(
+      "POST", "/_emulator/faults", {},
+      [this](context&, const call& c) {
+        boost::system::error_code ec;
+        auto body = json::parse(c.http.body, ec);
+        if (ec || !body.is_object())
+          throw api_error(400, 20001,
+                          "POST /_emulator/faults takes a JSON object such as {\"seed\": 7, "
+                          "\"rules\": [{\"route\": \"*\", \"rate_429\": 0.5}]}");
+        std::optional<std::uint64_t> seed;
+        std::vector<fault_rule> parsed;
+        for (const auto& [name, field] : body.as_object()) {
+          if (name == "seed") {
+            if (!field.is_number() || field.to_number<double>() < 0)
+              throw api_error(400, 20001,
+                              "POST /_emulator/faults: \"seed\" must be a whole number");
+            seed = field.to_number<std::uint64_t>();
+          } else if (name == "rules") {
+            if (!field.is_array())
+              throw api_error(400, 20001, "POST /_emulator/faults: \"rules\" must be an array");
+            for (std::size_t i = 0; i < field.as_array().size(); ++i)
+              parsed.push_back(fault_rule_from(field.as_array()[i], i));
+          } else {
+            throw api_error(400, 20001,
+                            "POST /_emulator/faults: unknown field \"" + std::string{name} +
+                                "\" (fields: seed, rules)");
+          }
+        }
+        std::lock_guard lock{faults_mutex};
+        fault_rules = std::move(parsed);
+        if (seed) {
+          fault_seed = *seed;
+          fault_rng.seed(*seed);
+        }
+        json::array rules_json;
+        for (const auto& r : fault_rules)
+          rules_json.push_back(fault_rule_json(r));
+        return ok({{"seed", fault_seed}, {"rules", std::move(rules_json)}});
+      },
+      body_kind::json);
+  routes.add("DELETE", "/_emulator/faults", {}, [this](context&, const call&) {
+    std::lock_guard lock{faults_mutex};
+    fault_rules.clear();
+    return no_content();
+  });
+  routes.add("POST", "/_emulator/inbound-sms", {"From", "To", "Body"}, inbound_sms);
+}
+
+// --- the public class -----------------------------------------------------------------------
+
+namespace {
+
+emulator_options completed(emulator_options o) {
+  if (o.account_sid.empty())
+    if (const char* env = std::getenv("TWILIO_ACCOUNT_SID"))
+      o.account_sid = env;
+  if (o.auth_token.empty())
+    if (const char* env = std::getenv("TWILIO_AUTH_TOKEN"))
+      o.auth_token = env;
+  if (o.account_sid.empty())
+    throw std::invalid_argument(
+        "twilio emulator: no account SID: set TWILIO_ACCOUNT_SID or pass one (\"AC\" + 32 hex "
+        "digits; any value of that shape works, e.g. AC00000000000000000000000000000000)");
+  if (!rules::is_sid(o.account_sid, "AC"))
+    throw std::invalid_argument("twilio emulator: account SID '" + o.account_sid +
+                                "' is not \"AC\" followed by 32 hex digits");
+  if (o.auth_token.empty())
+    throw std::invalid_argument(
+        "twilio emulator: no auth token: set TWILIO_AUTH_TOKEN or pass one (any non-empty "
+        "string; clients send it as the Basic auth password and webhooks are signed with it)");
+  if (o.sync_writes_per_s <= 0 || o.sync_burst_window_s <= 0)
+    throw std::invalid_argument(
+        "twilio emulator: sync_writes_per_s and sync_burst_window_s must be positive");
+  return o;
+}
+
+}  // namespace
+
+emulator::emulator(emulator_options options)
+    : impl_(std::make_unique<impl>(completed(std::move(options)))) {
+  auto& s = impl_->server;
+  auto* self = impl_.get();
+  // As in adapters/http: no Nagle stalls, many requests per connection, SO_REUSEADDR only.
+  s.set_tcp_nodelay(true);
+  s.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
+  s.set_keep_alive_max_count(100000);
+  // An idle kept-alive connection holds a worker until this runs out, also during stop().
+  s.set_keep_alive_timeout(1);
+  s.set_payload_max_length(8 * 1024 * 1024);
+  // "timeout" faults hold a worker each; leave room for them.
+  s.new_task_queue = [] { return new httplib::ThreadPool(32); };
+
+  add_sync_routes(self->routes);
+  add_conversations_routes(self->routes);
+  add_taskrouter_routes(self->routes);
+  self->add_emulator_routes();
+
+  auto serve = [self](const httplib::Request& req, httplib::Response& res) {
+    self->serve(req, res);
+  };
+  s.Get(".*", serve);
+  s.Delete(".*", serve);
+  // POST bodies are read here rather than by cpp-httplib, whose 0.11 build refuses form bodies
+  // over 8 KiB (CPPHTTPLIB_FORM_URL_ENCODED_PAYLOAD_MAX_LENGTH) while Sync takes 16 KiB of Data.
+  s.Post(".*", [self](const httplib::Request& req, httplib::Response& res,
+                      const httplib::ContentReader& read_content) {
+    httplib::Request with_body = req;
+    read_content([&](const char* data, std::size_t size) {
+      with_body.body.append(data, size);
+      return true;
+    });
+    if (req.get_header_value("Content-Type").rfind("application/x-www-form-urlencoded", 0) == 0)
+      parse_form(with_body.body, with_body.params);
+    self->serve(with_body, res);
+  });
+  s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty())
+      return;
+    const int code = res.status == 404 ? 20404 : 20000 + res.status;
+    const auto message = res.status == 404 ? "The requested resource " + req.path + " was not found"
+                         : res.status == 413 ? std::string{"Request entity too large"}
+                                             : "Request failed: " + req.method + " " + req.path;
+    res.set_content(json::serialize(error_body(res.status, code, message)), json_type);
+  });
+  s.set_exception_handler(
+      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "unknown error";
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        spdlog::error("twilio emulator: {} {} failed: {}", req.method, req.path, what);
+        res.status = 500;
+        res.set_content(json::serialize(error_body(500, 20500, "Internal Server Error: " + what)),
+                        json_type);
+      });
+}
+
+emulator::~emulator() { stop(); }
+
+std::string emulator::start() {
+  auto& self = *impl_;
+  if (self.listener.joinable())
+    return self.address;
+  const auto& host = self.options.host;
+  int port = self.options.port;
+  errno = 0;
+  bool bound = false;
+  if (port == 0) {
+    port = self.server.bind_to_any_port(host);
+    bound = port > 0;
+  } else {
+    bound = self.server.bind_to_port(host, port);
+  }
+  if (!bound) {
+    auto reason = errno != 0 ? std::string{std::strerror(errno)} : "bind failed";
+    throw std::runtime_error("twilio emulator: cannot listen on " + host + ":" +
+                             std::to_string(self.options.port) + ": " + reason +
+                             " (pick a free port with --port, or 0 for any)");
+  }
+  const auto shown_host = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  self.address = shown_host + ":" + std::to_string(port);
+  self.base_url = "http://" + self.address;
+  self.stopping = false;
+  self.courier.start();
+  self.listener = std::thread([&self] { self.server.listen_after_bind(); });
+  return self.address;
+}
+
+void emulator::stop() {
+  auto& self = *impl_;
+  if (!self.listener.joinable())
+    return;
+  self.stopping = true;  // releases held ("timeout") and delayed requests
+  self.server.stop();
+  self.listener.join();
+  self.courier.stop();
+}
+
+std::string emulator::base_url() const { return impl_->base_url; }
+
+const emulator_options& emulator::options() const noexcept { return impl_->options; }
+
+}  // namespace switchboard::adapters::twilio
