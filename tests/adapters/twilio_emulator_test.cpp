@@ -580,9 +580,13 @@ TEST_CASE("Conversations: onMessageAdded webhooks are signed and carry the messa
   expect_error(c.Post("/_emulator/inbound-sms",
                       httplib::Params{{"From", "+15550000000"}, {"To", number}, {"Body", "hi"}}),
                404, 20404);
-  // The state dump shows the deliveries.
+  // The state dump shows the deliveries (recorded once the receiver has answered).
   auto state = body_of(c.Get("/_emulator/state"));
-  CHECK(state.at("webhook_deliveries").as_array().size() == 2);
+  for (int i = 0; i < 100 && state.at("webhook_deliveries").as_array().size() < 2; ++i) {
+    std::this_thread::sleep_for(50ms);
+    state = body_of(c.Get("/_emulator/state"));
+  }
+  REQUIRE(state.at("webhook_deliveries").as_array().size() == 2);
   CHECK(state.at("webhook_deliveries").as_array()[0].at("status").as_int64() == 200);
 }
 

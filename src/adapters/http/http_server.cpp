@@ -15,6 +15,7 @@
 #include <limits>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 
 namespace switchboard::adapters::http {
 
@@ -305,6 +306,18 @@ std::string http_server::start() {
                              " (pick a free port with --listen HOST:PORT, or :0 for any)");
   }
   thread_ = std::thread([this] { server_->listen_after_bind(); });
+  // httplib's stop() does nothing until the server runs, so a stop() right after start()
+  // would leave listen_after_bind() blocked forever. Return only once it is running (the
+  // socket already accepts connections, so this is a matter of microseconds).
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!server_->is_running() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  if (!server_->is_running()) {
+    server_->stop();
+    thread_.join();
+    throw std::runtime_error("the HTTP server on " + cfg_.host + ":" + std::to_string(port) +
+                             " did not start listening");
+  }
   auto host = cfg_.host.find(':') != std::string::npos ? "[" + cfg_.host + "]" : cfg_.host;
   return host + ":" + std::to_string(port);
 }

@@ -1001,6 +1001,11 @@ std::string emulator::start() {
   self.stopping = false;
   self.courier.start();
   self.listener = std::thread([&self] { self.server.listen_after_bind(); });
+  // httplib's stop() does nothing until the server runs: wait for it, so that a stop() right
+  // after start() cannot leave the listener blocked forever.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!self.server.is_running() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
   return self.address;
 }
 

@@ -36,7 +36,6 @@ std::string twilio_signature(const std::string& auth_token, const std::string& u
   return encoded;
 }
 
-
 // --- validation (webhooks switchboard receives) ---------------------------------------------
 
 namespace {
