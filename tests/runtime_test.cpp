@@ -4,6 +4,7 @@
 #include "switchboard/runtime.hpp"
 
 #include "runtime_access.hpp"
+#include "support/temp_dir.hpp"
 
 #include <caf/all.hpp>
 #include <catch2/catch.hpp>
@@ -25,21 +26,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// A fresh directory, removed with everything in it at the end of the test.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("switchboard-rt-" + std::to_string(::getpid()) + "-" + std::to_string(++counter));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using testing::temp_dir;
 
 config test_config(const temp_dir& dir) {
   config cfg;

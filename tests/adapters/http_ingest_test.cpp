@@ -7,6 +7,8 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include "support/temp_dir.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -33,20 +35,7 @@ constexpr const char* token = "test-token-5f2a";
 constexpr const char* structured = "application/cloudevents+json";
 constexpr const char* batch_type = "application/cloudevents-batch+json";
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("switchboard-http-" + std::to_string(::getpid()) + "-" + std::to_string(++counter));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using testing::temp_dir;
 
 /// Sets (or, with nullptr, unsets) SWITCHBOARD_API_TOKEN for one test, restoring it after.
 struct api_token_env {

@@ -10,6 +10,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/temp_dir.hpp"
+
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -25,25 +27,7 @@ using namespace switchboard::adapters::sqlite;
 
 namespace {
 
-/// A fresh directory, removed with everything in it at the end of the test.
-class temp_dir {
-public:
-  temp_dir() {
-    std::string pattern = (fs::temp_directory_path() / "journal_store_test.XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
-private:
-  fs::path path_;
-};
+using switchboard::testing::temp_dir;
 
 journal_options writer_options(const std::string& path) {
   journal_options o;
