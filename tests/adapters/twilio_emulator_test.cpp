@@ -323,6 +323,7 @@ TEST_CASE("Sync map items: create, duplicate key, conditional update, ordered li
     next = std::string{meta.at("next_page_url").as_string()}.substr(e.twilio.base_url().size());
   }
   CHECK(seen == std::vector<std::string>{"amsterdam", "berlin", "cairo", "dublin"});
+  expect_error(c.Get(items + "?PageSize=101"), 400, 20001);  // Twilio's maximum is 100
 
   r = c.Delete(items + "/cairo");
   CHECK(r->status == 204);
@@ -631,6 +632,9 @@ TEST_CASE("TaskRouter workers: attributes replaced whole, If-Match guards update
   expect_error(c.Get(workers + "/WK00000000000000000000000000000000"), 404, 20404);
 
   CHECK(body_of(c.Get(workers)).at("workers").as_array().size() == 1);
+  // TaskRouter's Available filter: true, 1 or yes for available workers, anything else not.
+  CHECK(body_of(c.Get(workers + "?Available=yes")).at("workers").as_array().empty());
+  CHECK(body_of(c.Get(workers + "?Available=no")).at("workers").as_array().size() == 1);
   CHECK(c.Delete(workers + "/" + sid)->status == 204);
   CHECK(body_of(c.Get(workers)).at("workers").as_array().empty());
 }
@@ -656,6 +660,21 @@ TEST_CASE("The emulator wants the account SID and auth token", "[twilio][emulato
   auto o = test_options();
   o.account_sid = "not-a-sid";
   CHECK_THROWS_AS(emulator{o}, std::invalid_argument);
+}
+
+TEST_CASE("An emulator stopped right after it started stops, and frees its port",
+          "[twilio][emulator]") {
+  for (int i = 0; i < 20; ++i) {
+    std::string url;
+    {
+      emulator brief{test_options()};
+      brief.start();
+      url = brief.base_url();
+    }  // stops here, before its listener may have begun
+    httplib::Client c{url};
+    c.set_connection_timeout(1s);
+    CHECK(c.Get("/sync/v1/Services").error() == httplib::Error::Connection);
+  }
 }
 
 TEST_CASE("Fault rules: 429 with Retry-After, 5xx applied or not", "[twilio][emulator]") {

@@ -546,6 +546,7 @@ struct emulator::impl {
   std::string address;  ///< HOST:PORT once started
   std::string base_url;
   std::atomic<bool> stopping{false};
+  std::atomic<bool> listener_done{false};
   route_table routes;
   webhook_courier courier;
 
@@ -1000,7 +1001,11 @@ std::string emulator::start() {
   self.base_url = "http://" + self.address;
   self.stopping = false;
   self.courier.start();
-  self.listener = std::thread([&self] { self.server.listen_after_bind(); });
+  self.listener_done = false;
+  self.listener = std::thread([&self] {
+    self.server.listen_after_bind();
+    self.listener_done = true;
+  });
   // httplib's stop() does nothing until the server runs: wait for it, so that a stop() right
   // after start() cannot leave the listener blocked forever.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
@@ -1014,6 +1019,10 @@ void emulator::stop() {
   if (!self.listener.joinable())
     return;
   self.stopping = true;  // releases held ("timeout") and delayed requests
+  // cpp-httplib 0.11's stop() does nothing until listen_after_bind() has marked the server
+  // running, so a stop() right after start() would leave the listener waiting for ever.
+  while (!self.server.is_running() && !self.listener_done.load())
+    std::this_thread::sleep_for(std::chrono::milliseconds{1});
   self.server.stop();
   self.listener.join();
   self.courier.stop();

@@ -550,7 +550,7 @@ void add_webhook_routes(route_table& routes) {
     for (const auto& w : conv.webhooks)
       all.push_back(webhook_json(ctx, conv, w));
     return ok(page_of(ctx, c, product, conversation_path(conv) + "/Webhooks", "webhooks",
-                      std::move(all)));
+                      std::move(all), 5));
   });
   auto webhook_of = [](conversation& conv, const std::string& sid) -> conversation_webhook& {
     auto it = std::find_if(conv.webhooks.begin(), conv.webhooks.end(),

@@ -336,10 +336,11 @@ inline json::value optional_time(const std::optional<time_point>& t) {
 std::string url_segment(std::string_view text);
 
 /// A list response: {key: [page of all], "meta": {...}} with Page / PageSize / PageToken paging
-/// (PageSize default 50). `path` is the list's path ("/v1/Services/IS.../Documents").
+/// (PageSize default 50, at most `max_page_size`: 100 in Twilio's specs for most lists).
+/// `path` is the list's path ("/v1/Services/IS.../Documents").
 json::object page_of(const context& ctx, const call& c, std::string_view product,
                      const std::string& path, const char* key, json::array all,
-                     std::int64_t max_page_size = 1000);
+                     std::int64_t max_page_size = 100);
 /// The paging query fields every list route accepts.
 std::vector<std::string> paging_fields(std::vector<std::string> more = {});
 

@@ -14,6 +14,7 @@ namespace {
 
 constexpr std::string_view product = "taskrouter";
 constexpr std::size_t max_worker_name = 64;
+constexpr std::int64_t taskrouter_max_page = 1000;  // TaskRouter's lists take PageSize up to 1000
 
 std::string workspace_path(const workspace& w) { return "/v1/Workspaces/" + w.sid; }
 
@@ -47,6 +48,18 @@ worker& worker_of(workspace& ws, const std::string& sid) {
   if (it == ws.workers.end())
     throw not_found(20404, workspace_path(ws) + "/Workers/" + sid);
   return *it;
+}
+
+/// TaskRouter's `Available` filter: "true", "1" or "yes" ask for available ones, any other
+/// value for unavailable ones.
+std::optional<bool> available_filter(const call& c) {
+  auto text = c.param("Available");
+  if (!text)
+    return std::nullopt;
+  std::string lower;
+  for (char ch : *text)
+    lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return lower == "true" || lower == "1" || lower == "yes";
 }
 
 // --- JSON -----------------------------------------------------------------------------------
@@ -170,7 +183,8 @@ void add_workspace_routes(route_table& routes) {
                for (const auto& ws : ctx.st.workspaces)
                  if (!name || ws.friendly_name == *name)
                    all.push_back(workspace_json(ctx, ws));
-               return ok(page_of(ctx, c, product, "/v1/Workspaces", "workspaces", std::move(all)));
+               return ok(page_of(ctx, c, product, "/v1/Workspaces", "workspaces", std::move(all),
+                                 taskrouter_max_page));
              });
   routes.add("GET", "/taskrouter/v1/Workspaces/{}", {}, [](context& ctx, const call& c) {
     return ok(workspace_json(ctx, workspace_of(ctx, c.arg(0))));
@@ -185,13 +199,13 @@ void add_workspace_routes(route_table& routes) {
       paging_fields({"FriendlyName", "Available"}), [](context& ctx, const call& c) {
         auto& ws = workspace_of(ctx, c.arg(0));
         const auto name = c.param("FriendlyName");
-        const auto available = bool_field(c, "Available");
+        const auto available = available_filter(c);
         json::array all;
         for (const auto& a : ws.activities)
           if ((!name || a.friendly_name == *name) && (!available || a.available == *available))
             all.push_back(activity_json(ctx, ws, a));
         return ok(page_of(ctx, c, product, workspace_path(ws) + "/Activities", "activities",
-                          std::move(all)));
+                          std::move(all), taskrouter_max_page));
       });
   routes.add("GET", "/taskrouter/v1/Workspaces/{}/Activities/{}", {},
              [](context& ctx, const call& c) {
@@ -249,7 +263,7 @@ void add_worker_routes(route_table& routes) {
         auto& ws = workspace_of(ctx, c.arg(0));
         const auto activity_name = c.param("ActivityName");
         const auto activity_sid = c.param("ActivitySid");
-        const auto available = bool_field(c, "Available");
+        const auto available = available_filter(c);
         const auto name = c.param("FriendlyName");
         json::array all;
         for (const auto& w : ws.workers) {
@@ -260,8 +274,8 @@ void add_worker_routes(route_table& routes) {
             continue;
           all.push_back(worker_json(ctx, ws, w));
         }
-        return ok(
-            page_of(ctx, c, product, workspace_path(ws) + "/Workers", "workers", std::move(all)));
+        return ok(page_of(ctx, c, product, workspace_path(ws) + "/Workers", "workers",
+                          std::move(all), taskrouter_max_page));
       });
   routes.add("GET", base + "/{}", {}, [](context& ctx, const call& c) {
     auto& ws = workspace_of(ctx, c.arg(0));
