@@ -93,12 +93,34 @@ namespace {
 
 // -- partition -----------------------------------------------------------------------------
 
+// The partition's queue: the batches as received, and a position in the first one (no
+// per-event copy of the shared pointers).
+class batch_queue {
+public:
+  void push(const event_batch& b) {
+    if (!b->empty())
+      batches_.push_back(b);
+  }
+  bool empty() const noexcept { return batches_.empty(); }
+  const event_ptr& front() const { return (*batches_.front())[head_]; }
+  void pop_front() {
+    if (++head_ == batches_.front()->size()) {
+      batches_.pop_front();
+      head_ = 0;
+    }
+  }
+
+private:
+  std::deque<event_batch> batches_;
+  std::size_t head_ = 0;
+};
+
 struct partition_state {
   static inline const char* name = "switchboard.partition";
   std::shared_ptr<subscription_entry> entry;
   std::shared_ptr<const bus_context> ctx;
   consumer_actor owner;
-  std::deque<event_ptr> queue;
+  batch_queue queue;
   std::uint32_t attempts = 0;   // failed attempts of the event at the head
   bool waiting = false;         // a retry of the head is scheduled
   std::uint64_t retry_token = 0;
@@ -142,7 +164,7 @@ void process(partition_ptr self) {
   std::vector<std::uint64_t> done;
   std::size_t budget = 256;  // then yield the thread to other actors
   while (!st.queue.empty() && !st.waiting && budget-- > 0) {
-    auto ev = st.queue.front();
+    const auto& ev = st.queue.front();  // valid until pop_front
     std::string key;
     if (opts.drop_stale_versions && ev->entity_version) {
       key = ev->entity_kind + '\0' + ev->entity_id;
@@ -203,8 +225,7 @@ partition_actor::behavior_type partition_impl(partition_ptr self,
   install_exception_logger(self, "partition of " + self->state.entry->consumer_name());
   return {
     [self](work_atom, const event_batch& batch) {
-      auto& q = self->state.queue;
-      q.insert(q.end(), batch->begin(), batch->end());
+      self->state.queue.push(batch);
       if (!self->state.waiting)
         process(self);
     },
@@ -223,13 +244,40 @@ partition_actor::behavior_type partition_impl(partition_ptr self,
 
 // -- consumer ------------------------------------------------------------------------------
 
+// Sequences handed to partitions, in increasing order (dispatch hands them on in cursor
+// order), each with a done flag: no allocation per event, unlike a std::set.
+class in_flight_window {
+public:
+  void insert(std::uint64_t seq) {
+    q_.emplace_back(seq, false);
+    ++open_;
+  }
+  void erase(std::uint64_t seq) {
+    auto i = std::lower_bound(q_.begin(), q_.end(), seq,
+                              [](const auto& x, std::uint64_t s) { return x.first < s; });
+    if (i != q_.end() && i->first == seq && !i->second) {
+      i->second = true;
+      --open_;
+    }
+    while (!q_.empty() && q_.front().second)
+      q_.pop_front();
+  }
+  std::size_t size() const noexcept { return open_; }
+  bool empty() const noexcept { return open_ == 0; }
+  std::uint64_t lowest() const noexcept { return q_.front().first; }  // !empty()
+
+private:
+  std::deque<std::pair<std::uint64_t, bool>> q_;
+  std::size_t open_ = 0;
+};
+
 struct consumer_state {
   static inline const char* name = "switchboard.consumer";
   std::shared_ptr<subscription_entry> entry;
   std::shared_ptr<const bus_context> ctx;
   std::vector<partition_actor> partitions;
   std::uint64_t cursor = 0;         // the last sequence examined
-  std::set<std::uint64_t> in_flight;  // handed to a partition, not done yet
+  in_flight_window in_flight;        // handed to a partition, not done yet
   std::uint64_t published = 0;      // the last progress made visible / checkpointed
   bool positioned = false;          // cursor known (durable consumers read their checkpoint)
   bool fetching = false;            // a disk read is under way
@@ -239,7 +287,7 @@ using consumer_ptr = consumer_actor::stateful_pointer<consumer_state>;
 
 void advance(consumer_ptr self) {
   auto& st = self->state;
-  auto progress = st.in_flight.empty() ? st.cursor : *st.in_flight.begin() - 1;
+  auto progress = st.in_flight.empty() ? st.cursor : st.in_flight.lowest() - 1;
   if (progress <= st.published)
     return;
   st.published = progress;
@@ -248,7 +296,7 @@ void advance(consumer_ptr self) {
     st.ctx->writer->save_checkpoint(st.entry->options.name, progress);
 }
 
-std::size_t dispatch(consumer_ptr self, const std::vector<event_ptr>& events) {
+std::size_t dispatch(consumer_ptr self, std::vector<event_ptr>& events) {  // moves from it
   auto& st = self->state;
   std::vector<std::vector<event_ptr>> lanes(st.partitions.size());
   std::size_t handed = 0;
@@ -260,7 +308,8 @@ std::size_t dispatch(consumer_ptr self, const std::vector<event_ptr>& events) {
     if (!st.entry->pattern.matches(ev->type))
       continue;
     st.in_flight.insert(seq);
-    lanes[partition_of(ev->entity_kind, ev->entity_id, lanes.size())].push_back(ev);
+    const auto lane = partition_of(ev->entity_kind, ev->entity_id, lanes.size());
+    lanes[lane].push_back(std::move(ev));
     ++handed;
   }
   for (std::size_t i = 0; i < lanes.size(); ++i)
@@ -354,7 +403,8 @@ consumer_actor::behavior_type consumer_impl(consumer_ptr self,
         self->delayed_send(self, std::chrono::milliseconds(20), wake_atom_v);
         return;
       }
-      dispatch(self, *events);
+      std::vector<event_ptr> copy(*events);
+      dispatch(self, copy);
       advance(self);
       pump(self);
     },
