@@ -2,6 +2,8 @@
 
 // Small pieces every switchboard actor uses. Include only from actor translation units.
 
+#include "core/exception_text.hpp"
+
 #include <caf/error.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/scheduled_actor.hpp>
@@ -19,13 +21,7 @@ template <class Self>
 void install_exception_logger(Self* self, std::string actor_name) {
   self->set_exception_handler(
     [name = std::move(actor_name)](caf::scheduled_actor*, std::exception_ptr& ep) -> caf::error {
-      std::string what = "unknown exception";
-      try {
-        std::rethrow_exception(ep);
-      } catch (const std::exception& e) {
-        what = e.what();
-      } catch (...) {
-      }
+      auto what = core::exception_text(ep);
       spdlog::error("actor '{}' failed with an exception: {}", name, what);
       return caf::make_error(caf::sec::runtime_error, std::move(what));
     });

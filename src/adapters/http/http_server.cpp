@@ -1,6 +1,7 @@
 #include "adapters/http/http_server.hpp"
 
 #include "core/auth.hpp"
+#include "core/exception_text.hpp"
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
@@ -154,14 +155,7 @@ http_server::http_server(http_config cfg, hooks h)
   });
   s.set_exception_handler(
     [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-      std::string what = "unknown error";
-      try {
-        std::rethrow_exception(ep);
-      } catch (const std::exception& e) {
-        what = e.what();
-      } catch (...) {
-      }
-      spdlog::error("http: {} {} failed: {}", req.method, req.path, what);
+      spdlog::error("http: {} {} failed: {}", req.method, req.path, core::exception_text(ep));
       reply_json(res, 500, R"({"error":"internal error; see the server log"})");
     });
 }

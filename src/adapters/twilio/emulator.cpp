@@ -3,6 +3,7 @@
 // emulator_conversations.cpp and emulator_taskrouter.cpp.
 
 #include "adapters/twilio/emulator.hpp"
+#include "core/exception_text.hpp"
 
 #include "adapters/twilio/emulator_impl.hpp"
 #include "adapters/twilio/emulator_rules.hpp"
@@ -960,13 +961,7 @@ emulator::emulator(emulator_options options)
   });
   s.set_exception_handler(
       [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-        std::string what = "unknown error";
-        try {
-          std::rethrow_exception(ep);
-        } catch (const std::exception& e) {
-          what = e.what();
-        } catch (...) {
-        }
+        const auto what = core::exception_text(ep);
         spdlog::error("twilio emulator: {} {} failed: {}", req.method, req.path, what);
         res.status = 500;
         res.set_content(json::serialize(error_body(500, 20500, "Internal Server Error: " + what)),
