@@ -5,6 +5,7 @@
 
 #include "runtime_access.hpp"
 #include "support/temp_dir.hpp"
+#include "support/eventually.hpp"
 
 #include <caf/all.hpp>
 #include <catch2/catch.hpp>
@@ -79,16 +80,7 @@ struct collector {
   }
 };
 
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred())
-      return true;
-    std::this_thread::sleep_for(2ms);
-  }
-  return pred();
-}
+using testing::eventually;
 
 } // namespace
 

@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include "support/temp_dir.hpp"
+#include "support/eventually.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -135,16 +136,7 @@ std::vector<std::string> journal_ids(served& s) {
   return ids;
 }
 
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred())
-      return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return pred();
-}
+using testing::eventually;
 
 }  // namespace
 
