@@ -125,6 +125,8 @@ void journal_writer::write_appends(std::vector<pending_append>& batch) {
 }
 
 void journal_writer::loop() {
+  constexpr auto checkpoint_interval = std::chrono::milliseconds(100);
+  std::chrono::steady_clock::time_point last_checkpoints{};
   for (;;) {
     std::vector<pending_append> batch;
     std::map<std::string, std::uint64_t> checkpoints;
@@ -133,10 +135,22 @@ void journal_writer::loop() {
     std::uint64_t finished = 0;
     {
       std::unique_lock<std::mutex> lock{mu_};
-      wake_.wait(lock, [&] {
-        return stopping_ || !appends_.empty() || !checkpoints_.empty() || !parks_.empty() ||
-               !jobs_.empty();
-      });
+      // Checkpoints wait for their interval (or a stop): written with every commit they would
+      // cost a second fsync per commit. They only bound redelivery, so a little lag is fine.
+      auto checkpoints_due = [&] {
+        return !checkpoints_.empty() &&
+               (stopping_ || std::chrono::steady_clock::now() - last_checkpoints >=
+                               checkpoint_interval);
+      };
+      for (;;) {
+        if (stopping_ || !appends_.empty() || !parks_.empty() || !jobs_.empty() ||
+            checkpoints_due())
+          break;
+        if (checkpoints_.empty())
+          wake_.wait(lock);
+        else
+          wake_.wait_until(lock, last_checkpoints + checkpoint_interval);
+      }
       if (stopping_ && appends_.empty() && checkpoints_.empty() && parks_.empty() &&
           jobs_.empty())
         return;
@@ -148,11 +162,14 @@ void journal_writer::loop() {
         batch.assign(std::make_move_iterator(appends_.begin()), std::make_move_iterator(split));
         appends_.erase(appends_.begin(), split);
       }
-      checkpoints.swap(checkpoints_);
       parks.swap(parks_);
       jobs.swap(jobs_);
-      finished = batch.size() + parks.size() + jobs.size() + checkpoint_calls_;
-      checkpoint_calls_ = 0;
+      finished = batch.size() + parks.size() + jobs.size();
+      if (checkpoints_due()) {
+        checkpoints.swap(checkpoints_);
+        finished += checkpoint_calls_;
+        checkpoint_calls_ = 0;
+      }
     }
     if (!batch.empty())
       write_appends(batch);
@@ -171,6 +188,8 @@ void journal_writer::loop() {
       if (p.done)
         p.done(ok, error);
     }
+    if (!checkpoints.empty())
+      last_checkpoints = std::chrono::steady_clock::now();
     for (auto& [consumer, seq] : checkpoints) {
       try {
         store_->save_checkpoint(consumer, seq);
