@@ -144,6 +144,10 @@ public:
   /// patterns.
   subscription subscribe(const std::string& pattern, event_handler handler);
 
+  /// `subscribe`, `unsubscribe` and `replay` wait for the supervision tree to answer: call
+  /// them from host threads, never from inside an event handler (a handler runs on a
+  /// scheduler thread, and blocking it there can starve the actors that must answer).
+  ///
   /// Subscribes with options. A named subscription resumes from its checkpoint (or the
   /// journal's start the first time). Throws std::invalid_argument for bad options or a name
   /// already subscribed.

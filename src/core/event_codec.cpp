@@ -4,6 +4,8 @@
 
 #include "switchboard/event.hpp"
 
+#include "core/time.hpp"
+
 #include <boost/json/error.hpp>
 #include <boost/json/parser.hpp>
 #include <boost/json/serialize.hpp>
@@ -218,68 +220,37 @@ constexpr const char* rfc3339_example =
     "an RFC 3339 timestamp such as 2026-11-23T14:00:00Z or 2026-11-23T14:00:00.123+01:00";
 
 std::optional<std::string> time_problem(std::string_view s) {
-  auto format_reason = [] { return std::string("must be ") + rfc3339_example; };
-  auto digits = [&](std::size_t pos, std::size_t n, int& out) {
-    if (pos + n > s.size())
-      return false;
-    out = 0;
-    for (std::size_t i = pos; i < pos + n; ++i) {
-      if (s[i] < '0' || s[i] > '9')
-        return false;
-      out = out * 10 + (s[i] - '0');
-    }
-    return true;
-  };
-  auto at = [&](std::size_t pos, char c) { return pos < s.size() && s[pos] == c; };
-  auto out_of_range = [&](const char* what, int v, const char* range) {
+  core::rfc3339_fields f;
+  const auto problem = core::parse_rfc3339(s, f);
+  auto out_of_range = [](const char* what, int v, const std::string& range) {
     return std::string("has ") + what + " " + std::to_string(v) + " out of range (" + range +
            "); must be " + rfc3339_example;
   };
-
-  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-  if (!digits(0, 4, year) || !at(4, '-') || !digits(5, 2, month) || !at(7, '-') ||
-      !digits(8, 2, day) || !(at(10, 'T') || at(10, 't')) || !digits(11, 2, hour) || !at(13, ':') ||
-      !digits(14, 2, minute) || !at(16, ':') || !digits(17, 2, second))
-    return format_reason();
-  std::size_t pos = 19;
-  if (at(pos, '.')) {
-    const std::size_t first = ++pos;
-    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9')
-      ++pos;
-    if (pos == first)
-      return format_reason();
+  using p = core::rfc3339_problem;
+  switch (problem) {
+    case p::none:
+      return std::nullopt;
+    case p::format:
+      return std::string("must be ") + rfc3339_example;
+    case p::zone_missing:
+      return std::string("must be ") + rfc3339_example +
+             " (the time zone, Z or +hh:mm, is missing)";
+    case p::month:
+      return out_of_range("month", f.month, "01-12");
+    case p::day:
+      return out_of_range("day", f.day, "01-" + std::to_string(core::days_in_month(f.year, f.month)));
+    case p::hour:
+      return out_of_range("hour", f.hour, "00-23");
+    case p::minute:
+      return out_of_range("minute", f.minute, "00-59");
+    case p::second:
+      return out_of_range("second", f.second, "00-60");
+    case p::offset_hour:
+      return out_of_range("offset hour", f.offset_hour, "00-23");
+    case p::offset_minute:
+      return out_of_range("offset minute", f.offset_minute, "00-59");
   }
-  int off_hour = 0, off_minute = 0;
-  if (at(pos, 'Z') || at(pos, 'z')) {
-    ++pos;
-  } else if (at(pos, '+') || at(pos, '-')) {
-    if (!digits(pos + 1, 2, off_hour) || !at(pos + 3, ':') || !digits(pos + 4, 2, off_minute))
-      return format_reason();
-    pos += 6;
-  } else {
-    return format_reason() + " (the time zone, Z or +hh:mm, is missing)";
-  }
-  if (pos != s.size())
-    return format_reason();
-
-  if (month < 1 || month > 12)
-    return out_of_range("month", month, "01-12");
-  static constexpr int days_in_month[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-  const int last_day = days_in_month[month - 1] + (month == 2 && leap ? 1 : 0);
-  if (day < 1 || day > last_day)
-    return out_of_range("day", day, ("01-" + std::to_string(last_day)).c_str());
-  if (hour > 23)
-    return out_of_range("hour", hour, "00-23");
-  if (minute > 59)
-    return out_of_range("minute", minute, "00-59");
-  if (second > 60)  // RFC 3339 allows 60 for a leap second
-    return out_of_range("second", second, "00-60");
-  if (off_hour > 23)
-    return out_of_range("offset hour", off_hour, "00-23");
-  if (off_minute > 59)
-    return out_of_range("offset minute", off_minute, "00-59");
-  return std::nullopt;
+  return std::string("must be ") + rfc3339_example;
 }
 
 std::optional<std::string> traceparent_problem(std::string_view s) {

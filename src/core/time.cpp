@@ -23,7 +23,13 @@ static_assert(days_from_civil(1969, 12, 31) == -1);
 
 }  // namespace
 
-std::optional<std::int64_t> rfc3339_to_unix_micros(std::string_view s) {
+int days_in_month(int year, int month) {
+  static constexpr int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  return days[month - 1] + (month == 2 && leap ? 1 : 0);
+}
+
+rfc3339_problem parse_rfc3339(std::string_view s, rfc3339_fields& f) {
   auto digits = [&](std::size_t pos, std::size_t n, int& out) {
     if (pos + n > s.size())
       return false;
@@ -37,53 +43,63 @@ std::optional<std::int64_t> rfc3339_to_unix_micros(std::string_view s) {
   };
   auto at = [&](std::size_t pos, char c) { return pos < s.size() && s[pos] == c; };
 
-  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-  if (!digits(0, 4, year) || !at(4, '-') || !digits(5, 2, month) || !at(7, '-') ||
-      !digits(8, 2, day) || !(at(10, 'T') || at(10, 't')) || !digits(11, 2, hour) ||
-      !at(13, ':') || !digits(14, 2, minute) || !at(16, ':') || !digits(17, 2, second))
-    return std::nullopt;
+  f = rfc3339_fields{};
+  if (!digits(0, 4, f.year) || !at(4, '-') || !digits(5, 2, f.month) || !at(7, '-') ||
+      !digits(8, 2, f.day) || !(at(10, 'T') || at(10, 't')) || !digits(11, 2, f.hour) ||
+      !at(13, ':') || !digits(14, 2, f.minute) || !at(16, ':') || !digits(17, 2, f.second))
+    return rfc3339_problem::format;
 
   std::size_t pos = 19;
-  std::int64_t micros = 0;
   if (at(pos, '.')) {
     const std::size_t first = ++pos;
-    int scale = 100000;
+    std::int64_t scale = 100000;
     for (; pos < s.size() && s[pos] >= '0' && s[pos] <= '9'; ++pos) {
-      micros += (s[pos] - '0') * scale;
+      f.micros += (s[pos] - '0') * scale;
       scale /= 10;  // digits past the sixth add 0: truncated, not rounded
     }
     if (pos == first)
-      return std::nullopt;
+      return rfc3339_problem::format;
   }
-
-  int offset_seconds = 0;
   if (at(pos, 'Z') || at(pos, 'z')) {
     ++pos;
   } else if (at(pos, '+') || at(pos, '-')) {
-    int off_hour = 0, off_minute = 0;
-    if (!digits(pos + 1, 2, off_hour) || !at(pos + 3, ':') || !digits(pos + 4, 2, off_minute) ||
-        off_hour > 23 || off_minute > 59)
-      return std::nullopt;
-    offset_seconds = (s[pos] == '+' ? 1 : -1) * (off_hour * 3600 + off_minute * 60);
+    if (!digits(pos + 1, 2, f.offset_hour) || !at(pos + 3, ':') ||
+        !digits(pos + 4, 2, f.offset_minute))
+      return rfc3339_problem::format;
+    f.offset_sign = s[pos] == '+' ? 1 : -1;
     pos += 6;
   } else {
-    return std::nullopt;
+    return rfc3339_problem::zone_missing;
   }
   if (pos != s.size())
-    return std::nullopt;
+    return rfc3339_problem::format;
 
-  if (month < 1 || month > 12)
-    return std::nullopt;
-  static constexpr int days_in_month[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-  const int last_day = days_in_month[month - 1] + (month == 2 && leap ? 1 : 0);
-  if (day < 1 || day > last_day || hour > 23 || minute > 59 || second > 60)
-    return std::nullopt;
+  if (f.month < 1 || f.month > 12)
+    return rfc3339_problem::month;
+  if (f.day < 1 || f.day > days_in_month(f.year, f.month))
+    return rfc3339_problem::day;
+  if (f.hour > 23)
+    return rfc3339_problem::hour;
+  if (f.minute > 59)
+    return rfc3339_problem::minute;
+  if (f.second > 60)  // RFC 3339 allows 60 for a leap second
+    return rfc3339_problem::second;
+  if (f.offset_hour > 23)
+    return rfc3339_problem::offset_hour;
+  if (f.offset_minute > 59)
+    return rfc3339_problem::offset_minute;
+  return rfc3339_problem::none;
+}
 
+std::optional<std::int64_t> rfc3339_to_unix_micros(std::string_view s) {
+  rfc3339_fields f;
+  if (parse_rfc3339(s, f) != rfc3339_problem::none)
+    return std::nullopt;
   // The local time minus its offset is UTC.
-  const std::int64_t seconds = days_from_civil(year, month, day) * 86400 + hour * 3600 +
-                               minute * 60 + second - offset_seconds;
-  return seconds * 1000000 + micros;
+  const std::int64_t offset_seconds = f.offset_sign * (f.offset_hour * 3600 + f.offset_minute * 60);
+  const std::int64_t seconds = days_from_civil(f.year, f.month, f.day) * 86400 + f.hour * 3600 +
+                               f.minute * 60 + f.second - offset_seconds;
+  return seconds * 1000000 + f.micros;
 }
 
 }  // namespace switchboard::core

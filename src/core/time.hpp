@@ -8,6 +8,30 @@
 
 namespace switchboard::core {
 
+/// The fields of an RFC 3339 timestamp, as written (the offset not yet applied).
+struct rfc3339_fields {
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+  std::int64_t micros = 0;  ///< fraction, truncated to microseconds
+  int offset_hour = 0, offset_minute = 0;
+  int offset_sign = 1;      ///< +1 east of UTC (or Z), -1 west
+};
+
+/// Why a text is not an RFC 3339 timestamp; `none` when it is one.
+enum class rfc3339_problem {
+  none,
+  format,        ///< not shaped like 2026-11-23T14:00:00[.fff](Z|+hh:mm)
+  zone_missing,  ///< shaped right up to the seconds, but no Z or +hh:mm
+  month, day, hour, minute, second, offset_hour, offset_minute,  ///< out of range
+};
+
+/// Parses `text` into `out`, checking shape and ranges (days per month with leap years,
+/// second 60 for a leap second, offsets up to ±23:59). The one RFC 3339 parser of switchboard:
+/// the codec words its problems, `rfc3339_to_unix_micros` converts its fields.
+rfc3339_problem parse_rfc3339(std::string_view text, rfc3339_fields& out);
+
+/// The last valid day of `month` (1-12) in `year`.
+int days_in_month(int year, int month);
+
 /// Microseconds since 1970-01-01T00:00:00Z of an RFC 3339 timestamp such as
 /// `2026-11-23T14:00:00Z` or `2026-11-23T14:00:00.123456+01:00`; nullopt if it is malformed.
 ///

@@ -29,29 +29,6 @@ void reply_json(httplib::Response& res, int status, const std::string& body) {
   res.set_content(body, json_type);
 }
 
-std::string json_escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
-}
-
 void reply_error(httplib::Response& res, int status, const std::string& error) {
   reply_json(res, status, boost::json::serialize(boost::json::object{{"error", error}}));
 }
@@ -151,7 +128,7 @@ http_server::http_server(http_config cfg, hooks h)
     std::string what = res.status == 404   ? "no such route: " + req.method + " " + req.path
                        : res.status == 413 ? "request body too large"
                                            : "request failed";
-    reply_json(res, res.status, R"({"error":")" + json_escape(what) + R"("})");
+    reply_error(res, res.status, what);
   });
   s.set_exception_handler(
     [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
