@@ -1,5 +1,8 @@
 #include "switchboard/config.hpp"
 
+#include "core/json_path.hpp"
+#include "core/type_pattern.hpp"
+
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -308,6 +311,381 @@ apply_fn log_level(std::string& target) {
   };
 }
 
+apply_fn port_number(std::uint16_t& target) {
+  return integer(1, 65535, {}, [&target](std::int64_t n) { target = static_cast<std::uint16_t>(n); });
+}
+
+apply_fn seconds(std::int64_t min, std::int64_t max, std::chrono::seconds& target) {
+  return integer(min, max, "seconds", [&target](std::int64_t n) { target = std::chrono::seconds{n}; });
+}
+
+/// A string that may be empty (an optional setting whose default is "").
+apply_fn any_string(std::string& target, std::string allowed) {
+  return [&target, allowed = std::move(allowed)](const json::value& v, const std::string& path) -> check {
+    if (!v.is_string())
+      return fail(path, "is " + describe(v) + ", not a string", allowed);
+    const auto& s = v.get_string();
+    if (s.size() > 65536 || std::find(s.begin(), s.end(), '\0') != s.end())
+      return fail(path, "is " + describe(v) + ", too long or containing a NUL character", allowed);
+    target.assign(s.data(), s.size());
+    return std::nullopt;
+  };
+}
+
+/// An array of non-empty strings.
+apply_fn string_list(std::vector<std::string>& target, std::string allowed) {
+  return [&target, allowed = std::move(allowed)](const json::value& v, const std::string& path) -> check {
+    if (!v.is_array())
+      return fail(path, "is " + describe(v) + ", not an array", allowed);
+    std::vector<std::string> out;
+    for (const auto& item : v.get_array()) {
+      const std::string item_path = path + "[" + std::to_string(out.size()) + "]";
+      std::string s;
+      if (auto error = non_empty_string(s, allowed)(item, item_path))
+        return error;
+      out.push_back(std::move(s));
+    }
+    target = std::move(out);
+    return std::nullopt;
+  };
+}
+
+/// An object of string values, order kept: `{"status": "status", "manager": "am.name"}`.
+apply_fn string_pairs(std::vector<std::pair<std::string, std::string>>& target, std::string allowed) {
+  return [&target, allowed = std::move(allowed)](const json::value& v, const std::string& path) -> check {
+    if (!v.is_object())
+      return fail(path, "is " + describe(v) + ", not an object", allowed);
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& member : v.get_object()) {
+      const std::string_view key(member.key().data(), member.key().size());
+      const std::string member_path = child_path(path, key);
+      if (key.empty())
+        return fail(member_path, "is an empty field name", allowed);
+      std::string s;
+      if (auto error = non_empty_string(s, allowed)(member.value(), member_path))
+        return error;
+      out.emplace_back(std::string(key), std::move(s));
+    }
+    target = std::move(out);
+    return std::nullopt;
+  };
+}
+
+/// One of a fixed set of names.
+template <class T>
+apply_fn one_of(T& target, std::vector<std::pair<std::string_view, T>> choices) {
+  return [&target, choices = std::move(choices)](const json::value& v, const std::string& path) -> check {
+    std::vector<std::string_view> names;
+    for (const auto& c : choices)
+      names.push_back(c.first);
+    const std::string allowed = "one of " + quoted_list(names);
+    if (!v.is_string())
+      return fail(path, "is " + describe(v) + ", not a string", allowed);
+    const std::string_view s(v.get_string().data(), v.get_string().size());
+    for (const auto& c : choices)
+      if (c.first == s) {
+        target = c.second;
+        return std::nullopt;
+      }
+    std::string problem = "is " + describe(v) + ", not a known value";
+    if (auto guess = closest(s, names))
+      problem += "; did you mean '" + std::string(*guess) + "'?";
+    return fail(path, problem, allowed);
+  };
+}
+
+check apply_rules(const json::value& v, const std::string& path, const std::vector<key_rule>& rules,
+                  const std::vector<key_rule>& root);
+std::vector<std::string_view> names_of(const std::vector<key_rule>& rules);
+
+/// An array of sections, each an object with the keys `rules_for(element)` gives; `finish`
+/// checks an element once all its keys are applied (required keys, defaults that depend on
+/// other keys).
+template <class T>
+apply_fn section_list(std::vector<T>& target, std::function<std::vector<key_rule>(T&)> rules_for,
+                      std::function<check(T&, const std::string& path)> finish, std::string what) {
+  return [&target, rules_for = std::move(rules_for), finish = std::move(finish),
+          what = std::move(what)](const json::value& v, const std::string& path) -> check {
+    if (!v.is_array())
+      return fail(path, "is " + describe(v) + ", not an array", "an array of " + what);
+    std::vector<T> out;
+    for (const auto& item : v.get_array()) {
+      const std::string item_path = path + "[" + std::to_string(out.size()) + "]";
+      T element;
+      const auto rules = rules_for(element);
+      if (!item.is_object())
+        return fail(item_path, "is " + describe(item) + ", not an object",
+                    what + ": an object with the keys " + quoted_list(names_of(rules)));
+      if (auto error = apply_rules(item, item_path, rules, rules))
+        return error;
+      if (auto error = finish(element, item_path))
+        return error;
+      out.push_back(std::move(element));
+    }
+    target = std::move(out);
+    return std::nullopt;
+  };
+}
+
+/// A required string member that is still empty after its section was applied.
+check require(const std::string& value, const std::string& path, std::string_view key,
+              std::string allowed) {
+  if (!value.empty())
+    return std::nullopt;
+  return fail(child_path(path, key), "is missing", std::move(allowed));
+}
+
+check template_check(const std::string& tmpl, const std::string& path, std::string_view key) {
+  if (auto why = core::template_problem(tmpl))
+    return fail(child_path(path, key), "is \"" + tmpl + "\", which " + *why,
+                "text with placeholders such as {id}, {kind} or {dotted.state.path}; {{ and }} "
+                "for literal braces");
+  return std::nullopt;
+}
+
+check dotted_path_check(const std::string& dotted, const std::string& path) {
+  if (dotted.front() == '.' || dotted.back() == '.' || dotted.find("..") != std::string::npos)
+    return fail(path, "is \"" + dotted + "\", not a dotted path",
+                "member names joined by '.', e.g. \"applicationId\" or \"applicant.phone\"");
+  return std::nullopt;
+}
+
+// --- entity-state propagation sections -------------------------------------------------------
+
+std::vector<key_rule> message_mapping_rules(amqp_message_mapping& m) {
+  return {
+      {"message_type", non_empty_string(m.message_type, "a MassTransit message URN, e.g. "
+                                                        "\"urn:message:Crm.Events:ApplicationStatusChanged\""),
+       {}},
+      {"event_type", non_empty_string(m.event_type, "a switchboard event type, e.g. \"application.status_changed\""),
+       {}},
+      {"entity_kind", non_empty_string(m.entity_kind, "an entity kind, e.g. \"application\""), {}},
+      {"entity_id_field", non_empty_string(m.entity_id_field, "a dotted path in the message, e.g. \"applicationId\""),
+       {}},
+      {"entity_version_field",
+       any_string(m.entity_version_field, "a dotted path in the message holding a non-negative integer, or \"\""),
+       {}},
+  };
+}
+
+check finish_message_mapping(amqp_message_mapping& m, const std::string& path) {
+  const std::string example = "see config/crm-state-sync.json for an example";
+  for (auto [value, key] : {std::pair{&m.message_type, "message_type"}, std::pair{&m.event_type, "event_type"},
+                            std::pair{&m.entity_kind, "entity_kind"}, std::pair{&m.entity_id_field, "entity_id_field"}})
+    if (auto error = require(*value, path, key, example))
+      return error;
+  if (auto error = dotted_path_check(m.entity_id_field, child_path(path, "entity_id_field")))
+    return error;
+  if (!m.entity_version_field.empty())
+    if (auto error = dotted_path_check(m.entity_version_field, child_path(path, "entity_version_field")))
+      return error;
+  return std::nullopt;
+}
+
+std::vector<key_rule> amqp_source_rules(amqp_source_config& a) {
+  return {
+      {"name", non_empty_string(a.name, "a unique name for this source, e.g. \"crm\""), {}},
+      {"host", host(a.host), {}},
+      {"port", port_number(a.port), {}},
+      {"vhost", non_empty_string(a.vhost, "a RabbitMQ virtual host, e.g. \"/\""), {}},
+      {"username", non_empty_string(a.username, "a RabbitMQ user name (the password comes from "
+                                                "SWITCHBOARD_AMQP_PASSWORD)"),
+       {}},
+      {"queue", non_empty_string(a.queue, "the durable queue to consume, e.g. \"switchboard.crm\""), {}},
+      {"exchanges", string_list(a.exchanges, "fan-out exchange names, e.g. \"Crm.Events:ApplicationStatusChanged\""),
+       {}},
+      {"declare", boolean(a.declare), {}},
+      {"error_queue", any_string(a.error_queue, "a queue name; \"\" means the queue's name + \"_error\""), {}},
+      {"prefetch", integer(1, 65535, {}, [&a](std::int64_t n) { a.prefetch = static_cast<std::uint16_t>(n); }),
+       {}},
+      {"heartbeat_s", seconds(0, 3600, a.heartbeat), {}},
+      {"reconnect_initial_ms", millis(1, one_hour_ms, a.reconnect_initial), {}},
+      {"reconnect_max_ms", millis(1, one_hour_ms, a.reconnect_max), {}},
+      {"event_source", any_string(a.event_source, "a CloudEvents source, e.g. \"crm/rabbitmq\"; \"\" means "
+                                                  "\"amqp/\" + queue"),
+       {}},
+      {"messages",
+       section_list<amqp_message_mapping>(a.messages, message_mapping_rules, finish_message_mapping,
+                                          "message mappings"),
+       {}},
+  };
+}
+
+check finish_amqp_source(amqp_source_config& a, const std::string& path) {
+  if (auto error = require(a.name, path, "name", "a unique name for this source, e.g. \"crm\""))
+    return error;
+  if (auto error = require(a.queue, path, "queue", "the durable queue to consume, e.g. \"switchboard.crm\""))
+    return error;
+  if (a.messages.empty())
+    return fail(child_path(path, "messages"), "is missing or empty",
+                "at least one mapping from a MassTransit message type to an event type and entity");
+  if (a.reconnect_initial > a.reconnect_max)
+    return fail(child_path(path, "reconnect_initial_ms"),
+                "is " + std::to_string(a.reconnect_initial.count()) + ", larger than reconnect_max_ms (" +
+                    std::to_string(a.reconnect_max.count()) + ")",
+                "at most reconnect_max_ms");
+  if (a.error_queue.empty())
+    a.error_queue = a.queue + "_error";
+  if (a.error_queue == a.queue)
+    return fail(child_path(path, "error_queue"), "is the consumed queue itself, so bad messages would loop",
+                "another queue, e.g. \"" + a.queue + "_error\"");
+  if (a.event_source.empty())
+    a.event_source = "amqp/" + a.queue;
+  return std::nullopt;
+}
+
+std::vector<key_rule> lookup_rules(lookup_config& l) {
+  return {
+      {"name", non_empty_string(l.name, "a unique name, e.g. \"account_manager\""), {}},
+      {"entity_kind", non_empty_string(l.entity_kind, "the entity kind it enriches, e.g. \"application\""), {}},
+      {"sql", non_empty_string(l.sql, "one SELECT with ? placeholders, e.g. \"SELECT name, phone FROM "
+                                      "account_managers WHERE id = ?\""),
+       {}},
+      {"params", string_list(l.params, "dotted state paths bound to the ? placeholders, in order"), {}},
+      {"into", non_empty_string(l.into, "the state field that receives the row, e.g. \"accountManager\""), {}},
+      {"invalidated_by", any_string(l.invalidated_by, "an event type, e.g. \"account_manager.updated\""), {}},
+      {"invalidation_keys",
+       string_list(l.invalidation_keys, "dotted paths in the invalidating event's data, one per param"), {}},
+  };
+}
+
+check finish_lookup(lookup_config& l, const std::string& path) {
+  for (auto [value, key, allowed] :
+       {std::tuple{&l.name, "name", "a unique name, e.g. \"account_manager\""},
+        std::tuple{&l.entity_kind, "entity_kind", "the entity kind it enriches"},
+        std::tuple{&l.sql, "sql", "one SELECT with ? placeholders"},
+        std::tuple{&l.into, "into", "the state field that receives the row"}})
+    if (auto error = require(*value, path, key, allowed))
+      return error;
+  for (std::size_t i = 0; i < l.params.size(); ++i)
+    if (auto error = dotted_path_check(l.params[i], child_path(path, "params") + "[" + std::to_string(i) + "]"))
+      return error;
+  if (!l.invalidated_by.empty() && l.invalidation_keys.size() != l.params.size())
+    return fail(child_path(path, "invalidation_keys"),
+                "has " + std::to_string(l.invalidation_keys.size()) + " paths but params has " +
+                    std::to_string(l.params.size()),
+                "one path per param: where the invalidating event's data holds each parameter");
+  if (l.invalidated_by.empty() && !l.invalidation_keys.empty())
+    return fail(child_path(path, "invalidation_keys"), "is given without invalidated_by",
+                "set invalidated_by to the event type that changes the looked-up row");
+  return std::nullopt;
+}
+
+std::vector<key_rule> target_rules(target_config& t) {
+  using k = target_config::kind;
+  return {
+      {"name", non_empty_string(t.name, "a unique name, e.g. \"application-docs\""), {}},
+      {"type",
+       one_of<k>(t.type, {{"sync_document", k::sync_document},
+                          {"sync_map_item", k::sync_map_item},
+                          {"taskrouter_worker", k::taskrouter_worker}}),
+       {}},
+      {"entity_kind", non_empty_string(t.entity_kind, "the entity kind written here, e.g. \"application\""), {}},
+      {"service", non_empty_string(t.service, "a Sync service SID, e.g. \"IS0123...\""), {}},
+      {"document", non_empty_string(t.document, "a document name template, e.g. \"application-{id}\""), {}},
+      {"map", non_empty_string(t.map, "a Sync map unique name, e.g. \"applications\""), {}},
+      {"key", non_empty_string(t.key, "a map item key template, e.g. \"{id}\""), {}},
+      {"workspace", non_empty_string(t.workspace, "a TaskRouter workspace SID, e.g. \"WS0123...\""), {}},
+      {"worker", non_empty_string(t.worker, "a worker SID template, e.g. \"{workerSid}\""), {}},
+      {"fields", string_pairs(t.fields, "output field -> dotted state path, e.g. {\"status\": \"status\"}"), {}},
+      {"concurrency", count(1, 64, t.concurrency), {}},
+      {"min_interval_ms", millis(0, one_hour_ms, t.min_interval), {}},
+      {"max_attempts", count(1, 1000, t.max_attempts), {}},
+      {"backoff_initial_ms", millis(1, one_hour_ms, t.backoff_initial), {}},
+      {"backoff_max_ms", millis(1, one_hour_ms, t.backoff_max), {}},
+  };
+}
+
+check finish_target(target_config& t, const std::string& path, const json::value& given) {
+  using k = target_config::kind;
+  const auto& obj = given.get_object();
+  if (!obj.contains("type"))
+    return fail(child_path(path, "type"), "is missing",
+                "one of 'sync_document', 'sync_map_item', 'taskrouter_worker'");
+  if (auto error = require(t.name, path, "name", "a unique name, e.g. \"application-docs\""))
+    return error;
+  if (auto error = require(t.entity_kind, path, "entity_kind", "the entity kind written here"))
+    return error;
+  // Members that belong to another kind of target are mistakes worth naming.
+  std::vector<std::string_view> needed;
+  std::vector<std::string_view> foreign;
+  switch (t.type) {
+    case k::sync_document:
+      needed = {"service", "document"};
+      foreign = {"map", "key", "workspace", "worker"};
+      break;
+    case k::sync_map_item:
+      needed = {"service", "map"};
+      foreign = {"document", "workspace", "worker"};
+      break;
+    case k::taskrouter_worker:
+      needed = {"workspace", "worker"};
+      foreign = {"service", "document", "map", "key"};
+      break;
+  }
+  const std::string type_name(obj.at("type").get_string().data(), obj.at("type").get_string().size());
+  for (auto key : needed)
+    if (!obj.contains(json::string_view(key.data(), key.size())))
+      return fail(child_path(path, key), "is missing", "required for a target of type '" + type_name + "'");
+  for (auto key : foreign)
+    if (obj.contains(json::string_view(key.data(), key.size())))
+      return fail(child_path(path, key), "does not apply to a target of type '" + type_name + "'",
+                  "the keys of that type only: " + quoted_list(needed) + " and the common ones");
+  for (auto [value, key] : {std::pair{&t.document, "document"}, std::pair{&t.key, "key"},
+                            std::pair{&t.worker, "worker"}})
+    if (auto error = template_check(*value, path, key))
+      return error;
+  for (const auto& [field, state_path] : t.fields)
+    if (auto error = dotted_path_check(state_path, child_path(child_path(path, "fields"), field)))
+      return error;
+  if (t.backoff_initial > t.backoff_max)
+    return fail(child_path(path, "backoff_initial_ms"),
+                "is " + std::to_string(t.backoff_initial.count()) + ", larger than backoff_max_ms (" +
+                    std::to_string(t.backoff_max.count()) + ")",
+                "at most backoff_max_ms");
+  return std::nullopt;
+}
+
+apply_fn base_url(std::string& target) {
+  return [&target](const json::value& v, const std::string& path) -> check {
+    const std::string allowed =
+        "\"\" for Twilio's own hosts, or http(s)://HOST[:PORT] of a switchboard Twilio emulator, e.g. "
+        "\"http://127.0.0.1:8089\"";
+    std::string s;
+    if (auto error = any_string(s, allowed)(v, path))
+      return error;
+    if (!s.empty() && s.rfind("http://", 0) != 0 && s.rfind("https://", 0) != 0)
+      return fail(path, "is " + describe(v) + ", not an http(s) URL", allowed);
+    target = std::move(s);
+    return std::nullopt;
+  };
+}
+
+/// `targets`: like section_list, but the checks need to see which keys were given.
+apply_fn targets_rule(std::vector<target_config>& target) {
+  return [&target](const json::value& v, const std::string& path) -> check {
+    const std::string what = "targets (Sync documents, Sync map items or TaskRouter workers)";
+    if (!v.is_array())
+      return fail(path, "is " + describe(v) + ", not an array", "an array of " + what);
+    std::vector<target_config> out;
+    for (const auto& item : v.get_array()) {
+      const std::string item_path = path + "[" + std::to_string(out.size()) + "]";
+      target_config element;
+      const auto rules = target_rules(element);
+      if (!item.is_object())
+        return fail(item_path, "is " + describe(item) + ", not an object",
+                    what + ": an object with the keys " + quoted_list(names_of(rules)));
+      if (auto error = apply_rules(item, item_path, rules, rules))
+        return error;
+      if (auto error = finish_target(element, item_path, item))
+        return error;
+      out.push_back(std::move(element));
+    }
+    target = std::move(out);
+    return std::nullopt;
+  };
+}
+
 /// The whole file, with setters that write into `cfg`. Upper bounds are sanity limits: big
 /// enough for any real deployment, small enough to catch a slipped digit.
 std::vector<key_rule> schema(config& cfg) {
@@ -359,6 +737,36 @@ std::vector<key_rule> schema(config& cfg) {
            {"max_batch_bytes", bytes(l.max_batch_bytes), {}},
        }},
       {"drain_timeout_ms", millis(0, one_hour_ms, cfg.drain_timeout), {}},
+      {"sources",
+       {},
+       {
+           {"amqp", section_list<amqp_source_config>(cfg.amqp_sources, amqp_source_rules, finish_amqp_source,
+                                                     "RabbitMQ sources"),
+            {}},
+       }},
+      {"enrichment",
+       {},
+       {
+           {"database", non_empty_string(cfg.enrichment.database, "the path of a SQLite database file"), {}},
+           {"cache_ttl_ms", millis(0, one_day_ms, cfg.enrichment.cache_ttl), {}},
+           {"cache_max_entries", count(0, 100'000'000, cfg.enrichment.cache_max_entries), {}},
+           {"lookups", section_list<lookup_config>(cfg.enrichment.lookups, lookup_rules, finish_lookup, "lookups"),
+            {}},
+       }},
+      {"state",
+       {},
+       {
+           {"pattern", non_empty_string(cfg.state.pattern, "an event type pattern: \"a.b\", \"a.*\" or \"*\""), {}},
+           {"partitions", count(1, 64, cfg.state.partitions), {}},
+       }},
+      {"targets", targets_rule(cfg.targets), {}},
+      {"twilio",
+       {},
+       {
+           {"base_url", base_url(cfg.twilio.base_url), {}},
+           {"connect_timeout_ms", millis(1, one_hour_ms, cfg.twilio.connect_timeout), {}},
+           {"read_timeout_ms", millis(1, one_hour_ms, cfg.twilio.read_timeout), {}},
+       }},
   };
 }
 
@@ -441,8 +849,10 @@ check find_secret(const json::value& v, const std::string& path) {
       const std::string k = normalized(key);
       const bool twilio = k.find("auth_token") != std::string::npos ||
                           normalized(path).find("twilio") != std::string::npos;
+      const bool amqp = normalized(path).find("amqp") != std::string::npos;
       const std::string where =
           twilio ? "the environment variable TWILIO_AUTH_TOKEN"
+          : amqp ? "the environment variable SWITCHBOARD_AMQP_PASSWORD"
                  : k.find("token") != std::string::npos
                        ? "the environment variable SWITCHBOARD_API_TOKEN"
                        : "the environment (SWITCHBOARD_API_TOKEN for the API token, TWILIO_AUTH_TOKEN for "
@@ -622,6 +1032,45 @@ struct fd_guard {
   }
 };
 
+/// The first name given twice in `items` (by `name_of`), as an error at `section[i].name`.
+template <class T, class Name>
+check unique_names(const std::vector<T>& items, const std::string& section, Name name_of) {
+  for (std::size_t i = 0; i < items.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (name_of(items[i]) == name_of(items[j]))
+        return fail(section + "[" + std::to_string(i) + "].name",
+                    "is \"" + name_of(items[i]) + "\", the name of " + section + "[" + std::to_string(j) + "] too",
+                    "a name used once in " + section);
+  return std::nullopt;
+}
+
+/// Checks across the entity-state sections.
+check check_propagation(const config& cfg) {
+  if (auto error = unique_names(cfg.amqp_sources, "sources.amqp", [](const auto& a) { return a.name; }))
+    return error;
+  for (std::size_t i = 0; i < cfg.amqp_sources.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (cfg.amqp_sources[i].queue == cfg.amqp_sources[j].queue &&
+          cfg.amqp_sources[i].host == cfg.amqp_sources[j].host &&
+          cfg.amqp_sources[i].port == cfg.amqp_sources[j].port &&
+          cfg.amqp_sources[i].vhost == cfg.amqp_sources[j].vhost)
+        return fail("sources.amqp[" + std::to_string(i) + "].queue",
+                    "is \"" + cfg.amqp_sources[i].queue + "\", consumed by sources.amqp[" + std::to_string(j) +
+                        "] too, so the two would split its messages",
+                    "one source per queue");
+  if (auto error = unique_names(cfg.enrichment.lookups, "enrichment.lookups", [](const auto& l) { return l.name; }))
+    return error;
+  if (auto error = unique_names(cfg.targets, "targets", [](const auto& t) { return t.name; }))
+    return error;
+  if (!cfg.enrichment.lookups.empty() && cfg.enrichment.database.empty())
+    return fail("enrichment.database", "is missing, but enrichment.lookups are given",
+                "the path of the SQLite database the lookups query");
+  std::string why;
+  if (!core::type_pattern::parse(cfg.state.pattern, why))
+    return fail("state.pattern", why, "\"a.b\", \"a.*\" or \"*\"");
+  return std::nullopt;
+}
+
 } // namespace
 
 config_result parse_config(std::string_view text, std::string source_name) {
@@ -672,6 +1121,9 @@ config_result parse_config(std::string_view text, std::string source_name) {
                         "at least supervision.backoff_initial_ms: raise backoff_max_ms or lower "
                         "backoff_initial_ms"));
   }
+
+  if (auto error = check_propagation(cfg))
+    return failed(*error);
 
   cfg.source = std::move(source_name);
   result.value = std::move(cfg);
