@@ -121,6 +121,15 @@ TEST_CASE("state_store: put with an expected revision and replace_state are comp
     auto again = store.put("a", "1", 2, 2, obj({{"x", 2}}), obj({{"x", 2}}), 0);
     CHECK(again.outcome == outcome::conflict);
     CHECK(again.state->base == obj({{"x", 1}}));
+    auto expected = store.put("a", "1", 2, 2, obj({{"x", 2}}), obj({{"x", 2}}), 1);
+    CHECK(expected.outcome == outcome::stored);
+    CHECK(expected.state->revision == 2);
+    CHECK(expected.state->base == obj({{"x", 2}}));
+    CHECK(store.put("a", "1", 3, 3, obj({{"x", 3}}), obj({{"x", 3}}), 1).outcome ==
+          outcome::conflict);
+    // The expected revision and the version rule both hold.
+    CHECK(store.put("a", "1", 1, 3, obj({{"x", 0}}), obj({{"x", 0}}), 2).outcome ==
+          outcome::stale);
     CHECK(store.put("a", "2", 1, 1, obj(), obj(), 4).outcome == outcome::conflict);
     CHECK_FALSE(store.load("a", "2"));
   }

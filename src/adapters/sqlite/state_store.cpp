@@ -310,10 +310,13 @@ state_store::put_result state_store::put(const std::string& kind, const std::str
       bool stored = false;
       {
         // The staleness rule lives here, in the statement, not only in core/entity_state.
+        // An upsert updates only when its row conflicts, so with an expected revision the
+        // row is offered when it exists (to update) or when none is expected (to insert).
         statement_use s{impl_->cached(
             impl_->upsert,
             "INSERT INTO entity_state(kind, id, version, revision, sequence, base, state, "
-            "updated_at) SELECT ?1, ?2, ?3, 1, ?4, ?5, ?6, ?7 WHERE ?8 IS NULL OR ?8 = 0 "
+            "updated_at) SELECT ?1, ?2, ?3, 1, ?4, ?5, ?6, ?7 WHERE ?8 IS NULL OR ?8 = 0 OR "
+            "  EXISTS (SELECT 1 FROM entity_state WHERE kind = ?1 AND id = ?2) "
             "ON CONFLICT(kind, id) DO UPDATE SET "
             "  version = COALESCE(excluded.version, entity_state.version), "
             "  revision = entity_state.revision + 1, "
