@@ -5,6 +5,11 @@
 // data into the entity's base, enrich it with SQL lookups (cache-aside), store it, and tell the
 // writers. Also rebuilds (re-enrich every stored entity from SQL) on demand.
 //
+// Enrichment: for each lookup of the entity's kind, the parameters are read from the merged
+// base at the lookup's dotted `params`; the first row (or null: no row, or a parameter missing,
+// in which case no query runs) is put under the top-level member `into` of the state, which is
+// base + those members. Lookups read the base only, never each other's results.
+//
 // A plain class, no actor: `handle` runs on the bus's partition threads (several at once, one
 // entity always on the same thread); rebuilds run on the pipeline's own thread.
 

@@ -370,3 +370,90 @@ TEST_CASE("state_pipeline: a restart resumes from the checkpoint and keeps the s
   CHECK(sut.pipeline.state_of("application", "A-0")->revision == 3);
   CHECK(sut.rt.dead_letters("state").empty());
 }
+
+TEST_CASE("state_pipeline: a rebuild racing live updates never stores an older base's state",
+          "[state_pipeline][rebuild]") {
+  temp_dir dir;
+  const auto cfg = make_config(dir);
+  make_crm(cfg.enrichment.database);
+  system_under_test sut(cfg);
+  constexpr int entities = 20;
+  constexpr int versions = 6;
+  auto id_of = [](int i) { return "A-" + std::to_string(100 + i); };
+  for (int i = 0; i < entities; ++i)
+    sut.publish(app_event("e" + std::to_string(i) + "-1", id_of(i), 1,
+                          {{"accountManagerId", 7}, {"step", 1}}));
+  for (int i = 0; i < entities; ++i)
+    REQUIRE(sut.wait_for_version(id_of(i), 1));
+
+  std::vector<std::string> jobs;
+  for (int v = 2; v <= versions; ++v) {
+    jobs.push_back(sut.pipeline.start_rebuild("application"));
+    for (int i = 0; i < entities; ++i)
+      sut.publish(app_event("e" + std::to_string(i) + "-" + std::to_string(v), id_of(i),
+                            static_cast<std::uint64_t>(v), {{"step", v}}));
+  }
+  for (const auto& job : jobs)
+    REQUIRE(eventually([&] {
+      auto p = sut.pipeline.rebuild_status(job);
+      return p && p->state == "done" && p->done + p->failed == p->total;
+    }));
+  for (int i = 0; i < entities; ++i) {
+    auto st = sut.wait_for_version(id_of(i), versions);
+    REQUIRE(st);
+    CHECK(st->base.at("step") == versions);
+    CHECK(st->state.at("step") == versions);  // the state belongs to the newest base
+    CHECK(*at(*st, "accountManager", "name") == "Ann Smith");
+  }
+  for (const auto& job : jobs)
+    CHECK(sut.pipeline.rebuild_status(job)->failed == 0);
+  CHECK(sut.rt.dead_letters("state").empty());
+}
+
+TEST_CASE("state_pipeline: a failing lookup fails the event, which is retried then parked",
+          "[state_pipeline]") {
+  temp_dir dir;
+  auto cfg = make_config(dir);
+  make_crm(cfg.enrichment.database);
+  system_under_test sut(cfg);
+  {
+    SQLite::Database crm(cfg.enrichment.database, SQLite::OPEN_READWRITE);
+    crm.exec("DROP TABLE applicants");
+  }
+  sut.publish(app_event("e1", "A-1", 1, {{"applicant", {{"id", "P-1"}}}}));
+  REQUIRE(eventually([&] { return !sut.rt.dead_letters("state").empty(); }));
+  const auto dead = sut.rt.dead_letters("state");
+  REQUIRE(dead.size() == 1);
+  CHECK_THAT(dead[0].last_error, Catch::Contains("lookup 'applicant'"));
+  CHECK_THAT(dead[0].last_error, Catch::Contains("no such table: applicants"));
+  CHECK(dead[0].attempts > 1);
+  CHECK_FALSE(sut.pipeline.state_of("application", "A-1"));  // nothing half-stored
+}
+
+TEST_CASE("state_pipeline: stop cancels queued rebuilds and refuses new ones",
+          "[state_pipeline][rebuild]") {
+  temp_dir dir;
+  const auto cfg = make_config(dir);
+  make_crm(cfg.enrichment.database);
+  system_under_test sut(cfg);
+  for (int i = 0; i < 5; ++i)
+    sut.publish(app_event("e" + std::to_string(i), "A-" + std::to_string(i), 1,
+                          {{"accountManagerId", 7}}));
+  REQUIRE(sut.wait_for_version("A-4", 1));
+  std::vector<std::string> jobs;
+  for (int i = 0; i < 5; ++i)
+    jobs.push_back(sut.pipeline.start_rebuild());
+  sut.rt.stop();
+  sut.pipeline.stop();
+  for (const auto& job : jobs) {
+    auto p = sut.pipeline.rebuild_status(job);
+    REQUIRE(p);
+    // Each ran to the end before the stop, or ended cancelled; none is left hanging.
+    if (p->state == "failed")
+      CHECK_THAT(p->error, Catch::Contains("cancelled"));
+    else
+      CHECK(p->state == "done");
+    CHECK_FALSE(p->finished_at.empty());
+  }
+  CHECK_THROWS_WITH(sut.pipeline.start_rebuild(), Catch::Contains("stopping"));
+}

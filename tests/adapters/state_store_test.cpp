@@ -235,9 +235,14 @@ TEST_CASE("state_store: the ledger tracks per target what is unwritten, written 
   for (auto& p : pending)
     if (p.id == "A-0")
       CHECK(p.revision == 2);
+  CHECK(store.dead_writes("sync", 10).empty());  // A-2's newer revision is being retried
+  CHECK(store.counts("sync", "application").dead == 0);
+  store.mark_dead("sync", "application", "A-2", 2, "HTTP 400 again");
+  REQUIRE(store.dead_writes("sync", 10).size() == 1);
+  CHECK(store.dead_writes("sync", 10)[0].error == "HTTP 400 again");
   // Writing an old revision never lowers the record nor hides the new one.
   store.mark_written("sync", "application", "A-0", 1);
-  CHECK(store.unwritten("sync", "application", 100).size() == 4);
+  CHECK(store.unwritten("sync", "application", 100).size() == 3);
   store.mark_written("sync", "application", "A-2", 2);
   CHECK(store.dead_writes("sync", 10).empty());
   CHECK(store.counts("sync", "application").dead == 0);

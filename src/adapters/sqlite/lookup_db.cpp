@@ -199,10 +199,14 @@ boost::json::value lookup_db::query(std::size_t index,
   if (rc == SQLITE_DONE)
     return nullptr;
   if (rc != SQLITE_ROW)
-    throw std::runtime_error("lookup '" + l.name + "' in '" + impl_->cfg.database +
-                             "' failed: " + sqlite3_errmsg(c->db) +
-                             (rc == SQLITE_BUSY ? "; the database stayed locked for 5 s, retry"
-                                                : "; check the database file"));
+    throw std::runtime_error(
+        "lookup '" + l.name + "' in '" + impl_->cfg.database + "' failed: " +
+        sqlite3_errmsg(c->db) +
+        (rc == SQLITE_BUSY
+             ? std::string("; the database stayed locked for 5 s; it is retried")
+             : "; the database or its schema changed under enrichment.lookups[" +
+                   std::to_string(index) + "].sql: fix one to match the other, then retry the "
+                   "dead letters"));
   boost::json::object row;
   const int columns = sqlite3_column_count(s);
   for (int i = 0; i < columns; ++i) {

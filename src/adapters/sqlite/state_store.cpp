@@ -557,11 +557,12 @@ std::vector<dead_write> state_store::dead_writes(const std::string& target,
     return out;
   std::lock_guard<std::mutex> guard{impl_->mu};
   try {
-    // Given up on and not written since (a later successful write clears it).
+    // Given up on at the entity's newest revision (as `counts().dead`): a newer revision is
+    // pending again, and a successful write clears it.
     statement_use s{impl_->cached(
         impl_->dead_list,
         "SELECT target, kind, id, dead_revision, dead_error, dead_at FROM target_ledger "
-        "WHERE target = ?1 AND dead_revision > written_revision "
+        "WHERE target = ?1 AND dead_revision > written_revision AND revision = dead_revision "
         "ORDER BY dead_at DESC LIMIT ?2")};
     s->bindNoCopy(1, target);
     s->bind(2, to_db(limit));
