@@ -15,6 +15,7 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -456,4 +457,38 @@ TEST_CASE("state_pipeline: stop cancels queued rebuilds and refuses new ones",
     CHECK_FALSE(p->finished_at.empty());
   }
   CHECK_THROWS_WITH(sut.pipeline.start_rebuild(), Catch::Contains("stopping"));
+}
+
+// Figures, not assertions on time: run with `switchboard_tests "[.state_bench]"`.
+TEST_CASE("state_pipeline: throughput of live events and of a rebuild", "[.state_bench]") {
+  temp_dir dir;
+  const auto cfg = make_config(dir);
+  make_crm(cfg.enrichment.database);
+  system_under_test sut(cfg);
+  constexpr int entities = 500;
+  constexpr int per_entity = 10;
+  constexpr int total = entities * per_entity;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::atomic<int> acked{0};
+  for (int v = 1; v <= per_entity; ++v)
+    for (int i = 0; i < entities; ++i)
+      sut.rt.publish_async(
+          app_event("e" + std::to_string(i) + "-" + std::to_string(v), "A-" + std::to_string(i),
+                    static_cast<std::uint64_t>(v),
+                    {{"accountManagerId", 7 + i % 2}, {"applicant", {{"id", "P-1"}}},
+                     {"number", "A-" + std::to_string(i % 3)}, {"step", v}}),
+          [&](const publish_receipt*, const std::string&) { ++acked; });
+  REQUIRE(eventually([&] { return sut.change_count() == static_cast<std::size_t>(total); },
+                     120s));
+  const auto t1 = std::chrono::steady_clock::now();
+  const auto job = sut.pipeline.start_rebuild("application");
+  REQUIRE(eventually([&] { return sut.pipeline.rebuild_status(job)->state == "done"; }, 120s));
+  const auto t2 = std::chrono::steady_clock::now();
+  const auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
+  const auto stats = sut.pipeline.cache_stats();
+  WARN("live: " << total << " events over " << entities << " entities in " << secs(t1 - t0)
+                << " s = " << total / secs(t1 - t0) << " events/s (journal fsync included); "
+                << "cache hits " << stats.hits << ", misses " << stats.misses
+                << "; rebuild of " << entities << " entities: " << secs(t2 - t1) << " s = "
+                << entities / secs(t2 - t1) << " entities/s");
 }

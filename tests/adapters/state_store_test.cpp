@@ -11,6 +11,7 @@
 #include "support/temp_dir.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <fstream>
 #include <set>
 #include <string>
@@ -336,4 +337,39 @@ TEST_CASE("state_store: a file that is not a database is refused with its path",
   } catch (const store_error& e) {
     CHECK_THAT(e.what(), Catch::Contains(path));
   }
+}
+
+// Figures, not assertions on time: run with `switchboard_tests "[.state_bench]"`.
+TEST_CASE("state_store: unwritten on a large, fully written table", "[.state_bench]") {
+  temp_dir dir;
+  state_store store(dir.file("state.db"));
+  constexpr int entities = 100'000;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < entities; ++i)
+    store.put("application", "A-" + std::to_string(i), 1, 1, obj({{"status", "new"}}),
+              obj({{"status", "new"}}));
+  const auto t1 = std::chrono::steady_clock::now();
+  std::string after_kind, after_id;
+  for (;;) {
+    auto page = store.unwritten("sync", "application", 1000, after_kind, after_id);
+    if (page.empty())
+      break;
+    for (auto& s : page)
+      store.mark_written("sync", s.kind, s.id, s.revision);
+    after_kind = page.back().kind;
+    after_id = page.back().id;
+  }
+  const auto t2 = std::chrono::steady_clock::now();
+  store.put("application", "A-4242", 2, 2, obj(), obj());
+  constexpr int polls = 1000;
+  std::size_t found = 0;
+  for (int i = 0; i < polls; ++i)
+    found += store.unwritten("sync", "application", 100).size();
+  const auto t3 = std::chrono::steady_clock::now();
+  CHECK(found == polls);
+  const auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
+  WARN(entities << " puts: " << entities / secs(t1 - t0) << "/s; first push (page + "
+                << "mark_written): " << entities / secs(t2 - t1) << " entities/s; unwritten "
+                << "with 1 pending of " << entities << ": " << secs(t3 - t2) / polls * 1e6
+                << " us per call");
 }
