@@ -1,0 +1,103 @@
+#pragma once
+
+// Entity-state propagation, the part between the bus and the writers: for each event of the
+// durable "state" subscription, decide stale/apply against the stored state, merge the event's
+// data into the entity's base, enrich it with SQL lookups (cache-aside), store it, and tell the
+// writers. Also rebuilds (re-enrich every stored entity from SQL) on demand.
+//
+// Enrichment: for each lookup of the entity's kind, the parameters are read from the merged
+// base at the lookup's dotted `params`; the first row (or null: no row, or a parameter missing,
+// in which case no query runs) is put under the top-level member `into` of the state, which is
+// base + those members. Lookups read the base only, never each other's results.
+//
+// A plain class, no actor: `handle` runs on the bus's partition threads (several at once, one
+// entity always on the same thread); rebuilds run on the pipeline's own thread.
+
+#include "adapters/sqlite/state_store.hpp"
+#include "core/lookup_cache.hpp"
+#include "switchboard/config.hpp"
+#include "switchboard/event.hpp"
+
+#include <boost/json/object.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace switchboard::actors {
+
+/// Progress of one rebuild job (kept in memory; the last 100 jobs).
+struct rebuild_progress {
+  std::string id;            ///< "rebuild-N"
+  std::string state;         ///< "queued", "running", "done" or "failed"
+  std::string kind;          ///< entity kind filter, "" = all
+  std::string entity_id;     ///< entity id filter, "" = all of `kind`
+  std::uint64_t total = 0;   ///< entities selected (counted when the job starts)
+  std::uint64_t done = 0;    ///< stored with a new revision
+  std::uint64_t failed = 0;  ///< gave up on (lookup or store failure); see `error`
+  std::string error;         ///< the last failure, or why the job failed
+  std::string started_at;    ///< RFC 3339, "" while queued
+  std::string finished_at;   ///< RFC 3339, "" until done or failed
+};
+
+/// JSON for the admin API (`GET /v1/rebuild/{id}`): the members above by name ("id", "state",
+/// "kind", "entityId", "total", "done", "failed", "error", "startedAt", "finishedAt").
+boost::json::object to_json(const rebuild_progress& p);
+
+/// JSON for `GET /v1/state/{kind}/{id}`: kind, id, version (or null), revision, sequence,
+/// base, state, updatedAt.
+boost::json::object to_json(const adapters::sqlite::stored_state& s);
+
+class state_pipeline {
+public:
+  /// Uses cfg.enrichment (opens and checks the lookup database: throws
+  /// adapters::sqlite::lookup_config_error naming the key) and cfg.state.partitions (lookup
+  /// connections = partitions + 1, one for the rebuild).
+  state_pipeline(const config& cfg, std::shared_ptr<adapters::sqlite::state_store> store);
+  ~state_pipeline();  ///< stop()
+  state_pipeline(const state_pipeline&) = delete;
+  state_pipeline& operator=(const state_pipeline&) = delete;
+
+  /// Registers a listener called with every newly stored state (live and rebuilt), on the
+  /// thread that stored it; it must not block (writers use it as a wake-up: the store's
+  /// ledger, not this call, is what they must rely on). Exceptions from it are logged and
+  /// dropped. Register before events flow.
+  void on_change(std::function<void(const adapters::sqlite::stored_state&)> listener);
+
+  /// The durable subscription's handler. Invalidates cached lookups if the event's type is a
+  /// lookup's `invalidated_by`; then, unless the event is stale or already applied, merges it,
+  /// enriches, stores (a new revision) and notifies. Throws on lookup or store failures (the
+  /// bus retries, then dead-letters); throws terminal_error for an event without a journal
+  /// sequence (the pipeline must be fed by a durable subscription).
+  void handle(const event& ev);
+
+  /// Queues a rebuild of every entity (of `kind`; of one entity if `id` is given too) and
+  /// returns its job id. Jobs run one at a time, in order, on the pipeline's thread: each
+  /// selected entity's stored base is enriched again from SQL (bypassing, then refreshing, the
+  /// cache) and stored with a new revision even if unchanged, so every target writes it again.
+  /// A live update racing a rebuild wins (compare-and-set on the revision; the rebuild retries
+  /// that entity). Throws std::invalid_argument if `id` is given without `kind`, and
+  /// std::runtime_error after stop().
+  std::string start_rebuild(const std::string& kind = {}, const std::string& id = {});
+
+  /// A job's progress; nothing for an unknown (or long forgotten) job id.
+  std::optional<rebuild_progress> rebuild_status(const std::string& job_id) const;
+
+  /// The entity's stored state (`GET /v1/state/{kind}/{id}`).
+  std::optional<adapters::sqlite::stored_state> state_of(const std::string& kind,
+                                                         const std::string& id) const;
+
+  core::lookup_cache_stats cache_stats() const;
+
+  /// Cancels the running rebuild (its job ends "failed": cancelled), fails queued ones, and
+  /// joins the rebuild thread. Idempotent. `handle` keeps working (the bus stops first).
+  void stop();
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace switchboard::actors

@@ -1,0 +1,494 @@
+// Entity-state propagation from the bus to the state store (src/actors/state_pipeline.cpp),
+// end to end with real parts: a CRM SQLite file made here, the real runtime (journal, bus,
+// durable "state" subscription over 2 partitions) and the real state store.
+
+#include "actors/state_pipeline.hpp"
+
+#include "adapters/sqlite/state_store.hpp"
+#include "switchboard/runtime.hpp"
+
+#include "support/eventually.hpp"
+#include "support/temp_dir.hpp"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using namespace switchboard;
+using switchboard::actors::state_pipeline;
+using switchboard::adapters::sqlite::state_store;
+using switchboard::adapters::sqlite::stored_state;
+using switchboard::testing::eventually;
+using switchboard::testing::temp_dir;
+namespace json = boost::json;
+
+namespace {
+
+void make_crm(const std::string& path) {
+  SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+  db.exec(R"sql(
+    CREATE TABLE account_managers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT);
+    CREATE TABLE applicants (id TEXT PRIMARY KEY, name TEXT NOT NULL, phone TEXT);
+    CREATE TABLE applications (number TEXT PRIMARY KEY, product TEXT NOT NULL, amount REAL);
+    INSERT INTO account_managers VALUES (7, 'Ann Smith', 'ann@example.com');
+    INSERT INTO account_managers VALUES (8, 'Bob Jones', 'bob@example.com');
+    INSERT INTO applicants VALUES ('P-1', 'Carol White', '+15550101');
+    INSERT INTO applicants VALUES ('P-2', 'Dan Brown', '+15550102');
+    INSERT INTO applications VALUES ('A-1', 'car loan', 12000.5);
+    INSERT INTO applications VALUES ('A-2', 'mortgage', 250000);
+  )sql");
+}
+
+lookup_config make_lookup(std::string name, std::string sql, std::vector<std::string> params,
+                          std::string into) {
+  lookup_config l;
+  l.name = std::move(name);
+  l.entity_kind = "application";
+  l.sql = std::move(sql);
+  l.params = std::move(params);
+  l.into = std::move(into);
+  return l;
+}
+
+config make_config(const temp_dir& dir) {
+  config cfg;
+  cfg.http.enabled = false;
+  cfg.data_dir = dir.path.string();
+  cfg.drain_timeout = 10s;
+  cfg.supervision.backoff_initial = 1ms;
+  cfg.state.pattern = "*";
+  cfg.state.partitions = 2;
+  cfg.enrichment.database = dir.file("crm.db");
+  cfg.enrichment.cache_ttl = 1h;  // expiry is covered by the lookup_cache tests
+  auto manager = make_lookup("account_manager",
+                             "SELECT id, name, email FROM account_managers WHERE id = ?",
+                             {"accountManagerId"}, "accountManager");
+  manager.invalidated_by = "account_manager.updated";
+  manager.invalidation_keys = {"id"};
+  cfg.enrichment.lookups.push_back(manager);
+  cfg.enrichment.lookups.push_back(make_lookup(
+      "applicant", "SELECT name, phone FROM applicants WHERE id = ?", {"applicant.id"},
+      "applicantDetails"));
+  cfg.enrichment.lookups.push_back(make_lookup(
+      "application", "SELECT product, amount FROM applications WHERE number = ?", {"number"},
+      "crm"));
+  return cfg;
+}
+
+event app_event(const std::string& event_id, const std::string& entity,
+                std::optional<std::uint64_t> version, json::object data,
+                std::string type = "application.status_changed") {
+  event ev;
+  ev.id = event_id;
+  ev.source = "crm/applications";
+  ev.type = std::move(type);
+  ev.entity_kind = "application";
+  ev.entity_id = entity;
+  ev.entity_version = version;
+  ev.data = std::move(data);
+  return ev;
+}
+
+event manager_updated(const std::string& event_id, int manager_id) {
+  event ev;
+  ev.id = event_id;
+  ev.source = "crm/managers";
+  ev.type = "account_manager.updated";
+  ev.entity_kind = "account_manager";
+  ev.entity_id = std::to_string(manager_id);
+  ev.data["id"] = manager_id;
+  return ev;
+}
+
+/// The parts a daemon wires together, in the order they must stop: runtime, then pipeline.
+struct system_under_test {
+  config cfg;
+  std::shared_ptr<state_store> store;
+  state_pipeline pipeline;
+  runtime rt;
+  std::mutex mu;
+  std::vector<stored_state> changes;  // what writers would be told
+
+  explicit system_under_test(const config& c)
+      : cfg(c),
+        store(std::make_shared<state_store>(c.data_dir + "/state.db")),
+        pipeline(c, store),
+        rt(c) {
+    pipeline.on_change([this](const stored_state& st) {
+      std::lock_guard<std::mutex> guard{mu};
+      changes.push_back(st);
+    });
+    rt.start();
+    subscription_options opts;
+    opts.pattern = c.state.pattern;
+    opts.name = "state";
+    opts.partitions = c.state.partitions;
+    opts.drop_stale_versions = false;
+    opts.retry.initial = 1ms;
+    rt.subscribe(opts, [this](const event& e) { pipeline.handle(e); });
+  }
+  ~system_under_test() {
+    rt.stop();
+    pipeline.stop();
+  }
+
+  void publish(event ev) { rt.publish(std::move(ev)).get(); }
+
+  /// Waits (bounded) until the entity's stored state satisfies `pred`.
+  template <class Pred>
+  std::optional<stored_state> wait_for(const std::string& kind, const std::string& id, Pred pred) {
+    std::optional<stored_state> st;
+    eventually([&] {
+      st = pipeline.state_of(kind, id);
+      return st && pred(*st);
+    });
+    return st;
+  }
+  std::optional<stored_state> wait_for_version(const std::string& id, std::int64_t version) {
+    return wait_for("application", id, [&](const stored_state& s) { return s.version == version; });
+  }
+  std::size_t change_count() {
+    std::lock_guard<std::mutex> guard{mu};
+    return changes.size();
+  }
+};
+
+const json::value* at(const stored_state& st, const char* member, const char* field) {
+  const auto* v = st.state.if_contains(member);
+  if (v == nullptr || !v->is_object())
+    return nullptr;
+  return v->as_object().if_contains(field);
+}
+
+}  // namespace
+
+TEST_CASE("state_pipeline: events become stored, enriched state", "[state_pipeline]") {
+  temp_dir dir;
+  const auto cfg = make_config(dir);
+  make_crm(cfg.enrichment.database);
+  system_under_test sut(cfg);
+
+  sut.publish(app_event("e1", "A-1", 1,
+                        {{"number", "A-1"}, {"status", "submitted"}, {"accountManagerId", 7},
+                         {"applicant", {{"id", "P-1"}}}}));
+  auto st = sut.wait_for_version("A-1", 1);
+  REQUIRE(st);
+  CHECK(st->base == json::parse(R"({"number":"A-1","status":"submitted","accountManagerId":7,
+                                    "applicant":{"id":"P-1"}})"));
+  CHECK(st->state == json::parse(R"({"number":"A-1","status":"submitted","accountManagerId":7,
+      "applicant":{"id":"P-1"},
+      "accountManager":{"id":7,"name":"Ann Smith","email":"ann@example.com"},
+      "applicantDetails":{"name":"Carol White","phone":"+15550101"},
+      "crm":{"product":"car loan","amount":12000.5}})"));
+  CHECK(st->revision == 1);
+
+  // A later event carries only what changed; the rest of the base stays.
+  sut.publish(app_event("e2", "A-1", 2, {{"status", "approved"}, {"accountManagerId", 8}}));
+  st = sut.wait_for_version("A-1", 2);
+  REQUIRE(st);
+  CHECK(st->base.at("status") == "approved");
+  CHECK(st->base.at("number") == "A-1");
+  CHECK(*at(*st, "accountManager", "name") == "Bob Jones");
+  CHECK(*at(*st, "applicantDetails", "name") == "Carol White");
+  CHECK(st->revision == 2);
+
+  // A missing parameter or no matching row: `into` is null.
+  sut.publish(app_event("e3", "A-9", 1, {{"number", "A-9"}, {"status", "new"}}));
+  st = sut.wait_for_version("A-9", 1);
+  REQUIRE(st);
+  CHECK(st->state.at("accountManager").is_null());
+  CHECK(st->state.at("applicantDetails").is_null());
+  CHECK(st->state.at("crm").is_null());  // no application row A-9
+
+  // Writers were told of every stored revision.
+  CHECK(eventually([&] { return sut.change_count() == 3; }));
+  CHECK(sut.rt.dead_letters("state").empty());
+}
+
+TEST_CASE("state_pipeline: an out-of-order older version does not overwrite a newer one",
+          "[state_pipeline]") {
+  temp_dir dir;
+  const auto cfg = make_config(dir);
+  make_crm(cfg.enrichment.database);
+  system_under_test sut(cfg);
+
+  sut.publish(app_event("e3", "A-1", 3, {{"status", "approved"}}));
+  sut.publish(app_event("e1", "A-1", 1, {{"status", "draft"}, {"note", "old"}}));
+  sut.publish(app_event("e3b", "A-1", 3, {{"status", "redelivered"}}));  // same version
+  sut.publish(app_event("e4", "A-1", 4, {{"checked", true}}));
+  // One entity stays on one lane, in order: once version 4 is stored, 1 and 3b were decided.
+  auto st = sut.wait_for_version("A-1", 4);
+  REQUIRE(st);
+  CHECK(st->base == json::parse(R"({"status":"approved","checked":true})"));
+  CHECK(st->revision == 2);
+  CHECK(sut.change_count() == 2);
+  CHECK(sut.rt.dead_letters("state").empty());
+}
+
+TEST_CASE("state_pipeline: lookups are cached, and an invalidating event refreshes them",
+          "[state_pipeline]") {
+  temp_dir dir;
+  const auto cfg = make_config(dir);
+  make_crm(cfg.enrichment.database);
+  system_under_test sut(cfg);
+
+  sut.publish(app_event("e1", "A-1", 1, {{"accountManagerId", 7}}));
+  REQUIRE(sut.wait_for_version("A-1", 1));
+  const auto after_first = sut.pipeline.cache_stats();
+  sut.publish(app_event("e2", "A-2", 1, {{"accountManagerId", 7}}));
+  auto st = sut.wait_for_version("A-2", 1);
+  REQUIRE(st);
+  CHECK(*at(*st, "accountManager", "name") == "Ann Smith");
+  const auto after_second = sut.pipeline.cache_stats();
+  CHECK(after_second.hits == after_first.hits + 1);  // manager 7 came from the cache
+  CHECK(after_second.misses == after_first.misses);
+
+  // The CRM renames manager 7. Until it says so, the cached row is used ...
+  {
+    SQLite::Database crm(cfg.enrichment.database, SQLite::OPEN_READWRITE);
+    crm.exec("UPDATE account_managers SET name = 'Ann Jones' WHERE id = 7");
+  }
+  sut.publish(app_event("e3", "A-1", 2, {{"status", "x"}}));
+  st = sut.wait_for_version("A-1", 2);
+  REQUIRE(st);
+  CHECK(*at(*st, "accountManager", "name") == "Ann Smith");
+
+  // ... and once its event arrives, the next application event sees the new name.
+  sut.publish(manager_updated("m1", 7));
+  REQUIRE(eventually([&] { return sut.pipeline.cache_stats().invalidations == 1; }));
+  sut.publish(app_event("e4", "A-2", 2, {{"status", "y"}}));
+  st = sut.wait_for_version("A-2", 2);
+  REQUIRE(st);
+  CHECK(*at(*st, "accountManager", "name") == "Ann Jones");
+  // The manager's own event is entity state too (kind account_manager, no lookups).
+  auto manager = sut.wait_for("account_manager", "7", [](const stored_state&) { return true; });
+  REQUIRE(manager);
+  CHECK(manager->state == json::parse(R"({"id":7})"));
+}
+
+TEST_CASE("state_pipeline: a rebuild re-enriches every entity from SQL with new revisions",
+          "[state_pipeline][rebuild]") {
+  temp_dir dir;
+  const auto cfg = make_config(dir);
+  make_crm(cfg.enrichment.database);
+  system_under_test sut(cfg);
+
+  constexpr int applications = 30;
+  for (int i = 0; i < applications; ++i)
+    sut.publish(app_event("e" + std::to_string(i), "A-" + std::to_string(100 + i), 1,
+                          {{"accountManagerId", 7 + i % 2}, {"applicant", {{"id", "P-1"}}}}));
+  sut.publish(manager_updated("m1", 8));  // an entity of another kind
+  for (int i = 0; i < applications; ++i)
+    REQUIRE(sut.wait_for_version("A-" + std::to_string(100 + i), 1));
+  REQUIRE(sut.wait_for("account_manager", "8", [](const stored_state&) { return true; }));
+  const auto changes_before = sut.change_count();
+
+  {
+    SQLite::Database crm(cfg.enrichment.database, SQLite::OPEN_READWRITE);
+    crm.exec("UPDATE applicants SET name = 'Carol Black' WHERE id = 'P-1'");
+  }
+  const auto job = sut.pipeline.start_rebuild("application");
+  std::optional<actors::rebuild_progress> progress;
+  REQUIRE(eventually([&] {
+    progress = sut.pipeline.rebuild_status(job);
+    return progress && (progress->state == "done" || progress->state == "failed");
+  }));
+  CHECK(progress->state == "done");
+  CHECK(progress->kind == "application");
+  CHECK(progress->total == applications);
+  CHECK(progress->done == applications);
+  CHECK(progress->failed == 0);
+  CHECK_FALSE(progress->started_at.empty());
+  CHECK_FALSE(progress->finished_at.empty());
+
+  for (int i = 0; i < applications; ++i) {
+    auto st = sut.pipeline.state_of("application", "A-" + std::to_string(100 + i));
+    REQUIRE(st);
+    CHECK(*at(*st, "applicantDetails", "name") == "Carol Black");
+    CHECK(st->revision == 2);
+    CHECK(st->version == 1);  // the base and version are the events'
+  }
+  CHECK(sut.pipeline.state_of("account_manager", "8")->revision == 1);  // not selected
+  CHECK(sut.change_count() == changes_before + applications);
+
+  // A rebuild with nothing changed still stores new revisions (every target re-pushes).
+  const auto one = sut.pipeline.start_rebuild("application", "A-100");
+  REQUIRE(eventually([&] {
+    progress = sut.pipeline.rebuild_status(one);
+    return progress && progress->state == "done";
+  }));
+  CHECK(progress->total == 1);
+  CHECK(progress->done == 1);
+  CHECK(sut.pipeline.state_of("application", "A-100")->revision == 3);
+  CHECK(sut.pipeline.state_of("application", "A-101")->revision == 2);
+
+  CHECK_FALSE(sut.pipeline.rebuild_status("rebuild-999"));
+  CHECK_THROWS_AS(sut.pipeline.start_rebuild("", "A-100"), std::invalid_argument);
+}
+
+TEST_CASE("state_pipeline: a restart resumes from the checkpoint and keeps the state",
+          "[state_pipeline][durable]") {
+  temp_dir dir;
+  const auto cfg = make_config(dir);
+  make_crm(cfg.enrichment.database);
+  {
+    system_under_test sut(cfg);
+    for (int i = 0; i < 10; ++i)
+      sut.publish(app_event("e" + std::to_string(i), "A-" + std::to_string(i), 1,
+                            {{"accountManagerId", 7}, {"n", i}}));
+    for (int i = 0; i < 10; ++i)
+      REQUIRE(sut.wait_for_version("A-" + std::to_string(i), 1));
+  }
+  system_under_test sut(cfg);
+  sut.publish(app_event("e10", "A-0", 2, {{"n", 100}}));
+  auto st = sut.wait_for_version("A-0", 2);
+  REQUIRE(st);
+  CHECK(st->base.at("n") == 100);
+  CHECK(st->base.at("accountManagerId") == 7);
+  CHECK(st->revision == 2);
+  for (int i = 1; i < 10; ++i) {
+    auto kept = sut.pipeline.state_of("application", "A-" + std::to_string(i));
+    REQUIRE(kept);
+    CHECK(kept->revision == 1);
+    CHECK(*at(*kept, "accountManager", "name") == "Ann Smith");
+  }
+  // Even a replay of the whole journal re-applies nothing.
+  sut.rt.replay("state", 0);
+  sut.publish(app_event("e11", "A-0", 3, {{"n", 101}}));
+  REQUIRE(sut.wait_for_version("A-0", 3));
+  // A-0's events are on one lane, so the replayed ones were decided before version 3.
+  CHECK(sut.change_count() == 2);
+  CHECK(sut.pipeline.state_of("application", "A-0")->revision == 3);
+  CHECK(sut.rt.dead_letters("state").empty());
+}
+
+TEST_CASE("state_pipeline: a rebuild racing live updates never stores an older base's state",
+          "[state_pipeline][rebuild]") {
+  temp_dir dir;
+  const auto cfg = make_config(dir);
+  make_crm(cfg.enrichment.database);
+  system_under_test sut(cfg);
+  constexpr int entities = 20;
+  constexpr int versions = 6;
+  auto id_of = [](int i) { return "A-" + std::to_string(100 + i); };
+  for (int i = 0; i < entities; ++i)
+    sut.publish(app_event("e" + std::to_string(i) + "-1", id_of(i), 1,
+                          {{"accountManagerId", 7}, {"step", 1}}));
+  for (int i = 0; i < entities; ++i)
+    REQUIRE(sut.wait_for_version(id_of(i), 1));
+
+  std::vector<std::string> jobs;
+  for (int v = 2; v <= versions; ++v) {
+    jobs.push_back(sut.pipeline.start_rebuild("application"));
+    for (int i = 0; i < entities; ++i)
+      sut.publish(app_event("e" + std::to_string(i) + "-" + std::to_string(v), id_of(i),
+                            static_cast<std::uint64_t>(v), {{"step", v}}));
+  }
+  for (const auto& job : jobs)
+    REQUIRE(eventually([&] {
+      auto p = sut.pipeline.rebuild_status(job);
+      return p && p->state == "done" && p->done + p->failed == p->total;
+    }));
+  for (int i = 0; i < entities; ++i) {
+    auto st = sut.wait_for_version(id_of(i), versions);
+    REQUIRE(st);
+    CHECK(st->base.at("step") == versions);
+    CHECK(st->state.at("step") == versions);  // the state belongs to the newest base
+    CHECK(*at(*st, "accountManager", "name") == "Ann Smith");
+  }
+  for (const auto& job : jobs)
+    CHECK(sut.pipeline.rebuild_status(job)->failed == 0);
+  CHECK(sut.rt.dead_letters("state").empty());
+}
+
+TEST_CASE("state_pipeline: a failing lookup fails the event, which is retried then parked",
+          "[state_pipeline]") {
+  temp_dir dir;
+  auto cfg = make_config(dir);
+  make_crm(cfg.enrichment.database);
+  system_under_test sut(cfg);
+  {
+    SQLite::Database crm(cfg.enrichment.database, SQLite::OPEN_READWRITE);
+    crm.exec("DROP TABLE applicants");
+  }
+  sut.publish(app_event("e1", "A-1", 1, {{"applicant", {{"id", "P-1"}}}}));
+  REQUIRE(eventually([&] { return !sut.rt.dead_letters("state").empty(); }));
+  const auto dead = sut.rt.dead_letters("state");
+  REQUIRE(dead.size() == 1);
+  CHECK_THAT(dead[0].last_error, Catch::Contains("lookup 'applicant'"));
+  CHECK_THAT(dead[0].last_error, Catch::Contains("no such table: applicants"));
+  CHECK(dead[0].attempts > 1);
+  CHECK_FALSE(sut.pipeline.state_of("application", "A-1"));  // nothing half-stored
+}
+
+TEST_CASE("state_pipeline: stop cancels queued rebuilds and refuses new ones",
+          "[state_pipeline][rebuild]") {
+  temp_dir dir;
+  const auto cfg = make_config(dir);
+  make_crm(cfg.enrichment.database);
+  system_under_test sut(cfg);
+  for (int i = 0; i < 5; ++i)
+    sut.publish(app_event("e" + std::to_string(i), "A-" + std::to_string(i), 1,
+                          {{"accountManagerId", 7}}));
+  REQUIRE(sut.wait_for_version("A-4", 1));
+  std::vector<std::string> jobs;
+  for (int i = 0; i < 5; ++i)
+    jobs.push_back(sut.pipeline.start_rebuild());
+  sut.rt.stop();
+  sut.pipeline.stop();
+  for (const auto& job : jobs) {
+    auto p = sut.pipeline.rebuild_status(job);
+    REQUIRE(p);
+    // Each ran to the end before the stop, or ended cancelled; none is left hanging.
+    if (p->state == "failed")
+      CHECK_THAT(p->error, Catch::Contains("cancelled"));
+    else
+      CHECK(p->state == "done");
+    CHECK_FALSE(p->finished_at.empty());
+  }
+  CHECK_THROWS_WITH(sut.pipeline.start_rebuild(), Catch::Contains("stopping"));
+}
+
+// Figures, not assertions on time: run with `switchboard_tests "[.state_bench]"`.
+TEST_CASE("state_pipeline: throughput of live events and of a rebuild", "[.state_bench]") {
+  temp_dir dir;
+  const auto cfg = make_config(dir);
+  make_crm(cfg.enrichment.database);
+  system_under_test sut(cfg);
+  constexpr int entities = 500;
+  constexpr int per_entity = 10;
+  constexpr int total = entities * per_entity;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::atomic<int> acked{0};
+  for (int v = 1; v <= per_entity; ++v)
+    for (int i = 0; i < entities; ++i)
+      sut.rt.publish_async(
+          app_event("e" + std::to_string(i) + "-" + std::to_string(v), "A-" + std::to_string(i),
+                    static_cast<std::uint64_t>(v),
+                    {{"accountManagerId", 7 + i % 2}, {"applicant", {{"id", "P-1"}}},
+                     {"number", "A-" + std::to_string(i % 3)}, {"step", v}}),
+          [&](const publish_receipt*, const std::string&) { ++acked; });
+  REQUIRE(eventually([&] { return sut.change_count() == static_cast<std::size_t>(total); },
+                     120s));
+  const auto t1 = std::chrono::steady_clock::now();
+  const auto job = sut.pipeline.start_rebuild("application");
+  REQUIRE(eventually([&] { return sut.pipeline.rebuild_status(job)->state == "done"; }, 120s));
+  const auto t2 = std::chrono::steady_clock::now();
+  const auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
+  const auto stats = sut.pipeline.cache_stats();
+  WARN("live: " << total << " events over " << entities << " entities in " << secs(t1 - t0)
+                << " s = " << total / secs(t1 - t0) << " events/s (journal fsync included); "
+                << "cache hits " << stats.hits << ", misses " << stats.misses
+                << "; rebuild of " << entities << " entities: " << secs(t2 - t1) << " s = "
+                << entities / secs(t2 - t1) << " entities/s");
+}
