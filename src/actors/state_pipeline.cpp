@@ -250,6 +250,27 @@ struct state_pipeline::impl {
     return false;
   }
 
+  /// rebuild_one, counted in the job as done or failed (with the error); never throws for
+  /// one entity's failure, so the job goes on with the others.
+  void rebuild_counted(const std::string& job_id, stored_state st, memo& fresh) {
+    const auto what = st.kind + "/" + st.id;
+    std::string error;
+    bool ok = false;
+    try {
+      ok = rebuild_one(std::move(st), fresh);
+      if (!ok)
+        error = what + ": kept racing live updates";
+    } catch (...) {
+      error = what + ": " + core::exception_text(std::current_exception());
+      spdlog::warn("state pipeline: rebuild {}: {}", job_id, error);
+    }
+    update_job(job_id, [&](rebuild_progress& p) {
+      (ok ? p.done : p.failed) += 1;
+      if (!ok)
+        p.error = error;
+    });
+  }
+
   void run_job(const std::string& job_id) {
     rebuild_progress job;
     update_job(job_id, [&](rebuild_progress& p) {
@@ -262,14 +283,8 @@ struct state_pipeline::impl {
       if (!job.entity_id.empty()) {
         auto st = store->load(job.kind, job.entity_id);
         update_job(job_id, [&](rebuild_progress& p) { p.total = st ? 1 : 0; });
-        if (st) {
-          const bool ok = rebuild_one(std::move(*st), fresh);
-          update_job(job_id, [&](rebuild_progress& p) {
-            (ok ? p.done : p.failed) += 1;
-            if (!ok)
-              p.error = "kept racing live updates";
-          });
-        }
+        if (st)
+          rebuild_counted(job_id, std::move(*st), fresh);
       } else {
         const auto total = store->entity_count(job.kind);
         update_job(job_id, [&](rebuild_progress& p) { p.total = total; });
@@ -283,21 +298,7 @@ struct state_pipeline::impl {
           for (auto& st : page) {
             if (cancel)
               throw std::runtime_error("cancelled: the state pipeline stopped");
-            std::string error;
-            bool ok = false;
-            const auto what = st.kind + "/" + st.id;
-            try {
-              ok = rebuild_one(std::move(st), fresh);
-              if (!ok)
-                error = what + ": kept racing live updates";
-            } catch (...) {
-              error = what + ": " + core::exception_text(std::current_exception());
-            }
-            update_job(job_id, [&](rebuild_progress& p) {
-              (ok ? p.done : p.failed) += 1;
-              if (!ok)
-                p.error = error;
-            });
+            rebuild_counted(job_id, std::move(st), fresh);
           }
         }
       }

@@ -492,3 +492,31 @@ TEST_CASE("state_pipeline: throughput of live events and of a rebuild", "[.state
                 << "; rebuild of " << entities << " entities: " << secs(t2 - t1) << " s = "
                 << entities / secs(t2 - t1) << " entities/s");
 }
+
+TEST_CASE("state_pipeline: a rebuild whose lookup fails counts the entities it gave up on",
+          "[state_pipeline][rebuild]") {
+  temp_dir dir;
+  const auto cfg = make_config(dir);
+  make_crm(cfg.enrichment.database);
+  system_under_test sut(cfg);
+  sut.publish(app_event("e1", "A-1", 1, {{"applicant", {{"id", "P-1"}}}}));
+  sut.publish(app_event("e2", "A-2", 1, {{"status", "new"}}));  // no applicant: no query
+  REQUIRE(sut.wait_for_version("A-1", 1));
+  REQUIRE(sut.wait_for_version("A-2", 1));
+  {
+    SQLite::Database crm(cfg.enrichment.database, SQLite::OPEN_READWRITE);
+    crm.exec("DROP TABLE applicants");
+  }
+  const auto job = sut.pipeline.start_rebuild("application");
+  std::optional<actors::rebuild_progress> p;
+  REQUIRE(eventually([&] {
+    p = sut.pipeline.rebuild_status(job);
+    return p && p->state == "done";
+  }));
+  CHECK(p->total == 2);
+  CHECK(p->done == 1);
+  CHECK(p->failed == 1);
+  CHECK_THAT(p->error, Catch::StartsWith("application/A-1: lookup 'applicant'"));
+  CHECK(sut.pipeline.state_of("application", "A-1")->revision == 1);  // left as it was
+  CHECK(sut.pipeline.state_of("application", "A-2")->revision == 2);
+}
