@@ -132,19 +132,24 @@ struct state_pipeline::impl {
     const auto& name = enrichment.lookups[i].name;
     if (fresh != nullptr) {
       const auto key = core::lookup_cache::key(name, params);
+      std::uint64_t generation = 0;
       {
         std::lock_guard<std::mutex> guard{cache_mu};
-        if (fresh->generation != cache.generation()) {
+        generation = cache.generation();
+        if (fresh->generation != generation) {
           fresh->values.clear();
-          fresh->generation = cache.generation();
+          fresh->generation = generation;
         }
       }
       if (auto it = fresh->values.find(key); it != fresh->values.end())
         return it->second;
       auto value = lookups->query(i, params);
-      std::lock_guard<std::mutex> guard{cache_mu};
-      cache.store(name, params, value);
-      fresh->values.emplace(key, value);
+      {
+        // Like a live miss: an invalidation during the query may mean the row changed.
+        std::lock_guard<std::mutex> guard{cache_mu};
+        cache.store(name, params, value, generation);
+      }
+      fresh->values.emplace(key, value);  // dropped at the next call if generation moved
       return value;
     }
     std::uint64_t ticket = 0;

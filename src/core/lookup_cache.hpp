@@ -51,8 +51,8 @@ public:
 
   /// Caches `value` (an object or null) for (lookup, params). With a `ticket` from `find`, the
   /// value is refused (false) if any invalidation happened since that find: the query may have
-  /// read the row before the change that the invalidation announced. Without a ticket (a
-  /// rebuild's fresh read) it is always stored.
+  /// read the row before the change that the invalidation announced (`generation()` taken
+  /// before a query is a valid ticket too). Without a ticket it is always stored.
   bool store(std::string_view lookup, const std::vector<boost::json::value>& params,
              boost::json::value value, std::optional<std::uint64_t> ticket = std::nullopt);
 

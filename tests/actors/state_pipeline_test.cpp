@@ -157,6 +157,16 @@ struct system_under_test {
   std::optional<stored_state> wait_for_version(const std::string& id, std::int64_t version) {
     return wait_for("application", id, [&](const stored_state& s) { return s.version == version; });
   }
+  /// Waits (bounded) until listeners heard of the entity at `version`.
+  bool heard_of(const std::string& id, std::int64_t version) {
+    return eventually([&] {
+      std::lock_guard<std::mutex> guard{mu};
+      for (const auto& c : changes)
+        if (c.id == id && c.version == version)
+          return true;
+      return false;
+    });
+  }
   std::size_t change_count() {
     std::lock_guard<std::mutex> guard{mu};
     return changes.size();
@@ -231,6 +241,8 @@ TEST_CASE("state_pipeline: an out-of-order older version does not overwrite a ne
   REQUIRE(st);
   CHECK(st->base == json::parse(R"({"status":"approved","checked":true})"));
   CHECK(st->revision == 2);
+  // Listeners hear of a state just after it is stored, in order per entity.
+  REQUIRE(sut.heard_of("A-1", 4));
   CHECK(sut.change_count() == 2);
   CHECK(sut.rt.dead_letters("state").empty());
 }
@@ -291,6 +303,7 @@ TEST_CASE("state_pipeline: a rebuild re-enriches every entity from SQL with new 
   for (int i = 0; i < applications; ++i)
     REQUIRE(sut.wait_for_version("A-" + std::to_string(100 + i), 1));
   REQUIRE(sut.wait_for("account_manager", "8", [](const stored_state&) { return true; }));
+  REQUIRE(eventually([&] { return sut.change_count() == applications + 1; }));
   const auto changes_before = sut.change_count();
 
   {
@@ -367,6 +380,7 @@ TEST_CASE("state_pipeline: a restart resumes from the checkpoint and keeps the s
   sut.publish(app_event("e11", "A-0", 3, {{"n", 101}}));
   REQUIRE(sut.wait_for_version("A-0", 3));
   // A-0's events are on one lane, so the replayed ones were decided before version 3.
+  REQUIRE(sut.heard_of("A-0", 3));
   CHECK(sut.change_count() == 2);
   CHECK(sut.pipeline.state_of("application", "A-0")->revision == 3);
   CHECK(sut.rt.dead_letters("state").empty());
