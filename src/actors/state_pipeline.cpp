@@ -99,8 +99,7 @@ struct state_pipeline::impl {
     if (!store)
       throw std::invalid_argument("state_pipeline: no state store given");
     if (!enrichment.lookups.empty())
-      lookups = std::make_unique<adapters::sqlite::lookup_db>(enrichment,
-                                                              cfg.state.partitions + 1);
+      lookups = std::make_unique<adapters::sqlite::lookup_db>(enrichment, cfg.state.partitions + 1);
   }
 
   void notify(const stored_state& st) {
@@ -113,8 +112,8 @@ struct state_pipeline::impl {
       try {
         l(st);
       } catch (...) {
-        spdlog::warn("state pipeline: a change listener failed for {}/{} revision {}: {}",
-                     st.kind, st.id, st.revision, core::exception_text(std::current_exception()));
+        spdlog::warn("state pipeline: a change listener failed for {}/{} revision {}: {}", st.kind,
+                     st.id, st.revision, core::exception_text(std::current_exception()));
       }
     }
   }
@@ -185,10 +184,11 @@ struct state_pipeline::impl {
         continue;
       auto params = core::lookup_params(ev.data, l.invalidation_keys);
       if (!params) {
-        spdlog::warn("state pipeline: event {} ({}) invalidates lookup '{}' but its data lacks "
-                     "one of the invalidation_keys; nothing was invalidated (check "
-                     "enrichment.lookups[].invalidation_keys)",
-                     ev.id, ev.type, l.name);
+        spdlog::warn(
+            "state pipeline: event {} ({}) invalidates lookup '{}' but its data lacks "
+            "one of the invalidation_keys; nothing was invalidated (check "
+            "enrichment.lookups[].invalidation_keys)",
+            ev.id, ev.type, l.name);
         continue;
       }
       std::lock_guard<std::mutex> guard{cache_mu};
@@ -199,7 +199,8 @@ struct state_pipeline::impl {
   void handle(const event& ev) {
     invalidate(ev);
     if (!ev.sequence)
-      throw terminal_error("state pipeline: event " + ev.id + " has no journal sequence; feed "
+      throw terminal_error("state pipeline: event " + ev.id +
+                           " has no journal sequence; feed "
                            "the pipeline from a durable (named) subscription");
     const auto version = stored_version(ev.entity_version);
     for (std::size_t attempt = 0; attempt < max_cas_attempts; ++attempt) {
@@ -339,7 +340,8 @@ struct state_pipeline::impl {
 
   std::string start_rebuild(const std::string& kind, const std::string& id) {
     if (!id.empty() && kind.empty())
-      throw std::invalid_argument("rebuild: entity id '" + id + "' given without its kind; give "
+      throw std::invalid_argument("rebuild: entity id '" + id +
+                                  "' given without its kind; give "
                                   "both (e.g. kind 'application', id 'A-1001') or neither");
     std::lock_guard<std::mutex> guard{jobs_mu};
     if (stopping)
@@ -421,4 +423,4 @@ core::lookup_cache_stats state_pipeline::cache_stats() const {
 
 void state_pipeline::stop() { impl_->stop(); }
 
-} // namespace switchboard::actors
+}  // namespace switchboard::actors

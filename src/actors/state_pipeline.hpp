@@ -30,7 +30,7 @@ namespace switchboard::actors {
 
 /// Progress of one rebuild job (kept in memory; the last 100 jobs).
 struct rebuild_progress {
-  std::string id;            ///< "rebuild-N"
+  std::string id;  ///< "rebuild-N"
   /// "queued", "running", "done" (every selected entity was tried; see `failed`) or "failed"
   /// (the job could not go on: the store failed, or the pipeline stopped).
   std::string state;
@@ -102,4 +102,4 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
-} // namespace switchboard::actors
+}  // namespace switchboard::actors

@@ -43,8 +43,9 @@ public:
   };
 
   /// `ttl` 0 or `max_entries` 0 caches nothing (every find misses).
-  lookup_cache(std::chrono::milliseconds ttl, std::size_t max_entries,
-               clock now = [] { return std::chrono::steady_clock::now(); });
+  lookup_cache(
+      std::chrono::milliseconds ttl, std::size_t max_entries,
+      clock now = [] { return std::chrono::steady_clock::now(); });
 
   /// The fresh cached value for (lookup, params), refreshing its recency; or a miss.
   found find(std::string_view lookup, const std::vector<boost::json::value>& params);
@@ -86,4 +87,4 @@ private:
   lookup_cache_stats stats_;
 };
 
-} // namespace switchboard::core
+}  // namespace switchboard::core

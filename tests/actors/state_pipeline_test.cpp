@@ -70,18 +70,18 @@ config make_config(const temp_dir& dir) {
   cfg.state.partitions = 2;
   cfg.enrichment.database = dir.file("crm.db");
   cfg.enrichment.cache_ttl = 1h;  // expiry is covered by the lookup_cache tests
-  auto manager = make_lookup("account_manager",
-                             "SELECT id, name, email FROM account_managers WHERE id = ?",
-                             {"accountManagerId"}, "accountManager");
+  auto manager =
+      make_lookup("account_manager", "SELECT id, name, email FROM account_managers WHERE id = ?",
+                  {"accountManagerId"}, "accountManager");
   manager.invalidated_by = "account_manager.updated";
   manager.invalidation_keys = {"id"};
   cfg.enrichment.lookups.push_back(manager);
-  cfg.enrichment.lookups.push_back(make_lookup(
-      "applicant", "SELECT name, phone FROM applicants WHERE id = ?", {"applicant.id"},
-      "applicantDetails"));
-  cfg.enrichment.lookups.push_back(make_lookup(
-      "application", "SELECT product, amount FROM applications WHERE number = ?", {"number"},
-      "crm"));
+  cfg.enrichment.lookups.push_back(make_lookup("applicant",
+                                               "SELECT name, phone FROM applicants WHERE id = ?",
+                                               {"applicant.id"}, "applicantDetails"));
+  cfg.enrichment.lookups.push_back(
+      make_lookup("application", "SELECT product, amount FROM applications WHERE number = ?",
+                  {"number"}, "crm"));
   return cfg;
 }
 
@@ -189,7 +189,9 @@ TEST_CASE("state_pipeline: events become stored, enriched state", "[state_pipeli
   system_under_test sut(cfg);
 
   sut.publish(app_event("e1", "A-1", 1,
-                        {{"number", "A-1"}, {"status", "submitted"}, {"accountManagerId", 7},
+                        {{"number", "A-1"},
+                         {"status", "submitted"},
+                         {"accountManagerId", 7},
                          {"applicant", {{"id", "P-1"}}}}));
   auto st = sut.wait_for_version("A-1", 1);
   REQUIRE(st);
@@ -452,8 +454,8 @@ TEST_CASE("state_pipeline: stop cancels queued rebuilds and refuses new ones",
   make_crm(cfg.enrichment.database);
   system_under_test sut(cfg);
   for (int i = 0; i < 5; ++i)
-    sut.publish(app_event("e" + std::to_string(i), "A-" + std::to_string(i), 1,
-                          {{"accountManagerId", 7}}));
+    sut.publish(
+        app_event("e" + std::to_string(i), "A-" + std::to_string(i), 1, {{"accountManagerId", 7}}));
   REQUIRE(sut.wait_for_version("A-4", 1));
   std::vector<std::string> jobs;
   for (int i = 0; i < 5; ++i)
@@ -486,14 +488,14 @@ TEST_CASE("state_pipeline: throughput of live events and of a rebuild", "[.state
   std::atomic<int> acked{0};
   for (int v = 1; v <= per_entity; ++v)
     for (int i = 0; i < entities; ++i)
-      sut.rt.publish_async(
-          app_event("e" + std::to_string(i) + "-" + std::to_string(v), "A-" + std::to_string(i),
-                    static_cast<std::uint64_t>(v),
-                    {{"accountManagerId", 7 + i % 2}, {"applicant", {{"id", "P-1"}}},
-                     {"number", "A-" + std::to_string(i % 3)}, {"step", v}}),
-          [&](const publish_receipt*, const std::string&) { ++acked; });
-  REQUIRE(eventually([&] { return sut.change_count() == static_cast<std::size_t>(total); },
-                     120s));
+      sut.rt.publish_async(app_event("e" + std::to_string(i) + "-" + std::to_string(v),
+                                     "A-" + std::to_string(i), static_cast<std::uint64_t>(v),
+                                     {{"accountManagerId", 7 + i % 2},
+                                      {"applicant", {{"id", "P-1"}}},
+                                      {"number", "A-" + std::to_string(i % 3)},
+                                      {"step", v}}),
+                           [&](const publish_receipt*, const std::string&) { ++acked; });
+  REQUIRE(eventually([&] { return sut.change_count() == static_cast<std::size_t>(total); }, 120s));
   const auto t1 = std::chrono::steady_clock::now();
   const auto job = sut.pipeline.start_rebuild("application");
   REQUIRE(eventually([&] { return sut.pipeline.rebuild_status(job)->state == "done"; }, 120s));
@@ -502,9 +504,9 @@ TEST_CASE("state_pipeline: throughput of live events and of a rebuild", "[.state
   const auto stats = sut.pipeline.cache_stats();
   WARN("live: " << total << " events over " << entities << " entities in " << secs(t1 - t0)
                 << " s = " << total / secs(t1 - t0) << " events/s (journal fsync included); "
-                << "cache hits " << stats.hits << ", misses " << stats.misses
-                << "; rebuild of " << entities << " entities: " << secs(t2 - t1) << " s = "
-                << entities / secs(t2 - t1) << " entities/s");
+                << "cache hits " << stats.hits << ", misses " << stats.misses << "; rebuild of "
+                << entities << " entities: " << secs(t2 - t1) << " s = " << entities / secs(t2 - t1)
+                << " entities/s");
 }
 
 TEST_CASE("state_pipeline: a rebuild whose lookup fails counts the entities it gave up on",
