@@ -99,8 +99,7 @@ struct state_pipeline::impl {
     if (!store)
       throw std::invalid_argument("state_pipeline: no state store given");
     if (!enrichment.lookups.empty())
-      lookups = std::make_unique<adapters::sqlite::lookup_db>(enrichment,
-                                                              cfg.state.partitions + 1);
+      lookups = std::make_unique<adapters::sqlite::lookup_db>(enrichment, cfg.state.partitions + 1);
   }
 
   void notify(const stored_state& st) {
@@ -113,8 +112,8 @@ struct state_pipeline::impl {
       try {
         l(st);
       } catch (...) {
-        spdlog::warn("state pipeline: a change listener failed for {}/{} revision {}: {}",
-                     st.kind, st.id, st.revision, core::exception_text(std::current_exception()));
+        spdlog::warn("state pipeline: a change listener failed for {}/{} revision {}: {}", st.kind,
+                     st.id, st.revision, core::exception_text(std::current_exception()));
       }
     }
   }
@@ -132,19 +131,24 @@ struct state_pipeline::impl {
     const auto& name = enrichment.lookups[i].name;
     if (fresh != nullptr) {
       const auto key = core::lookup_cache::key(name, params);
+      std::uint64_t generation = 0;
       {
         std::lock_guard<std::mutex> guard{cache_mu};
-        if (fresh->generation != cache.generation()) {
+        generation = cache.generation();
+        if (fresh->generation != generation) {
           fresh->values.clear();
-          fresh->generation = cache.generation();
+          fresh->generation = generation;
         }
       }
       if (auto it = fresh->values.find(key); it != fresh->values.end())
         return it->second;
       auto value = lookups->query(i, params);
-      std::lock_guard<std::mutex> guard{cache_mu};
-      cache.store(name, params, value);
-      fresh->values.emplace(key, value);
+      {
+        // Like a live miss: an invalidation during the query may mean the row changed.
+        std::lock_guard<std::mutex> guard{cache_mu};
+        cache.store(name, params, value, generation);
+      }
+      fresh->values.emplace(key, value);  // dropped at the next call if generation moved
       return value;
     }
     std::uint64_t ticket = 0;
@@ -180,10 +184,11 @@ struct state_pipeline::impl {
         continue;
       auto params = core::lookup_params(ev.data, l.invalidation_keys);
       if (!params) {
-        spdlog::warn("state pipeline: event {} ({}) invalidates lookup '{}' but its data lacks "
-                     "one of the invalidation_keys; nothing was invalidated (check "
-                     "enrichment.lookups[].invalidation_keys)",
-                     ev.id, ev.type, l.name);
+        spdlog::warn(
+            "state pipeline: event {} ({}) invalidates lookup '{}' but its data lacks "
+            "one of the invalidation_keys; nothing was invalidated (check "
+            "enrichment.lookups[].invalidation_keys)",
+            ev.id, ev.type, l.name);
         continue;
       }
       std::lock_guard<std::mutex> guard{cache_mu};
@@ -194,7 +199,8 @@ struct state_pipeline::impl {
   void handle(const event& ev) {
     invalidate(ev);
     if (!ev.sequence)
-      throw terminal_error("state pipeline: event " + ev.id + " has no journal sequence; feed "
+      throw terminal_error("state pipeline: event " + ev.id +
+                           " has no journal sequence; feed "
                            "the pipeline from a durable (named) subscription");
     const auto version = stored_version(ev.entity_version);
     for (std::size_t attempt = 0; attempt < max_cas_attempts; ++attempt) {
@@ -250,6 +256,27 @@ struct state_pipeline::impl {
     return false;
   }
 
+  /// rebuild_one, counted in the job as done or failed (with the error); never throws for
+  /// one entity's failure, so the job goes on with the others.
+  void rebuild_counted(const std::string& job_id, stored_state st, memo& fresh) {
+    const auto what = st.kind + "/" + st.id;
+    std::string error;
+    bool ok = false;
+    try {
+      ok = rebuild_one(std::move(st), fresh);
+      if (!ok)
+        error = what + ": kept racing live updates";
+    } catch (...) {
+      error = what + ": " + core::exception_text(std::current_exception());
+      spdlog::warn("state pipeline: rebuild {}: {}", job_id, error);
+    }
+    update_job(job_id, [&](rebuild_progress& p) {
+      (ok ? p.done : p.failed) += 1;
+      if (!ok)
+        p.error = error;
+    });
+  }
+
   void run_job(const std::string& job_id) {
     rebuild_progress job;
     update_job(job_id, [&](rebuild_progress& p) {
@@ -262,14 +289,8 @@ struct state_pipeline::impl {
       if (!job.entity_id.empty()) {
         auto st = store->load(job.kind, job.entity_id);
         update_job(job_id, [&](rebuild_progress& p) { p.total = st ? 1 : 0; });
-        if (st) {
-          const bool ok = rebuild_one(std::move(*st), fresh);
-          update_job(job_id, [&](rebuild_progress& p) {
-            (ok ? p.done : p.failed) += 1;
-            if (!ok)
-              p.error = "kept racing live updates";
-          });
-        }
+        if (st)
+          rebuild_counted(job_id, std::move(*st), fresh);
       } else {
         const auto total = store->entity_count(job.kind);
         update_job(job_id, [&](rebuild_progress& p) { p.total = total; });
@@ -283,21 +304,7 @@ struct state_pipeline::impl {
           for (auto& st : page) {
             if (cancel)
               throw std::runtime_error("cancelled: the state pipeline stopped");
-            std::string error;
-            bool ok = false;
-            const auto what = st.kind + "/" + st.id;
-            try {
-              ok = rebuild_one(std::move(st), fresh);
-              if (!ok)
-                error = what + ": kept racing live updates";
-            } catch (...) {
-              error = what + ": " + core::exception_text(std::current_exception());
-            }
-            update_job(job_id, [&](rebuild_progress& p) {
-              (ok ? p.done : p.failed) += 1;
-              if (!ok)
-                p.error = error;
-            });
+            rebuild_counted(job_id, std::move(st), fresh);
           }
         }
       }
@@ -333,7 +340,8 @@ struct state_pipeline::impl {
 
   std::string start_rebuild(const std::string& kind, const std::string& id) {
     if (!id.empty() && kind.empty())
-      throw std::invalid_argument("rebuild: entity id '" + id + "' given without its kind; give "
+      throw std::invalid_argument("rebuild: entity id '" + id +
+                                  "' given without its kind; give "
                                   "both (e.g. kind 'application', id 'A-1001') or neither");
     std::lock_guard<std::mutex> guard{jobs_mu};
     if (stopping)
@@ -415,4 +423,4 @@ core::lookup_cache_stats state_pipeline::cache_stats() const {
 
 void state_pipeline::stop() { impl_->stop(); }
 
-} // namespace switchboard::actors
+}  // namespace switchboard::actors

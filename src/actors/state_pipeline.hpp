@@ -30,8 +30,10 @@ namespace switchboard::actors {
 
 /// Progress of one rebuild job (kept in memory; the last 100 jobs).
 struct rebuild_progress {
-  std::string id;            ///< "rebuild-N"
-  std::string state;         ///< "queued", "running", "done" or "failed"
+  std::string id;  ///< "rebuild-N"
+  /// "queued", "running", "done" (every selected entity was tried; see `failed`) or "failed"
+  /// (the job could not go on: the store failed, or the pipeline stopped).
+  std::string state;
   std::string kind;          ///< entity kind filter, "" = all
   std::string entity_id;     ///< entity id filter, "" = all of `kind`
   std::uint64_t total = 0;   ///< entities selected (counted when the job starts)
@@ -100,4 +102,4 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
-} // namespace switchboard::actors
+}  // namespace switchboard::actors

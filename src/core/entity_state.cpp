@@ -42,8 +42,8 @@ boost::json::object merge_base(const boost::json::object& base, const boost::jso
   return merged;
 }
 
-std::optional<std::vector<boost::json::value>> lookup_params(const boost::json::object& from,
-                                                             const std::vector<std::string>& paths) {
+std::optional<std::vector<boost::json::value>> lookup_params(
+    const boost::json::object& from, const std::vector<std::string>& paths) {
   std::vector<boost::json::value> out;
   out.reserve(paths.size());
   for (const auto& path : paths) {
@@ -62,4 +62,4 @@ std::optional<std::vector<boost::json::value>> lookup_params(const boost::json::
   return out;
 }
 
-} // namespace switchboard::core
+}  // namespace switchboard::core

@@ -48,4 +48,4 @@ boost::json::object merge_base(const boost::json::object& base, const boost::jso
 std::optional<std::vector<boost::json::value>> lookup_params(const boost::json::object& from,
                                                              const std::vector<std::string>& paths);
 
-} // namespace switchboard::core
+}  // namespace switchboard::core

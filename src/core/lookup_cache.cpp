@@ -90,4 +90,4 @@ lookup_cache_stats lookup_cache::stats() const {
   return s;
 }
 
-} // namespace switchboard::core
+}  // namespace switchboard::core

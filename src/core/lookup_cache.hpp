@@ -43,16 +43,17 @@ public:
   };
 
   /// `ttl` 0 or `max_entries` 0 caches nothing (every find misses).
-  lookup_cache(std::chrono::milliseconds ttl, std::size_t max_entries,
-               clock now = [] { return std::chrono::steady_clock::now(); });
+  lookup_cache(
+      std::chrono::milliseconds ttl, std::size_t max_entries,
+      clock now = [] { return std::chrono::steady_clock::now(); });
 
   /// The fresh cached value for (lookup, params), refreshing its recency; or a miss.
   found find(std::string_view lookup, const std::vector<boost::json::value>& params);
 
   /// Caches `value` (an object or null) for (lookup, params). With a `ticket` from `find`, the
   /// value is refused (false) if any invalidation happened since that find: the query may have
-  /// read the row before the change that the invalidation announced. Without a ticket (a
-  /// rebuild's fresh read) it is always stored.
+  /// read the row before the change that the invalidation announced (`generation()` taken
+  /// before a query is a valid ticket too). Without a ticket it is always stored.
   bool store(std::string_view lookup, const std::vector<boost::json::value>& params,
              boost::json::value value, std::optional<std::uint64_t> ticket = std::nullopt);
 
@@ -86,4 +87,4 @@ private:
   lookup_cache_stats stats_;
 };
 
-} // namespace switchboard::core
+}  // namespace switchboard::core

@@ -26,7 +26,8 @@ namespace {
 using switchboard::testing::temp_dir;
 using outcome = state_store::put_outcome;
 
-json::object obj(std::initializer_list<std::pair<json::string_view, json::value_ref>> members = {}) {
+json::object obj(
+    std::initializer_list<std::pair<json::string_view, json::value_ref>> members = {}) {
   return json::object(members);
 }
 
@@ -106,8 +107,7 @@ TEST_CASE("state_store: events without a version apply in journal order and keep
   REQUIRE(unversioned.outcome == outcome::stored);
   CHECK(unversioned.state->version == 2);  // kept: a redelivered version-2 event stays stale
   CHECK(unversioned.state->sequence == 6);
-  CHECK(store.put("lead", "L-1", 2, 5, obj({{"n", 5}}), obj({{"n", 5}})).outcome ==
-        outcome::stale);
+  CHECK(store.put("lead", "L-1", 2, 5, obj({{"n", 5}}), obj({{"n", 5}})).outcome == outcome::stale);
   CHECK(store.load("lead", "L-1")->revision == 3);
 }
 
@@ -129,15 +129,13 @@ TEST_CASE("state_store: put with an expected revision and replace_state are comp
     CHECK(store.put("a", "1", 3, 3, obj({{"x", 3}}), obj({{"x", 3}}), 1).outcome ==
           outcome::conflict);
     // The expected revision and the version rule both hold.
-    CHECK(store.put("a", "1", 1, 3, obj({{"x", 0}}), obj({{"x", 0}}), 2).outcome ==
-          outcome::stale);
+    CHECK(store.put("a", "1", 1, 3, obj({{"x", 0}}), obj({{"x", 0}}), 2).outcome == outcome::stale);
     CHECK(store.put("a", "2", 1, 1, obj(), obj(), 4).outcome == outcome::conflict);
     CHECK_FALSE(store.load("a", "2"));
   }
 
   SECTION("a rebuild's state replaces only the revision it read") {
-    REQUIRE(store.put("a", "1", 1, 1, obj({{"x", 1}}), obj({{"x", 1}})).outcome ==
-            outcome::stored);
+    REQUIRE(store.put("a", "1", 1, 1, obj({{"x", 1}}), obj({{"x", 1}})).outcome == outcome::stored);
     auto rebuilt = store.replace_state("a", "1", 1, obj({{"x", 1}, {"looked", "up"}}));
     REQUIRE(rebuilt);
     CHECK(rebuilt->revision == 2);
@@ -146,8 +144,7 @@ TEST_CASE("state_store: put with an expected revision and replace_state are comp
     CHECK(rebuilt->state == obj({{"x", 1}, {"looked", "up"}}));
 
     // A live update lands between the rebuild's read and its write: the rebuild loses.
-    REQUIRE(store.put("a", "1", 2, 2, obj({{"x", 2}}), obj({{"x", 2}})).outcome ==
-            outcome::stored);
+    REQUIRE(store.put("a", "1", 2, 2, obj({{"x", 2}}), obj({{"x", 2}})).outcome == outcome::stored);
     CHECK_FALSE(store.replace_state("a", "1", 2, obj({{"x", 1}, {"looked", "again"}})));
     CHECK(store.load("a", "1")->state == obj({{"x", 2}}));
     CHECK(store.load("a", "1")->revision == 3);
@@ -323,8 +320,7 @@ TEST_CASE("state_store: live puts and rebuild CAS from several threads keep the 
   CHECK(st->revision == versions + rebuilt);
 }
 
-TEST_CASE("state_store: a file that is not a database is refused with its path",
-          "[state_store]") {
+TEST_CASE("state_store: a file that is not a database is refused with its path", "[state_store]") {
   temp_dir dir;
   const auto path = dir.file("state.db");
   {

@@ -25,20 +25,18 @@ TEST_CASE("entity_state: versions decide when the event has one", "[entity_state
   CHECK(decide(entity_position{INT64_MAX, 1}, UINT64_MAX, 2) == entity_decision::already_applied);
 }
 
-TEST_CASE("entity_state: journal order decides when the event has no version",
-          "[entity_state]") {
+TEST_CASE("entity_state: journal order decides when the event has no version", "[entity_state]") {
   const entity_position stored{5, 100};
   CHECK(decide(stored, std::nullopt, 101) == entity_decision::apply);
   CHECK(decide(stored, std::nullopt, 100) == entity_decision::already_applied);
   CHECK(decide(stored, std::nullopt, 99) == entity_decision::stale);
 }
 
-TEST_CASE("entity_state: data members replace top-level members of the base",
-          "[entity_state]") {
-  const auto base = json::parse(R"({"status":"new","manager":{"id":1,"since":"x"},"keep":true})")
-                        .as_object();
-  const auto data = json::parse(R"({"status":"approved","manager":{"id":2},"note":null})")
-                        .as_object();
+TEST_CASE("entity_state: data members replace top-level members of the base", "[entity_state]") {
+  const auto base =
+      json::parse(R"({"status":"new","manager":{"id":1,"since":"x"},"keep":true})").as_object();
+  const auto data =
+      json::parse(R"({"status":"approved","manager":{"id":2},"note":null})").as_object();
   const auto merged = merge_base(base, data);
   CHECK(merged == json::parse(R"({"status":"approved","manager":{"id":2},"keep":true,"note":null})")
                       .as_object());
@@ -48,9 +46,10 @@ TEST_CASE("entity_state: data members replace top-level members of the base",
 
 TEST_CASE("entity_state: lookup parameters come from dotted paths, all or nothing",
           "[entity_state]") {
-  const auto base = json::parse(
-      R"({"managerId":42,"applicant":{"email":"a@b.c","tags":["x"]},"gone":null,"ratio":0.5})")
-                        .as_object();
+  const auto base =
+      json::parse(
+          R"({"managerId":42,"applicant":{"email":"a@b.c","tags":["x"]},"gone":null,"ratio":0.5})")
+          .as_object();
   auto p = lookup_params(base, {"managerId", "applicant.email", "ratio"});
   REQUIRE(p);
   CHECK(*p == std::vector<json::value>{42, "a@b.c", 0.5});

@@ -17,8 +17,7 @@ namespace switchboard::adapters::sqlite {
 namespace {
 
 std::string base64(const unsigned char* data, std::size_t size) {
-  static const char alphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
   out.reserve((size + 2) / 3 * 4);
   for (std::size_t i = 0; i < size; i += 3) {
@@ -65,8 +64,8 @@ std::unique_ptr<connection> open_connection(const enrichment_config& cfg) {
   const int rc = sqlite3_open_v2(cfg.database.c_str(), &c->db, SQLITE_OPEN_READONLY, nullptr);
   if (rc != SQLITE_OK)
     throw lookup_config_error(
-        "enrichment.database: cannot open '" + cfg.database + "' read-only: " +
-        (c->db != nullptr ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc)) +
+        "enrichment.database: cannot open '" + cfg.database +
+        "' read-only: " + (c->db != nullptr ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc)) +
         "; check that the file exists and that switchboard may read it (and its directory)");
   sqlite3_busy_timeout(c->db, 5000);
   for (std::size_t i = 0; i < cfg.lookups.size(); ++i) {
@@ -80,14 +79,16 @@ std::unique_ptr<connection> open_connection(const enrichment_config& cfg) {
                                 "' '<the sql>') or point enrichment.database at the right file");
     c->statements.push_back(s);  // owned from here on, also if a check below throws
     if (s == nullptr)
-      throw lookup_config_error(key_of(i, l, "sql") + ": is empty; give one SELECT with `?` "
+      throw lookup_config_error(key_of(i, l, "sql") +
+                                ": is empty; give one SELECT with `?` "
                                 "placeholders");
     if (!blank(tail))
       throw lookup_config_error(key_of(i, l, "sql") + ": holds more than one statement (from '" +
                                 std::string(tail).substr(0, 40) +
                                 "'); a lookup is exactly one SELECT");
     if (sqlite3_stmt_readonly(s) == 0 || sqlite3_column_count(s) == 0)
-      throw lookup_config_error(key_of(i, l, "sql") + ": is not a SELECT (it would change the "
+      throw lookup_config_error(key_of(i, l, "sql") +
+                                ": is not a SELECT (it would change the "
                                 "database or returns no columns); a lookup only reads: write one "
                                 "SELECT");
     const auto placeholders = static_cast<std::size_t>(sqlite3_bind_parameter_count(s));
@@ -95,7 +96,8 @@ std::unique_ptr<connection> open_connection(const enrichment_config& cfg) {
       throw lookup_config_error(key_of(i, l, "params") + ": has " +
                                 std::to_string(l.params.size()) + " entr" +
                                 (l.params.size() == 1 ? "y" : "ies") + " but the SQL has " +
-                                std::to_string(placeholders) + " placeholder(s); give one dotted "
+                                std::to_string(placeholders) +
+                                " placeholder(s); give one dotted "
                                 "state path per `?`, in order");
   }
   return c;
@@ -200,13 +202,13 @@ boost::json::value lookup_db::query(std::size_t index,
     return nullptr;
   if (rc != SQLITE_ROW)
     throw std::runtime_error(
-        "lookup '" + l.name + "' in '" + impl_->cfg.database + "' failed: " +
-        sqlite3_errmsg(c->db) +
-        (rc == SQLITE_BUSY
-             ? std::string("; the database stayed locked for 5 s; it is retried")
-             : "; the database or its schema changed under enrichment.lookups[" +
-                   std::to_string(index) + "].sql: fix one to match the other, then retry the "
-                   "dead letters"));
+        "lookup '" + l.name + "' in '" + impl_->cfg.database +
+        "' failed: " + sqlite3_errmsg(c->db) +
+        (rc == SQLITE_BUSY ? std::string("; the database stayed locked for 5 s; it is retried")
+                           : "; the database or its schema changed under enrichment.lookups[" +
+                                 std::to_string(index) +
+                                 "].sql: fix one to match the other, then retry the "
+                                 "dead letters"));
   boost::json::object row;
   const int columns = sqlite3_column_count(s);
   for (int i = 0; i < columns; ++i) {
@@ -216,9 +218,8 @@ boost::json::value lookup_db::query(std::size_t index,
       case SQLITE_INTEGER: slot = static_cast<std::int64_t>(sqlite3_column_int64(s, i)); break;
       case SQLITE_FLOAT: slot = sqlite3_column_double(s, i); break;
       case SQLITE_TEXT:
-        slot = boost::json::string_view(
-            reinterpret_cast<const char*>(sqlite3_column_text(s, i)),
-            static_cast<std::size_t>(sqlite3_column_bytes(s, i)));
+        slot = boost::json::string_view(reinterpret_cast<const char*>(sqlite3_column_text(s, i)),
+                                        static_cast<std::size_t>(sqlite3_column_bytes(s, i)));
         break;
       case SQLITE_BLOB:
         slot = base64(static_cast<const unsigned char*>(sqlite3_column_blob(s, i)),
@@ -230,4 +231,4 @@ boost::json::value lookup_db::query(std::size_t index,
   return row;
 }
 
-} // namespace switchboard::adapters::sqlite
+}  // namespace switchboard::adapters::sqlite

@@ -50,4 +50,4 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
-} // namespace switchboard::adapters::sqlite
+}  // namespace switchboard::adapters::sqlite

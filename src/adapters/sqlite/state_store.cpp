@@ -127,8 +127,8 @@ private:
 
 boost::json::object parse_object(const SQLite::Column& c, const char* what) {
   boost::system::error_code ec;
-  auto v = boost::json::parse(std::string_view(c.getText(), static_cast<std::size_t>(c.getBytes())),
-                              ec);
+  auto v =
+      boost::json::parse(std::string_view(c.getText(), static_cast<std::size_t>(c.getBytes())), ec);
   if (ec || !v.is_object())
     throw store_error(store_error::kind::other,
                       std::string("state database: a stored ") + what +
@@ -167,8 +167,8 @@ struct state_store::impl {
 
   [[noreturn]] void fail(const std::string& what, const SQLite::Exception& e) const {
     const auto k = kind_of(e.getErrorCode());
-    throw store_error(k, "state database '" + path + "': " + what + " failed: " + e.what() +
-                             "; " + advice(k));
+    throw store_error(
+        k, "state database '" + path + "': " + what + " failed: " + e.what() + "; " + advice(k));
   }
 
   SQLite::Statement& cached(std::optional<SQLite::Statement>& slot, const char* sql) {
@@ -207,10 +207,12 @@ struct state_store::impl {
   void open() {
     const auto mode = db.execAndGet("PRAGMA journal_mode=WAL").getString();
     if (mode != "wal")
-      throw store_error(store_error::kind::other,
-                        "state database '" + path + "': could not switch to WAL mode (SQLite "
-                        "kept journal_mode '" + mode + "'); put the data directory on a local "
-                        "file system that supports shared memory");
+      throw store_error(store_error::kind::other, "state database '" + path +
+                                                      "': could not switch to WAL mode (SQLite "
+                                                      "kept journal_mode '" +
+                                                      mode +
+                                                      "'); put the data directory on a local "
+                                                      "file system that supports shared memory");
     // View data: losing the newest commits to a power cut is repaired by a replay or rebuild.
     db.exec("PRAGMA synchronous=NORMAL");
     const int version = db.execAndGet("PRAGMA user_version").getInt();
@@ -251,11 +253,12 @@ struct state_store::impl {
       if (s->exec() == 0)
         return;
     }
-    statement_use s{cached(backfill,
-                           "INSERT INTO target_ledger(target, kind, id, revision) "
-                           "SELECT ?1, e.kind, e.id, e.revision FROM entity_state e "
-                           "WHERE ?2 = '' OR e.kind = ?2 "
-                           "ON CONFLICT(target, kind, id) DO UPDATE SET revision = excluded.revision")};
+    statement_use s{
+        cached(backfill,
+               "INSERT INTO target_ledger(target, kind, id, revision) "
+               "SELECT ?1, e.kind, e.id, e.revision FROM entity_state e "
+               "WHERE ?2 = '' OR e.kind = ?2 "
+               "ON CONFLICT(target, kind, id) DO UPDATE SET revision = excluded.revision")};
     s->bindNoCopy(1, target);
     s->bindNoCopy(2, kind);
     s->exec();
@@ -297,8 +300,7 @@ std::optional<stored_state> state_store::load(const std::string& kind,
 
 state_store::put_result state_store::put(const std::string& kind, const std::string& id,
                                          std::optional<std::int64_t> version,
-                                         std::uint64_t sequence,
-                                         const boost::json::object& base,
+                                         std::uint64_t sequence, const boost::json::object& base,
                                          const boost::json::object& state,
                                          std::optional<std::uint64_t> expected_revision) {
   const auto base_text = boost::json::serialize(base);
@@ -386,8 +388,8 @@ std::optional<stored_state> state_store::replace_state(const std::string& kind,
   }
 }
 
-std::vector<stored_state> state_store::entities(const std::string& entity_kind,
-                                                std::size_t limit, const std::string& after_kind,
+std::vector<stored_state> state_store::entities(const std::string& entity_kind, std::size_t limit,
+                                                const std::string& after_kind,
                                                 const std::string& after_id) const {
   std::vector<stored_state> out;
   if (limit == 0)
@@ -413,8 +415,8 @@ std::vector<stored_state> state_store::entities(const std::string& entity_kind,
 std::uint64_t state_store::entity_count(const std::string& entity_kind) const {
   std::lock_guard<std::mutex> guard{impl_->mu};
   try {
-    statement_use s{impl_->cached(
-        impl_->count_all, "SELECT COUNT(*) FROM entity_state WHERE ?1 = '' OR kind = ?1")};
+    statement_use s{impl_->cached(impl_->count_all,
+                                  "SELECT COUNT(*) FROM entity_state WHERE ?1 = '' OR kind = ?1")};
     s->bindNoCopy(1, entity_kind);
     s->executeStep();
     return static_cast<std::uint64_t>(s->getColumn(0).getInt64());
@@ -424,8 +426,8 @@ std::uint64_t state_store::entity_count(const std::string& entity_kind) const {
 }
 
 std::vector<stored_state> state_store::unwritten(const std::string& target,
-                                                 const std::string& entity_kind,
-                                                 std::size_t limit, const std::string& after_kind,
+                                                 const std::string& entity_kind, std::size_t limit,
+                                                 const std::string& after_kind,
                                                  const std::string& after_id) const {
   std::vector<stored_state> out;
   if (limit == 0)
@@ -525,8 +527,7 @@ void state_store::forget_written(const std::string& target, const std::string& e
   }
 }
 
-target_counts state_store::counts(const std::string& target,
-                                  const std::string& entity_kind) const {
+target_counts state_store::counts(const std::string& target, const std::string& entity_kind) const {
   std::lock_guard<std::mutex> guard{impl_->mu};
   try {
     impl_->register_once(target, entity_kind);

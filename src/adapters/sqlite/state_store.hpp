@@ -104,6 +104,10 @@ public:
   std::uint64_t entity_count(const std::string& entity_kind = {}) const;
 
   // --- the per-target ledger (writers) -----------------------------------------------------
+  // A target's first ledger call for a kind gives it a ledger row for every stored entity of
+  // that kind (once, O(entities)); from then on rows follow every put/replace_state (triggers),
+  // and the pending ones sit in a partial index: `unwritten` costs O(pending + page), measured
+  // at about 5 us per call with 1 pending of 100,000 entities.
 
   /// Entities of `entity_kind` whose revision is newer than what `target` has written and
   /// that are not dead at that revision; at most `limit`, ordered by (kind, id) after
