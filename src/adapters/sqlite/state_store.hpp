@@ -11,6 +11,7 @@
 
 #include <boost/json/object.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -56,9 +57,51 @@ public:
   state_store& operator=(const state_store&) = delete;
 
   // --- entity state (the pipeline and rebuild) -----------------------------------------------
-  // (declared by the state pipeline work; see the .cpp)
 
+  /// The entity's stored state, if any.
   std::optional<stored_state> load(const std::string& kind, const std::string& id) const;
+
+  /// What a `put` did.
+  enum class put_outcome {
+    stored,    ///< written; `state` holds the stored row with its new revision
+    stale,     ///< not written: the stored state is as new or newer (see `put`)
+    conflict,  ///< not written: the stored revision is not `expected_revision` (reload, redo)
+  };
+  struct put_result {
+    put_outcome outcome = put_outcome::stored;
+    std::optional<stored_state> state;  ///< the row as stored after the call (none if absent)
+  };
+
+  /// Stores `base` and `state` for the entity, as of an event with `version` (its
+  /// entityversion, if any) and journal `sequence`, and bumps the revision (1 for a new
+  /// entity). Enforced by the SQL statement itself, so no caller can bypass it:
+  /// - an event with a version is stored only if the stored version is absent or lower;
+  /// - an event without a version is stored only if `sequence` is above the stored sequence,
+  ///   and keeps the stored version (so a redelivered older versioned event stays stale);
+  /// - with `expected_revision`, only if the stored revision equals it (0 = not stored yet):
+  ///   an optimistic check against a racing rebuild.
+  /// The stored sequence never decreases. Throws store_error on SQLite failures.
+  put_result put(const std::string& kind, const std::string& id,
+                 std::optional<std::int64_t> version, std::uint64_t sequence,
+                 const boost::json::object& base, const boost::json::object& state,
+                 std::optional<std::uint64_t> expected_revision = std::nullopt);
+
+  /// Compare-and-set for rebuild: replaces the entity's `state` (base, version and sequence
+  /// stay) and bumps its revision, only if the stored revision is still `expected_revision`.
+  /// Returns the stored row, or nothing if the revision moved on (or the entity is unknown),
+  /// so a rebuild racing a live update never overwrites the newer state.
+  std::optional<stored_state> replace_state(const std::string& kind, const std::string& id,
+                                            std::uint64_t expected_revision,
+                                            const boost::json::object& state);
+
+  /// Up to `limit` entities (of `entity_kind`, all if empty), ordered by (kind, id) after
+  /// (`after_kind`, `after_id`): pages through every entity, e.g. for a rebuild.
+  std::vector<stored_state> entities(const std::string& entity_kind, std::size_t limit,
+                                     const std::string& after_kind = {},
+                                     const std::string& after_id = {}) const;
+
+  /// How many entities (of `entity_kind`, all if empty) are stored.
+  std::uint64_t entity_count(const std::string& entity_kind = {}) const;
 
   // --- the per-target ledger (writers) -----------------------------------------------------
 
