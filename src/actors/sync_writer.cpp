@@ -311,7 +311,7 @@ void pump(writer_ptr self) {
     wake = st.backlog_retry_at;
   if (wake && (!st.timer_at || *wake < *st.timer_at)) {
     st.timer_at = *wake;
-    const auto delay = std::max<caf::actor_clock::duration>(*wake - now, {});
+    const auto delay = std::max<caf::actor_clock::duration_type>(*wake - now, caf::actor_clock::duration_type{});
     self->delayed_send(self, delay, pace_atom_v);
   }
   publish(self);

@@ -35,10 +35,9 @@ core::write_result result_of(const call_result& r) {
 }
 
 std::string failure_text(const call_result& r) {
-  std::string text = r.message.empty() ? std::string{"no answer"} : r.message;
-  if (r.code != 0)
-    text += " (Twilio error " + std::to_string(r.code) + ")";
-  return text;
+  // The client's message names the request, the status and Twilio's code.
+  return r.message.empty() ? std::string{"no answer (status "} + std::to_string(r.status) + ")"
+                           : r.message;
 }
 
 } // namespace
