@@ -154,12 +154,14 @@ CAF_BEGIN_TYPE_ID_BLOCK(switchboard, caf::first_custom_type_id)
   // sync writer <- its target's notify() (entity pipeline): a new revision to write.
   CAF_ADD_ATOM(switchboard, switchboard, write_offer_atom, "sb_woffer")
   // sync writer <- its I/O lane: one page of unwritten entities (backlog after a (re)start),
-  // whether more follow, or why the page could not be read.
+  // whether more follow, and the cursor (last id); empty with more = the read failed.
   CAF_ADD_ATOM(switchboard, switchboard, backlog_atom, "sb_backlog")
   // sync writer <- its I/O lane: how one write ended.
   CAF_ADD_ATOM(switchboard, switchboard, write_done_atom, "sb_wdone")
   // sync writer <- itself (delayed): paced or retried writes may be due.
   CAF_ADD_ATOM(switchboard, switchboard, pace_atom, "sb_pace")
+  // sync writer <- its target's rescan() (after forget_written): read the backlog again.
+  CAF_ADD_ATOM(switchboard, switchboard, rescan_atom, "sb_rescan")
 
   CAF_ADD_TYPE_ID(switchboard, (switchboard::child_spec))
   CAF_ADD_TYPE_ID(switchboard, (switchboard::supervisor_spec))
@@ -202,11 +204,12 @@ using partition_actor = caf::typed_actor<
 
 /// A sync writer (src/actors/sync_writer.hpp): the latest-state writes of one target. Offers
 /// come from its target's notify() and backlog pages; reports from its I/O lanes; pace from
-/// its own timer.
+/// its own timer; rescan from its target's rescan().
 using sync_writer_actor = caf::typed_actor<
   caf::reacts_to<write_offer_atom, write_offer>,
   caf::reacts_to<backlog_atom, std::vector<write_offer>, bool, std::string>,
   caf::reacts_to<write_done_atom, write_report>,
-  caf::reacts_to<pace_atom>>;
+  caf::reacts_to<pace_atom>,
+  caf::reacts_to<rescan_atom>>;
 
 } // namespace switchboard

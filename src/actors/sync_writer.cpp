@@ -260,6 +260,7 @@ struct writer_state {
   std::string backlog_after;
   bool backlog_more = true;
   bool backlog_reading = false;
+  bool rescan_after_read = false;  // a rescan came while a page was being read
   std::optional<clock_point> backlog_retry_at;
 };
 
@@ -359,6 +360,23 @@ sync_writer_actor::behavior_type writer_impl(writer_ptr self,
       s.backlog_after = cursor;
       if (page.empty() && more)
         s.backlog_retry_at = now + 1s;  // the read failed (logged by the lane): again soon
+      if (s.rescan_after_read) {
+        s.rescan_after_read = false;
+        s.backlog_after.clear();
+        s.backlog_more = true;
+      }
+      pump(self);
+    },
+    [self](rescan_atom) {
+      auto& s = self->state;
+      s.schedule->forget_written();
+      if (s.backlog_reading) {
+        s.rescan_after_read = true;
+      } else {
+        s.backlog_after.clear();
+        s.backlog_more = true;
+        s.backlog_retry_at.reset();
+      }
       pump(self);
     },
     [self](write_done_atom, const write_report& report) {
@@ -430,6 +448,16 @@ void sync_writer::notify(const sqlite::stored_state& state) const {
   }
   if (to)
     caf::anon_send(to, write_offer_atom_v, std::move(offer));
+}
+
+void sync_writer::rescan() const {
+  caf::actor to;
+  {
+    std::lock_guard lock{impl_->actor_mutex};
+    to = caf::actor_cast<caf::actor>(impl_->current);
+  }
+  if (to)
+    caf::anon_send(to, rescan_atom_v);
 }
 
 sync_writer_stats sync_writer::stats() const {

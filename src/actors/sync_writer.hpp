@@ -87,6 +87,10 @@ public:
   /// the backlog.
   void notify(const adapters::sqlite::stored_state& state) const;
 
+  /// Pages through the store's unwritten entities again, e.g. after
+  /// `state_store::forget_written` for this target (rebuild's re-push). Thread-safe.
+  void rescan() const;
+
   /// Thread-safe snapshot for `GET /v1/targets`.
   sync_writer_stats stats() const;
 

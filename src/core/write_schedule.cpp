@@ -116,6 +116,15 @@ write_completion write_schedule::complete(const std::string& key, std::uint64_t 
   return {write_completion::kind::dead, revision, attempts};
 }
 
+void write_schedule::forget_written() {
+  for (auto& [key, k] : keys_) {
+    if (k.in_flight || k.queued)
+      continue;
+    k.newest = k.written = k.dead_at = 0;
+    k.attempts = 0;
+  }
+}
+
 std::optional<write_schedule::time_point> write_schedule::next_wakeup() const {
   if (in_flight_ >= limits_.concurrency || waiting_.empty())
     return std::nullopt;

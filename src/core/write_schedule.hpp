@@ -106,6 +106,11 @@ public:
   write_completion complete(const std::string& key, std::uint64_t revision,
                             const write_result& result, time_point now);
 
+  /// Forgets which revisions were written or given up on (for keys not waiting or in flight),
+  /// so that offers of those same revisions are taken again: after the target's ledger was
+  /// reset (a re-push). Pacing is kept.
+  void forget_written();
+
   /// When `next_ready` may next answer something, if anything is waiting and a slot is free.
   /// Earlier than due is possible (a shared pacing group); never later.
   std::optional<time_point> next_wakeup() const;

@@ -410,6 +410,13 @@ TEST_CASE("sync writer: after a restart of the process, the backlog is written",
   REQUIRE(eventually([&] { return f.store->counts(t.name, "application").written == 300; }, 30s));
   CHECK(f.document("application-b299") == json::value{{"n", 299}});
   CHECK(writer->stats().ok == 300);
+
+  // A re-push (rebuild): the ledger forgets, the writer reads it all again.
+  f.store->forget_written(t.name, "application");
+  CHECK(f.store->counts(t.name, "application").written == 0);
+  writer->rescan();
+  REQUIRE(eventually([&] { return f.store->counts(t.name, "application").written == 300; }, 30s));
+  CHECK(writer->stats().ok == 600);
 }
 
 TEST_CASE("sync writer: a terminal failure is a dead write; other entities go on", "[sync_writer]") {

@@ -288,3 +288,17 @@ TEST_CASE("write schedule: idle keys are forgotten, so memory follows activity",
   s.next_ready(now + 2s);
   CHECK(s.remembered() == 0);
 }
+
+TEST_CASE("write schedule: forget_written takes the same revisions again (a re-push)",
+          "[write_schedule]") {
+  write_schedule s{limits(4, 0ms)};
+  s.offer("k", 5, t0);
+  REQUIRE(s.next_ready(t0));
+  s.complete("k", 5, write_result::ok(), t0);
+  CHECK_FALSE(s.offer("k", 5, t0 + 1ms));
+  s.forget_written();
+  CHECK(s.offer("k", 5, t0 + 2ms));
+  auto t = s.next_ready(t0 + 2ms);
+  REQUIRE(t);
+  CHECK(t->revision == 5);
+}
