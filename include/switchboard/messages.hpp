@@ -80,6 +80,44 @@ typename Inspector::result_type inspect(Inspector& f, supervision_event& x) {
 /// Journaled events in sequence order, shared between actors without copying.
 using event_batch = std::shared_ptr<const std::vector<event_ptr>>;
 
+// -- sync writers (since 0.3) ------------------------------------------------------------
+
+/// A new revision of one entity for a sync writer (src/actors/sync_writer.hpp) to write.
+/// Sent by the writer's `notify()` (the entity pipeline) and by its backlog reader; handled by
+/// the target's sync writer actor. Dedupe: (id, revision); older revisions are ignored.
+struct write_offer {
+  std::string id;            ///< the entity id; the target fixes the kind
+  std::uint64_t revision = 0;
+  std::string pace_group;    ///< the object Twilio rate-limits it against; "" = its own
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, write_offer& x) {
+  return f(caf::meta::type_name("write_offer"), x.id, x.revision, x.pace_group);
+}
+
+/// How one write ended. Sent by a sync writer's I/O lane to the writer actor that started it
+/// (a restarted actor never sees its predecessor's reports). Dedupe: (id, revision).
+struct write_report {
+  enum class kind : std::uint8_t {
+    written,      ///< the target holds `revision` (recorded with mark_written)
+    retry_after,  ///< not done; Twilio named a delay (429, 503)
+    backoff,      ///< not done or not known (timeout, other 5xx, conflicts that kept coming)
+    give_up,      ///< cannot work at this revision (bad data, no such worker, a template gap)
+  };
+  std::string id;
+  std::uint64_t revision = 0;  ///< the revision written or tried (the newest stored then)
+  kind what = kind::written;
+  std::int64_t retry_after_ms = 0;
+  std::string error;           ///< failures: what went wrong, for logs and dead writes
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, write_report& x) {
+  return f(caf::meta::type_name("write_report"), x.id, x.revision, x.what, x.retry_after_ms,
+           x.error);
+}
+
 } // namespace switchboard
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchboard::child_spec)
@@ -113,12 +151,26 @@ CAF_BEGIN_TYPE_ID_BLOCK(switchboard, caf::first_custom_type_id)
   CAF_ADD_ATOM(switchboard, switchboard, fetched_atom, "sb_fetched")
   // consumer <- journal reader thread: its saved checkpoint, or why it could not be read.
   CAF_ADD_ATOM(switchboard, switchboard, checkpoint_atom, "sb_ckpt")
+  // sync writer <- its target's notify() (entity pipeline): a new revision to write.
+  CAF_ADD_ATOM(switchboard, switchboard, write_offer_atom, "sb_woffer")
+  // sync writer <- its I/O lane: one page of unwritten entities (backlog after a (re)start),
+  // whether more follow, and the cursor (last id); empty with more = the read failed.
+  CAF_ADD_ATOM(switchboard, switchboard, backlog_atom, "sb_backlog")
+  // sync writer <- its I/O lane: how one write ended.
+  CAF_ADD_ATOM(switchboard, switchboard, write_done_atom, "sb_wdone")
+  // sync writer <- itself (delayed): paced or retried writes may be due.
+  CAF_ADD_ATOM(switchboard, switchboard, pace_atom, "sb_pace")
+  // sync writer <- its target's rescan() (after forget_written): read the backlog again.
+  CAF_ADD_ATOM(switchboard, switchboard, rescan_atom, "sb_rescan")
 
   CAF_ADD_TYPE_ID(switchboard, (switchboard::child_spec))
   CAF_ADD_TYPE_ID(switchboard, (switchboard::supervisor_spec))
   CAF_ADD_TYPE_ID(switchboard, (switchboard::supervision_event))
   CAF_ADD_TYPE_ID(switchboard, (switchboard::event_ptr))
   CAF_ADD_TYPE_ID(switchboard, (switchboard::event_batch))
+  CAF_ADD_TYPE_ID(switchboard, (switchboard::write_offer))
+  CAF_ADD_TYPE_ID(switchboard, (switchboard::write_report))
+  CAF_ADD_TYPE_ID(switchboard, (std::vector<switchboard::write_offer>))
 
 CAF_END_TYPE_ID_BLOCK(switchboard)
 
@@ -149,5 +201,15 @@ using partition_actor = caf::typed_actor<
   caf::reacts_to<work_atom, event_batch>,
   caf::reacts_to<retry_atom, std::uint64_t>,
   caf::reacts_to<resume_atom>>;
+
+/// A sync writer (src/actors/sync_writer.hpp): the latest-state writes of one target. Offers
+/// come from its target's notify() and backlog pages; reports from its I/O lanes; pace from
+/// its own timer; rescan from its target's rescan().
+using sync_writer_actor = caf::typed_actor<
+  caf::reacts_to<write_offer_atom, write_offer>,
+  caf::reacts_to<backlog_atom, std::vector<write_offer>, bool, std::string>,
+  caf::reacts_to<write_done_atom, write_report>,
+  caf::reacts_to<pace_atom>,
+  caf::reacts_to<rescan_atom>>;
 
 } // namespace switchboard
