@@ -276,7 +276,7 @@ TEST_CASE("undecodable and unmapped messages go to the error queue with the reas
                  Catch::Contains(status_changed));
 }
 
-TEST_CASE("a journal failure leaves the delivery unacknowledged; it comes back and is stored once",
+TEST_CASE("a journal failure leaves the delivery unacknowledged until it comes back and is stored once",
           "[amqp][rmq]") {
   auto cfg = source_config("journal-fails");
   cleanup gone{cfg};

@@ -68,7 +68,7 @@ TEST_CASE("a MassTransit envelope maps to an event", "[masstransit]") {
   CHECK(back);
 }
 
-TEST_CASE("the mapping is chosen by any URN of messageType; ids may be nested and numeric",
+TEST_CASE("the mapping is chosen by any URN of messageType, ids may be nested and numeric",
           "[masstransit]") {
   auto s = source();
   s.event_source = "crm/accounts";

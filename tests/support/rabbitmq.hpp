@@ -1,7 +1,10 @@
 #pragma once
 
 // The private test broker (scripts/rabbitmq, started by the `rabbitmq` CTest fixture): where
-// it listens, how to drive its script, and unique names so tests never share queues.
+// it listens, how to drive its script, and unique names so tests never share queues. The
+// build compiles in the fixture's port, data folder and script; RMQ_PORT, RMQ_BASE and
+// SWITCHBOARD_RABBITMQ_SCRIPT in the environment override them (e.g. for a broker started by
+// hand with `scripts/rabbitmq start`).
 
 #include "adapters/amqp/connection.hpp"
 
@@ -15,9 +18,14 @@
 
 namespace switchboard::testing {
 
+inline std::string rabbitmq_setting(const char* env, std::string fallback) {
+  const char* v = std::getenv(env);
+  return v != nullptr && *v != '\0' ? std::string(v) : fallback;
+}
+
 inline std::uint16_t rabbitmq_port() {
-  const char* p = std::getenv("RMQ_PORT");
-  return static_cast<std::uint16_t>(p != nullptr ? std::atoi(p) : 5673);
+  return static_cast<std::uint16_t>(
+      std::stoi(rabbitmq_setting("RMQ_PORT", std::to_string(SWITCHBOARD_RMQ_PORT))));
 }
 
 inline adapters::amqp::connection_params rabbitmq_params() {
@@ -27,12 +35,13 @@ inline adapters::amqp::connection_params rabbitmq_params() {
   return p;
 }
 
-/// `scripts/rabbitmq ARGS` against the test broker (RMQ_BASE and RMQ_PORT come from the
-/// environment CTest sets); its exit code.
+/// `scripts/rabbitmq ARGS` against the test broker; its exit status.
 inline int rabbitmq_script(const std::string& args) {
-  const char* script = std::getenv("SWITCHBOARD_RABBITMQ_SCRIPT");
-  std::string path = script != nullptr ? script : SWITCHBOARD_SOURCE_DIR "/scripts/rabbitmq";
-  return std::system(("bash '" + path + "' " + args + " >&2").c_str());
+  const auto script = rabbitmq_setting("SWITCHBOARD_RABBITMQ_SCRIPT", SWITCHBOARD_RABBITMQ_SCRIPT);
+  const auto base = rabbitmq_setting("RMQ_BASE", SWITCHBOARD_RMQ_BASE);
+  const auto command = "RMQ_PORT=" + std::to_string(rabbitmq_port()) + " RMQ_BASE='" + base +
+                       "' bash '" + script + "' " + args + " >&2";
+  return std::system(command.c_str());
 }
 
 /// "sbtest.<what>.<pid>.<n>": unique per test and process.
