@@ -1,6 +1,7 @@
 #include "adapters/amqp/source.hpp"
 
 #include "adapters/amqp/connection.hpp"
+#include "core/ack_window.hpp"
 #include "core/masstransit.hpp"
 
 #include <spdlog/spdlog.h>
@@ -118,13 +119,8 @@ struct amqp_source::impl {
   amqp_source_stats counters;
 
   // -- source-thread state, per connection --
-  struct pending_delivery {
-    std::uint64_t tag = 0;
-    bool handed_on = false;  // given to the journal or the error queue
-    bool done = false;
-  };
   std::uint64_t generation = 0;
-  std::deque<pending_delivery> pending;         // delivery tag order
+  core::ack_window window;                      // deliveries not yet acknowledged
   std::size_t awaiting = 0;                     // handed on, not yet done
   std::map<std::uint64_t, std::uint64_t> error_copies;  // publish seq -> delivery tag
   std::uint64_t next_publish_seq = 1;
@@ -158,7 +154,7 @@ void amqp_source::impl::run() {
     try {
       connection conn(params, 2);
       ++generation;
-      pending.clear();
+      window.clear();
       awaiting = 0;
       error_copies.clear();
       next_publish_seq = 1;
@@ -177,6 +173,8 @@ void amqp_source::impl::run() {
       if (stop_requested.load())
         return;  // `conn` closes politely: unacknowledged deliveries go back to the queue
     } catch (const std::exception& e) {
+      if (acked_on_this_connection)
+        delay = cfg.reconnect_initial;  // it worked for a while: start the backoff afresh
       const std::string what = e.what();
       update([&](amqp_source_stats& s) {
         s.connected = false;
@@ -184,8 +182,6 @@ void amqp_source::impl::run() {
       });
       spdlog::warn("amqp source '{}': {}; reconnecting in {} ms", cfg.name, what, delay.count());
     }
-    if (acked_on_this_connection)
-      delay = cfg.reconnect_initial;  // it worked for a while: start the backoff afresh
     sleep_backoff(delay);
     delay = std::min(delay * 2, cfg.reconnect_max);
     acked_on_this_connection = false;
@@ -200,7 +196,7 @@ void amqp_source::impl::sleep_backoff(std::chrono::milliseconds delay) {
       return;
     pollfd p{box->wake_fd, POLLIN, 0};
     ::poll(&p, 1, static_cast<int>(left.count()));
-    take_completions();  // stale answers of the dropped connection: nothing to ack any more
+    box->take();  // answers for the dropped connection: nothing to ack there any more
   }
 }
 
@@ -337,14 +333,13 @@ void amqp_source::impl::on_frame(connection& conn, const amqp_frame_t& frame) {
 
 void amqp_source::impl::on_delivery(connection& conn, amqp_envelope_t& env, bool stopping) {
   update([](amqp_source_stats& s) { ++s.delivered; });
-  pending.push_back({env.delivery_tag, false, false});
+  window.delivered(env.delivery_tag);
   if (stopping)
     return;  // not handed on: it is requeued when the connection closes
   const auto& props = env.message.properties;
   const std::string_view content_type =
       (props._flags & AMQP_BASIC_CONTENT_TYPE_FLAG) ? view(props.content_type) : std::string_view{};
   auto decoded = core::decode_amqp_message(view(env.message.body), content_type, cfg, limits);
-  pending.back().handed_on = true;
   ++awaiting;
   if (!decoded) {
     send_to_error_queue(conn, env, decoded.error);
@@ -404,13 +399,8 @@ void amqp_source::impl::send_to_error_queue(connection& conn, amqp_envelope_t& e
 }
 
 void amqp_source::impl::mark_done(std::uint64_t tag) {
-  if (pending.empty() || tag < pending.front().tag)
-    return;
-  const auto index = tag - pending.front().tag;
-  if (index >= pending.size() || pending[index].tag != tag || pending[index].done)
-    return;
-  pending[index].done = true;
-  --awaiting;
+  if (window.complete(tag))
+    --awaiting;
 }
 
 void amqp_source::impl::take_completions() {
@@ -426,17 +416,12 @@ void amqp_source::impl::take_completions() {
 }
 
 void amqp_source::impl::flush_acks(connection& conn) {
-  std::uint64_t last = 0, count = 0;
-  while (!pending.empty() && pending.front().done) {
-    last = pending.front().tag;
-    pending.pop_front();
-    ++count;
-  }
-  if (count == 0)
+  const auto ack = window.take_ackable();
+  if (ack.count == 0)
     return;
-  conn.ack(last, true, consume_channel);
+  conn.ack(ack.up_to, true, consume_channel);
   acked_on_this_connection = true;
-  update([&](amqp_source_stats& s) { s.acked += count; });
+  update([&](amqp_source_stats& s) { s.acked += ack.count; });
 }
 
 // -- public ------------------------------------------------------------------------------------
