@@ -32,7 +32,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libcaf-core0.17 libboost-json1.81.0 libspdlog1.10 libfmt9 libcpp-httplib0.11 \
-      libsqlite3-0 ca-certificates \
+      libsqlite3-0 librabbitmq4 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
 COPY --from=build /staging/usr/local/ /usr/local/
