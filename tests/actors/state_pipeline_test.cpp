@@ -536,3 +536,36 @@ TEST_CASE("state_pipeline: a rebuild whose lookup fails counts the entities it g
   CHECK(sut.pipeline.state_of("application", "A-1")->revision == 1);  // left as it was
   CHECK(sut.pipeline.state_of("application", "A-2")->revision == 2);
 }
+
+TEST_CASE("state_pipeline: without lookups the state is the base; events need a sequence",
+          "[state_pipeline]") {
+  temp_dir dir;
+  config cfg;
+  cfg.data_dir = dir.path.string();
+  auto store = std::make_shared<state_store>(dir.file("state.db"));
+  state_pipeline pipeline(cfg, store);
+  auto ev = app_event("e1", "A-1", std::nullopt, {{"status", "new"}});
+  CHECK_THROWS_AS(pipeline.handle(ev), terminal_error);  // not from a durable subscription
+  ev.sequence = 5;
+  pipeline.handle(ev);
+  auto st = pipeline.state_of("application", "A-1");
+  REQUIRE(st);
+  CHECK(st->state == st->base);
+  CHECK(st->base == json::parse(R"({"status":"new"})"));
+  CHECK_FALSE(st->version);
+  ev.data["status"] = "ignored";
+  pipeline.handle(ev);  // the same sequence again: already applied
+  CHECK(pipeline.state_of("application", "A-1")->revision == 1);
+  CHECK(pipeline.cache_stats().misses == 0);
+}
+
+TEST_CASE("state_pipeline: a bad lookup stops the start with the key to fix", "[state_pipeline]") {
+  temp_dir dir;
+  auto cfg = make_config(dir);
+  make_crm(cfg.enrichment.database);
+  cfg.enrichment.lookups[1].sql = "SELECT name FROM applicant WHERE id = ?";
+  auto store = std::make_shared<state_store>(dir.file("state.db"));
+  CHECK_THROWS_WITH(state_pipeline(cfg, store),
+                    Catch::StartsWith("enrichment.lookups[1].sql (lookup 'applicant'): no such "
+                                      "table: applicant"));
+}
