@@ -259,7 +259,8 @@ TEST_CASE("sync writer: states in, documents, map items and worker attributes ou
   twilio::client c{f.client_settings()};
   for (const char* id : {"a1", "a2", "a3"}) {
     const std::string name = std::string{"application-"} + id;
-    REQUIRE(eventually([&] { return f.document(name) == json::value{{"status", "approved"}, {"n", 5}, {"owner", "Ana"}}; }));
+    const json::value expected{{"status", "approved"}, {"n", 5}, {"owner", "Ana"}};
+    REQUIRE(eventually([&] { return f.document(name) == expected; }));
     // Map items hold the whole state.
     REQUIRE(eventually([&] {
       auto r = c.fetch_map_item(f.service, "applications", id);
@@ -419,7 +420,8 @@ TEST_CASE("sync writer: after a restart of the process, the backlog is written",
   CHECK(writer->stats().ok == 600);
 }
 
-TEST_CASE("sync writer: a terminal failure is a dead write; other entities go on", "[sync_writer]") {
+TEST_CASE("sync writer: a terminal failure is a dead write; other entities go on",
+          "[sync_writer]") {
   fixture f;
   const auto ws = f.created_sid("/taskrouter/v1/Workspaces", {{"FriendlyName", "agents"}});
   const auto real = f.created_sid("/taskrouter/v1/Workspaces/" + ws + "/Workers",
