@@ -398,9 +398,9 @@ sync_writer_actor::behavior_type writer_impl(writer_ptr self,
       pump(self);
     },
     [self](pace_atom) {
-      auto& s = self->state;
-      if (s.timer_at && *s.timer_at <= self->clock().now())
-        s.timer_at.reset();
+      // Forget the timer even if this was an older, superseded one: at worst one more wakeup,
+      // never a missed one.
+      self->state.timer_at.reset();
       pump(self);
     },
   };
