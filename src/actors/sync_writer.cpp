@@ -300,7 +300,8 @@ void pump(writer_ptr self) {
     st.writer->post_write(ticket->key, ticket->revision, me);
 
   const auto page = st.writer->options.backlog_page;
-  if (st.backlog_more && !st.backlog_reading && st.schedule->pending() < std::max<std::size_t>(page / 2, 1) &&
+  const bool running_low = st.schedule->pending() < std::max<std::size_t>(page / 2, 1);
+  if (st.backlog_more && !st.backlog_reading && running_low &&
       (!st.backlog_retry_at || *st.backlog_retry_at <= now)) {
     st.backlog_reading = true;
     st.backlog_retry_at.reset();
@@ -312,7 +313,8 @@ void pump(writer_ptr self) {
     wake = st.backlog_retry_at;
   if (wake && (!st.timer_at || *wake < *st.timer_at)) {
     st.timer_at = *wake;
-    const auto delay = std::max<caf::actor_clock::duration_type>(*wake - now, caf::actor_clock::duration_type{});
+    using duration = caf::actor_clock::duration_type;
+    const auto delay = std::max<duration>(*wake - now, duration{});
     self->delayed_send(self, delay, pace_atom_v);
   }
   publish(self);
@@ -396,9 +398,9 @@ sync_writer_actor::behavior_type writer_impl(writer_ptr self,
       pump(self);
     },
     [self](pace_atom) {
-      auto& s = self->state;
-      if (s.timer_at && *s.timer_at <= self->clock().now())
-        s.timer_at.reset();
+      // Forget the timer even if this was an older, superseded one: at worst one more wakeup,
+      // never a missed one.
+      self->state.timer_at.reset();
       pump(self);
     },
   };

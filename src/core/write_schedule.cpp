@@ -93,7 +93,8 @@ write_completion write_schedule::complete(const std::string& key, std::uint64_t 
   }
 
   ++k.attempts;
-  const bool retry = result.what != write_result::kind::give_up && k.attempts < limits_.max_attempts;
+  const bool retry =
+      result.what != write_result::kind::give_up && k.attempts < limits_.max_attempts;
   if (retry) {
     ++counts_.retried;
     const auto delay = result.what == write_result::kind::retry_after && result.delay.count() > 0

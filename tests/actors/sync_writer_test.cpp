@@ -259,7 +259,8 @@ TEST_CASE("sync writer: states in, documents, map items and worker attributes ou
   twilio::client c{f.client_settings()};
   for (const char* id : {"a1", "a2", "a3"}) {
     const std::string name = std::string{"application-"} + id;
-    REQUIRE(eventually([&] { return f.document(name) == json::value{{"status", "approved"}, {"n", 5}, {"owner", "Ana"}}; }));
+    const json::value expected{{"status", "approved"}, {"n", 5}, {"owner", "Ana"}};
+    REQUIRE(eventually([&] { return f.document(name) == expected; }));
     // Map items hold the whole state.
     REQUIRE(eventually([&] {
       auto r = c.fetch_map_item(f.service, "applications", id);
@@ -419,7 +420,8 @@ TEST_CASE("sync writer: after a restart of the process, the backlog is written",
   CHECK(writer->stats().ok == 600);
 }
 
-TEST_CASE("sync writer: a terminal failure is a dead write; other entities go on", "[sync_writer]") {
+TEST_CASE("sync writer: a terminal failure is a dead write; other entities go on",
+          "[sync_writer]") {
   fixture f;
   const auto ws = f.created_sid("/taskrouter/v1/Workspaces", {{"FriendlyName", "agents"}});
   const auto real = f.created_sid("/taskrouter/v1/Workspaces/" + ws + "/Workers",
@@ -455,4 +457,36 @@ TEST_CASE("sync writer: a terminal failure is a dead write; other entities go on
   f.put("agent", "nameless", {{"workerSid", fixed}, {"desk", 5}});
   REQUIRE(eventually([&] { return f.store->counts("agents", "agent").written == 2; }));
   CHECK(json::parse(c.fetch_worker(ws, fixed).text("attributes")).at("desk") == 5);
+}
+
+TEST_CASE("sync writer: someone else changed the object, 412 on If-Match, re-read, our state wins",
+          "[sync_writer]") {
+  fixture f;
+  auto t = f.document_target();
+  auto writer = f.start(t);
+  f.put("application", "x", {{"n", 1}});
+  REQUIRE(eventually([&] { return f.document("application-x") == json::value{{"n", 1}}; }));
+  // Another client writes the document: the writer's last seen revision is stale now.
+  twilio::client other{f.client_settings()};
+  REQUIRE(other.update_document(f.service, "application-x", json::value{{"n", -1}}));
+  f.put("application", "x", {{"n", 2}});
+  REQUIRE(eventually([&] { return f.store->counts(t.name, "application").pending == 0; }));
+  CHECK(f.document("application-x") == json::value{{"n", 2}});
+  const auto s = writer->stats();
+  CHECK(s.conflicts == 1);
+  CHECK(s.dead == 0);
+  // The update carrying the stale If-Match was refused, not applied over the other write.
+  std::size_t updates = 0, refused = 0;
+  const std::string path_end = "/Documents/application-x";
+  for (const auto& e : f.request_log()) {
+    const auto& o = e.as_object();
+    const std::string path{o.at("path").as_string()};
+    if (o.at("method") == "POST" && path.size() > path_end.size() &&
+        path.compare(path.size() - path_end.size(), path_end.size(), path_end) == 0) {
+      ++updates;
+      refused += o.at("status") == 412 ? 1 : 0;
+    }
+  }
+  CHECK(refused == 1);
+  CHECK(updates >= 4);  // ours (404 + create, then 412 + retry) and the other client's
 }

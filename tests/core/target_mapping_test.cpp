@@ -30,7 +30,8 @@ target_config document_target() {
 
 } // namespace
 
-TEST_CASE("target mapping: a document named from the id holds the whole state", "[target_mapping]") {
+TEST_CASE("target mapping: a document named from the id holds the whole state",
+          "[target_mapping]") {
   auto m = map_target(document_target(), "application", "42", state());
   REQUIRE(m);
   CHECK(m.write->object.service == "IS0001");

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -301,4 +302,74 @@ TEST_CASE("write schedule: forget_written takes the same revisions again (a re-p
   auto t = s.next_ready(t0 + 2ms);
   REQUIRE(t);
   CHECK(t->revision == 5);
+}
+
+TEST_CASE("write schedule: properties under random offers, latencies and failures",
+          "[write_schedule]") {
+  // Invariants that must hold whatever happens: never more than `concurrency` in flight, never
+  // two writes of one key at once, starts of one object at least min_interval apart, written
+  // revisions of a key only grow, and in the end every key holds its newest revision.
+  for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+    INFO("seed " << seed);
+    std::mt19937_64 rng{seed};
+    auto draw = [&](int n) { return static_cast<int>(rng() % static_cast<std::uint64_t>(n)); };
+    write_schedule s{limits(3, 50ms, 1000), seed};
+    struct flying {
+      write_ticket ticket;
+      time_point ends;
+    };
+    std::vector<flying> in_flight;
+    std::map<std::string, std::uint64_t> newest, written;
+    std::map<std::string, time_point> last_start;
+    std::uint64_t revision = 0;
+    auto now = t0;
+    auto finish_due = [&] {
+      for (auto it = in_flight.begin(); it != in_flight.end();) {
+        if (it->ends > now) {
+          ++it;
+          continue;
+        }
+        const auto roll = draw(10);
+        const auto result = roll < 6   ? write_result::ok()
+                            : roll < 8 ? write_result::retry_in(std::chrono::milliseconds{draw(300)})
+                                       : write_result::backoff();
+        if (result.what == write_result::kind::ok) {
+          CHECK(it->ticket.revision > written[it->ticket.key]);
+          written[it->ticket.key] = it->ticket.revision;
+        }
+        s.complete(it->ticket.key, it->ticket.revision, result, now);
+        it = in_flight.erase(it);
+      }
+    };
+    auto start_ready = [&] {
+      while (auto t = s.next_ready(now)) {
+        for (const auto& f : in_flight)
+          CHECK(f.ticket.key != t->key);
+        if (auto it = last_start.find(t->key); it != last_start.end())
+          CHECK(now - it->second >= 50ms);
+        last_start[t->key] = now;
+        in_flight.push_back({*t, now + std::chrono::milliseconds{1 + draw(80)}});
+        CHECK(in_flight.size() <= 3);
+      }
+    };
+    for (int step = 0; step < 3000; ++step) {
+      now += std::chrono::milliseconds{draw(3)};
+      if (draw(2) == 0) {
+        const auto key = "k" + std::to_string(draw(6));
+        newest[key] = ++revision;
+        s.offer(key, revision, now);
+      }
+      finish_due();
+      start_ready();
+    }
+    // Drain: no more offers; keep going until every write is done.
+    for (int guard = 0; guard < 100000 && (!in_flight.empty() || s.next_wakeup()); ++guard) {
+      now += 1ms;
+      finish_due();
+      start_ready();
+    }
+    CHECK(in_flight.empty());
+    for (const auto& [key, rev] : newest)
+      CHECK(written[key] == rev);
+  }
 }
