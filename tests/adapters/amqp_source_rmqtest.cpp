@@ -392,6 +392,35 @@ TEST_CASE("a broker restart mid-stream loses nothing and stores every message on
   CHECK(*ids.rbegin() == message_id(total - 1));
 }
 
+TEST_CASE("a hung broker is noticed by missed heartbeats, and consuming resumes after it",
+          "[amqp][rmq][heartbeat]") {
+  auto cfg = source_config("heartbeat");
+  cfg.heartbeat = 1s;
+  cleanup gone{cfg};
+  temp_dir dir;
+  runtime rt(runtime_config(dir));
+  rt.start();
+  amqp_source source(cfg, "guest", {}, into(rt));
+  source.start();
+  REQUIRE(eventually([&] { return source.stats().connected; }, 30s));
+  publish_range(cfg.exchanges[0], 0, 50);
+  REQUIRE(eventually([&] { return source.stats().acked == 50; }, 30s));
+
+  // The broker freezes: the TCP connection stays up, but no heartbeat comes any more.
+  REQUIRE(testing::rabbitmq_script("pause") == 0);
+  struct resume_at_exit {
+    ~resume_at_exit() { testing::rabbitmq_script("resume"); }
+  } resume;
+  CHECK(eventually([&] { return !source.stats().connected; }, 15s));
+  CHECK_THAT(source.stats().last_error, Catch::Contains("heartbeat"));
+  REQUIRE(testing::rabbitmq_script("resume") == 0);
+
+  REQUIRE(eventually([&] { return source.stats().connected && source.stats().reconnects >= 1; }, 60s));
+  publish_range(cfg.exchanges[0], 50, 100);
+  REQUIRE(eventually([&] { return journal(rt).size() == 100; }, 30s));
+  source.stop();
+}
+
 TEST_CASE("declare=false checks the topology and says what is missing", "[amqp][rmq]") {
   auto cfg = source_config("passive");
   cfg.declare = false;
