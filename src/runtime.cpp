@@ -5,6 +5,7 @@
 #include "actors/supervisor.hpp"
 #include "adapters/http/http_server.hpp"
 #include "core/type_pattern.hpp"
+#include "propagation.hpp"
 #include "runtime_access.hpp"
 
 #include <caf/all.hpp>
@@ -112,6 +113,7 @@ struct runtime::impl {
   supervisor_actor root;
   std::unique_ptr<adapters::http::http_server> http;
   std::string listen_address;
+  std::unique_ptr<propagation> prop;  // entity-state propagation, when configured
 
   // A read-only connection for API reads (read, dead_letters); SQLite connections are not
   // thread-safe, so it is used under its own lock.
@@ -165,6 +167,8 @@ struct runtime::impl {
       return sup;
     };
     spec.children.push_back(std::move(consumers));
+    if (prop)
+      spec.children.push_back(prop->writers_child(cfg.supervision));
     return spec;
   }
 
@@ -252,6 +256,13 @@ void runtime::start() {
         entry->progress.store(last);  // ephemeral subscriptions see what comes after now
   }
 
+  if (d.cfg.propagates_state()) {
+    // Opens state.db and checks the lookups' SQL before anything runs: a bad configuration
+    // fails start-up with a message naming the key.
+    d.prop = std::make_unique<propagation>(d.cfg);
+    subscribe(d.prop->subscription(), d.prop->handler());
+  }
+
   d.caf_cfg = std::make_unique<caf::actor_system_config>();
   d.caf_cfg->set("scheduler.max-threads", d.cfg.scheduler.max_threads);
   d.caf_cfg->set("work-stealing.moderate-sleep-duration",
@@ -264,7 +275,7 @@ void runtime::start() {
     // supervisor exists and is registered.
     caf::scoped_actor self{*d.sys};
     self->request(d.root, std::chrono::seconds(10), which_children_atom_v)
-      .receive([&](const std::vector<std::string>& ids) { up = ids.size() == 1; },
+      .receive([&](const std::vector<std::string>& ids) { up = ids.size() == (d.prop ? 2u : 1u); },
                [](const caf::error&) {});
   });
   if (!up) {
@@ -308,8 +319,16 @@ void runtime::start() {
       throw;
     }
   }
-  std::lock_guard<std::mutex> guard{d.mu};
-  d.state = impl::phase::running;
+  {
+    std::lock_guard<std::mutex> guard{d.mu};
+    d.state = impl::phase::running;
+  }
+  if (d.prop)
+    d.prop->start_sources([this](event ev, std::function<void(bool, const std::string&)> done) {
+      publish_async(std::move(ev), [done = std::move(done)](const publish_receipt* r, const std::string& error) {
+        done(r != nullptr, error);
+      });
+    });
 }
 
 void runtime::publish_async(
@@ -542,6 +561,15 @@ run_outcome runtime::stop() {
       d.state = impl::phase::stopped;
     if (d.state == impl::phase::stopped)
       return d.outcome;
+  }
+  // Ingest ends first, while the journal still confirms what the sources handed on (so those
+  // deliveries are acknowledged to the broker rather than redelivered after the restart).
+  if (d.prop)
+    d.prop->stop_sources();
+  {
+    std::lock_guard<std::mutex> guard{d.mu};
+    if (d.state == impl::phase::stopped)
+      return d.outcome;
     d.state = impl::phase::stopping;  // publish refuses from here on; /ready says 503
     d.stop_requested = true;
     d.cv.notify_all();
@@ -579,6 +607,8 @@ run_outcome runtime::stop() {
   }
   d.root = nullptr;
   d.control.run([&] { d.sys.reset(); });  // waits for every actor to finish
+  if (d.prop)
+    d.prop->stop();  // rebuilds and the writers' I/O lanes
   d.writer->flush();  // the last checkpoints and dead letters
   {
     std::lock_guard<std::mutex> guard{d.query_mu};
@@ -591,6 +621,34 @@ run_outcome runtime::stop() {
   d.state = impl::phase::stopped;
   d.cv.notify_all();
   return d.outcome;
+}
+
+bool runtime::propagates_state() const { return impl_->cfg.propagates_state(); }
+
+namespace {
+propagation& propagation_of(const std::unique_ptr<propagation>& p, const char* what) {
+  if (!p)
+    throw std::logic_error(std::string{what} +
+                           ": entity-state propagation is not running (configure `targets` or "
+                           "`enrichment.lookups`, and start the runtime)");
+  return *p;
+}
+} // namespace
+
+std::string runtime::rebuild(const std::string& kind, const std::string& id) {
+  return propagation_of(impl_->prop, "rebuild").rebuild(kind, id);
+}
+
+std::optional<rebuild_progress> runtime::rebuild_status(const std::string& id) const {
+  return impl_->prop ? impl_->prop->rebuild_status(id) : std::nullopt;
+}
+
+std::optional<boost::json::value> runtime::entity_state(const std::string& kind, const std::string& id) const {
+  return impl_->prop ? impl_->prop->entity_state(kind, id) : std::nullopt;
+}
+
+boost::json::value runtime::propagation_status() const {
+  return impl_->prop ? impl_->prop->status() : boost::json::value(boost::json::object{});
 }
 
 std::string runtime::listen_address() const {

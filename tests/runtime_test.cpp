@@ -173,7 +173,7 @@ TEST_CASE("invalid events and options are refused with the reason", "[runtime]")
   CHECK_THROWS_AS(rt.subscribe(opts, [](const event&) {}), std::invalid_argument);
 }
 
-TEST_CASE("failing handlers are retried, then parked; dead letters can be retried and discarded",
+TEST_CASE("failing handlers are retried, then parked, dead letters can be retried and discarded",
           "[runtime][deadletter]") {
   temp_dir dir;
   runtime rt{test_config(dir)};

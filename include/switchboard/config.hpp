@@ -73,7 +73,7 @@ struct amqp_source_config {
   std::vector<std::string> exchanges;         ///< durable fan-out exchanges bound to `queue`
   bool declare = true;                        ///< declare the topology; false: check it exists
   std::string error_queue;                    ///< undecodable messages go here; "" = `queue` + "_error"
-  std::uint16_t prefetch = 256;               ///< unacknowledged deliveries at most
+  std::uint16_t prefetch = 1000;  ///< unacknowledged deliveries at most (acks wait for the commit)
   std::chrono::seconds heartbeat{10};
   std::chrono::milliseconds reconnect_initial{100};  ///< first delay after a lost connection
   std::chrono::milliseconds reconnect_max{5'000};    ///< cap of the doubling delay

@@ -25,6 +25,8 @@
 #include "switchboard/config.hpp"
 #include "switchboard/event.hpp"
 
+#include <boost/json/value.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -101,6 +103,23 @@ using event_handler = std::function<void(const event&)>;
 struct subscription {
   std::uint64_t id = 0;
   std::string pattern;
+};
+
+/// A rebuild of entity state (since 0.3): every selected entity is re-enriched from SQL and
+/// pushed again to every target.
+struct rebuild_progress {
+  std::string id;                  ///< "rebuild-N"
+  /// "queued", "running", "done" (every selected entity was tried; see `failed`) or "failed"
+  /// (the job could not go on: the store failed, or the runtime stopped).
+  std::string state;
+  std::string kind;                ///< the entity kind rebuilt; "" = all
+  std::string entity_id;           ///< the one entity rebuilt; "" = all of `kind`
+  std::uint64_t total = 0;         ///< entities selected (known once running)
+  std::uint64_t done = 0;          ///< entities re-enriched and stored so far
+  std::uint64_t failed = 0;        ///< entities whose lookups failed (their state is kept)
+  std::string error;               ///< why it failed, or the last entity error
+  std::string started_at;          ///< RFC 3339; "" while queued
+  std::string finished_at;         ///< RFC 3339; "" until done or failed
 };
 
 /// How a runtime ended.
@@ -189,6 +208,26 @@ public:
 
   /// Drains and stops. Idempotent. Returns how it ended.
   run_outcome stop();
+
+  // --- entity-state propagation (since 0.3; needs `targets` or `enrichment.lookups`) ---------
+
+  /// True when this runtime propagates entity state (see `config::propagates_state`).
+  bool propagates_state() const;
+
+  /// Starts a rebuild of all entities, of one kind, or of one entity (`kind` and `id`), and
+  /// returns its id at once. Throws std::logic_error when state propagation is not configured.
+  std::string rebuild(const std::string& kind = {}, const std::string& id = {});
+
+  /// The progress of a rebuild, if there is one with this id.
+  std::optional<rebuild_progress> rebuild_status(const std::string& id) const;
+
+  /// The stored state of one entity as JSON (kind, id, version, revision, sequence, state,
+  /// updated_at), or nothing if it has none.
+  std::optional<boost::json::value> entity_state(const std::string& kind, const std::string& id) const;
+
+  /// Figures of the propagation: per AMQP source, per target (pending, written, dead, writes,
+  /// 429s, ...) and the lookup cache.
+  boost::json::value propagation_status() const;
 
   /// `HOST:PORT` the HTTP server listens on (the real port when configured as 0), or "" when
   /// the HTTP server is disabled or not started.

@@ -39,21 +39,6 @@ std::optional<std::int64_t> stored_version(std::optional<std::uint64_t> v) {
 
 }  // namespace
 
-json::object to_json(const rebuild_progress& p) {
-  json::object o;
-  o["id"] = p.id;
-  o["state"] = p.state;
-  o["kind"] = p.kind;
-  o["entityId"] = p.entity_id;
-  o["total"] = p.total;
-  o["done"] = p.done;
-  o["failed"] = p.failed;
-  o["error"] = p.error;
-  o["startedAt"] = p.started_at;
-  o["finishedAt"] = p.finished_at;
-  return o;
-}
-
 json::object to_json(const stored_state& s) {
   json::object o;
   o["kind"] = s.kind;
@@ -66,7 +51,7 @@ json::object to_json(const stored_state& s) {
   o["sequence"] = s.sequence;
   o["base"] = s.base;
   o["state"] = s.state;
-  o["updatedAt"] = s.updated_at;
+  o["updated_at"] = s.updated_at;
   return o;
 }
 

@@ -17,6 +17,7 @@
 #include "core/lookup_cache.hpp"
 #include "switchboard/config.hpp"
 #include "switchboard/event.hpp"
+#include "switchboard/runtime.hpp"
 
 #include <boost/json/object.hpp>
 
@@ -28,28 +29,11 @@
 
 namespace switchboard::actors {
 
-/// Progress of one rebuild job (kept in memory; the last 100 jobs).
-struct rebuild_progress {
-  std::string id;  ///< "rebuild-N"
-  /// "queued", "running", "done" (every selected entity was tried; see `failed`) or "failed"
-  /// (the job could not go on: the store failed, or the pipeline stopped).
-  std::string state;
-  std::string kind;          ///< entity kind filter, "" = all
-  std::string entity_id;     ///< entity id filter, "" = all of `kind`
-  std::uint64_t total = 0;   ///< entities selected (counted when the job starts)
-  std::uint64_t done = 0;    ///< stored with a new revision
-  std::uint64_t failed = 0;  ///< gave up on (lookup or store failure); see `error`
-  std::string error;         ///< the last failure, or why the job failed
-  std::string started_at;    ///< RFC 3339, "" while queued
-  std::string finished_at;   ///< RFC 3339, "" until done or failed
-};
-
-/// JSON for the admin API (`GET /v1/rebuild/{id}`): the members above by name ("id", "state",
-/// "kind", "entityId", "total", "done", "failed", "error", "startedAt", "finishedAt").
-boost::json::object to_json(const rebuild_progress& p);
+/// Progress of one rebuild job (kept in memory; the last 100 jobs): the public struct.
+using rebuild_progress = switchboard::rebuild_progress;
 
 /// JSON for `GET /v1/state/{kind}/{id}`: kind, id, version (or null), revision, sequence,
-/// base, state, updatedAt.
+/// base, state, updated_at.
 boost::json::object to_json(const adapters::sqlite::stored_state& s);
 
 class state_pipeline {

@@ -420,8 +420,7 @@ TEST_CASE("sync writer: after a restart of the process, the backlog is written",
   CHECK(writer->stats().ok == 600);
 }
 
-TEST_CASE("sync writer: a terminal failure is a dead write; other entities go on",
-          "[sync_writer]") {
+TEST_CASE("sync writer: a terminal failure is a dead write, other entities go on", "[sync_writer]") {
   fixture f;
   const auto ws = f.created_sid("/taskrouter/v1/Workspaces", {{"FriendlyName", "agents"}});
   const auto real = f.created_sid("/taskrouter/v1/Workspaces/" + ws + "/Workers",

@@ -325,7 +325,7 @@ TEST_CASE("size limits: the body limit gives 413, the codec limits reject single
   CHECK(journal_ids(s) == std::vector<std::string>{"small-1"});
 }
 
-TEST_CASE("every /v1/ route wants the bearer token; /health does not", "[http]") {
+TEST_CASE("every /v1/ route wants the bearer token, /health does not", "[http]") {
   served s;
   const std::string body = event_json("a-1", 1);
   auto missing = s.client.Post("/v1/events", body, structured);

@@ -173,7 +173,7 @@ TEST_CASE("duplicates by (source, id) are stored once and report the original's 
   CHECK(store.last_sequence() == 5);
 }
 
-TEST_CASE("a full disk fails the whole batch; after space frees, appends continue contiguously",
+TEST_CASE("a full disk fails the whole batch, after space frees, appends continue contiguously",
           "[journal_store]") {
   temp_dir dir;
   auto options = writer_options(dir.file("journal.db"));

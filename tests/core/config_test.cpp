@@ -112,7 +112,7 @@ TEST_CASE("an empty object gives the embedded defaults", "[config]") {
   require_defaults(c);
 }
 
-TEST_CASE("every key is read into its own setting; comments and trailing commas are accepted",
+TEST_CASE("every key is read into its own setting, comments and trailing commas are accepted",
           "[config]") {
   const auto c = parsed(R"(
     // line comment
@@ -164,7 +164,7 @@ TEST_CASE("keys left out keep their defaults", "[config]") {
   CHECK(c.scheduler.max_threads == 2);
 }
 
-TEST_CASE("error messages have the form file: key: problem; allowed: ...", "[config]") {
+TEST_CASE("error messages have the form file: key: problem, allowed: ...", "[config]") {
   CHECK(config_error{"a.json", "http.port", "is 70000 (an integer), out of range", "an integer from 0 to 65535"}
             .message() == "a.json: http.port: is 70000 (an integer), out of range; allowed: an integer from 0 to 65535");
   CHECK(config_error{"a.json", "$", "is empty", ""}.message() == "a.json: $: is empty");

@@ -16,7 +16,7 @@ TEST_CASE("dotted paths find nested members and nothing else", "[core][json_path
   CHECK(find_path(v, "arr.0") == nullptr);   // arrays are not indexed
 }
 
-TEST_CASE("scalars have text; structures and fractions do not", "[core][json_path]") {
+TEST_CASE("scalars have text, structures and fractions do not", "[core][json_path]") {
   CHECK(scalar_text(json::value("A-1")) == "A-1");
   CHECK(scalar_text(json::value(42)) == "42");
   CHECK(scalar_text(json::value(42.0)) == "42");

@@ -82,7 +82,7 @@ TEST_CASE("write schedule: a burst of 1000 revisions of one key in 1 s costs abo
   CHECK(s.in_flight() == 0);
 }
 
-TEST_CASE("write schedule: one write in flight per key; newer offers wait and replace each other",
+TEST_CASE("write schedule: one write in flight per key, newer offers wait and replace each other",
           "[write_schedule]") {
   write_schedule s{limits()};
   s.offer("k", 1, t0);
@@ -135,7 +135,7 @@ TEST_CASE("write schedule: the writer may write a newer state than offered", "[w
   CHECK_FALSE(s.next_wakeup());
 }
 
-TEST_CASE("write schedule: concurrency bounds writes in flight; keys take turns",
+TEST_CASE("write schedule: concurrency bounds writes in flight, keys take turns",
           "[write_schedule]") {
   write_schedule s{limits(2, 0ms)};
   for (const char* k : {"a", "b", "c", "d"})
@@ -205,7 +205,7 @@ TEST_CASE("write schedule: a 429 delays only that key, by its Retry-After", "[wr
   CHECK(s.counts().retried == 1);
 }
 
-TEST_CASE("write schedule: backoff grows with jitter within bounds; dead after max_attempts; a "
+TEST_CASE("write schedule: backoff grows with jitter within bounds, dead after max_attempts, a "
           "newer revision starts afresh",
           "[write_schedule]") {
   write_schedule s{limits(4, 0ms, 4), 42};
@@ -242,7 +242,7 @@ TEST_CASE("write schedule: backoff grows with jitter within bounds; dead after m
   CHECK(fresh->attempt == 1);
 }
 
-TEST_CASE("write schedule: give_up is dead at once; other keys go on", "[write_schedule]") {
+TEST_CASE("write schedule: give_up is dead at once, other keys go on", "[write_schedule]") {
   write_schedule s{limits()};
   s.offer("bad", 1, t0);
   s.offer("good", 1, t0);

@@ -256,6 +256,93 @@ void http_server::add_api_routes() {
                  res, 200,
                  boost::json::serialize(boost::json::object{{"id", *id}, {"status", "discarded"}}));
            }));
+
+  add_state_routes(guarded);
+}
+
+template <class Guard>
+void http_server::add_state_routes(Guard guarded) {
+  auto& s = *server_;
+  auto not_configured = [](httplib::Response& res) {
+    reply_error(res, 404,
+                "entity-state propagation is not configured on this server: add `targets` or "
+                "`enrichment.lookups` to its configuration");
+  };
+
+  s.Post("/v1/rebuild", guarded([this, not_configured](const httplib::Request& req, httplib::Response& res) {
+    if (!hooks_.rebuild)
+      return not_configured(res);
+    std::string kind;
+    std::string id;
+    if (!req.body.empty()) {
+      boost::json::error_code ec;
+      const auto body = boost::json::parse(req.body, ec);
+      const auto* obj = ec ? nullptr : body.if_object();
+      auto text_member = [&](const char* name, std::string& out) {
+        const auto* v = obj->if_contains(name);
+        if (v == nullptr || v->is_null())
+          return true;
+        if (!v->is_string())
+          return false;
+        out.assign(v->get_string().data(), v->get_string().size());
+        return true;
+      };
+      if (obj == nullptr || !text_member("kind", kind) || !text_member("id", id))
+        return reply_error(res, 400,
+                           "the body must be empty (rebuild everything) or a JSON object with optional "
+                           "string members \"kind\" and \"id\", e.g. {\"kind\": \"application\"}");
+      for (const auto& member : *obj)
+        if (member.key() != "kind" && member.key() != "id")
+          return reply_error(res, 400, "unknown member \"" + std::string(member.key()) +
+                                           "\" in the rebuild request; allowed: \"kind\", \"id\"");
+      if (!id.empty() && kind.empty())
+        return reply_error(res, 400, "an \"id\" needs its \"kind\": entity ids are unique per kind");
+    }
+    const auto rebuild_id = hooks_.rebuild(kind, id);
+    res.set_header("Location", "/v1/rebuild/" + rebuild_id);
+    reply_json(res, 202,
+               boost::json::serialize(boost::json::object{{"id", rebuild_id},
+                                                          {"status_url", "/v1/rebuild/" + rebuild_id}}));
+  }));
+
+  s.Get(R"(/v1/rebuild/([A-Za-z0-9_-]+))", guarded([this, not_configured](const httplib::Request& req, httplib::Response& res) {
+    if (!hooks_.rebuild_status)
+      return not_configured(res);
+    const auto progress = hooks_.rebuild_status(req.matches[1].str());
+    if (!progress)
+      return reply_error(res, 404, "no rebuild with id " + req.matches[1].str() +
+                                       " (ids are kept in memory until the server restarts)");
+    reply_json(res, 200,
+               boost::json::serialize(boost::json::object{
+                   {"id", progress->id},
+                   {"state", progress->state},
+                   {"kind", progress->kind},
+                   {"entity_id", progress->entity_id},
+                   {"total", progress->total},
+                   {"done", progress->done},
+                   {"failed", progress->failed},
+                   {"error", progress->error},
+                   {"started_at", progress->started_at},
+                   {"finished_at", progress->finished_at}}));
+  }));
+
+  s.Get(R"(/v1/state/([^/]+)/([^/]+))",
+        guarded([this, not_configured](const httplib::Request& req, httplib::Response& res) {
+          if (!hooks_.entity_state)
+            return not_configured(res);
+          const auto kind = req.matches[1].str();
+          const auto id = req.matches[2].str();
+          const auto state = hooks_.entity_state(kind, id);
+          if (!state)
+            return reply_error(res, 404, "no state stored for " + kind + " " + id);
+          reply_json(res, 200, boost::json::serialize(*state));
+        }));
+
+  s.Get("/v1/propagation", guarded([this, not_configured](const httplib::Request&, httplib::Response& res) {
+    if (!hooks_.propagation_status)
+      return not_configured(res);
+    reply_json(res, 200, boost::json::serialize(hooks_.propagation_status()));
+  }));
 }
 
 http_server::~http_server() { stop(); }
@@ -318,6 +405,12 @@ http_server::hooks runtime_hooks(runtime& rt) {
   };
   h.retry_dead_letter = [&rt](std::uint64_t id) { return rt.retry_dead_letter(id); };
   h.discard_dead_letter = [&rt](std::uint64_t id) { return rt.discard_dead_letter(id); };
+  if (rt.propagates_state()) {
+    h.rebuild = [&rt](const std::string& kind, const std::string& id) { return rt.rebuild(kind, id); };
+    h.rebuild_status = [&rt](const std::string& id) { return rt.rebuild_status(id); };
+    h.entity_state = [&rt](const std::string& kind, const std::string& id) { return rt.entity_state(kind, id); };
+    h.propagation_status = [&rt] { return rt.propagation_status(); };
+  }
   return h;
 }
 

@@ -3,7 +3,9 @@
 // The daemon's HTTP server (cpp-httplib): its own thread pool, never a CAF scheduler thread.
 // Open: `GET /health`, `GET /ready`. Behind the bearer token (SWITCHBOARD_API_TOKEN):
 // `POST /v1/events` (ingest, see ingest.hpp), `GET /v1/events` (read the journal),
-// `GET /v1/dead-letters`, `POST /v1/dead-letters/{id}/retry`, `DELETE /v1/dead-letters/{id}`.
+// `GET /v1/dead-letters`, `POST /v1/dead-letters/{id}/retry`, `DELETE /v1/dead-letters/{id}`;
+// entity state: `POST /v1/rebuild`, `GET /v1/rebuild/{id}`, `GET /v1/state/{kind}/{id}`,
+// `GET /v1/propagation`.
 
 #include "adapters/http/ingest.hpp"
 #include "switchboard/config.hpp"
@@ -13,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -44,6 +47,13 @@ public:
         dead_letters;
     std::function<bool(std::uint64_t id)> retry_dead_letter;
     std::function<bool(std::uint64_t id)> discard_dead_letter;
+
+    /// Entity-state propagation; all empty when it is not configured (routes answer 404).
+    std::function<std::string(const std::string& kind, const std::string& id)> rebuild;
+    std::function<std::optional<rebuild_progress>(const std::string& id)> rebuild_status;
+    std::function<std::optional<boost::json::value>(const std::string& kind, const std::string& id)>
+        entity_state;
+    std::function<boost::json::value()> propagation_status;
   };
 
   http_server(http_config cfg, hooks h);
@@ -61,6 +71,8 @@ public:
 
 private:
   void add_api_routes();
+  template <class Guard>
+  void add_state_routes(Guard guarded);
   /// True if the request carries the API token; else answers 401 and returns false.
   bool authorized(const httplib::Request& req, httplib::Response& res) const;
 

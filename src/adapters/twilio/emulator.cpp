@@ -792,6 +792,8 @@ void emulator::impl::serve(const httplib::Request& req, httplib::Response& res) 
   if (logged_request)
     log_outcome(log_id, a.status, fault.name);
   courier.send(std::move(webhooks));
+  if (logged_request && options.on_answer)
+    options.on_answer(req.method, req.path, a.status);
 }
 
 void emulator::impl::add_emulator_routes() {

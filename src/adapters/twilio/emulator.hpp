@@ -22,6 +22,7 @@
 //                                       phone network delivered an SMS from a customer
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -63,6 +64,9 @@ struct emulator_options {
   /// `url`, `links` and paging URLs name Twilio's hosts (https://sync.twilio.com/v1/...) instead
   /// of this emulator (http://HOST:PORT/sync/v1/...), for clients that rewrite Twilio's URLs.
   bool twilio_urls = false;
+  /// In-process observers (benchmarks, tests): called on a server thread after each answered
+  /// request outside /_emulator/, with its method, path and status. Must not block.
+  std::function<void(const std::string& method, const std::string& path, int status)> on_answer;
 };
 
 class emulator {

@@ -1,0 +1,172 @@
+#include "propagation.hpp"
+
+#include "actors/state_pipeline.hpp"
+#include "actors/supervisor.hpp"
+#include "actors/sync_writer.hpp"
+#include "adapters/amqp/source.hpp"
+#include "adapters/sqlite/state_store.hpp"
+
+#include <boost/json/object.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+
+namespace switchboard {
+
+namespace json = boost::json;
+
+struct propagation::impl {
+  config cfg;
+  std::shared_ptr<adapters::sqlite::state_store> store;
+  std::unique_ptr<actors::state_pipeline> pipeline;
+  std::vector<std::shared_ptr<actors::sync_writer>> writers;
+  std::vector<std::unique_ptr<adapters::amqp::amqp_source>> sources;
+};
+
+propagation::propagation(const config& cfg) : impl_(std::make_unique<impl>()) {
+  auto& d = *impl_;
+  d.cfg = cfg;
+  const auto path = (std::filesystem::path{cfg.data_dir} / "state.db").string();
+  try {
+    d.store = std::make_shared<adapters::sqlite::state_store>(path);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot open the entity state store: " + std::string{e.what()});
+  }
+  d.pipeline = std::make_unique<actors::state_pipeline>(cfg, d.store);  // names the key on error
+  const auto client = actors::writer_client_options(cfg.twilio);
+  for (std::size_t i = 0; i < cfg.targets.size(); ++i) {
+    try {
+      d.writers.push_back(actors::sync_writer::create(cfg.targets[i], client, d.store));
+    } catch (const std::exception& e) {
+      throw std::runtime_error("targets[" + std::to_string(i) + "] (" + cfg.targets[i].name +
+                               "): " + e.what());
+    }
+  }
+  // Writers rely on the store's ledger; the notification only saves them a scan.
+  d.pipeline->on_change([writers = d.writers](const adapters::sqlite::stored_state& s) {
+    for (const auto& w : writers)
+      w->notify(s);
+  });
+}
+
+propagation::~propagation() {
+  try {
+    stop_sources();
+    stop();
+  } catch (const std::exception& e) {
+    spdlog::error("propagation: stop failed: {}", e.what());
+  }
+}
+
+subscription_options propagation::subscription() const {
+  subscription_options opts;
+  opts.pattern = impl_->cfg.state.pattern;
+  opts.name = subscription_name;
+  opts.partitions = impl_->cfg.state.partitions;
+  // The pipeline decides staleness against the stored version itself (durably, across
+  // restarts), so the bus's in-memory stale filter is not needed.
+  opts.drop_stale_versions = false;
+  return opts;
+}
+
+event_handler propagation::handler() {
+  auto* pipeline = impl_->pipeline.get();
+  return [pipeline](const event& ev) { pipeline->handle(ev); };
+}
+
+child_spec propagation::writers_child(const supervision_config& supervision) const {
+  supervisor_spec spec;
+  spec.name = "writers";
+  spec.strategy = restart_strategy::one_for_one;  // one target's trouble never stops another
+  spec.intensity = {supervision.max_restarts, supervision.within};
+  spec.backoff = {supervision.backoff_initial, supervision.backoff_max};
+  for (const auto& w : impl_->writers)
+    spec.children.push_back(w->child());
+  return actors::supervisor_child(std::move(spec));
+}
+
+void propagation::start_sources(publish_fn publish) {
+  auto& d = *impl_;
+  const char* password = std::getenv("SWITCHBOARD_AMQP_PASSWORD");
+  for (const auto& source : d.cfg.amqp_sources) {
+    auto s = std::make_unique<adapters::amqp::amqp_source>(source, password ? password : "guest",
+                                                           d.cfg.limits, publish, d.cfg.drain_timeout);
+    s->start();
+    d.sources.push_back(std::move(s));
+  }
+}
+
+void propagation::stop_sources() {
+  for (auto& s : impl_->sources)
+    s->stop();
+}
+
+void propagation::stop() {
+  auto& d = *impl_;
+  if (d.pipeline)
+    d.pipeline->stop();
+  for (auto& w : d.writers)
+    w->stop();
+}
+
+std::string propagation::rebuild(const std::string& kind, const std::string& id) {
+  return impl_->pipeline->start_rebuild(kind, id);
+}
+
+std::optional<rebuild_progress> propagation::rebuild_status(const std::string& id) const {
+  return impl_->pipeline->rebuild_status(id);
+}
+
+std::optional<json::value> propagation::entity_state(const std::string& kind, const std::string& id) const {
+  auto s = impl_->pipeline->state_of(kind, id);
+  if (!s)
+    return std::nullopt;
+  return json::value(actors::to_json(*s));
+}
+
+json::value propagation::status() const {
+  const auto& d = *impl_;
+  json::array sources;
+  for (const auto& s : d.sources) {
+    const auto st = s->stats();
+    sources.push_back(json::object{{"name", s->configuration().name},
+                                   {"queue", s->configuration().queue},
+                                   {"connected", st.connected},
+                                   {"delivered", st.delivered},
+                                   {"acked", st.acked},
+                                   {"to_error_queue", st.to_error_queue},
+                                   {"reconnects", st.reconnects},
+                                   {"last_error", st.last_error}});
+  }
+  json::array targets;
+  for (const auto& w : d.writers) {
+    const auto st = w->stats();
+    const auto counts = d.store->counts(w->target().name, w->target().entity_kind);
+    targets.push_back(json::object{{"name", st.target},
+                                   {"entity_kind", w->target().entity_kind},
+                                   {"pending", counts.pending},
+                                   {"written", counts.written},
+                                   {"dead", counts.dead},
+                                   {"offers", st.offers},
+                                   {"coalesced", st.coalesced},
+                                   {"writes", st.writes_sent},
+                                   {"ok", st.ok},
+                                   {"retried", st.retried},
+                                   {"rate_limited", st.rate_limited},
+                                   {"conflicts", st.conflicts},
+                                   {"in_flight", st.in_flight},
+                                   {"restarts", st.restarts}});
+  }
+  const auto cache = d.pipeline->cache_stats();
+  return json::object{{"sources", std::move(sources)},
+                      {"targets", std::move(targets)},
+                      {"cache", json::object{{"hits", cache.hits},
+                                             {"misses", cache.misses},
+                                             {"evictions", cache.evictions},
+                                             {"invalidations", cache.invalidations}}},
+                      {"entities", d.store->entity_count()}};
+}
+
+} // namespace switchboard
