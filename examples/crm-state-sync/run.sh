@@ -72,7 +72,7 @@ sqlite3 "$work/crm.db" < "$here/crm.sql"
 sed -e "s|@DATA_DIR@|$work/data|" -e "s|@AMQP_PORT@|$RMQ_PORT|" -e "s|@CRM_DB@|$work/crm.db|" \
     -e "s|@SYNC_SERVICE@|$service|" -e "s|@WORKSPACE@|$workspace|" -e "s|@TWILIO_URL@|$twilio|" \
     "$here/switchboard.json.in" > "$work/switchboard.json"
-"$bin" check-config --config "$work/switchboard.json"
+"$bin" check-config "$work/switchboard.json"
 
 say "switchboard daemon"
 "$bin" run --config "$work/switchboard.json" > "$work/daemon.log" 2>&1 &
