@@ -7,21 +7,25 @@
 //   latency   events for distinct entities offered at a fixed rate (default 10k/s for 5 s)
 //             through runtime::publish_async; for each, the time from the publish call to the
 //             emulator's answer to the write of that entity's document. Each entity gets one
-//             event, so every event costs one Sync write (an update answered 404, then a
-//             create: two requests for a new document).
+//             event, so every event costs one Sync write: an update of a document created
+//             before the run (the steady state of a deployment; new documents cost one more
+//             request, the update's 404, before the create).
 //
 // Prints one JSON object per line on stdout, a summary on stderr. Options (--name=value):
 //   --rate=10000 --seconds=5 --managers=100 (distinct account managers: cache hit ratio)
-//   --partitions=2 --concurrency=8 (the writer's parallel requests) --dir=PATH --keep
+//   --partitions=2 --concurrency=8 (the writer's parallel requests) --threads=2 (CAF
+//   scheduler threads) --dir=PATH --keep
 
 #include "bench_util.hpp"
 
+#include "adapters/twilio/client.hpp"
 #include "adapters/twilio/emulator.hpp"
 #include "switchboard/config.hpp"
 #include "switchboard/event.hpp"
 #include "switchboard/runtime.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <httplib.h>
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -72,20 +76,25 @@ void make_crm(const std::string& path, int managers) {
   tx.commit();
 }
 
-/// POST a form to the emulator; the answer's "sid".
-std::string create_service(const std::string& base) {
-  // One request with curl would do; a client keeps this program free of shell-outs.
-  std::string cmd = "curl -sS -u " + std::string(account_sid) + ":" + auth_token + " -X POST " + base +
-                    "/sync/v1/Services --data-urlencode FriendlyName=bench";
-  std::FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p)
-    throw std::runtime_error("cannot run curl");
-  std::string out;
-  char buf[4096];
-  while (auto n = std::fread(buf, 1, sizeof buf, p))
-    out.append(buf, n);
-  ::pclose(p);
-  return std::string(json::parse(out).at("sid").as_string());
+/// Creates documents bench-0 .. bench-(n-1) with `threads` clients, so that the measured writes
+/// are updates of existing documents (the steady state of a deployment).
+void precreate(const std::string& base, const std::string& service, std::uint64_t n, int threads) {
+  std::vector<std::thread> workers;
+  std::atomic<std::uint64_t> next{0};
+  std::atomic<std::uint64_t> failed{0};
+  for (int t = 0; t < threads; ++t)
+    workers.emplace_back([&] {
+      adapters::twilio::client_options o;
+      o.base_url = base;
+      adapters::twilio::client c(o);
+      for (auto i = next++; i < n; i = next++)
+        if (!c.create_document(service, "bench-" + std::to_string(i), json::object{{"status", "new"}}))
+          ++failed;
+    });
+  for (auto& w : workers)
+    w.join();
+  if (failed > 0)
+    throw std::runtime_error(std::to_string(failed.load()) + " documents could not be created");
 }
 
 } // namespace
@@ -135,7 +144,20 @@ int main(int argc, char** argv) try {
   };
   adapters::twilio::emulator emu(eo);
   emu.start();
-  const auto service = create_service(emu.base_url());
+  std::string service;
+  {
+    // The client adapter makes no Sync services (switchboard never does); ask the emulator directly.
+    httplib::Client http(emu.base_url());
+    http.set_basic_auth(account_sid, auth_token);
+    auto res = http.Post("/sync/v1/Services", httplib::Params{{"FriendlyName", "bench"}});
+    if (!res || res->status != 201)
+      throw std::runtime_error("cannot create a Sync service on the emulator");
+    service = std::string(json::parse(res->body).at("sid").as_string());
+  }
+  const auto t_pre = steady::now();
+  precreate(emu.base_url(), service, n, 4);
+  std::cerr << "propagation: " << n << " documents created in "
+            << bench::seconds_between(t_pre, steady::now()) << " s\n";
   make_crm(dir + "/crm.db", managers);
 
   config cfg;
@@ -150,6 +172,7 @@ int main(int argc, char** argv) try {
   l.into = "accountManager";
   cfg.enrichment.lookups.push_back(l);
   cfg.state.partitions = partitions;
+  cfg.scheduler.max_threads = a.num<std::size_t>("threads", cfg.scheduler.max_threads);
   target_config t;
   t.name = "documents";
   t.type = target_config::kind::sync_document;
@@ -163,6 +186,17 @@ int main(int argc, char** argv) try {
 
   runtime rt(cfg);
   rt.start();
+  // A plain subscriber beside the state pipeline: the bus's own share of the latency.
+  std::vector<double> bus_us;
+  bus_us.reserve(n);
+  std::mutex bus_mu;
+  rt.subscribe("*", [&](const event& ev) {
+    const auto i = std::strtoull(ev.entity_id.c_str(), nullptr, 10);
+    const auto now = steady::now();
+    std::lock_guard<std::mutex> g{bus_mu};
+    if (i < n)
+      bus_us.push_back(std::chrono::duration<double, std::micro>(now - published[i]).count());
+  });
 
   const auto cpu0 = bench::process_cpu_seconds();
   const auto start = steady::now();
@@ -203,11 +237,19 @@ int main(int argc, char** argv) try {
   const double p50 = bench::quantile(lat, 0.50);
   const double p99 = bench::quantile(lat, 0.99);
   const double pmax = lat.empty() ? 0 : lat.back();
+  std::vector<double> bus;
+  {
+    std::lock_guard<std::mutex> g{bus_mu};
+    bus = bus_us;
+  }
+  const double bus_p50 = bench::quantile(bus, 0.50);
+  const double bus_p99 = bench::quantile(bus, 0.99);
   bench::json_line j;
   j.str("bench", "propagation").str("phase", "latency")
       .number("events", static_cast<double>(n)).number("offered_per_s", rate)
       .number("achieved_per_s", achieved).number("written", static_cast<double>(written.load()))
       .number("latency_p50_us", p50).number("latency_p99_us", p99).number("latency_max_us", pmax)
+      .number("bus_p50_us", bus_p50).number("bus_p99_us", bus_p99)
       .number("emulator_requests", static_cast<double>(requests.load()))
       .number("http_429", static_cast<double>(too_many.load()))
       .number("drain_s", bench::seconds_between(offered_end, end))
@@ -216,7 +258,8 @@ int main(int argc, char** argv) try {
   j.print();
   std::cerr << "propagation: " << n << " events offered at " << rate << "/s (achieved " << achieved
             << "/s); written " << written.load() << "; publish -> Sync write p50 " << p50 / 1000 << " ms, p99 "
-            << p99 / 1000 << " ms, max " << pmax / 1000 << " ms; " << requests.load() << " emulator requests, "
+            << p99 / 1000 << " ms, max " << pmax / 1000 << " ms (publish -> a plain subscriber: p50 "
+            << bus_p50 / 1000 << " ms, p99 " << bus_p99 / 1000 << " ms); " << requests.load() << " emulator requests, "
             << too_many.load() << " 429s; cpu " << (cpu1 - cpu0) << " s\n";
   if (!keep)
     fs::remove_all(dir);

@@ -400,10 +400,11 @@ std::vector<std::string_view> names_of(const std::vector<key_rule>& rules);
 
 /// An array of sections, each an object with the keys `rules_for(element)` gives; `finish`
 /// checks an element once all its keys are applied (required keys, defaults that depend on
-/// other keys).
+/// other keys), seeing which keys were given.
 template <class T>
 apply_fn section_list(std::vector<T>& target, std::function<std::vector<key_rule>(T&)> rules_for,
-                      std::function<check(T&, const std::string& path)> finish, std::string what) {
+                      std::function<check(T&, const std::string& path, const json::value& given)> finish,
+                      std::string what) {
   return [&target, rules_for = std::move(rules_for), finish = std::move(finish),
           what = std::move(what)](const json::value& v, const std::string& path) -> check {
     if (!v.is_array())
@@ -418,7 +419,7 @@ apply_fn section_list(std::vector<T>& target, std::function<std::vector<key_rule
                     what + ": an object with the keys " + quoted_list(names_of(rules)));
       if (auto error = apply_rules(item, item_path, rules, rules))
         return error;
-      if (auto error = finish(element, item_path))
+      if (auto error = finish(element, item_path, item))
         return error;
       out.push_back(std::move(element));
     }
@@ -468,7 +469,7 @@ std::vector<key_rule> message_mapping_rules(amqp_message_mapping& m) {
   };
 }
 
-check finish_message_mapping(amqp_message_mapping& m, const std::string& path) {
+check finish_message_mapping(amqp_message_mapping& m, const std::string& path, const json::value&) {
   const std::string example = "see config/crm-state-sync.json for an example";
   for (auto [value, key] : {std::pair{&m.message_type, "message_type"}, std::pair{&m.event_type, "event_type"},
                             std::pair{&m.entity_kind, "entity_kind"}, std::pair{&m.entity_id_field, "entity_id_field"}})
@@ -511,7 +512,7 @@ std::vector<key_rule> amqp_source_rules(amqp_source_config& a) {
   };
 }
 
-check finish_amqp_source(amqp_source_config& a, const std::string& path) {
+check finish_amqp_source(amqp_source_config& a, const std::string& path, const json::value&) {
   if (auto error = require(a.name, path, "name", "a unique name for this source, e.g. \"crm\""))
     return error;
   if (auto error = require(a.queue, path, "queue", "the durable queue to consume, e.g. \"switchboard.crm\""))
@@ -549,7 +550,7 @@ std::vector<key_rule> lookup_rules(lookup_config& l) {
   };
 }
 
-check finish_lookup(lookup_config& l, const std::string& path) {
+check finish_lookup(lookup_config& l, const std::string& path, const json::value&) {
   for (auto [value, key, allowed] :
        {std::tuple{&l.name, "name", "a unique name, e.g. \"account_manager\""},
         std::tuple{&l.entity_kind, "entity_kind", "the entity kind it enriches"},
@@ -661,31 +662,6 @@ apply_fn base_url(std::string& target) {
   };
 }
 
-/// `targets`: like section_list, but the checks need to see which keys were given.
-apply_fn targets_rule(std::vector<target_config>& target) {
-  return [&target](const json::value& v, const std::string& path) -> check {
-    const std::string what = "targets (Sync documents, Sync map items or TaskRouter workers)";
-    if (!v.is_array())
-      return fail(path, "is " + describe(v) + ", not an array", "an array of " + what);
-    std::vector<target_config> out;
-    for (const auto& item : v.get_array()) {
-      const std::string item_path = path + "[" + std::to_string(out.size()) + "]";
-      target_config element;
-      const auto rules = target_rules(element);
-      if (!item.is_object())
-        return fail(item_path, "is " + describe(item) + ", not an object",
-                    what + ": an object with the keys " + quoted_list(names_of(rules)));
-      if (auto error = apply_rules(item, item_path, rules, rules))
-        return error;
-      if (auto error = finish_target(element, item_path, item))
-        return error;
-      out.push_back(std::move(element));
-    }
-    target = std::move(out);
-    return std::nullopt;
-  };
-}
-
 /// The whole file, with setters that write into `cfg`. Upper bounds are sanity limits: big
 /// enough for any real deployment, small enough to catch a slipped digit.
 std::vector<key_rule> schema(config& cfg) {
@@ -759,7 +735,10 @@ std::vector<key_rule> schema(config& cfg) {
            {"pattern", non_empty_string(cfg.state.pattern, "an event type pattern: \"a.b\", \"a.*\" or \"*\""), {}},
            {"partitions", count(1, 64, cfg.state.partitions), {}},
        }},
-      {"targets", targets_rule(cfg.targets), {}},
+      {"targets",
+       section_list<target_config>(cfg.targets, target_rules, finish_target,
+                                   "targets (Sync documents, Sync map items or TaskRouter workers)"),
+       {}},
       {"twilio",
        {},
        {
