@@ -2,6 +2,7 @@
 //
 // Exit codes: 0 ok; 1 could not start; 2 bad config or usage; 3 the root supervisor gave up.
 
+#include "adapters/sqlite/lookup_db.hpp"
 #include "adapters/twilio/emulator.hpp"
 #include "switchboard/config.hpp"
 #include "switchboard/runtime.hpp"
@@ -54,9 +55,23 @@ std::optional<switchboard::config> load(const std::string& path) {
   return std::move(*result.value);
 }
 
+/// What the configuration names outside itself and can be checked without side effects: the
+/// enrichment database and every lookup's SQL. A bad one is a configuration error (exit 2).
+bool check_references(const switchboard::config& cfg) {
+  if (cfg.enrichment.lookups.empty())
+    return true;
+  try {
+    switchboard::adapters::sqlite::lookup_db probe(cfg.enrichment, 1);
+  } catch (const std::exception& e) {
+    std::cerr << "switchboard: bad configuration: " << cfg.source << ": " << e.what() << "\n";
+    return false;
+  }
+  return true;
+}
+
 int run(const std::string& config_path, const std::string& data_dir, const std::string& listen) {
   auto cfg = load(config_path);
-  if (!cfg)
+  if (!cfg || !check_references(*cfg))
     return exit_bad_config;
   if (!data_dir.empty())
     cfg->data_dir = data_dir;
@@ -213,7 +228,8 @@ int main(int argc, char** argv) {
     return exit_ok;
   }
   if (*check_cmd) {
-    if (!load(check_path))
+    const auto cfg = load(check_path);
+    if (!cfg || !check_references(*cfg))
       return exit_bad_config;
     std::cout << check_path << ": ok" << std::endl;
     return exit_ok;

@@ -116,6 +116,20 @@ fi
 if expect_exit 2 "check-config with broken JSON" "$bin" check-config "$not_json"; then
   stderr_names "$not_json" "the JSON syntax error"
 fi
+# A lookup whose SQL names a table the database does not have: found by check-config and run.
+bad_sql=$tmp/bad-sql.json
+sqlite3 "$tmp/crm.db" 'CREATE TABLE managers (id TEXT PRIMARY KEY, name TEXT)'
+printf '{"enrichment": {"database": "%s", "lookups": [{"name": "manager", "entity_kind": "application",
+  "sql": "SELECT name FROM account_managers WHERE id = ?", "params": ["managerId"], "into": "manager"}]}}\n' \
+  "$tmp/crm.db" >"$bad_sql"
+if expect_exit 2 "check-config with a lookup on a missing table" "$bin" check-config "$bad_sql"; then
+  stderr_names "enrichment.lookups[0].sql" "the lookup SQL error"
+  stderr_names "account_managers" "the lookup SQL error"
+fi
+if expect_exit 2 "run with a lookup on a missing table" \
+    "$bin" run --config "$bad_sql" --data-dir "$tmp/data-bad-sql" --listen 127.0.0.1:0; then
+  stderr_names "enrichment.lookups[0].sql" "run's lookup SQL error"
+fi
 if expect_exit 2 "check-config with a missing file" "$bin" check-config "$missing"; then
   stderr_names "$missing" "the missing-file error"
 fi
