@@ -133,7 +133,6 @@ struct crm {
     INFO(parsed.error.message());
     REQUIRE(parsed);
     cfg = *parsed.value;
-    cfg.log.level = "warn";
     cfg.drain_timeout = 10s;
     REQUIRE(cfg.amqp_sources.size() == 1);
     auto& source = cfg.amqp_sources[0];
@@ -769,8 +768,8 @@ TEST_CASE("propagation: an undecodable and an unmapped message go to the error q
   CHECK(testing::ready_count(w.prefix) == 0);
 }
 
-TEST_CASE("propagation: a rebuild over HTTP re-reads the CRM and rewrites the documents; state "
-          "readable over HTTP; bad rebuild requests answered 400",
+TEST_CASE("propagation: a rebuild over HTTP re-reads the CRM and rewrites the documents, state "
+          "readable over HTTP, bad rebuild requests answered 400",
           "[propagation][rmq][rebuild]") {
   crm w;
   w.start();
@@ -985,3 +984,4 @@ TEST_CASE("propagation: a restarted runtime resumes, re-applies no event, and wr
   }
   CHECK(w.rt->dead_letters().empty());
 }
+
