@@ -5,6 +5,7 @@
 #include "adapters/twilio/emulator.hpp"
 #include "adapters/twilio/emulator_rules.hpp"
 #include "adapters/twilio/signature.hpp"
+#include "support/eventually.hpp"
 
 #include <httplib.h>
 #include <boost/json.hpp>
@@ -835,4 +836,36 @@ TEST_CASE("The request log lists requests in arrival order", "[twilio][emulator]
   const auto& services = state.at("sync").at("services").as_array();
   REQUIRE(services.size() == 1);
   CHECK(text(services[0].as_object(), "sid") == service);
+}
+
+TEST_CASE("Sync objects are found by SID and unique name among many, after deletes and TTLs",
+          "[twilio][emulator]") {
+  running_emulator e;
+  auto c = e.client();
+  const auto service = new_sync_service(c);
+  const auto docs = "/sync/v1/Services/" + service + "/Documents";
+  std::vector<std::string> sids;
+  for (int i = 0; i < 200; ++i) {
+    auto r = c.Post(docs, httplib::Params{{"UniqueName", "doc-" + std::to_string(i)},
+                                          {"Data", R"({"n":)" + std::to_string(i) + "}"}});
+    REQUIRE(r);
+    REQUIRE(r->status == 201);
+    sids.push_back(text(body_of(r), "sid"));
+  }
+  CHECK(body_of(c.Get(docs + "/doc-150")).at("data").at("n") == 150);
+  CHECK(text(body_of(c.Get(docs + "/" + sids[42])), "unique_name") == "doc-42");
+
+  // A deleted document is gone by both names, and its unique name can be used again.
+  REQUIRE(c.Delete(docs + "/doc-7")->status == 204);
+  expect_error(c.Get(docs + "/doc-7"), 404, 54100);
+  expect_error(c.Get(docs + "/" + sids[7]), 404, 54100);
+  CHECK(c.Post(docs, httplib::Params{{"UniqueName", "doc-7"}, {"Data", "{}"}})->status == 201);
+  CHECK(body_of(c.Get(docs + "/doc-8")).at("data").at("n") == 8);
+
+  // A document with a TTL disappears once it expires; the others stay.
+  REQUIRE(c.Post(docs, httplib::Params{{"UniqueName", "short-lived"}, {"Ttl", "1"}})->status == 201);
+  CHECK(c.Get(docs + "/short-lived")->status == 200);
+  CHECK(switchboard::testing::eventually([&] { return c.Get(docs + "/short-lived")->status == 404; }, 5s));
+  CHECK(body_of(c.Get(docs + "/doc-199")).at("data").at("n") == 199);
+  CHECK(c.Post(docs, httplib::Params{{"UniqueName", "short-lived"}})->status == 201);
 }

@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -101,6 +102,15 @@ struct sync_service {
   std::list<sync_document> documents;
   std::list<sync_collection> maps;
   std::list<sync_collection> lists;
+  /// SID and unique name -> object, per list. A service may hold tens of thousands of
+  /// documents; a linear search per request made the emulator the bottleneck of switchboard's
+  /// own benchmarks. Inserts add to an index; a removal marks it stale, and the next lookup
+  /// rebuilds it.
+  struct name_index {
+    std::unordered_map<std::string, const void*> by_name;
+    bool stale = true;
+  };
+  name_index documents_index, maps_index, lists_index;
 };
 
 struct participant {
@@ -187,6 +197,9 @@ struct state {
   std::string conversations_service_sid;  ///< the account's default chat service (IS...)
   std::list<workspace> workspaces;
   std::map<std::string, rules::token_bucket> sync_write_buckets;  ///< by object SID
+  /// The earliest expiry of any Sync object, if any has a TTL: requests skip the sweep for
+  /// expired objects until then.
+  std::optional<time_point> sync_next_expiry;
 };
 
 /// A webhook to send once the state lock is released.

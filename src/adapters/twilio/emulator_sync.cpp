@@ -22,17 +22,35 @@ constexpr std::int64_t max_ttl_s = 31'536'000;  // a year, Sync's longest TTL
 
 bool expired(const std::optional<time_point>& at, time_point now) { return at && *at <= now; }
 
-/// Drops what has expired in a service (Twilio deletes expired objects on its own schedule; the
-/// emulator does it when the service is next used).
-void drop_expired(sync_service& s, time_point now) {
-  s.documents.remove_if([&](const sync_document& d) { return expired(d.expires, now); });
-  for (auto* collections : {&s.maps, &s.lists}) {
-    collections->remove_if([&](const sync_collection& c) { return expired(c.expires, now); });
-    for (auto& c : *collections) {
-      for (auto it = c.items_by_key.begin(); it != c.items_by_key.end();)
-        it = expired(it->second.expires, now) ? c.items_by_key.erase(it) : std::next(it);
-      for (auto it = c.items_by_index.begin(); it != c.items_by_index.end();)
-        it = expired(it->second.expires, now) ? c.items_by_index.erase(it) : std::next(it);
+/// Drops what has expired in every service (Twilio deletes expired objects on its own
+/// schedule; the emulator does it when Sync is next used) and notes the next expiry. Nothing
+/// to do, and no scan, before the earliest expiry.
+void drop_expired(context& ctx) {
+  auto& next = ctx.st.sync_next_expiry;
+  if (!next || ctx.now < *next)
+    return;
+  next.reset();
+  auto keep = [&](const std::optional<time_point>& at) {
+    if (expired(at, ctx.now))
+      return false;
+    if (at && (!next || *at < *next))
+      next = at;
+    return true;
+  };
+  for (auto& s : ctx.st.sync_services) {
+    const auto before = s.documents.size();
+    s.documents.remove_if([&](const sync_document& d) { return !keep(d.expires); });
+    s.documents_index.stale = s.documents_index.stale || s.documents.size() != before;
+    for (auto [collections, index] : {std::pair{&s.maps, &s.maps_index}, std::pair{&s.lists, &s.lists_index}}) {
+      const auto count = collections->size();
+      collections->remove_if([&](const sync_collection& c) { return !keep(c.expires); });
+      index->stale = index->stale || collections->size() != count;
+      for (auto& c : *collections) {
+        for (auto it = c.items_by_key.begin(); it != c.items_by_key.end();)
+          it = keep(it->second.expires) ? std::next(it) : c.items_by_key.erase(it);
+        for (auto it = c.items_by_index.begin(); it != c.items_by_index.end();)
+          it = keep(it->second.expires) ? std::next(it) : c.items_by_index.erase(it);
+      }
     }
   }
 }
@@ -56,38 +74,69 @@ sync_service& service_of(context& ctx, const std::string& name) {
     services.push_back(std::move(s));
     it = std::prev(services.end());
   }
-  drop_expired(*it, ctx.now);
+  drop_expired(ctx);
   return *it;
 }
 
+sync_service::name_index& index_of(sync_service& s, const std::list<sync_document>&) { return s.documents_index; }
+sync_service::name_index& index_of(sync_service& s, const std::list<sync_collection>& l) {
+  return &l == &s.maps ? s.maps_index : s.lists_index;
+}
+
+/// The object of `objects` (a list of `s`) with this SID or unique name, or nullptr.
 template <typename T>
-typename std::list<T>::iterator find_named(std::list<T>& objects, const std::string& name,
-                                           std::string_view prefix) {
+T* find_named(sync_service& s, std::list<T>& objects, const std::string& name, std::string_view prefix) {
+  auto& index = index_of(s, objects);
+  if (index.stale) {
+    index.by_name.clear();
+    for (const auto& o : objects) {
+      index.by_name.emplace(o.sid, &o);
+      if (o.unique_name)
+        index.by_name.emplace(*o.unique_name, &o);
+    }
+    index.stale = false;
+  }
+  const auto it = index.by_name.find(name);
+  if (it == index.by_name.end())
+    return nullptr;
+  auto* found = static_cast<T*>(const_cast<void*>(it->second));
+  // A SID-shaped name means a SID; anything else a unique name (a unique name may not look
+  // like a SID, see check_unique_name).
   const bool by_sid = rules::is_sid(name, prefix);
-  return std::find_if(objects.begin(), objects.end(), [&](const T& o) {
-    return by_sid ? o.sid == name : (o.unique_name && *o.unique_name == name);
-  });
+  return (by_sid ? found->sid == name : (found->unique_name && *found->unique_name == name)) ? found : nullptr;
+}
+
+/// Adds the object just appended to `objects` to its index.
+template <typename T>
+void index_added(sync_service& s, std::list<T>& objects) {
+  auto& index = index_of(s, objects);
+  if (index.stale)
+    return;  // rebuilt on the next lookup anyway
+  const auto& o = objects.back();
+  index.by_name.emplace(o.sid, &o);
+  if (o.unique_name)
+    index.by_name.emplace(*o.unique_name, &o);
 }
 
 sync_document& document_of(sync_service& s, const std::string& name) {
-  auto it = find_named(s.documents, name, "ET");
-  if (it == s.documents.end())
+  auto* d = find_named(s, s.documents, name, "ET");
+  if (d == nullptr)
     throw not_found(54100, service_path(s) + "/Documents/" + name);
-  return *it;
+  return *d;
 }
 
 sync_collection& map_of(sync_service& s, const std::string& name) {
-  auto it = find_named(s.maps, name, "MP");
-  if (it == s.maps.end())
+  auto* m = find_named(s, s.maps, name, "MP");
+  if (m == nullptr)
     throw not_found(54200, service_path(s) + "/Maps/" + name);
-  return *it;
+  return *m;
 }
 
 sync_collection& list_of(sync_service& s, const std::string& name) {
-  auto it = find_named(s.lists, name, "ES");
-  if (it == s.lists.end())
+  auto* l = find_named(s, s.lists, name, "ES");
+  if (l == nullptr)
     throw not_found(54150, service_path(s) + "/Lists/" + name);
-  return *it;
+  return *l;
 }
 
 // --- request fields -------------------------------------------------------------------------
@@ -109,7 +158,11 @@ std::optional<json::value> data_field(const call& c) {
 std::optional<time_point> expiry(const context& ctx, std::int64_t ttl) {
   if (ttl == 0)
     return std::nullopt;
-  return ctx.now + std::chrono::seconds{ttl};
+  const auto at = ctx.now + std::chrono::seconds{ttl};
+  auto& next = ctx.st.sync_next_expiry;  // drop_expired sweeps from then on
+  if (!next || at < *next)
+    next = at;
+  return at;
 }
 
 /// The first of the TTL fields present, in Twilio's precedence order.
@@ -332,7 +385,7 @@ void add_document_routes(route_table& routes) {
     auto unique_name = c.param("UniqueName");
     if (unique_name) {
       check_unique_name(*unique_name, "ET");
-      if (find_named(s.documents, *unique_name, "ET") != s.documents.end())
+      if (find_named(s, s.documents, *unique_name, "ET") != nullptr)
         throw api_error(409, 54301,
                         "Unique name already exists: a Document named '" + *unique_name +
                             "' exists in Service " + s.sid + "; update it, or delete it first");
@@ -346,6 +399,7 @@ void add_document_routes(route_table& routes) {
     d.expires = expiry(ctx, ttl.value_or(0));
     d.created = d.updated = ctx.now;
     s.documents.push_back(std::move(d));
+    index_added(s, s.documents);
     return with_etag(created(document_json(ctx, s, s.documents.back())), 0);
   });
   routes.add("GET", base, paging_fields(), [](context& ctx, const call& c) {
@@ -382,6 +436,7 @@ void add_document_routes(route_table& routes) {
     charge_write(ctx, d.sid);
     check_revision(c, d.revision, 54103, "Document " + d.sid);
     s.documents.remove_if([&](const sync_document& o) { return &o == &d; });
+    s.documents_index.stale = true;
     return no_content();
   });
 }
@@ -406,7 +461,7 @@ void add_collection_routes(route_table& routes, const char* kind, std::string_vi
                auto unique_name = c.param("UniqueName");
                if (unique_name) {
                  check_unique_name(*unique_name, prefix);
-                 if (find_named(all, *unique_name, prefix) != all.end())
+                 if (find_named(s, all, *unique_name, prefix) != nullptr)
                    throw api_error(409, 54301,
                                    std::string{"Unique name already exists: a "} +
                                        (is_map ? "Map" : "List") + " named '" + *unique_name +
@@ -419,6 +474,7 @@ void add_collection_routes(route_table& routes, const char* kind, std::string_vi
                col.expires = expiry(ctx, ttl.value_or(0));
                col.created = col.updated = ctx.now;
                all.push_back(std::move(col));
+               index_added(s, all);
                return created(collection_json(ctx, s, all.back(), kind));
              });
   routes.add("GET", base, paging_fields(), [=](context& ctx, const call& c) {
@@ -449,6 +505,7 @@ void add_collection_routes(route_table& routes, const char* kind, std::string_vi
     auto& col = one(s, c.arg(1));
     charge_write(ctx, col.sid);
     collections(s).remove_if([&](const sync_collection& o) { return &o == &col; });
+    index_of(s, collections(s)).stale = true;
     return no_content();
   });
 }
@@ -689,8 +746,8 @@ void add_sync_routes(route_table& routes) {
 
 json::value dump_sync(context& ctx) {
   json::array services;
+  drop_expired(ctx);
   for (auto& s : ctx.st.sync_services) {
-    drop_expired(s, ctx.now);
     auto out = service_json(ctx, s);
     json::array documents, maps, lists;
     for (const auto& d : s.documents)
