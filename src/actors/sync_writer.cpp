@@ -390,6 +390,9 @@ sync_writer_actor::behavior_type writer_impl(writer_ptr self,
                      "attempt(s): {}",
                      s.writer->target.name, s.writer->target.entity_kind, report.id,
                      done.revision, done.attempts, report.error);
+        // Count it before the lane records it: whoever sees the dead write in the store (the
+        // ledger's counts) then also sees it in stats().dead.
+        publish(self);
         s.writer->post_dead(report.id, done.revision, report.error);
       } else if (report.what != write_report::kind::written) {
         spdlog::debug("sync writer '{}': {} '{}' will be retried: {}", s.writer->target.name,
