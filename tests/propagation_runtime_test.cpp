@@ -182,8 +182,9 @@ TEST_CASE("propagation: stop returns while Twilio does not answer and a rebuild 
   }));
   // The writers are busy: requests hang until the read timeout.
   REQUIRE(eventually([&] {
-    const auto& targets = rt.propagation_status().as_object().at("targets").as_array();
-    return targets.at(0).as_object().at("in_flight").to_number<int>() > 0;
+    const auto status = rt.propagation_status();
+    const auto& target = status.as_object().at("targets").as_array().at(0).as_object();
+    return target.at("in_flight").to_number<int>() > 0;
   }));
   const auto job = rt.rebuild();
   CHECK(returns_within([&] { rt.stop(); }, 60s));
