@@ -11,6 +11,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <stdexcept>
 
 namespace switchboard {
@@ -22,7 +23,12 @@ struct propagation::impl {
   std::shared_ptr<adapters::sqlite::state_store> store;
   std::unique_ptr<actors::state_pipeline> pipeline;
   std::vector<std::shared_ptr<actors::sync_writer>> writers;
+  // `status()` runs on HTTP threads, which serve before start_sources() fills this: guarded.
+  // Sources are only ever appended, and destroyed with `impl`, so raw pointers taken under the
+  // lock stay valid.
+  mutable std::mutex sources_mu;
   std::vector<std::unique_ptr<adapters::amqp::amqp_source>> sources;
+  bool sources_closed = false;  // stop_sources() ran: a late start_sources() starts nothing
 };
 
 propagation::propagation(const config& cfg) : impl_(std::make_unique<impl>()) {
@@ -90,16 +96,27 @@ child_spec propagation::writers_child(const supervision_config& supervision) con
 void propagation::start_sources(publish_fn publish) {
   auto& d = *impl_;
   const char* password = std::getenv("SWITCHBOARD_AMQP_PASSWORD");
+  std::lock_guard<std::mutex> guard{d.sources_mu};
+  if (d.sources_closed)
+    return;  // the runtime is stopping already (stop() raced start())
   for (const auto& source : d.cfg.amqp_sources) {
     auto s = std::make_unique<adapters::amqp::amqp_source>(source, password ? password : "guest",
                                                            d.cfg.limits, publish, d.cfg.drain_timeout);
-    s->start();
+    s->start();  // returns at once: holding the lock here is short
     d.sources.push_back(std::move(s));
   }
 }
 
 void propagation::stop_sources() {
-  for (auto& s : impl_->sources)
+  std::vector<adapters::amqp::amqp_source*> running;
+  {
+    std::lock_guard<std::mutex> guard{impl_->sources_mu};
+    impl_->sources_closed = true;
+    for (auto& s : impl_->sources)
+      running.push_back(s.get());
+  }
+  // Not under the lock: a stop waits up to the drain timeout, and status() must not.
+  for (auto* s : running)
     s->stop();
 }
 
@@ -129,16 +146,19 @@ std::optional<json::value> propagation::entity_state(const std::string& kind, co
 json::value propagation::status() const {
   const auto& d = *impl_;
   json::array sources;
-  for (const auto& s : d.sources) {
-    const auto st = s->stats();
-    sources.push_back(json::object{{"name", s->configuration().name},
-                                   {"queue", s->configuration().queue},
-                                   {"connected", st.connected},
-                                   {"delivered", st.delivered},
-                                   {"acked", st.acked},
-                                   {"to_error_queue", st.to_error_queue},
-                                   {"reconnects", st.reconnects},
-                                   {"last_error", st.last_error}});
+  {
+    std::lock_guard<std::mutex> guard{d.sources_mu};
+    for (const auto& s : d.sources) {
+      const auto st = s->stats();
+      sources.push_back(json::object{{"name", s->configuration().name},
+                                     {"queue", s->configuration().queue},
+                                     {"connected", st.connected},
+                                     {"delivered", st.delivered},
+                                     {"acked", st.acked},
+                                     {"to_error_queue", st.to_error_queue},
+                                     {"reconnects", st.reconnects},
+                                     {"last_error", st.last_error}});
+    }
   }
   json::array targets;
   for (const auto& w : d.writers) {

@@ -114,6 +114,7 @@ struct runtime::impl {
   std::unique_ptr<adapters::http::http_server> http;
   std::string listen_address;
   std::unique_ptr<propagation> prop;  // entity-state propagation, when configured
+  std::uint64_t state_subscription = 0;  // the id of prop's subscription, 0 = none
 
   // A read-only connection for API reads (read, dead_letters); SQLite connections are not
   // thread-safe, so it is used under its own lock.
@@ -201,6 +202,30 @@ struct runtime::impl {
     return error;
   }
 
+  /// Undoes a start() that failed part way: once start() has thrown, no thread of this runtime
+  /// runs and no file stays open (a host may retry with a new runtime on the same data_dir), and
+  /// the runtime counts as stopped (it starts once; stop() and the destructor have nothing to do).
+  void abandon_start() {
+    if (root)
+      caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
+    http.reset();
+    root = nullptr;  // no handle may outlive the system it belongs to
+    if (sys)
+      control.run([&] { sys.reset(); });
+    if (state_subscription != 0) {
+      std::lock_guard<std::mutex> guard{mu};
+      subscriptions.erase(state_subscription);  // its handler points into `prop`
+      state_subscription = 0;
+    }
+    prop.reset();  // joins the writers' lanes, closes state.db and the lookup database
+    ctx.reset();
+    reader.reset();
+    writer.reset();  // before `tail`, which its commit callback appends to
+    std::lock_guard<std::mutex> guard{mu};
+    state = phase::stopped;
+    cv.notify_all();
+  }
+
   bool stop_consumer(std::uint64_t id) {
     bool existed = false;
     control.run([&] {
@@ -259,8 +284,13 @@ void runtime::start() {
   if (d.cfg.propagates_state()) {
     // Opens state.db and checks the lookups' SQL before anything runs: a bad configuration
     // fails start-up with a message naming the key.
-    d.prop = std::make_unique<propagation>(d.cfg);
-    subscribe(d.prop->subscription(), d.prop->handler());
+    try {
+      d.prop = std::make_unique<propagation>(d.cfg);
+      d.state_subscription = subscribe(d.prop->subscription(), d.prop->handler()).id;
+    } catch (...) {
+      d.abandon_start();  // the journal writer's thread and files must not outlive the failure
+      throw;
+    }
   }
 
   d.caf_cfg = std::make_unique<caf::actor_system_config>();
@@ -279,10 +309,7 @@ void runtime::start() {
                [](const caf::error&) {});
   });
   if (!up) {
-    caf::anon_send_exit(d.root, caf::exit_reason::user_shutdown);
-    d.control.run([&] { d.sys.reset(); });
-    d.reader.reset();
-    d.writer.reset();
+    d.abandon_start();
     throw std::runtime_error("the supervision tree did not start; see the log for why");
   }
   caf::actor_cast<caf::abstract_actor*>(d.root)->attach_functor([raw](const caf::error& reason) {
@@ -305,17 +332,11 @@ void runtime::start() {
     };
     d.http = std::make_unique<adapters::http::http_server>(d.cfg.http, std::move(hooks));
     try {
-      d.listen_address = d.http->start();
+      auto address = d.http->start();
+      std::lock_guard<std::mutex> guard{d.mu};  // listen_address() reads it under `mu`
+      d.listen_address = std::move(address);
     } catch (...) {
-      caf::anon_send_exit(d.root, caf::exit_reason::user_shutdown);
-      d.http.reset();
-      d.control.run([&] { d.sys.reset(); });
-      d.reader.reset();
-      d.writer.reset();
-      {
-        std::lock_guard<std::mutex> guard{d.mu};
-        d.state = impl::phase::stopped;
-      }
+      d.abandon_start();
       throw;
     }
   }

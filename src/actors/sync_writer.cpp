@@ -67,14 +67,19 @@ public:
   }
 
   void stop() {
+    request_stop();
+    if (thread_.joinable())
+      thread_.join();
+  }
+
+  /// Drops the queued jobs and lets the thread end after the call under way; does not wait.
+  void request_stop() {
     {
       std::lock_guard lock{mutex_};
       stopping_ = true;
       jobs_.clear();
     }
     wake_.notify_all();
-    if (thread_.joinable())
-      thread_.join();
   }
 
   twilio::client client;
@@ -125,6 +130,10 @@ struct sync_writer::impl {
   ~impl() { stop(); }
 
   void stop() {
+    // Every lane first, then the joins: otherwise the later lanes go on with their queues (each
+    // job up to the client's timeouts) while the first is joined, and stop takes lanes x that.
+    for (auto& lane : lanes)
+      lane->request_stop();
     for (auto& lane : lanes)
       lane->stop();
   }
@@ -390,6 +399,9 @@ sync_writer_actor::behavior_type writer_impl(writer_ptr self,
                      "attempt(s): {}",
                      s.writer->target.name, s.writer->target.entity_kind, report.id,
                      done.revision, done.attempts, report.error);
+        // Count it before the lane records it: whoever sees the dead write in the store (the
+        // ledger's counts) then also sees it in stats().dead.
+        publish(self);
         s.writer->post_dead(report.id, done.revision, report.error);
       } else if (report.what != write_report::kind::written) {
         spdlog::debug("sync writer '{}': {} '{}' will be retried: {}", s.writer->target.name,

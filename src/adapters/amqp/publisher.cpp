@@ -81,6 +81,9 @@ bool amqp_publisher::read_confirms(std::chrono::milliseconds timeout) {
   for (;;) {
     timeval tv{static_cast<time_t>(timeout.count() / 1000),
                static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+    // Decoded frames live in the connection's pool until released: without this a long-lived
+    // publisher grows by every confirm it ever read (nothing from earlier frames is kept).
+    amqp_maybe_release_buffers(conn_.state());
     amqp_frame_t frame;
     const int status = amqp_simple_wait_frame_noblock(conn_.state(), &frame, &tv);
     if (status == AMQP_STATUS_TIMEOUT)

@@ -1,0 +1,244 @@
+// Entity-state propagation as the runtime hosts it (src/propagation.cpp, src/runtime.cpp), at
+// the edges of its lifetime: a start that fails on a bad lookup, a stop while Twilio does not
+// answer and a rebuild runs, status read while the AMQP sources start. Real parts: SQLite
+// files, TCP on 127.0.0.1 (a listener that never answers stands in for a hung Twilio).
+
+#include "switchboard/runtime.hpp"
+
+#include "support/eventually.hpp"
+#include "support/temp_dir.hpp"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <string>
+#include <thread>
+
+using namespace std::chrono_literals;
+using namespace switchboard;
+using switchboard::testing::eventually;
+using switchboard::testing::temp_dir;
+namespace json = boost::json;
+
+namespace {
+
+/// A TCP port on 127.0.0.1 that accepts connections into its backlog and never answers: a
+/// hung server. `closed()` gives a port where nothing listens (connections are refused).
+class silent_listener {
+public:
+  silent_listener() : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    REQUIRE(fd_ >= 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(fd_, 64) == 0);
+    socklen_t len = sizeof a;
+    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    port_ = ntohs(a.sin_port);
+  }
+  ~silent_listener() { ::close(fd_); }
+  silent_listener(const silent_listener&) = delete;
+  silent_listener& operator=(const silent_listener&) = delete;
+
+  std::uint16_t port() const { return port_; }
+
+  static std::uint16_t closed() {
+    silent_listener l;
+    return l.port();  // closed when `l` goes: nothing listens there any more
+  }
+
+private:
+  int fd_;
+  std::uint16_t port_ = 0;
+};
+
+void make_crm(const std::string& path) {
+  SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+  db.exec(R"sql(
+    CREATE TABLE account_managers (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+    INSERT INTO account_managers VALUES (7, 'Ann Smith');
+  )sql");
+}
+
+config base_config(const temp_dir& dir) {
+  config cfg;
+  cfg.http.enabled = false;
+  cfg.data_dir = dir.path.string();
+  cfg.drain_timeout = 5s;
+  cfg.supervision.backoff_initial = 1ms;
+  cfg.state.partitions = 2;
+  cfg.enrichment.database = dir.file("crm.db");
+  make_crm(cfg.enrichment.database);
+  lookup_config l;
+  l.name = "account_manager";
+  l.entity_kind = "application";
+  l.sql = "SELECT name FROM account_managers WHERE id = ?";
+  l.params = {"accountManagerId"};
+  l.into = "accountManager";
+  cfg.enrichment.lookups.push_back(l);
+  return cfg;
+}
+
+event app_event(int n) {
+  event ev;
+  ev.id = "ev-" + std::to_string(n);
+  ev.source = "tests/propagation";
+  ev.type = "application.status_changed";
+  ev.entity_kind = "application";
+  ev.entity_id = "A-" + std::to_string(n);
+  ev.data["status"] = "submitted";
+  ev.data["accountManagerId"] = 7;
+  return ev;
+}
+
+/// The threads of this process (a failed start must not leave any behind).
+std::size_t thread_count() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task"))
+    ++n;
+  return n;
+}
+
+/// Runs `f` on another thread and waits at most `limit` for it: a hang fails the test instead
+/// of blocking the run. (A hang guard, not a timing assertion: the limit is generous.)
+template <class F>
+bool returns_within(F f, std::chrono::seconds limit) {
+  auto done = std::async(std::launch::async, std::move(f));
+  if (done.wait_for(limit) != std::future_status::ready) {
+    done.wait();  // cannot abandon it: it uses the runtime; the test fails anyway
+    return false;
+  }
+  done.get();
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("propagation: a lookup with wrong SQL fails start with the key, and leaves nothing "
+          "running",
+          "[runtime][propagation]") {
+  temp_dir dir;
+  auto cfg = base_config(dir);
+  cfg.enrichment.lookups[0].sql = "SELECT name FROM account_manager WHERE id = ?";  // no such table
+  {
+    runtime rt{cfg};
+    const auto threads_idle = thread_count();  // the runtime's control thread
+    CHECK_THROWS_WITH(rt.start(), Catch::Contains("enrichment.lookups[0].sql") &&
+                                      Catch::Contains("no such table: account_manager"));
+    CHECK(thread_count() == threads_idle);  // no journal writer, no writer lane left running
+    CHECK_THROWS_AS(rt.publish(app_event(1)).get(), publish_error);
+    CHECK_THROWS_AS(rt.start(), std::logic_error);  // a runtime starts once
+    CHECK(returns_within([&] { rt.stop(); }, 30s));
+  }
+
+  // The same data directory with the SQL fixed: the failed start held nothing.
+  cfg.enrichment.lookups[0].sql = "SELECT name FROM account_managers WHERE id = ?";
+  runtime rt{cfg};
+  rt.start();
+  rt.publish(app_event(1)).get();
+  CHECK(eventually([&] { return rt.entity_state("application", "A-1").has_value(); }));
+  rt.stop();
+}
+
+TEST_CASE("propagation: stop returns while Twilio does not answer and a rebuild runs",
+          "[runtime][propagation]") {
+  temp_dir dir;
+  silent_listener hung_twilio;
+  ::setenv("TWILIO_ACCOUNT_SID", "AC00112233445566778899aabbccddee01", 1);
+  ::setenv("TWILIO_AUTH_TOKEN", "propagation-test-token", 1);
+  auto cfg = base_config(dir);
+  cfg.twilio.base_url = "http://127.0.0.1:" + std::to_string(hung_twilio.port());
+  cfg.twilio.connect_timeout = 500ms;
+  cfg.twilio.read_timeout = 500ms;
+  target_config t;
+  t.name = "applications";
+  t.type = target_config::kind::sync_document;
+  t.entity_kind = "application";
+  t.service = "IS00112233445566778899aabbccddee01";
+  t.document = "application-{id}";
+  t.concurrency = 2;
+  t.backoff_initial = 10ms;
+  t.backoff_max = 50ms;
+  cfg.targets.push_back(t);
+
+  constexpr int entities = 400;  // two rebuild pages: the rebuild is still busy at stop
+  runtime rt{cfg};
+  rt.start();
+  for (int i = 0; i < entities; ++i)
+    rt.publish(app_event(i)).get();
+  REQUIRE(eventually([&] {
+    return rt.propagation_status().as_object().at("entities").to_number<int>() == entities;
+  }));
+  // The writers are busy: requests hang until the read timeout.
+  REQUIRE(eventually([&] {
+    const auto status = rt.propagation_status();
+    const auto& target = status.as_object().at("targets").as_array().at(0).as_object();
+    return target.at("in_flight").to_number<int>() > 0;
+  }));
+  const auto job = rt.rebuild();
+  CHECK(returns_within([&] { rt.stop(); }, 60s));
+
+  const auto progress = rt.rebuild_status(job);
+  REQUIRE(progress);
+  CHECK((progress->state == "done" || progress->state == "failed"));
+  if (progress->state == "failed")
+    CHECK_THAT(progress->error, Catch::Contains("cancelled"));
+  CHECK_THROWS(rt.rebuild());  // after stop
+}
+
+TEST_CASE("propagation: status is served while the AMQP sources start and says why they are "
+          "not connected",
+          "[runtime][propagation]") {
+  temp_dir dir;
+  auto cfg = base_config(dir);
+  cfg.http.enabled = true;
+  cfg.http.port = 0;
+  const auto port = silent_listener::closed();
+  for (int i = 0; i < 8; ++i) {
+    amqp_source_config s;
+    s.name = "crm-" + std::to_string(i);
+    s.port = port;
+    s.queue = "crm-" + std::to_string(i);
+    s.reconnect_initial = 10ms;
+    s.reconnect_max = 50ms;
+    cfg.amqp_sources.push_back(s);
+  }
+  runtime rt{cfg};
+  std::atomic<bool> all_listed{false};
+  // Like a monitor polling /v1/propagation as soon as the port is open (before start()
+  // returns, while it starts the sources).
+  std::thread monitor([&] {
+    if (!eventually([&] { return !rt.listen_address().empty(); }, 30s))
+      return;
+    all_listed = eventually([&] {
+      const auto sources = rt.propagation_status().as_object().at("sources").as_array();
+      if (sources.size() != cfg.amqp_sources.size())
+        return false;
+      for (const auto& s : sources)
+        if (s.as_object().at("last_error").as_string().empty())
+          return false;
+      return true;
+    }, 30s);
+  });
+  rt.start();
+  monitor.join();
+  CHECK(all_listed);
+  const auto sources = rt.propagation_status().as_object().at("sources").as_array();
+  REQUIRE(sources.size() == cfg.amqp_sources.size());
+  for (const auto& s : sources) {
+    CHECK_FALSE(s.as_object().at("connected").as_bool());
+    CHECK_FALSE(s.as_object().at("last_error").as_string().empty());
+  }
+  CHECK(returns_within([&] { rt.stop(); }, 30s));
+}
