@@ -650,7 +650,7 @@ namespace {
 propagation& propagation_of(const std::unique_ptr<propagation>& p, const char* what) {
   if (!p)
     throw std::logic_error(std::string{what} +
-                           ": entity-state propagation is not running (configure `targets` or "
+                           ": entity-state propagation is not running (configure `sources.amqp`, `targets` or "
                            "`enrichment.lookups`, and start the runtime)");
   return *p;
 }

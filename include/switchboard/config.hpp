@@ -152,8 +152,12 @@ struct config {
   std::vector<target_config> targets;
   twilio_config twilio;
 
-  /// True when entity-state propagation runs: some target or lookup is configured.
-  bool propagates_state() const { return !targets.empty() || !enrichment.lookups.empty(); }
+  /// True when entity-state propagation runs: some AMQP source, target or lookup is
+  /// configured. (A source without targets still keeps entity state, readable through
+  /// `GET /v1/state/{kind}/{id}`, and feeds the journal for every other subscription.)
+  bool propagates_state() const {
+    return !amqp_sources.empty() || !targets.empty() || !enrichment.lookups.empty();
+  }
 };
 
 /// A configuration problem, with everything a user needs to fix it.

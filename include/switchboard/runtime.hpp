@@ -209,7 +209,7 @@ public:
   /// Drains and stops. Idempotent. Returns how it ended.
   run_outcome stop();
 
-  // --- entity-state propagation (since 0.3; needs `targets` or `enrichment.lookups`) ---------
+  // --- entity-state propagation (since 0.3; needs `sources.amqp`, `targets` or `enrichment.lookups`) ---------
 
   /// True when this runtime propagates entity state (see `config::propagates_state`).
   bool propagates_state() const;

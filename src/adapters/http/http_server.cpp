@@ -265,8 +265,8 @@ void http_server::add_state_routes(Guard guarded) {
   auto& s = *server_;
   auto not_configured = [](httplib::Response& res) {
     reply_error(res, 404,
-                "entity-state propagation is not configured on this server: add `targets` or "
-                "`enrichment.lookups` to its configuration");
+                "entity-state propagation is not configured on this server: add `sources.amqp`, "
+                "`targets` or `enrichment.lookups` to its configuration");
   };
 
   s.Post("/v1/rebuild", guarded([this, not_configured](const httplib::Request& req, httplib::Response& res) {
