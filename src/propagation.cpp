@@ -55,6 +55,13 @@ propagation::propagation(const config& cfg) : impl_(std::make_unique<impl>()) {
     for (const auto& w : writers)
       w->notify(s);
   });
+  std::string targets;
+  for (const auto& t : cfg.targets)
+    targets += (targets.empty() ? "" : ", ") + t.name + " (" + t.entity_kind + ")";
+  spdlog::info("entity-state propagation: {} AMQP source(s), {} lookup(s), state of '{}' events in {} "
+               "lane(s) in {}, targets: {}",
+               cfg.amqp_sources.size(), cfg.enrichment.lookups.size(), cfg.state.pattern,
+               cfg.state.partitions, path, targets.empty() ? "none" : targets);
 }
 
 propagation::~propagation() {
