@@ -190,6 +190,28 @@ const json::value* at(const stored_state& st, const char* member, const char* fi
   return v->as_object().if_contains(field);
 }
 
+/// Waits (bounded) until job `id` is done or failed; its progress then.
+std::optional<actors::rebuild_progress> finished(const state_pipeline& pipeline,
+                                                 const std::string& id,
+                                                 std::chrono::milliseconds within = 5s) {
+  std::optional<actors::rebuild_progress> p;
+  eventually(
+      [&] {
+        p = pipeline.rebuild_status(id);
+        return p && (p->state == "done" || p->state == "failed");
+      },
+      within);
+  return p;
+}
+
+void rename_manager(const config& cfg, int id, const std::string& name) {
+  SQLite::Database crm(cfg.enrichment.database, SQLite::OPEN_READWRITE);
+  SQLite::Statement update(crm, "UPDATE account_managers SET name = ? WHERE id = ?");
+  update.bind(1, name);
+  update.bind(2, id);
+  REQUIRE(update.exec() == 1);
+}
+
 }  // namespace
 
 TEST_CASE("state_pipeline: events become stored, enriched state", "[state_pipeline]") {
@@ -316,6 +338,11 @@ TEST_CASE("state_pipeline: a rebuild re-enriches every entity from SQL with new 
     REQUIRE(sut.wait_for_version("A-" + std::to_string(100 + i), 1));
   REQUIRE(sut.wait_for("account_manager", "8", [](const stored_state&) { return true; }));
   REQUIRE(eventually([&] { return sut.change_count() == applications + 1; }));
+  // Manager 8's announcement refreshes its applications; let that end before the CRM changes
+  // (it would pick up the change and store new revisions itself).
+  const auto refresh = finished(sut.pipeline, "refresh-1");
+  REQUIRE(refresh);
+  REQUIRE(refresh->state == "done");
   const auto changes_before = sut.change_count();
 
   {
@@ -483,28 +510,6 @@ TEST_CASE("state_pipeline: stop cancels queued rebuilds and refuses new ones",
     CHECK_FALSE(p->finished_at.empty());
   }
   CHECK_THROWS_WITH(sut.pipeline.start_rebuild(), Catch::Contains("stopping"));
-}
-
-/// Waits (bounded) until job `id` is done or failed; its progress then.
-std::optional<actors::rebuild_progress> finished(const state_pipeline& pipeline,
-                                                 const std::string& id,
-                                                 std::chrono::milliseconds within = 5s) {
-  std::optional<actors::rebuild_progress> p;
-  eventually(
-      [&] {
-        p = pipeline.rebuild_status(id);
-        return p && (p->state == "done" || p->state == "failed");
-      },
-      within);
-  return p;
-}
-
-void rename_manager(const config& cfg, int id, const std::string& name) {
-  SQLite::Database crm(cfg.enrichment.database, SQLite::OPEN_READWRITE);
-  SQLite::Statement update(crm, "UPDATE account_managers SET name = ? WHERE id = ?");
-  update.bind(1, name);
-  update.bind(2, id);
-  REQUIRE(update.exec() == 1);
 }
 
 TEST_CASE("state_pipeline: renaming a manager refreshes the stored applications it manages",
@@ -685,6 +690,47 @@ TEST_CASE("state_pipeline: an event stored after the refresh passed it is enrich
   REQUIRE(st);
   CHECK(*at(*st, "accountManager", "name") == "Ann Jones");
   CHECK(st->revision == 2);  // stored stale, then enriched again
+}
+
+TEST_CASE("state_pipeline: announcements of a row whose refresh is still queued share it",
+          "[state_pipeline][refresh]") {
+  temp_dir dir;
+  const auto cfg = make_config(dir);
+  make_crm(cfg.enrichment.database);
+  auto store = std::make_shared<state_store>(dir.file("state.db"));
+  state_pipeline pipeline(cfg, store);
+  std::uint64_t sequence = 0;
+  auto fed = [&](event ev) {
+    ev.sequence = ++sequence;
+    return ev;
+  };
+  pipeline.handle(fed(app_event("e1", "A-1", 1, {{"accountManagerId", 7}})));
+  rename_manager(cfg, 7, "Ann Jones");
+
+  // A rebuild holds the job thread, waiting for the CRM's lock, while the CRM announces the
+  // change three times: one refresh is queued, and it runs after all three.
+  SQLite::Database crm(cfg.enrichment.database, SQLite::OPEN_READWRITE);
+  crm.exec("BEGIN EXCLUSIVE");
+  const auto rebuild = pipeline.start_rebuild("application");
+  // Running, it can only end once it has read the CRM.
+  const bool waiting =
+      eventually([&] { return pipeline.rebuild_status(rebuild)->state == "running"; });
+  for (int i = 1; i <= 3; ++i)
+    pipeline.handle(fed(manager_updated("m" + std::to_string(i), 7)));
+  const auto queued = pipeline.rebuild_status("refresh-1");
+  const auto second = pipeline.rebuild_status("refresh-2");
+  crm.exec("COMMIT");
+  REQUIRE(waiting);
+  REQUIRE(queued);
+  CHECK(queued->state == "queued");
+  CHECK_FALSE(second);
+  CHECK(finished(pipeline, rebuild)->state == "done");
+  const auto job = finished(pipeline, "refresh-1");
+  REQUIRE(job);
+  CHECK(job->state == "done");
+  CHECK(job->total == 1);
+  CHECK_FALSE(pipeline.rebuild_status("refresh-2"));
+  CHECK(*at(*pipeline.state_of("application", "A-1"), "accountManager", "name") == "Ann Jones");
 }
 
 // Figures, not assertions on time: run with `switchboard_tests "[.state_bench]"`.
