@@ -202,13 +202,14 @@ struct state_pipeline::impl {
   /// partition may have been enriched from the stale cached row just before the invalidation.
   /// If it is stored before the refresh reaches it, the refresh re-reads SQL (never the cache)
   /// and stores the corrected state; if it is stored after the refresh loaded it, the
-  /// refresh's compare-and-set fails and it reloads and redoes it; if it is stored after the
-  /// refresh passed it (a new entity, or one that just switched to this row), `handle` sees
-  /// that the cache generation moved during its work and re-enriches it itself. And no event
-  /// is enriched from the stale row after the invalidation: the entry is dropped here, before
-  /// the refresh is queued, and lookup_cache::store refuses a value whose ticket (the
-  /// generation at the miss) predates an invalidation, so a query racing this one is not
-  /// cached either.
+  /// refresh's compare-and-set fails and it reloads and redoes it; if the refresh stored the
+  /// entity first, the event's own compare-and-set fails and `handle` redoes it (the row is no
+  /// longer cached); if it is stored after the refresh passed it with nothing to do (a new
+  /// entity, one just switched to this row, or one unchanged then), `handle` sees that the
+  /// cache generation moved during its work and re-enriches it itself. And no event is
+  /// enriched from the stale row after the invalidation: the entry is dropped here, before the
+  /// refresh is queued, and lookup_cache::store refuses a value whose ticket (the generation
+  /// at the miss) predates an invalidation, so a query racing this one is not cached either.
   void invalidate(const event& ev) {
     for (std::size_t i = 0; i < enrichment.lookups.size(); ++i) {
       const auto& l = enrichment.lookups[i];
