@@ -720,6 +720,8 @@ TEST_CASE("state_pipeline: announcements of a row whose refresh is still queued 
   const auto queued = pipeline.rebuild_status("refresh-1");
   const auto second = pipeline.rebuild_status("refresh-2");
   crm.exec("COMMIT");
+  INFO("rebuild: " << pipeline.rebuild_status(rebuild)->state << " "
+                   << pipeline.rebuild_status(rebuild)->error);
   REQUIRE(waiting);
   REQUIRE(queued);
   CHECK(queued->state == "queued");
