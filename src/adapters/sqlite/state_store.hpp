@@ -107,9 +107,9 @@ public:
   /// the lookup cache's keys have it: "7" matches 7, 7.0 and "7"; "true" matches true; null,
   /// objects, arrays and fractional numbers match nothing. Paths and texts are bound, never
   /// spliced into SQL. A scan of the kind's rows (no index on base; one full scan per refresh
-  /// is acceptable for now): 60-80 ms over 100,000 entities, all pages ([.state_bench] test). Throws std::invalid_argument for a path it cannot
-  /// address (an empty member name or one holding '"') or if the sizes differ; store_error on
-  /// SQLite failures.
+  /// is acceptable for now): 60-80 ms over 100,000 entities, all pages ([.state_bench] test).
+  /// Throws std::invalid_argument for a path it cannot address (an empty member name or one
+  /// holding '"') or if the sizes differ; store_error on SQLite failures.
   std::vector<stored_state> entities_with(const std::string& entity_kind,
                                           const std::vector<std::string>& paths,
                                           const std::vector<std::string>& texts,
