@@ -3,8 +3,10 @@
 #include "adapters/sqlite/lookup_db.hpp"
 #include "core/entity_state.hpp"
 #include "core/exception_text.hpp"
+#include "core/json_path.hpp"
 #include "switchboard/runtime.hpp"  // terminal_error
 
+#include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -66,13 +68,28 @@ struct state_pipeline::impl {
   std::mutex listeners_mu;
   std::vector<std::function<void(const stored_state&)>> listeners;
 
-  // Rebuild jobs: a queue served by one thread, started with the first job.
+  /// What a refresh job re-enriches: the entities whose base binds lookup `lookup` to the
+  /// invalidated parameters (`texts` as the store compares them, `key` as the cache does).
+  struct refresh_spec {
+    std::size_t lookup = 0;
+    std::vector<std::string> texts;
+    std::string key;
+  };
+  struct queued_job {
+    rebuild_progress progress;
+    std::optional<refresh_spec> refresh;  // none: a rebuild
+  };
+
+  // Rebuild and refresh jobs: a queue served by one thread, started with the first job.
   mutable std::mutex jobs_mu;
   std::condition_variable jobs_cv;
   std::deque<std::string> queue;
-  std::map<std::string, rebuild_progress> jobs;  // by id; the oldest finished are dropped
+  std::map<std::string, queued_job> jobs;  // by id; the oldest finished are dropped
   std::deque<std::string> job_order;
+  std::unordered_map<std::string, std::string> queued_refreshes;  // spec key -> queued job id
   std::uint64_t next_job = 1;
+  std::uint64_t next_refresh = 1;
+  std::vector<bool> refreshable;  // by lookup: its params can be found in stored bases
   bool stopping = false;
   std::atomic<bool> cancel{false};
   std::thread worker;
@@ -85,6 +102,21 @@ struct state_pipeline::impl {
       throw std::invalid_argument("state_pipeline: no state store given");
     if (!enrichment.lookups.empty())
       lookups = std::make_unique<adapters::sqlite::lookup_db>(enrichment, cfg.state.partitions + 1);
+    for (const auto& l : enrichment.lookups) {
+      bool ok = true;
+      for (const auto& path : l.params)
+        if (!state_store::sqlite_json_path(path)) {
+          ok = false;
+          if (!l.invalidated_by.empty())
+            spdlog::warn(
+                "state pipeline: lookup '{}': param \"{}\" has a member name that stored "
+                "entities cannot be searched by (empty, or holding '\"'); its invalidations "
+                "drop the cached row but do not refresh stored entities (rename the member, or "
+                "run POST /v1/rebuild after such a change)",
+                l.name, path);
+        }
+      refreshable.push_back(ok);
+    }
   }
 
   void notify(const stored_state& st) {
@@ -163,8 +195,24 @@ struct state_pipeline::impl {
     return state;
   }
 
+  /// Drops the cached rows that `ev` announces changed, then queues a refresh of the stored
+  /// entities that used each of them.
+  ///
+  /// Why this closes the cross-partition race: an application event handled on another
+  /// partition may have been enriched from the stale cached row just before the invalidation.
+  /// If it is stored before the refresh reaches it, the refresh re-reads SQL (never the cache)
+  /// and stores the corrected state; if it is stored after the refresh loaded it, the
+  /// refresh's compare-and-set fails and it reloads and redoes it; if the refresh stored the
+  /// entity first, the event's own compare-and-set fails and `handle` redoes it (the row is no
+  /// longer cached); if it is stored after the refresh passed it with nothing to do (a new
+  /// entity, one just switched to this row, or one unchanged then), `handle` sees that the
+  /// cache generation moved during its work and re-enriches it itself. And no event is
+  /// enriched from the stale row after the invalidation: the entry is dropped here, before the
+  /// refresh is queued, and lookup_cache::store refuses a value whose ticket (the generation
+  /// at the miss) predates an invalidation, so a query racing this one is not cached either.
   void invalidate(const event& ev) {
-    for (const auto& l : enrichment.lookups) {
+    for (std::size_t i = 0; i < enrichment.lookups.size(); ++i) {
+      const auto& l = enrichment.lookups[i];
       if (l.invalidated_by.empty() || l.invalidated_by != ev.type)
         continue;
       auto params = core::lookup_params(ev.data, l.invalidation_keys);
@@ -176,8 +224,12 @@ struct state_pipeline::impl {
             ev.id, ev.type, l.name);
         continue;
       }
-      std::lock_guard<std::mutex> guard{cache_mu};
-      cache.invalidate(l.name, *params);
+      {
+        std::lock_guard<std::mutex> guard{cache_mu};
+        cache.invalidate(l.name, *params);
+      }
+      if (refreshable[i])
+        queue_refresh(i, *params, ev);
     }
   }
 
@@ -200,11 +252,14 @@ struct state_pipeline::impl {
         return;
       }
       auto base = core::merge_base(stored ? stored->base : json::object{}, ev.data);
+      const auto generation = cache_generation();
       auto state = enrich(ev.entity_kind, base, nullptr);
       auto r = store->put(ev.entity_kind, ev.entity_id, version, *ev.sequence, base, state,
                           stored ? stored->revision : 0);
       if (r.outcome == state_store::put_outcome::stored) {
         notify(*r.state);
+        if (cache_generation() != generation)
+          reenrich_after_invalidation(std::move(*r.state), ev);
         return;
       }
       if (r.outcome == state_store::put_outcome::stale)
@@ -216,13 +271,39 @@ struct state_pipeline::impl {
                              std::to_string(max_cas_attempts) + " attempts); retrying later");
   }
 
+  std::uint64_t cache_generation() const {
+    std::lock_guard<std::mutex> guard{cache_mu};
+    return cache.generation();
+  }
+
+  /// An invalidation happened while `handle` enriched and stored `st`: a lookup may have come
+  /// from a row dropped meanwhile, and a refresh queued by it may already have passed this
+  /// entity. Re-enriching (the dropped rows now miss the cache) and storing only a changed
+  /// state closes that window; a racing job's newer revision wins (it read SQL afterwards).
+  void reenrich_after_invalidation(stored_state st, const event& ev) {
+    try {
+      auto state = enrich(st.kind, st.base, nullptr);
+      if (state == st.state)
+        return;
+      if (auto stored = store->replace_state(st.kind, st.id, st.revision, state))
+        notify(*stored);
+    } catch (...) {
+      // The event is stored; failing it now would only redeliver an applied event.
+      spdlog::warn(
+          "state pipeline: {}/{} (event {}) may hold a looked-up row invalidated while it "
+          "was stored, and enriching it again failed: {}; POST /v1/rebuild with its kind and "
+          "id repairs it",
+          st.kind, st.id, ev.id, core::exception_text(std::current_exception()));
+    }
+  }
+
   // --- rebuild ----------------------------------------------------------------------------
 
   template <class F>
   void update_job(const std::string& id, F&& f) {
     std::lock_guard<std::mutex> guard{jobs_mu};
     if (auto it = jobs.find(id); it != jobs.end())
-      f(it->second);
+      f(it->second.progress);
   }
 
   /// Re-enriches one entity and stores it with a new revision; false if it kept racing.
@@ -264,14 +345,20 @@ struct state_pipeline::impl {
 
   void run_job(const std::string& job_id) {
     rebuild_progress job;
-    update_job(job_id, [&](rebuild_progress& p) {
-      p.state = "running";
-      p.started_at = rfc3339_now();
-      job = p;
-    });
+    std::optional<refresh_spec> refresh;
+    {
+      std::lock_guard<std::mutex> guard{jobs_mu};
+      auto& j = jobs.at(job_id);  // queued jobs are never forgotten
+      j.progress.state = "running";
+      j.progress.started_at = rfc3339_now();
+      job = j.progress;
+      refresh = j.refresh;
+    }
     memo fresh;
     try {
-      if (!job.entity_id.empty()) {
+      if (refresh) {
+        run_refresh(job_id, *refresh, fresh);
+      } else if (!job.entity_id.empty()) {
         auto st = store->load(job.kind, job.entity_id);
         update_job(job_id, [&](rebuild_progress& p) { p.total = st ? 1 : 0; });
         if (st)
@@ -318,6 +405,10 @@ struct state_pipeline::impl {
           return;
         id = queue.front();
         queue.pop_front();
+        // From now on a new invalidation of the same row needs a job of its own: this one
+        // may read SQL before that change.
+        if (const auto& r = jobs.at(id).refresh)
+          queued_refreshes.erase(r->key);
       }
       run_job(id);
     }
@@ -331,17 +422,23 @@ struct state_pipeline::impl {
     std::lock_guard<std::mutex> guard{jobs_mu};
     if (stopping)
       throw std::runtime_error("rebuild: the state pipeline is stopping; try again after start");
-    rebuild_progress p;
-    p.id = "rebuild-" + std::to_string(next_job++);
-    p.state = "queued";
-    p.kind = kind;
-    p.entity_id = id;
-    jobs.emplace(p.id, p);
-    job_order.push_back(p.id);
-    queue.push_back(p.id);
+    queued_job j;
+    j.progress.id = "rebuild-" + std::to_string(next_job++);
+    j.progress.kind = kind;
+    j.progress.entity_id = id;
+    return enqueue(std::move(j));
+  }
+
+  /// Queues `j` (callers hold jobs_mu) and returns its id.
+  std::string enqueue(queued_job j) {
+    j.progress.state = "queued";
+    const auto id = j.progress.id;
+    jobs.emplace(id, std::move(j));
+    job_order.push_back(id);
+    queue.push_back(id);
     // Forget the oldest finished jobs beyond the last `kept_jobs`.
     while (job_order.size() > kept_jobs) {
-      auto& oldest = jobs.at(job_order.front());
+      auto& oldest = jobs.at(job_order.front()).progress;
       if (oldest.state != "done" && oldest.state != "failed")
         break;
       jobs.erase(job_order.front());
@@ -350,7 +447,115 @@ struct state_pipeline::impl {
     if (!worker.joinable())
       worker = std::thread([this] { serve_jobs(); });
     jobs_cv.notify_all();
-    return p.id;
+    return id;
+  }
+
+  // --- refresh ----------------------------------------------------------------------------
+
+  /// Queues a refresh of the entities whose base binds lookup `i` to `params`, unless one for
+  /// the same row is still queued (it has not read SQL yet, so it sees this change too).
+  void queue_refresh(std::size_t i, const std::vector<json::value>& params, const event& ev) {
+    const auto& l = enrichment.lookups[i];
+    refresh_spec spec;
+    spec.lookup = i;
+    std::string shown;
+    for (const auto& p : params) {
+      auto text = core::scalar_text(p);
+      if (!text) {
+        // The store compares texts, as the cache keys do; a value without one is no key.
+        spdlog::warn(
+            "state pipeline: event {} ({}) invalidates lookup '{}' with a parameter that is "
+            "not a string, integer, boolean or whole number ({}); stored entities are not "
+            "refreshed (check enrichment.lookups[].invalidation_keys)",
+            ev.id, ev.type, l.name, json::serialize(p));
+        return;
+      }
+      shown += (shown.empty() ? "" : ", ") + *text;
+      spec.texts.push_back(std::move(*text));
+    }
+    spec.key = core::lookup_cache::key(l.name, params);
+    std::lock_guard<std::mutex> guard{jobs_mu};
+    if (stopping) {
+      spdlog::warn(
+          "state pipeline: stopping, so the entities that used lookup '{}' ({}) are not "
+          "refreshed after event {}; POST /v1/rebuild with kind '{}' after the restart",
+          l.name, shown, ev.id, l.entity_kind);
+      return;
+    }
+    if (queued_refreshes.count(spec.key) != 0)
+      return;
+    queued_job j;
+    j.progress.id = "refresh-" + std::to_string(next_refresh++);
+    j.progress.kind = l.entity_kind;
+    j.progress.cause = "lookup '" + l.name + "' (" + shown + ") invalidated by event " + ev.id +
+                       " (" + ev.type + ")";
+    const auto key = spec.key;
+    j.refresh = std::move(spec);
+    queued_refreshes.emplace(key, enqueue(std::move(j)));
+  }
+
+  enum class refreshed { stored, unchanged, raced };
+
+  /// Re-enriches one entity from SQL and stores it only if its state changed, with the
+  /// compare-and-set on its revision (a racing live update wins; then the newer row is
+  /// checked again).
+  refreshed refresh_one(stored_state st, const refresh_spec& spec, memo& fresh) {
+    const auto& l = enrichment.lookups[spec.lookup];
+    for (std::size_t attempt = 0; attempt < max_cas_attempts; ++attempt) {
+      // The store matched it in SQL; a reloaded row may have moved to another row since.
+      const auto params = core::lookup_params(st.base, l.params);
+      if (!params || core::lookup_cache::key(l.name, *params) != spec.key)
+        return refreshed::unchanged;
+      auto state = enrich(st.kind, st.base, &fresh);
+      if (state == st.state)
+        return refreshed::unchanged;
+      if (auto stored = store->replace_state(st.kind, st.id, st.revision, state)) {
+        notify(*stored);
+        return refreshed::stored;
+      }
+      auto reloaded = store->load(st.kind, st.id);
+      if (!reloaded)
+        return refreshed::unchanged;
+      st = std::move(*reloaded);
+    }
+    return refreshed::raced;
+  }
+
+  void run_refresh(const std::string& job_id, const refresh_spec& spec, memo& fresh) {
+    const auto& l = enrichment.lookups[spec.lookup];
+    std::string after_id;
+    for (;;) {
+      auto page = store->entities_with(l.entity_kind, l.params, spec.texts, rebuild_page, after_id);
+      if (page.empty())
+        break;
+      after_id = page.back().id;
+      update_job(job_id, [&](rebuild_progress& p) { p.total += page.size(); });
+      for (auto& st : page) {
+        if (cancel)
+          throw std::runtime_error("cancelled: the state pipeline stopped");
+        const auto what = st.kind + "/" + st.id;
+        std::optional<refreshed> outcome;
+        std::string error;
+        try {
+          outcome = refresh_one(std::move(st), spec, fresh);
+          if (*outcome == refreshed::raced)
+            error = what + ": kept racing live updates";
+        } catch (...) {
+          error = what + ": " + core::exception_text(std::current_exception());
+          spdlog::warn("state pipeline: {}: {}", job_id, error);
+        }
+        update_job(job_id, [&](rebuild_progress& p) {
+          if (!error.empty()) {
+            p.failed += 1;
+            p.error = error;
+          } else if (*outcome == refreshed::stored) {
+            p.done += 1;
+          } else {
+            p.unchanged += 1;
+          }
+        });
+      }
+    }
   }
 
   void stop() {
@@ -359,12 +564,13 @@ struct state_pipeline::impl {
       stopping = true;
       cancel = true;
       for (const auto& id : queue) {
-        auto& p = jobs.at(id);
+        auto& p = jobs.at(id).progress;
         p.state = "failed";
         p.error = "cancelled: the state pipeline stopped before the job started";
         p.finished_at = rfc3339_now();
       }
       queue.clear();
+      queued_refreshes.clear();
     }
     jobs_cv.notify_all();
     if (worker.joinable())
@@ -393,7 +599,7 @@ std::optional<rebuild_progress> state_pipeline::rebuild_status(const std::string
   auto it = impl_->jobs.find(job_id);
   if (it == impl_->jobs.end())
     return std::nullopt;
-  return it->second;
+  return it->second.progress;
 }
 
 std::optional<stored_state> state_pipeline::state_of(const std::string& kind,

@@ -3,7 +3,8 @@
 // Entity-state propagation, the part between the bus and the writers: for each event of the
 // durable "state" subscription, decide stale/apply against the stored state, merge the event's
 // data into the entity's base, enrich it with SQL lookups (cache-aside), store it, and tell the
-// writers. Also rebuilds (re-enrich every stored entity from SQL) on demand.
+// writers. Also rebuilds (re-enrich every stored entity from SQL) on demand, and refreshes
+// the stored entities that used a looked-up row when an event announces that row changed.
 //
 // Enrichment: for each lookup of the entity's kind, the parameters are read from the merged
 // base at the lookup's dotted `params`; the first row (or null: no row, or a parameter missing,
@@ -52,11 +53,18 @@ public:
   /// dropped. Register before events flow.
   void on_change(std::function<void(const adapters::sqlite::stored_state&)> listener);
 
-  /// The durable subscription's handler. Invalidates cached lookups if the event's type is a
-  /// lookup's `invalidated_by`; then, unless the event is stale or already applied, merges it,
-  /// enriches, stores (a new revision) and notifies. Throws on lookup or store failures (the
-  /// bus retries, then dead-letters); throws terminal_error for an event without a journal
-  /// sequence (the pipeline must be fed by a durable subscription).
+  /// The durable subscription's handler. If the event's type is a lookup's `invalidated_by`,
+  /// drops the cached row named by its `invalidation_keys` and queues a refresh job
+  /// ("refresh-N", see rebuild_status): every stored entity of the lookup's kind whose base
+  /// binds the same parameters is re-enriched from SQL, and stored with a new revision (and
+  /// listeners told) only if its state changed; a live update racing it wins. A refresh for a
+  /// row whose refresh is still queued is not queued twice. Then, unless the event is stale or
+  /// already applied, merges it, enriches, stores (a new revision) and notifies; if any
+  /// invalidation happened meanwhile, enriches it once more and stores that if it differs.
+  /// Throws on lookup or store failures (the bus retries, then dead-letters); throws
+  /// terminal_error for an event without a journal sequence (the pipeline must be fed by a
+  /// durable subscription). Refresh jobs are in memory: a crash before one ran loses it (a
+  /// rebuild repairs the entities).
   void handle(const event& ev);
 
   /// Queues a rebuild of every entity (of `kind`; of one entity if `id` is given too) and
@@ -68,7 +76,7 @@ public:
   /// std::runtime_error after stop().
   std::string start_rebuild(const std::string& kind = {}, const std::string& id = {});
 
-  /// A job's progress; nothing for an unknown (or long forgotten) job id.
+  /// A job's progress (rebuild or refresh); nothing for an unknown (or long forgotten) job id.
   std::optional<rebuild_progress> rebuild_status(const std::string& job_id) const;
 
   /// The entity's stored state (`GET /v1/state/{kind}/{id}`).

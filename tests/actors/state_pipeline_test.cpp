@@ -21,6 +21,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -188,6 +190,28 @@ const json::value* at(const stored_state& st, const char* member, const char* fi
   return v->as_object().if_contains(field);
 }
 
+/// Waits (bounded) until job `id` is done or failed; its progress then.
+std::optional<actors::rebuild_progress> finished(const state_pipeline& pipeline,
+                                                 const std::string& id,
+                                                 std::chrono::milliseconds within = 5s) {
+  std::optional<actors::rebuild_progress> p;
+  eventually(
+      [&] {
+        p = pipeline.rebuild_status(id);
+        return p && (p->state == "done" || p->state == "failed");
+      },
+      within);
+  return p;
+}
+
+void rename_manager(const config& cfg, int id, const std::string& name) {
+  SQLite::Database crm(cfg.enrichment.database, SQLite::OPEN_READWRITE);
+  SQLite::Statement update(crm, "UPDATE account_managers SET name = ? WHERE id = ?");
+  update.bind(1, name);
+  update.bind(2, id);
+  REQUIRE(update.exec() == 1);
+}
+
 }  // namespace
 
 TEST_CASE("state_pipeline: events become stored, enriched state", "[state_pipeline]") {
@@ -314,6 +338,11 @@ TEST_CASE("state_pipeline: a rebuild re-enriches every entity from SQL with new 
     REQUIRE(sut.wait_for_version("A-" + std::to_string(100 + i), 1));
   REQUIRE(sut.wait_for("account_manager", "8", [](const stored_state&) { return true; }));
   REQUIRE(eventually([&] { return sut.change_count() == applications + 1; }));
+  // Manager 8's announcement refreshes its applications; let that end before the CRM changes
+  // (it would pick up the change and store new revisions itself).
+  const auto refresh = finished(sut.pipeline, "refresh-1");
+  REQUIRE(refresh);
+  REQUIRE(refresh->state == "done");
   const auto changes_before = sut.change_count();
 
   {
@@ -483,6 +512,229 @@ TEST_CASE("state_pipeline: stop cancels queued rebuilds and refuses new ones",
   CHECK_THROWS_WITH(sut.pipeline.start_rebuild(), Catch::Contains("stopping"));
 }
 
+TEST_CASE("state_pipeline: renaming a manager refreshes the stored applications it manages",
+          "[state_pipeline][refresh]") {
+  temp_dir dir;
+  const auto cfg = make_config(dir);
+  make_crm(cfg.enrichment.database);
+  system_under_test sut(cfg);
+  constexpr int applications = 12;
+  auto id_of = [](int i) { return "A-" + std::to_string(100 + i); };
+  auto manager_of = [](int i) { return i % 3 == 0 ? 8 : 7; };
+  for (int i = 0; i < applications; ++i) {
+    json::object data{{"status", "new"}};
+    // A manager id given as text is the same manager, as in the lookup cache.
+    if (i == 1)
+      data["accountManagerId"] = "7";
+    else
+      data["accountManagerId"] = manager_of(i);
+    sut.publish(app_event("e" + std::to_string(i), id_of(i), 1, std::move(data)));
+  }
+  for (int i = 0; i < applications; ++i)
+    REQUIRE(sut.wait_for_version(id_of(i), 1));
+  REQUIRE(eventually([&] { return sut.change_count() == applications; }));
+
+  rename_manager(cfg, 7, "Ann Jones");
+  sut.publish(manager_updated("m1", 7));
+  auto job = finished(sut.pipeline, "refresh-1");
+  REQUIRE(job);
+  CHECK(job->state == "done");
+  CHECK(job->kind == "application");
+  CHECK(job->total == 8);
+  CHECK(job->done == 8);
+  CHECK(job->unchanged == 0);
+  CHECK(job->failed == 0);
+  CHECK_THAT(job->cause, Catch::Contains("lookup 'account_manager' (7)") &&
+                             Catch::Contains("event m1 (account_manager.updated)"));
+  for (int i = 0; i < applications; ++i) {
+    auto st = sut.pipeline.state_of("application", id_of(i));
+    REQUIRE(st);
+    INFO(st->id);
+    if (manager_of(i) == 7) {
+      CHECK(*at(*st, "accountManager", "name") == "Ann Jones");
+      CHECK(st->revision == 2);
+    } else {
+      CHECK(*at(*st, "accountManager", "name") == "Bob Jones");
+      CHECK(st->revision == 1);  // not rewritten: targets are not pushed again
+    }
+    CHECK(st->version == 1);
+  }
+  // Writers heard of the 8 refreshed applications (and of the manager entity itself).
+  CHECK(eventually([&] { return sut.change_count() == applications + 8 + 1; }));
+
+  // The same announcement with nothing changed stores nothing.
+  sut.publish(manager_updated("m2", 7));
+  job = finished(sut.pipeline, "refresh-2");
+  REQUIRE(job);
+  CHECK(job->state == "done");
+  CHECK(job->done == 0);
+  CHECK(job->unchanged == 8);
+  CHECK(sut.pipeline.state_of("application", id_of(2))->revision == 2);
+  CHECK(sut.rt.dead_letters("state").empty());
+}
+
+TEST_CASE("state_pipeline: a live update racing a refresh keeps the newer state",
+          "[state_pipeline][refresh]") {
+  temp_dir dir;
+  const auto cfg = make_config(dir);
+  make_crm(cfg.enrichment.database);
+  auto store = std::make_shared<state_store>(dir.file("state.db"));
+  state_pipeline pipeline(cfg, store);
+  std::uint64_t sequence = 0;
+  auto fed = [&](event ev) {
+    ev.sequence = ++sequence;
+    return ev;
+  };
+  constexpr int applications = 10;  // one page: the refresh loads them all before storing any
+  auto id_of = [](int i) { return "A-" + std::to_string(100 + i); };
+  for (int i = 0; i < applications; ++i)
+    pipeline.handle(fed(app_event("e" + std::to_string(i), id_of(i), 1,
+                                  {{"accountManagerId", 7}, {"step", 1}})));
+
+  // When the refresh stores the first application, the last one gets a live update: the
+  // refresh holds it at revision 1 and must not put the state of its older base over it.
+  std::atomic<bool> raced{false};
+  std::mutex mu;
+  pipeline.on_change([&](const stored_state& st) {
+    if (st.id != id_of(0) || st.revision != 2 || raced.exchange(true))
+      return;
+    std::lock_guard<std::mutex> guard{mu};
+    pipeline.handle(fed(app_event("e-live", id_of(applications - 1), 2, {{"step", 2}})));
+  });
+  rename_manager(cfg, 7, "Ann Jones");
+  pipeline.handle(fed(manager_updated("m1", 7)));
+  auto job = finished(pipeline, "refresh-1");
+  REQUIRE(job);
+  REQUIRE(raced);
+  CHECK(job->state == "done");
+  CHECK(job->total == applications);
+  CHECK(job->done == applications - 1);
+  CHECK(job->unchanged == 1);  // the live update enriched it with the new name already
+  CHECK(job->failed == 0);
+  std::lock_guard<std::mutex> guard{mu};
+  auto st = pipeline.state_of("application", id_of(applications - 1));
+  REQUIRE(st);
+  CHECK(st->version == 2);
+  CHECK(st->base.at("step") == 2);
+  CHECK(st->state.at("step") == 2);  // the state belongs to the newest base
+  CHECK(*at(*st, "accountManager", "name") == "Ann Jones");
+  CHECK(st->revision == 2);
+}
+
+TEST_CASE("state_pipeline: an application enriched from the stale cached row is corrected",
+          "[state_pipeline][refresh]") {
+  temp_dir dir;
+  const auto cfg = make_config(dir);
+  make_crm(cfg.enrichment.database);
+  system_under_test sut(cfg);
+  sut.publish(app_event("e1", "A-1", 1, {{"accountManagerId", 7}}));
+  REQUIRE(sut.wait_for_version("A-1", 1));
+
+  // The CRM renames manager 7; events handled before its announcement (on another
+  // partition, say) are enriched from the cached row: an update and a new application.
+  rename_manager(cfg, 7, "Ann Jones");
+  sut.publish(app_event("e2", "A-1", 2, {{"status", "x"}}));
+  sut.publish(app_event("e3", "A-2", 1, {{"accountManagerId", 7}}));
+  for (const auto& [id, version] : {std::pair{"A-1", 2}, std::pair{"A-2", 1}}) {
+    auto st = sut.wait_for_version(id, version);
+    REQUIRE(st);
+    CHECK(*at(*st, "accountManager", "name") == "Ann Smith");  // stale
+  }
+  sut.publish(manager_updated("m1", 7));
+  auto job = finished(sut.pipeline, "refresh-1");
+  REQUIRE(job);
+  CHECK(job->done == 2);
+  for (const auto& [id, revision] : {std::pair{"A-1", 3}, std::pair{"A-2", 2}}) {
+    auto st = sut.pipeline.state_of("application", id);
+    REQUIRE(st);
+    CHECK(*at(*st, "accountManager", "name") == "Ann Jones");
+    CHECK(st->revision == static_cast<std::uint64_t>(revision));
+  }
+}
+
+TEST_CASE("state_pipeline: an event stored after the refresh passed it is enriched again",
+          "[state_pipeline][refresh]") {
+  // The window the refresh alone leaves: an event enriched from the stale row before the
+  // invalidation, stored after the refresh looked for its entity (here: a new one).
+  temp_dir dir;
+  const auto cfg = make_config(dir);
+  make_crm(cfg.enrichment.database);
+  auto store = std::make_shared<state_store>(dir.file("state.db"));
+  state_pipeline pipeline(cfg, store);
+  std::uint64_t sequence = 0;
+  auto fed = [&](event ev) {
+    ev.sequence = ++sequence;
+    return ev;
+  };
+  pipeline.handle(fed(app_event("e1", "A-1", 1, {{"accountManagerId", 7}})));  // caches 7
+  pipeline.handle(fed(app_event("e2", "A-1", 2, {{"accountManagerId", 8}})));  // not 7 now
+  rename_manager(cfg, 7, "Ann Jones");
+
+  // A-2 takes manager 7 from the cache, then its 'application' lookup waits for the CRM's
+  // lock; meanwhile the invalidation is handled and its refresh finds nothing to do.
+  auto event_seq = fed(app_event("e3", "A-2", 1, {{"accountManagerId", 7}, {"number", "A-2"}}));
+  const auto misses = pipeline.cache_stats().misses;
+  SQLite::Database crm(cfg.enrichment.database, SQLite::OPEN_READWRITE);
+  crm.exec("BEGIN EXCLUSIVE");
+  std::thread partition([&] { pipeline.handle(event_seq); });
+  const bool waiting = eventually([&] { return pipeline.cache_stats().misses == misses + 1; });
+  pipeline.handle(fed(manager_updated("m1", 7)));
+  auto job = finished(pipeline, "refresh-1");
+  crm.exec("COMMIT");
+  partition.join();
+  REQUIRE(waiting);
+  REQUIRE(job);
+  CHECK(job->state == "done");
+  CHECK(job->total == 0);
+  auto st = pipeline.state_of("application", "A-2");
+  REQUIRE(st);
+  CHECK(*at(*st, "accountManager", "name") == "Ann Jones");
+  CHECK(st->revision == 2);  // stored stale, then enriched again
+}
+
+TEST_CASE("state_pipeline: announcements of a row whose refresh is still queued share it",
+          "[state_pipeline][refresh]") {
+  temp_dir dir;
+  const auto cfg = make_config(dir);
+  make_crm(cfg.enrichment.database);
+  auto store = std::make_shared<state_store>(dir.file("state.db"));
+  state_pipeline pipeline(cfg, store);
+  std::uint64_t sequence = 0;
+  auto fed = [&](event ev) {
+    ev.sequence = ++sequence;
+    return ev;
+  };
+  pipeline.handle(fed(app_event("e1", "A-1", 1, {{"accountManagerId", 7}})));
+  rename_manager(cfg, 7, "Ann Jones");
+
+  // A rebuild holds the job thread, waiting for the CRM's lock, while the CRM announces the
+  // change three times: one refresh is queued, and it runs after all three.
+  SQLite::Database crm(cfg.enrichment.database, SQLite::OPEN_READWRITE);
+  crm.exec("BEGIN EXCLUSIVE");
+  const auto rebuild = pipeline.start_rebuild("application");
+  // Running, it can only end once it has read the CRM.
+  const bool waiting =
+      eventually([&] { return pipeline.rebuild_status(rebuild)->state == "running"; });
+  for (int i = 1; i <= 3; ++i)
+    pipeline.handle(fed(manager_updated("m" + std::to_string(i), 7)));
+  const auto queued = pipeline.rebuild_status("refresh-1");
+  const auto second = pipeline.rebuild_status("refresh-2");
+  crm.exec("COMMIT");
+  INFO("rebuild: " << pipeline.rebuild_status(rebuild)->state << " "
+                   << pipeline.rebuild_status(rebuild)->error);
+  REQUIRE(waiting);
+  REQUIRE(queued);
+  CHECK(queued->state == "queued");
+  CHECK_FALSE(second);
+  CHECK(finished(pipeline, rebuild)->state == "done");
+  const auto job = finished(pipeline, "refresh-1");
+  REQUIRE(job);
+  CHECK(job->state == "done");
+  CHECK(job->total == 1);
+  CHECK_FALSE(pipeline.rebuild_status("refresh-2"));
+  CHECK(*at(*pipeline.state_of("application", "A-1"), "accountManager", "name") == "Ann Jones");
+}
+
 // Figures, not assertions on time: run with `switchboard_tests "[.state_bench]"`.
 TEST_CASE("state_pipeline: throughput of live events and of a rebuild", "[.state_bench]") {
   temp_dir dir;
@@ -515,6 +767,65 @@ TEST_CASE("state_pipeline: throughput of live events and of a rebuild", "[.state
                 << "cache hits " << stats.hits << ", misses " << stats.misses << "; rebuild of "
                 << entities << " entities: " << secs(t2 - t1) << " s = " << entities / secs(t2 - t1)
                 << " entities/s");
+}
+
+// Figures: `switchboard_tests "[.state_bench]"`. The entities are put straight into the store
+// (as the pipeline would have stored them) to keep the setup short.
+TEST_CASE("state_pipeline: refresh of one manager's applications among many entities",
+          "[.state_bench]") {
+  temp_dir dir;
+  const auto cfg = make_config(dir);
+  make_crm(cfg.enrichment.database);
+  auto store = std::make_shared<state_store>(dir.file("state.db"));
+  state_pipeline pipeline(cfg, store);
+  constexpr int entities = 100'000;
+  constexpr int managed = 1'000;  // every 100th application is manager 7's
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < entities; ++i) {
+    const int manager = i % (entities / managed) == 0 ? 7 : 8;
+    json::object base{{"number", "X-" + std::to_string(i)},
+                      {"status", "new"},
+                      {"accountManagerId", manager}};
+    json::object state = base;
+    state["accountManager"] = {{"id", manager},
+                               {"name", manager == 7 ? "Ann Smith" : "Bob Jones"},
+                               {"email", manager == 7 ? "ann@example.com" : "bob@example.com"}};
+    state["applicantDetails"] = nullptr;
+    state["crm"] = nullptr;
+    store->put("application", "A-" + std::to_string(i), 1, static_cast<std::uint64_t>(i + 1),
+               base, state);
+  }
+  const auto t1 = std::chrono::steady_clock::now();
+  std::size_t scanned = 0;
+  std::string after;
+  for (;;) {
+    auto page = store->entities_with("application", {"accountManagerId"}, {"7"}, 200, after);
+    if (page.empty())
+      break;
+    scanned += page.size();
+    after = page.back().id;
+  }
+  const auto t2 = std::chrono::steady_clock::now();
+  REQUIRE(scanned == managed);
+
+  rename_manager(cfg, 7, "Ann Jones");
+  std::atomic<int> heard{0};
+  pipeline.on_change([&](const stored_state&) { ++heard; });
+  auto ev = manager_updated("m1", 7);
+  ev.sequence = entities + 1;
+  const auto t3 = std::chrono::steady_clock::now();
+  pipeline.handle(ev);
+  auto job = finished(pipeline, "refresh-1", 120s);
+  const auto t4 = std::chrono::steady_clock::now();
+  REQUIRE(job);
+  CHECK(job->done == managed);
+  CHECK(heard == managed + 1);
+  const auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
+  WARN(entities << " entities put in " << secs(t1 - t0) << " s; entities_with over them ("
+                << managed << " match, pages of 200): " << secs(t2 - t1) * 1e3
+                << " ms; refresh of manager 7's " << managed << " applications: "
+                << secs(t4 - t3) * 1e3 << " ms (" << managed / secs(t4 - t3)
+                << " entities/s, invalidation to job done)");
 }
 
 TEST_CASE("state_pipeline: a rebuild whose lookup fails counts the entities it gave up on",

@@ -190,6 +190,70 @@ TEST_CASE("state_store: entities pages through every entity, optionally of one k
   CHECK(page_all("").size() == 50);
 }
 
+TEST_CASE("state_store: entities_with finds a kind's entities by values in their base",
+          "[state_store]") {
+  temp_dir dir;
+  state_store store(dir.file("state.db"));
+  std::int64_t seq = 0;
+  auto put = [&](const std::string& kind, const std::string& id, json::object base) {
+    REQUIRE(store.put(kind, id, std::nullopt, static_cast<std::uint64_t>(++seq), base, base)
+                .outcome == outcome::stored);
+  };
+  // Matched as the lookup cache keys them (core::scalar_text): by text.
+  put("application", "int", obj({{"managerId", 7}}));
+  put("application", "string", obj({{"managerId", "7"}}));
+  put("application", "whole-real", obj({{"managerId", 7.0}}));
+  put("application", "nested", obj({{"manager", {{"id", 7}}}, {"managerId", 1}}));
+  put("application", "fraction", obj({{"managerId", 7.5}}));
+  put("application", "other", obj({{"managerId", 8}}));
+  put("application", "null", obj({{"managerId", nullptr}}));
+  put("application", "object", obj({{"managerId", {{"id", 7}}}}));
+  put("application", "array", json::parse(R"({"managerId":[7]})").as_object());
+  put("application", "missing", obj({{"status", "new"}}));
+  put("application", "flag", obj({{"vip", true}, {"managerId", 7}}));
+  put("application", "odd-name", obj({{"a.b", 7}, {"x[0]", "7"}, {"$", 7}}));
+  put("worker", "int", obj({{"managerId", 7}}));  // another kind
+
+  auto all = [&](const std::vector<std::string>& paths, const std::vector<std::string>& texts,
+                 const std::string& kind = "application") {
+    std::vector<stored_state> out;
+    std::string after;
+    for (;;) {
+      auto page = store.entities_with(kind, paths, texts, 2, after);
+      REQUIRE(page.size() <= 2);
+      if (page.empty())
+        break;
+      after = page.back().id;
+      out.insert(out.end(), page.begin(), page.end());
+    }
+    return out;
+  };
+  using ids = std::set<std::string>;
+  CHECK(ids_of(all({"managerId"}, {"7"})) ==
+        ids{"application/int", "application/string", "application/whole-real", "application/flag"});
+  CHECK(ids_of(all({"managerId"}, {"8"})) == ids{"application/other"});
+  CHECK(ids_of(all({"managerId"}, {"7.5"})).empty());  // fractions have no text
+  CHECK(ids_of(all({"manager.id"}, {"7"})) == ids{"application/nested"});
+  CHECK(ids_of(all({"vip"}, {"true"})) == ids{"application/flag"});
+  CHECK(ids_of(all({"vip", "managerId"}, {"true", "7"})) == ids{"application/flag"});
+  CHECK(ids_of(all({"vip", "managerId"}, {"true", "8"})).empty());
+  CHECK(ids_of(all({"managerId"}, {"7"}, "worker")) == ids{"worker/int"});
+  // Member names are quoted, so path syntax in them is just text ...
+  CHECK(ids_of(all({"x[0]"}, {"7"})) == ids{"application/odd-name"});
+  CHECK(ids_of(all({"$"}, {"7"})) == ids{"application/odd-name"});
+  // ... and values are bound: a quote or SQL in one is only a value that matches nothing.
+  CHECK(ids_of(all({"managerId"}, {"7' OR '1'='1"})).empty());
+
+  CHECK(state_store::sqlite_json_path("accountManager.id") == "$.\"accountManager\".\"id\"");
+  CHECK_FALSE(state_store::sqlite_json_path("a..b"));
+  CHECK_FALSE(state_store::sqlite_json_path(""));
+  CHECK_FALSE(state_store::sqlite_json_path("a\"b"));
+  CHECK_THROWS_WITH(store.entities_with("application", {"say \"hi\""}, {"7"}, 10),
+                    Catch::Contains("the dotted path \"say \"hi\"\" cannot be looked up"));
+  CHECK_THROWS_AS(store.entities_with("application", {"a", "b"}, {"7"}, 10),
+                  std::invalid_argument);
+}
+
 TEST_CASE("state_store: the ledger tracks per target what is unwritten, written and dead",
           "[state_store]") {
   temp_dir dir;

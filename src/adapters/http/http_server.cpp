@@ -321,6 +321,8 @@ void http_server::add_state_routes(Guard guarded) {
                    {"total", progress->total},
                    {"done", progress->done},
                    {"failed", progress->failed},
+                   {"unchanged", progress->unchanged},
+                   {"cause", progress->cause},
                    {"error", progress->error},
                    {"started_at", progress->started_at},
                    {"finished_at", progress->finished_at}}));

@@ -12,6 +12,8 @@
 #include <limits>
 #include <mutex>
 #include <set>
+#include <stdexcept>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -408,6 +410,84 @@ std::vector<stored_state> state_store::entities(const std::string& entity_kind, 
       out.push_back(entity_from(*s));
   } catch (const SQLite::Exception& e) {
     impl_->fail("listing entities", e);
+  }
+  return out;
+}
+
+std::optional<std::string> state_store::sqlite_json_path(const std::string& dotted) {
+  std::string out = "$";
+  std::size_t start = 0;
+  for (;;) {
+    const auto dot = dotted.find('.', start);
+    const auto name = std::string_view(dotted).substr(start, dot == std::string::npos
+                                                                 ? std::string::npos
+                                                                 : dot - start);
+    if (name.empty())
+      return std::nullopt;
+    for (const char c : name)
+      if (c == '"' || static_cast<unsigned char>(c) < 0x20)
+        return std::nullopt;
+    out += ".\"";
+    out += name;
+    out += '"';
+    if (dot == std::string::npos)
+      return out;
+    start = dot + 1;
+  }
+}
+
+std::vector<stored_state> state_store::entities_with(const std::string& entity_kind,
+                                                     const std::vector<std::string>& paths,
+                                                     const std::vector<std::string>& texts,
+                                                     std::size_t limit,
+                                                     const std::string& after_id) const {
+  if (paths.size() != texts.size())
+    throw std::invalid_argument("state database: entities_with got " +
+                                std::to_string(paths.size()) + " paths but " +
+                                std::to_string(texts.size()) + " values; give one per path");
+  std::vector<std::string> json_paths;
+  for (const auto& p : paths) {
+    auto jp = sqlite_json_path(p);
+    if (!jp)
+      throw std::invalid_argument("state database: the dotted path \"" + p +
+                                  "\" cannot be looked up in stored entities (an empty member "
+                                  "name, or one holding '\"' or a control character); rename "
+                                  "the member or change the lookup's params");
+    json_paths.push_back(std::move(*jp));
+  }
+  std::vector<stored_state> out;
+  if (limit == 0)
+    return out;
+  // The text of the scalar at ?N, as core::scalar_text has it: JSON true/false come back from
+  // json_extract as 1/0 and whole reals as 42.0, so json_type picks the rendering.
+  std::string sql = std::string("SELECT ") + entity_columns +
+                    " FROM entity_state e WHERE e.kind = ?1 AND e.id > ?2";
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    const auto p = "?" + std::to_string(4 + 2 * i);
+    const auto v = "?" + std::to_string(5 + 2 * i);
+    const auto x = "json_extract(e.base, " + p + ")";
+    sql += " AND (CASE json_type(e.base, " + p + ") WHEN 'text' THEN " + x +
+           " WHEN 'integer' THEN CAST(" + x + " AS TEXT) WHEN 'true' THEN 'true' WHEN 'false' "
+           "THEN 'false' WHEN 'real' THEN CASE WHEN " + x + " = CAST(" + x + " AS INTEGER) AND "
+           "abs(" + x + ") < 9.0e15 THEN CAST(CAST(" + x + " AS INTEGER) AS TEXT) END END) = " + v;
+  }
+  sql += " ORDER BY e.id LIMIT ?3";
+  std::lock_guard<std::mutex> guard{impl_->mu};
+  try {
+    // Prepared per page: the text depends on the number of paths, and a page's scan costs far
+    // more than its preparation.
+    SQLite::Statement s{impl_->db, sql};
+    s.bindNoCopy(1, entity_kind);
+    s.bindNoCopy(2, after_id);
+    s.bind(3, to_db(limit));
+    for (std::size_t i = 0; i < paths.size(); ++i) {
+      s.bindNoCopy(static_cast<int>(4 + 2 * i), json_paths[i]);
+      s.bindNoCopy(static_cast<int>(5 + 2 * i), texts[i]);
+    }
+    while (s.executeStep())
+      out.push_back(entity_from(s));
+  } catch (const SQLite::Exception& e) {
+    impl_->fail("listing entities of kind '" + entity_kind + "' by base values", e);
   }
   return out;
 }

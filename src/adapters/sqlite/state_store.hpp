@@ -100,6 +100,27 @@ public:
                                      const std::string& after_kind = {},
                                      const std::string& after_id = {}) const;
 
+  /// Up to `limit` entities of `entity_kind` whose `base` holds, at every dotted path of
+  /// `paths` ("accountManager.id"), a scalar whose text equals the `texts` entry at the same
+  /// index, ordered by id after `after_id`: pages through the entities that used one lookup
+  /// row (the state pipeline's refresh after an invalidation). Text as core::scalar_text and
+  /// the lookup cache's keys have it: "7" matches 7, 7.0 and "7"; "true" matches true; null,
+  /// objects, arrays and fractional numbers match nothing. Paths and texts are bound, never
+  /// spliced into SQL. A scan of the kind's rows (no index on base; one full scan per refresh
+  /// is acceptable for now): 60-80 ms over 100,000 entities, all pages ([.state_bench] test).
+  /// Throws std::invalid_argument for a path it cannot address (an empty member name or one
+  /// holding '"') or if the sizes differ; store_error on SQLite failures.
+  std::vector<stored_state> entities_with(const std::string& entity_kind,
+                                          const std::vector<std::string>& paths,
+                                          const std::vector<std::string>& texts,
+                                          std::size_t limit,
+                                          const std::string& after_id = {}) const;
+
+  /// The SQLite JSON path ('$."a"."b"') of a dotted path ("a.b"), every member name quoted so
+  /// that none is read as path syntax; nothing if a member is empty or holds '"' (SQLite's
+  /// quoted labels have no escape) or a control character.
+  static std::optional<std::string> sqlite_json_path(const std::string& dotted);
+
   /// How many entities (of `entity_kind`, all if empty) are stored.
   std::uint64_t entity_count(const std::string& entity_kind = {}) const;
 
