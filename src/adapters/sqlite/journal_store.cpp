@@ -1,4 +1,5 @@
 #include "adapters/sqlite/journal_store.hpp"
+#include "adapters/sqlite/sqlite_support.hpp"
 
 #include "core/time.hpp"
 
@@ -12,11 +13,12 @@ namespace switchboard::adapters::sqlite {
 
 namespace {
 
-constexpr int schema_version = 1;
+using internal::kind_of;
+using internal::max_db_integer;
+using internal::statement_use;
+using internal::to_db;
 
-// Sequences, ids and timestamps are INTEGER (signed 64-bit) in SQLite.
-constexpr std::uint64_t max_db_integer =
-    static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+constexpr int schema_version = 1;
 
 const char* const create_schema = R"sql(
 CREATE TABLE events (
@@ -49,16 +51,6 @@ CREATE TABLE dead_letters (
 PRAGMA user_version = 1;
 )sql";
 
-store_error::kind kind_of(int sqlite_code) {
-  switch (sqlite_code & 0xFF) {  // the primary code of an extended one
-    case SQLITE_FULL: return store_error::kind::disk_full;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED: return store_error::kind::busy;
-    case SQLITE_IOERR: return store_error::kind::io;
-    default: return store_error::kind::other;
-  }
-}
-
 const char* advice(store_error::kind k) {
   switch (k) {
     case store_error::kind::disk_full:
@@ -73,32 +65,6 @@ const char* advice(store_error::kind k) {
   return "check that the file is a switchboard journal and is not corrupt (sqlite3 FILE "
          "'PRAGMA integrity_check'); restore it from a backup if it is";
 }
-
-std::int64_t to_db(std::uint64_t v) {
-  return static_cast<std::int64_t>(v > max_db_integer ? max_db_integer : v);
-}
-
-/// Resets a cached statement and drops its bindings when a use of it ends (also on errors:
-/// `tryReset` does not throw the step's error again, and bindNoCopy pointers must not outlive
-/// the strings they point to).
-class statement_use {
-public:
-  explicit statement_use(SQLite::Statement& s) : s_(s) {}
-  ~statement_use() {
-    s_.tryReset();
-    try {
-      s_.clearBindings();  // sqlite3_clear_bindings always returns SQLITE_OK
-    } catch (...) {
-    }
-  }
-  statement_use(const statement_use&) = delete;
-  statement_use& operator=(const statement_use&) = delete;
-  SQLite::Statement* operator->() { return &s_; }
-  SQLite::Statement& operator*() { return s_; }
-
-private:
-  SQLite::Statement& s_;
-};
 
 dead_letter dead_letter_from(SQLite::Statement& s) {
   dead_letter d;

@@ -1,4 +1,5 @@
 #include "adapters/sqlite/state_store.hpp"
+#include "adapters/sqlite/sqlite_support.hpp"
 
 #include "adapters/sqlite/journal_store.hpp"  // store_error
 #include "switchboard/event.hpp"              // rfc3339_now
@@ -21,10 +22,12 @@ namespace switchboard::adapters::sqlite {
 
 namespace {
 
-constexpr int schema_version = 1;
+using internal::kind_of;
+using internal::max_db_integer;
+using internal::statement_use;
+using internal::to_db;
 
-constexpr std::uint64_t max_db_integer =
-    static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+constexpr int schema_version = 1;
 
 // entity_state: one row per entity. target_ledger: one row per (target, entity) for every
 // target that has used the ledger ("registered" in ledger_targets), carrying a copy of the
@@ -80,16 +83,6 @@ PRAGMA user_version = 1;
 const char* const entity_columns =
     "e.kind, e.id, e.version, e.revision, e.sequence, e.base, e.state, e.updated_at";
 
-store_error::kind kind_of(int sqlite_code) {
-  switch (sqlite_code & 0xFF) {
-    case SQLITE_FULL: return store_error::kind::disk_full;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED: return store_error::kind::busy;
-    case SQLITE_IOERR: return store_error::kind::io;
-    default: return store_error::kind::other;
-  }
-}
-
 const char* advice(store_error::kind k) {
   switch (k) {
     case store_error::kind::disk_full: return "free disk space and retry";
@@ -102,30 +95,6 @@ const char* advice(store_error::kind k) {
   return "check that the file is a switchboard state database and is not corrupt; it is view "
          "data, so it can be deleted and rebuilt by replaying the 'state' subscription from zero";
 }
-
-std::int64_t to_db(std::uint64_t v) {
-  return static_cast<std::int64_t>(v > max_db_integer ? max_db_integer : v);
-}
-
-/// Resets a cached statement and drops its bindings when a use ends (also on errors).
-class statement_use {
-public:
-  explicit statement_use(SQLite::Statement& s) : s_(s) {}
-  ~statement_use() {
-    s_.tryReset();
-    try {
-      s_.clearBindings();
-    } catch (...) {
-    }
-  }
-  statement_use(const statement_use&) = delete;
-  statement_use& operator=(const statement_use&) = delete;
-  SQLite::Statement* operator->() { return &s_; }
-  SQLite::Statement& operator*() { return s_; }
-
-private:
-  SQLite::Statement& s_;
-};
 
 boost::json::object parse_object(const SQLite::Column& c, const char* what) {
   boost::system::error_code ec;
