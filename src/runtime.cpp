@@ -361,6 +361,9 @@ void runtime::publish_async(
     done(nullptr, "event rejected: " + problem->message());
     return;
   }
+  // A copy taken under the lock: a publish that passed the check as stop() began still has a
+  // writer (which commits it) when stop() lets go of its own.
+  std::shared_ptr<actors::journal_writer> writer;
   {
     std::lock_guard<std::mutex> guard{d.mu};
     if (d.state != impl::phase::running) {
@@ -369,9 +372,10 @@ void runtime::publish_async(
                       : "runtime is stopping; the event was not accepted");
       return;
     }
+    writer = d.writer;
   }
   auto id = ev.id;
-  d.writer->append(std::move(ev), [id = std::move(id), done = std::move(done)](
+  writer->append(std::move(ev), [id = std::move(id), done = std::move(done)](
                                     const actors::append_result& r) {
     if (!r.ok) {
       done(nullptr, "event '" + id + "' was not stored: " + r.error +
