@@ -1,6 +1,6 @@
 #include "switchboard/config.hpp"
 
-#include "core/json_path.hpp"
+#include "core/target_mapping.hpp"
 #include "core/type_pattern.hpp"
 
 #include <boost/json/basic_parser_impl.hpp>
@@ -436,14 +436,6 @@ check require(const std::string& value, const std::string& path, std::string_vie
   return fail(child_path(path, key), "is missing", std::move(allowed));
 }
 
-check template_check(const std::string& tmpl, const std::string& path, std::string_view key) {
-  if (auto why = core::template_problem(tmpl))
-    return fail(child_path(path, key), "is \"" + tmpl + "\", which " + *why,
-                "text with placeholders such as {id}, {kind} or {dotted.state.path}; {{ and }} "
-                "for literal braces");
-  return std::nullopt;
-}
-
 check dotted_path_check(const std::string& dotted, const std::string& path) {
   if (dotted.front() == '.' || dotted.back() == '.' || dotted.find("..") != std::string::npos)
     return fail(path, "is \"" + dotted + "\", not a dotted path",
@@ -632,18 +624,21 @@ check finish_target(target_config& t, const std::string& path, const json::value
     if (obj.contains(json::string_view(key.data(), key.size())))
       return fail(child_path(path, key), "does not apply to a target of type '" + type_name + "'",
                   "the keys of that type only: " + quoted_list(needed) + " and the common ones");
-  for (auto [value, key] : {std::pair{&t.document, "document"}, std::pair{&t.key, "key"},
-                            std::pair{&t.worker, "worker"}})
-    if (auto error = template_check(*value, path, key))
-      return error;
-  for (const auto& [field, state_path] : t.fields)
-    if (auto error = dotted_path_check(state_path, child_path(child_path(path, "fields"), field)))
-      return error;
-  if (t.backoff_initial > t.backoff_max)
-    return fail(child_path(path, "backoff_initial_ms"),
-                "is " + std::to_string(t.backoff_initial.count()) + ", larger than backoff_max_ms (" +
-                    std::to_string(t.backoff_max.count()) + ")",
-                "at most backoff_max_ms");
+  // What a target means (templates, fields, limits) is checked by the same code that checks
+  // a target built in a host program: core::target_problem. Here only its key names change
+  // to the file's (`min_interval_ms`, `fields.<name>`).
+  if (auto p = core::target_problem(t)) {
+    std::string key = p->key;
+    if (key == "min_interval" || key == "backoff_initial" || key == "backoff_max")
+      key += "_ms";
+    std::string key_path = child_path(path, key);
+    if (key.rfind("fields[", 0) == 0) {
+      const auto i = static_cast<std::size_t>(std::stoul(key.substr(7)));
+      if (i < t.fields.size())
+        key_path = child_path(child_path(path, "fields"), t.fields[i].first);
+    }
+    return fail(key_path, p->problem, p->allowed);
+  }
   return std::nullopt;
 }
 

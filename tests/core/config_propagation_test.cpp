@@ -110,10 +110,13 @@ TEST_CASE("entity-state configuration errors name the key and the fix", "[config
              Contains("targets[0].workspace: does not apply to a target of type 'sync_document'"));
   CHECK_THAT(error_for(R"({"targets": [{"name": "d", "type": "sync_document", "entity_kind": "a",
              "service": "IS1", "document": "application-{id"}]})"),
-             Contains("targets[0].document: is \"application-{id\", which has a '{' without its '}'"));
+             Contains("targets[0].document: 'application-{id' has a '{' without its '}'"));
   CHECK_THAT(error_for(R"({"targets": [{"name": "w", "type": "taskrouter_worker", "entity_kind": "agent",
              "workspace": "WS1", "worker": "{sid}", "fields": {"x": "a..b"}}]})"),
-             Contains("targets[0].fields.x: is \"a..b\", not a dotted path"));
+             Contains("targets[0].fields.x: has the malformed state path 'a..b' for 'x'"));
+  CHECK_THAT(error_for(R"({"targets": [{"name": "w", "type": "taskrouter_worker", "entity_kind": "agent",
+             "workspace": "WS1", "worker": "{sid}", "backoff_initial_ms": 500, "backoff_max_ms": 100}]})"),
+             Contains("targets[0].backoff_max_ms: is shorter than backoff_initial"));
   CHECK_THAT(error_for(R"({"twilio": {"base_url": "ftp://x"}})"), Contains("twilio.base_url"));
   CHECK_THAT(error_for(R"({"state": {"pattern": "a.*.b"}})"), Contains("state.pattern"));
   CHECK_THAT(error_for(R"({"twilio": {"auth_token": "x"}})"), Contains("TWILIO_AUTH_TOKEN"));

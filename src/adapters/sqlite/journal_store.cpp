@@ -13,10 +13,7 @@ namespace switchboard::adapters::sqlite {
 
 namespace {
 
-using internal::kind_of;
-using internal::max_db_integer;
-using internal::statement_use;
-using internal::to_db;
+using namespace internal;  // sqlite_support.hpp
 
 constexpr int schema_version = 1;
 
