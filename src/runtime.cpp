@@ -5,9 +5,11 @@
 #include "actors/supervisor.hpp"
 #include "adapters/http/http_server.hpp"
 #include "core/type_pattern.hpp"
+#include "leads.hpp"
 #include "propagation.hpp"
 #include "runtime_access.hpp"
 
+#include <boost/json.hpp>
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
@@ -115,6 +117,7 @@ struct runtime::impl {
   std::string listen_address;
   std::unique_ptr<propagation> prop;  // entity-state propagation, when configured
   std::uint64_t state_subscription = 0;  // the id of prop's subscription, 0 = none
+  std::unique_ptr<leads> lead_host;      // lead conversations and form leads, when configured
 
   // A read-only connection for API reads (read, dead_letters); SQLite connections are not
   // thread-safe, so it is used under its own lock.
@@ -170,6 +173,8 @@ struct runtime::impl {
     spec.children.push_back(std::move(consumers));
     if (prop)
       spec.children.push_back(prop->writers_child(cfg.supervision));
+    if (lead_host)
+      spec.children.push_back(lead_host->child(cfg.supervision));
     return spec;
   }
 
@@ -218,6 +223,7 @@ struct runtime::impl {
       state_subscription = 0;
     }
     prop.reset();  // joins the writers' lanes, closes state.db and the lookup database
+    lead_host.reset();  // joins the lead runners, closes leads.db
     ctx.reset();
     reader.reset();
     writer.reset();  // before `tail`, which its commit callback appends to
@@ -293,6 +299,18 @@ void runtime::start() {
     }
   }
 
+  if (switchboard::runs_leads(d.cfg)) {
+    try {
+      d.lead_host = std::make_unique<leads>(d.cfg, [raw] {
+        std::lock_guard<std::mutex> guard{raw->mu};
+        return raw->listen_address;
+      });
+    } catch (...) {
+      d.abandon_start();
+      throw;
+    }
+  }
+
   d.caf_cfg = std::make_unique<caf::actor_system_config>();
   d.caf_cfg->set("scheduler.max-threads", d.cfg.scheduler.max_threads);
   d.caf_cfg->set("work-stealing.moderate-sleep-duration",
@@ -305,7 +323,9 @@ void runtime::start() {
     // supervisor exists and is registered.
     caf::scoped_actor self{*d.sys};
     self->request(d.root, std::chrono::seconds(10), which_children_atom_v)
-      .receive([&](const std::vector<std::string>& ids) { up = ids.size() == (d.prop ? 2u : 1u); },
+      .receive([&](const std::vector<std::string>& ids) {
+                 up = ids.size() == 1u + (d.prop ? 1u : 0u) + (d.lead_host ? 1u : 0u);
+               },
                [](const caf::error&) {});
   });
   if (!up) {
@@ -634,6 +654,8 @@ run_outcome runtime::stop() {
   d.control.run([&] { d.sys.reset(); });  // waits for every actor to finish
   if (d.prop)
     d.prop->stop();  // rebuilds and the writers' I/O lanes
+  if (d.lead_host)
+    d.lead_host->stop();  // the lead runners and timers (their actors are gone)
   d.writer->flush();  // the last checkpoints and dead letters
   {
     std::lock_guard<std::mutex> guard{d.query_mu};
@@ -674,6 +696,27 @@ std::optional<boost::json::value> runtime::entity_state(const std::string& kind,
 
 boost::json::value runtime::propagation_status() const {
   return impl_->prop ? impl_->prop->status() : boost::json::value(boost::json::object{});
+}
+
+bool runtime::runs_leads() const { return switchboard::runs_leads(impl_->cfg); }
+
+keyed_answer runtime::invoke(const keyed_request& request) {
+  if (!impl_->lead_host)
+    return keyed_answer{404, boost::json::object{{"error", "lead conversations and form leads are not configured on this "
+                                                           "server: set leads.proxy_numbers (and leads.dealers) or a "
+                                                           "form_leads URL, and start the runtime"}}};
+  return impl_->lead_host->invoke(request);
+}
+
+keyed_answer runtime::conversations_webhook(const std::vector<std::pair<std::string, std::string>>& params,
+                                            const std::string& signature) {
+  if (!impl_->lead_host)
+    return keyed_answer{404, boost::json::object{{"error", "lead conversations are not configured on this server"}}};
+  return impl_->lead_host->conversations_webhook(params, signature);
+}
+
+boost::json::value runtime::leads_status() const {
+  return impl_->lead_host ? impl_->lead_host->status() : boost::json::value(boost::json::object{});
 }
 
 std::string runtime::listen_address() const {

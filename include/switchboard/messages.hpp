@@ -163,6 +163,18 @@ CAF_BEGIN_TYPE_ID_BLOCK(switchboard, caf::first_custom_type_id)
   // sync writer <- its target's rescan() (after forget_written): read the backlog again.
   CAF_ADD_ATOM(switchboard, switchboard, rescan_atom, "sb_rescan")
 
+  // keyed router <- leads' HTTP side, timers, start-up scan: run invocation N of this key.
+  // Dedupe: the invocation number (a runner skips an invocation that is no longer running).
+  CAF_ADD_ATOM(switchboard, switchboard, dispatch_atom, "sb_dispat")
+  // keyed entity <- its router: queue invocation N (one at a time per key).
+  CAF_ADD_ATOM(switchboard, switchboard, invoke_atom, "sb_invoke")
+  // keyed entity <- a runner thread: invocation N ran; retry after D ms, or D < 0: it ended.
+  CAF_ADD_ATOM(switchboard, switchboard, ran_atom, "sb_ran")
+  // keyed router <- one of its entities: it finished an invocation (for passivation).
+  CAF_ADD_ATOM(switchboard, switchboard, idle_atom, "sb_idle")
+  // keyed router <- itself (delayed): passivate entities idle for long enough.
+  CAF_ADD_ATOM(switchboard, switchboard, passivate_atom, "sb_passiv")
+
   CAF_ADD_TYPE_ID(switchboard, (switchboard::child_spec))
   CAF_ADD_TYPE_ID(switchboard, (switchboard::supervisor_spec))
   CAF_ADD_TYPE_ID(switchboard, (switchboard::supervision_event))
@@ -211,5 +223,21 @@ using sync_writer_actor = caf::typed_actor<
   caf::reacts_to<write_done_atom, write_report>,
   caf::reacts_to<pace_atom>,
   caf::reacts_to<rescan_atom>>;
+
+/// The router of one keyed service (src/actors/invocations.hpp): finds or spawns the entity
+/// actor of a key, hands it invocations, passivates idle ones.
+using keyed_router_actor = caf::typed_actor<
+  caf::reacts_to<dispatch_atom, std::string, std::uint64_t>,
+  caf::reacts_to<idle_atom, std::string>,
+  caf::reacts_to<passivate_atom>>;
+
+/// The actor of one key: runs its invocations one at a time on its service's runner threads
+/// (its state lives in SQLite), waiting out retries in between; `passivate` from its router
+/// (only when nothing is queued) makes it quit.
+using keyed_entity_actor = caf::typed_actor<
+  caf::reacts_to<invoke_atom, std::uint64_t>,
+  caf::reacts_to<ran_atom, std::uint64_t, std::int64_t>,
+  caf::reacts_to<retry_atom, std::uint64_t>,
+  caf::reacts_to<passivate_atom>>;
 
 } // namespace switchboard

@@ -35,6 +35,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace switchboard {
@@ -127,6 +128,26 @@ struct rebuild_progress {
   std::string error;               ///< why it failed, or the last entity error
   std::string started_at;          ///< RFC 3339; "" while queued
   std::string finished_at;         ///< RFC 3339; "" until done or failed
+};
+
+/// A call of the keyed-service API (since 0.4): `POST /v1/{service}/{key}/{handler}`,
+/// `POST /v1/{service}` (a new key) or `GET /v1/{service}/{key}`. Services: `leads`, `dealers`,
+/// `conversations`, `invocations`, `form-leads`.
+struct keyed_request {
+  std::string method = "POST";    ///< "GET" or "POST"
+  std::string service;
+  std::string key;                ///< "" = create with a new id (POST) or list (GET)
+  std::string handler;            ///< "" for GET and for creates
+  std::string body;               ///< JSON text ("" = {})
+  std::string idempotency_key;    ///< the Idempotency-Key header: the same key within 24 h
+                                  ///< answers as the first call did, without running again
+  std::string status_filter;      ///< GET /v1/invocations?status=
+};
+
+/// The answer to a keyed request: an HTTP status and a JSON body (errors carry `error`).
+struct keyed_answer {
+  int status = 200;
+  boost::json::value body;
 };
 
 /// How a runtime ended.
@@ -235,6 +256,27 @@ public:
   /// Figures of the propagation: per AMQP source, per target (pending, written, dead, writes,
   /// 429s, ...) and the lookup cache.
   boost::json::value propagation_status() const;
+
+  // --- lead conversations and form leads (since 0.4; need `leads.proxy_numbers` or a
+  // `form_leads` URL) ----------------------------------------------------------------------
+
+  /// True when this runtime runs lead conversations or form-lead forwarding.
+  bool runs_leads() const;
+
+  /// Runs a keyed request (see `keyed_request`). Guarantees: a POST that runs a handler is
+  /// recorded durably before it is answered (2xx or 202 means it will run to its end, also
+  /// across crashes); each step with an external effect runs at most once to completion
+  /// (outcomes unknown after a crash are looked up before retrying); one key runs one request
+  /// at a time. Answers 404 with a hint when leads are not configured.
+  keyed_answer invoke(const keyed_request& request);
+
+  /// A Twilio Conversations webhook (form parameters and the X-Twilio-Signature header):
+  /// 403 unless the signature is Twilio's for `leads.webhook_url`; replay-safe by MessageSid.
+  keyed_answer conversations_webhook(const std::vector<std::pair<std::string, std::string>>& params,
+                                     const std::string& signature);
+
+  /// Figures of the lead services: invocations by outcome, keyed actors in memory.
+  boost::json::value leads_status() const;
 
   /// `HOST:PORT` the HTTP server listens on (the real port when configured as 0), or "" when
   /// the HTTP server is disabled or not started.

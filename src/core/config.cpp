@@ -1,5 +1,7 @@
 #include "switchboard/config.hpp"
 
+#include "core/json_path.hpp"
+#include "core/phone.hpp"
 #include "core/target_mapping.hpp"
 #include "core/type_pattern.hpp"
 
@@ -43,6 +45,7 @@ constexpr std::size_t max_config_file_bytes = std::size_t{1024} * 1024;
 constexpr std::int64_t one_gib = std::int64_t{1024} * 1024 * 1024;
 constexpr std::int64_t one_hour_ms = 3'600'000;
 constexpr std::int64_t one_day_ms = 86'400'000;
+constexpr std::int64_t one_year_ms = 365 * one_day_ms;
 constexpr std::string_view command_line = "<command line>";
 
 check fail(std::string key_path, std::string problem, std::string allowed) {
@@ -184,6 +187,8 @@ std::string with_unit_name(std::int64_t n, std::string_view unit) {
     out += " (1 hour)";
   else if (unit == "milliseconds" && n == one_day_ms)
     out += " (1 day)";
+  else if (unit == "milliseconds" && n == one_year_ms)
+    out += " (365 days)";
   else if (unit == "microseconds" && n == 1'000'000)
     out += " (1 second)";
   return out;
@@ -332,22 +337,31 @@ apply_fn any_string(std::string& target, std::string allowed) {
   };
 }
 
-/// An array of non-empty strings.
-apply_fn string_list(std::vector<std::string>& target, std::string allowed) {
-  return [&target, allowed = std::move(allowed)](const json::value& v, const std::string& path) -> check {
+/// An array of strings, each checked by the rule `item` makes for it; `allowed` is what the
+/// array holds.
+apply_fn list_of(std::vector<std::string>& target, std::function<apply_fn(std::string&)> item,
+                 std::string allowed) {
+  return [&target, item = std::move(item), allowed = std::move(allowed)](const json::value& v,
+                                                                        const std::string& path) -> check {
     if (!v.is_array())
       return fail(path, "is " + describe(v) + ", not an array", allowed);
     std::vector<std::string> out;
-    for (const auto& item : v.get_array()) {
+    for (const auto& element : v.get_array()) {
       const std::string item_path = path + "[" + std::to_string(out.size()) + "]";
       std::string s;
-      if (auto error = non_empty_string(s, allowed)(item, item_path))
+      if (auto error = item(s)(element, item_path))
         return error;
       out.push_back(std::move(s));
     }
     target = std::move(out);
     return std::nullopt;
   };
+}
+
+/// An array of non-empty strings.
+apply_fn string_list(std::vector<std::string>& target, std::string allowed) {
+  return list_of(
+      target, [allowed](std::string& s) { return non_empty_string(s, allowed); }, allowed);
 }
 
 /// An object of string values, order kept: `{"status": "status", "manager": "am.name"}`.
@@ -434,6 +448,30 @@ check require(const std::string& value, const std::string& path, std::string_vie
   if (!value.empty())
     return std::nullopt;
   return fail(child_path(path, key), "is missing", std::move(allowed));
+}
+
+/// The first key given twice in `items` (by `key_of`), as an error at `section[i].member`, or
+/// at `section[i]` itself when `member` is "" (the items are the keys).
+template <class T, class Key>
+check unique_keys(const std::vector<T>& items, const std::string& section, std::string_view member, Key key_of,
+                  std::string allowed) {
+  for (std::size_t i = 0; i < items.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (key_of(items[i]) == key_of(items[j])) {
+        const std::string item = section + "[" + std::to_string(i) + "]";
+        const std::string other = section + "[" + std::to_string(j) + "]";
+        const std::string repeats =
+            member.empty() ? "the same as " + other : "the " + std::string(member) + " of " + other + " too";
+        return fail(member.empty() ? item : child_path(item, member), "is \"" + key_of(items[i]) + "\", " + repeats,
+                    std::move(allowed));
+      }
+  return std::nullopt;
+}
+
+/// The first name given twice in `items` (by `name_of`), as an error at `section[i].name`.
+template <class T, class Name>
+check unique_names(const std::vector<T>& items, const std::string& section, Name name_of) {
+  return unique_keys(items, section, "name", name_of, "a name used once in " + section);
 }
 
 check dotted_path_check(const std::string& dotted, const std::string& path) {
@@ -642,18 +680,187 @@ check finish_target(target_config& t, const std::string& path, const json::value
   return std::nullopt;
 }
 
-apply_fn base_url(std::string& target) {
-  return [&target](const json::value& v, const std::string& path) -> check {
-    const std::string allowed =
-        "\"\" for Twilio's own hosts, or http(s)://HOST[:PORT] of a switchboard Twilio emulator, e.g. "
-        "\"http://127.0.0.1:8089\"";
+/// "" or an http:// or https:// URL with a host.
+apply_fn http_url(std::string& target, std::string allowed) {
+  return [&target, allowed = std::move(allowed)](const json::value& v, const std::string& path) -> check {
     std::string s;
     if (auto error = any_string(s, allowed)(v, path))
       return error;
-    if (!s.empty() && s.rfind("http://", 0) != 0 && s.rfind("https://", 0) != 0)
+    if (s.empty()) {
+      target.clear();
+      return std::nullopt;
+    }
+    const std::size_t scheme_end = s.rfind("http://", 0) == 0 ? 7 : s.rfind("https://", 0) == 0 ? 8 : 0;
+    if (scheme_end == 0)
       return fail(path, "is " + describe(v) + ", not an http(s) URL", allowed);
+    if (std::any_of(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c) || std::iscntrl(c); }))
+      return fail(path, "is " + describe(v) + ", a URL with whitespace or control characters", allowed);
+    if (scheme_end == s.size() || std::string_view("/?#").find(s[scheme_end]) != std::string_view::npos)
+      return fail(path, "is " + describe(v) + ", a URL without a host", allowed);
     target = std::move(s);
     return std::nullopt;
+  };
+}
+
+apply_fn base_url(std::string& target) {
+  return http_url(target, "\"\" for Twilio's own hosts, or http(s)://HOST[:PORT] of a switchboard Twilio "
+                          "emulator, e.g. \"http://127.0.0.1:8089\"");
+}
+
+// --- lead conversations and form leads ------------------------------------------------------
+
+const std::string e164_allowed =
+    "an E.164 phone number: '+', the country code and the number, digits only, e.g. \"+15550001111\"";
+
+/// A phone number in E.164 form, the only form Twilio takes for SMS addresses.
+apply_fn phone(std::string& target) {
+  return [&target](const json::value& v, const std::string& path) -> check {
+    if (!v.is_string())
+      return fail(path, "is " + describe(v) + ", not a string", e164_allowed);
+    const std::string_view s(v.get_string().data(), v.get_string().size());
+    if (auto why = core::e164_problem(s))
+      return fail(path, "is " + describe(v) + ", which " + *why, e164_allowed);
+    target.assign(s);
+    return std::nullopt;
+  };
+}
+
+/// A dealer or location id: it appears in URL paths (`/v1/dealers/{id}/...`), so only
+/// characters that never need escaping, and never a path step of its own ("." or "..").
+apply_fn url_id(std::string& target, std::string example) {
+  return [&target, example = std::move(example)](const json::value& v, const std::string& path) -> check {
+    const std::string allowed = "letters, digits, '_', '.' and '-' (the id appears in URL paths), e.g. " + example;
+    std::string s;
+    if (auto error = non_empty_string(s, allowed)(v, path))
+      return error;
+    const auto bad = std::find_if(s.begin(), s.end(), [](char c) {
+      return !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+               c == '.' || c == '-');
+    });
+    if (bad != s.end()) {
+      const auto u = static_cast<unsigned char>(*bad);
+      const std::string shown =
+          u >= 0x20 && u < 0x7F ? "'" + std::string(1, *bad) + "'" : "byte " + std::to_string(u);
+      return fail(path, "is " + describe(v) + ", which has the character " + shown, allowed);
+    }
+    if (s == "." || s == "..")
+      return fail(path, "is " + describe(v) + ", which a URL path reads as a directory step", allowed);
+    target = std::move(s);
+    return std::nullopt;
+  };
+}
+
+/// A lead message template: text with the placeholders below ({{ and }} are literal braces,
+/// as in target templates).
+apply_fn lead_template(std::string& target) {
+  return [&target](const json::value& v, const std::string& path) -> check {
+    static const std::vector<std::string_view> placeholders{"customer_name", "customer_phone", "message",
+                                                            "dealer_name",   "location_name",  "lead_id"};
+    std::string list;
+    for (auto p : placeholders)
+      list += (list.empty() ? "{" : ", {") + std::string(p) + "}";
+    const std::string allowed = "non-empty text with the placeholders " + list;
+    std::string s;
+    if (auto error = non_empty_string(s, allowed)(v, path))
+      return error;
+    if (auto why = core::template_problem(s))
+      return fail(path, "is " + describe(v) + ", which " + *why, allowed);
+    // The syntax is sound, so every single '{' opens a placeholder that a '}' closes.
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (s[i] != '{' && s[i] != '}')
+        continue;
+      if (i + 1 < s.size() && s[i + 1] == s[i]) {
+        ++i;
+        continue;
+      }
+      const auto end = s.find('}', i);
+      const std::string_view name(s.data() + i + 1, end - i - 1);
+      if (std::find(placeholders.begin(), placeholders.end(), name) == placeholders.end()) {
+        std::string problem = "has the unknown placeholder '{" + std::string(name) + "}'";
+        if (auto guess = closest(name, placeholders))
+          problem += "; did you mean '{" + std::string(*guess) + "}'?";
+        return fail(path, problem, allowed);
+      }
+      i = end;
+    }
+    target = std::move(s);
+    return std::nullopt;
+  };
+}
+
+std::vector<key_rule> location_rules(location_config& l) {
+  return {
+      {"id", url_id(l.id, "\"north\""), {}},
+      {"name", non_empty_string(l.name, "the location's name, e.g. \"North Branch\""), {}},
+      {"phone", phone(l.phone), {}},
+  };
+}
+
+check finish_location(location_config& l, const std::string& path, const json::value&) {
+  if (auto error = require(l.id, path, "id", "an id unique within the dealer, e.g. \"north\""))
+    return error;
+  return require(l.phone, path, "phone", "the location's " + e164_allowed);
+}
+
+std::vector<key_rule> dealer_rules(dealer_config& d) {
+  return {
+      {"id", url_id(d.id, "\"acme-motors\""), {}},
+      {"name", non_empty_string(d.name, "the dealer's name, e.g. \"Acme Motors\""), {}},
+      {"locations",
+       section_list<location_config>(d.locations, location_rules, finish_location,
+                                     "locations (each with an id, a name and a phone)"),
+       {}},
+  };
+}
+
+check finish_dealer(dealer_config& d, const std::string& path, const json::value&) {
+  if (auto error = require(d.id, path, "id", "a unique id, e.g. \"acme-motors\""))
+    return error;
+  return unique_keys(d.locations, child_path(path, "locations"), "id",
+                     [](const location_config& l) { return l.id; }, "an id used once within the dealer");
+}
+
+std::vector<key_rule> leads_rules(leads_config& l) {
+  return {
+      {"proxy_numbers", list_of(l.proxy_numbers, phone, "an array of E.164 phone numbers, e.g. [\"+15550001111\"]"),
+       {}},
+      {"webhook_url",
+       http_url(l.webhook_url, "\"\" (no conversation webhook is registered), or the http(s) URL Twilio calls with "
+                               "conversation events, exactly as Twilio calls it, e.g. "
+                               "\"https://switchboard.example.com/v1/webhooks/twilio/conversations\""),
+       {}},
+      {"first_message", lead_template(l.first_message), {}},
+      {"reminder_message", lead_template(l.reminder_message), {}},
+      {"reminder_after_ms", millis(0, one_day_ms, l.reminder_after), {}},
+      {"close_inactive_after_ms", millis(0, one_year_ms, l.close_inactive_after), {}},
+      {"max_message_chars", count(1, 1600, l.max_message_chars), {}},
+      {"workers", count(1, 64, l.workers), {}},
+      {"max_attempts", count(1, 1000, l.max_attempts), {}},
+      {"backoff_initial_ms", millis(1, one_hour_ms, l.backoff_initial), {}},
+      {"backoff_max_ms", millis(1, one_hour_ms, l.backoff_max), {}},
+      {"answer_timeout_ms", millis(0, 600'000, l.answer_timeout), {}},
+      {"passivate_after_ms", millis(1, one_day_ms, l.passivate_after), {}},
+      {"dealers",
+       section_list<dealer_config>(l.dealers, dealer_rules, finish_dealer,
+                                   "dealers (each with an id, a name and locations)"),
+       {}},
+  };
+}
+
+std::vector<key_rule> form_leads_rules(form_leads_config& f) {
+  return {
+      {"lead_tracking_url",
+       http_url(f.lead_tracking_url, "\"\" (not forwarded), or the http(s) URL form leads are POSTed to, e.g. "
+                                     "\"https://tracking.example.com/leads\""),
+       {}},
+      {"marketing_url",
+       http_url(f.marketing_url, "\"\" (not forwarded), or the http(s) URL form leads are POSTed to, e.g. "
+                                 "\"https://marketing.example.com/leads\""),
+       {}},
+      {"max_attempts", count(1, 1000, f.max_attempts), {}},
+      {"backoff_initial_ms", millis(1, one_hour_ms, f.backoff_initial), {}},
+      {"backoff_max_ms", millis(1, one_hour_ms, f.backoff_max), {}},
+      {"timeout_ms", millis(1, one_hour_ms, f.timeout), {}},
   };
 }
 
@@ -741,6 +948,8 @@ std::vector<key_rule> schema(config& cfg) {
            {"connect_timeout_ms", millis(1, one_hour_ms, cfg.twilio.connect_timeout), {}},
            {"read_timeout_ms", millis(1, one_hour_ms, cfg.twilio.read_timeout), {}},
        }},
+      {"leads", {}, leads_rules(cfg.leads)},
+      {"form_leads", {}, form_leads_rules(cfg.form_leads)},
   };
 }
 
@@ -1006,16 +1215,54 @@ struct fd_guard {
   }
 };
 
-/// The first name given twice in `items` (by `name_of`), as an error at `section[i].name`.
-template <class T, class Name>
-check unique_names(const std::vector<T>& items, const std::string& section, Name name_of) {
-  for (std::size_t i = 0; i < items.size(); ++i)
-    for (std::size_t j = 0; j < i; ++j)
-      if (name_of(items[i]) == name_of(items[j]))
-        return fail(section + "[" + std::to_string(i) + "].name",
-                    "is \"" + name_of(items[i]) + "\", the name of " + section + "[" + std::to_string(j) + "] too",
-                    "a name used once in " + section);
-  return std::nullopt;
+/// `section.backoff_initial_ms` at most `section.backoff_max_ms`. Either may be the default, so
+/// the error names the key the user gave.
+check backoff_order(const json::value& doc, const std::string& section, std::chrono::milliseconds initial_ms,
+                    std::chrono::milliseconds max_ms) {
+  if (initial_ms <= max_ms)
+    return std::nullopt;
+  const auto* given = doc.get_object().if_contains(json::string_view(section.data(), section.size()));
+  const bool initial_given = given && given->is_object() && given->get_object().contains("backoff_initial_ms");
+  const bool max_given = given && given->is_object() && given->get_object().contains("backoff_max_ms");
+  const std::string initial = std::to_string(initial_ms.count());
+  const std::string max = std::to_string(max_ms.count());
+  if (initial_given || !max_given)
+    return fail(section + ".backoff_initial_ms",
+                "is " + initial + ", larger than " + section + ".backoff_max_ms (" + max +
+                    (max_given ? ")" : ", the default)"),
+                "at most " + section + ".backoff_max_ms: lower backoff_initial_ms or raise backoff_max_ms");
+  return fail(section + ".backoff_max_ms",
+              "is " + max + ", smaller than " + section + ".backoff_initial_ms (" + initial + ", the default)",
+              "at least " + section + ".backoff_initial_ms: raise backoff_max_ms or lower backoff_initial_ms");
+}
+
+/// Checks across the lead sections: the proxy pool, dealer ids, and which numbers are whose.
+check check_leads(const config& cfg, const json::value& doc) {
+  const auto& l = cfg.leads;
+  const auto same = [](const std::string& s) { return s; };
+  if (auto error = unique_keys(l.proxy_numbers, "leads.proxy_numbers", "", same, "each proxy number once"))
+    return error;
+  if (auto error = unique_keys(l.dealers, "leads.dealers", "id", [](const dealer_config& d) { return d.id; },
+                               "an id used once in leads.dealers"))
+    return error;
+  if (!l.dealers.empty() && l.proxy_numbers.empty())
+    return fail("leads.proxy_numbers", "is empty, but leads.dealers are given",
+                "at least one E.164 proxy number, e.g. [\"+15550001111\"]: every conversation goes through one");
+  for (std::size_t d = 0; d < l.dealers.size(); ++d) {
+    const auto& locations = l.dealers[d].locations;
+    for (std::size_t i = 0; i < locations.size(); ++i) {
+      const auto proxy = std::find(l.proxy_numbers.begin(), l.proxy_numbers.end(), locations[i].phone);
+      if (proxy != l.proxy_numbers.end())
+        return fail("leads.dealers[" + std::to_string(d) + "].locations[" + std::to_string(i) + "].phone",
+                    "is \"" + locations[i].phone + "\", which is leads.proxy_numbers[" +
+                        std::to_string(proxy - l.proxy_numbers.begin()) +
+                        "], so the conversation would bind the number to itself",
+                    "the location's own phone, not one of leads.proxy_numbers");
+    }
+  }
+  if (auto error = backoff_order(doc, "leads", l.backoff_initial, l.backoff_max))
+    return error;
+  return backoff_order(doc, "form_leads", cfg.form_leads.backoff_initial, cfg.form_leads.backoff_max);
 }
 
 /// Checks across the entity-state sections.
@@ -1076,27 +1323,12 @@ config_result parse_config(std::string_view text, std::string source_name) {
     return failed(*error);
 
   // Checks across keys: both may come from the file or the defaults.
-  const auto& s = cfg.supervision;
-  if (s.backoff_initial > s.backoff_max) {
-    const auto* section = doc.get_object().if_contains("supervision");
-    const bool initial_given = section && section->get_object().contains("backoff_initial_ms");
-    const bool max_given = section && section->get_object().contains("backoff_max_ms");
-    const std::string initial = std::to_string(s.backoff_initial.count());
-    const std::string max = std::to_string(s.backoff_max.count());
-    if (initial_given || !max_given)
-      return failed(*fail("supervision.backoff_initial_ms",
-                          "is " + initial + ", larger than supervision.backoff_max_ms (" + max +
-                              (max_given ? ")" : ", the default)"),
-                          "at most supervision.backoff_max_ms: lower backoff_initial_ms or raise "
-                          "backoff_max_ms"));
-    return failed(*fail("supervision.backoff_max_ms",
-                        "is " + max + ", smaller than supervision.backoff_initial_ms (" + initial +
-                            ", the default)",
-                        "at least supervision.backoff_initial_ms: raise backoff_max_ms or lower "
-                        "backoff_initial_ms"));
-  }
+  if (auto error = backoff_order(doc, "supervision", cfg.supervision.backoff_initial, cfg.supervision.backoff_max))
+    return failed(*error);
 
   if (auto error = check_propagation(cfg))
+    return failed(*error);
+  if (auto error = check_leads(cfg, doc))
     return failed(*error);
 
   cfg.source = std::move(source_name);

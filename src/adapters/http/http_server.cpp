@@ -2,6 +2,7 @@
 
 #include "core/auth.hpp"
 #include "core/exception_text.hpp"
+#include "core/form.hpp"
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
@@ -258,6 +259,55 @@ void http_server::add_api_routes() {
            }));
 
   add_state_routes(guarded);
+  add_lead_routes(guarded);
+}
+
+template <class Guard>
+void http_server::add_lead_routes(Guard guarded) {
+  auto& s = *server_;
+  auto run = [this](httplib::Response& res, const keyed_request& r) {
+    if (!hooks_.invoke)
+      return reply_error(res, 404,
+                         "lead conversations and form leads are not configured on this server: set "
+                         "leads.proxy_numbers and leads.dealers, or a form_leads URL, in its configuration");
+    auto a = hooks_.invoke(r);
+    reply_json(res, a.status, boost::json::serialize(a.body));
+  };
+  auto request_of = [](const httplib::Request& req, std::string service, std::string key, std::string handler) {
+    keyed_request r;
+    r.method = req.method;
+    r.service = std::move(service);
+    r.key = std::move(key);
+    r.handler = std::move(handler);
+    r.body = req.body;
+    r.idempotency_key = req.get_header_value("Idempotency-Key");
+    r.status_filter = req.get_param_value("status");
+    return r;
+  };
+  const std::string services = "(leads|dealers|conversations|invocations|form-leads)";
+
+  // Twilio signs its webhooks; a bearer token is not what it sends.
+  s.Post("/v1/webhooks/twilio/conversations", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!hooks_.conversations_webhook)
+      return reply_error(res, 404, "lead conversations are not configured on this server");
+    if (req.get_header_value("Content-Type").rfind("application/x-www-form-urlencoded", 0) != 0)
+      return reply_error(res, 415, "Twilio's conversation webhooks are application/x-www-form-urlencoded");
+    auto a = hooks_.conversations_webhook(core::parse_form(req.body), req.get_header_value("X-Twilio-Signature"));
+    reply_json(res, a.status, boost::json::serialize(a.body));
+  });
+  s.Post("/v1/(leads|form-leads)", guarded([run, request_of](const httplib::Request& req, httplib::Response& res) {
+    run(res, request_of(req, req.matches[1].str(), "", ""));
+  }));
+  s.Post("/v1/" + services + "/([^/]+)/([A-Za-z_-]+)",
+         guarded([run, request_of](const httplib::Request& req, httplib::Response& res) {
+           run(res, request_of(req, req.matches[1].str(), req.matches[2].str(), req.matches[3].str()));
+         }));
+  s.Get("/v1/invocations", guarded([run, request_of](const httplib::Request& req, httplib::Response& res) {
+    run(res, request_of(req, "invocations", "", ""));
+  }));
+  s.Get("/v1/" + services + "/([^/]+)", guarded([run, request_of](const httplib::Request& req, httplib::Response& res) {
+    run(res, request_of(req, req.matches[1].str(), req.matches[2].str(), ""));
+  }));
 }
 
 template <class Guard>
@@ -412,6 +462,12 @@ http_server::hooks runtime_hooks(runtime& rt) {
     h.rebuild_status = [&rt](const std::string& id) { return rt.rebuild_status(id); };
     h.entity_state = [&rt](const std::string& kind, const std::string& id) { return rt.entity_state(kind, id); };
     h.propagation_status = [&rt] { return rt.propagation_status(); };
+  }
+  if (rt.runs_leads()) {
+    h.invoke = [&rt](const keyed_request& r) { return rt.invoke(r); };
+    h.conversations_webhook = [&rt](const auto& params, const std::string& signature) {
+      return rt.conversations_webhook(params, signature);
+    };
   }
   return h;
 }

@@ -5,7 +5,9 @@
 // `POST /v1/events` (ingest, see ingest.hpp), `GET /v1/events` (read the journal),
 // `GET /v1/dead-letters`, `POST /v1/dead-letters/{id}/retry`, `DELETE /v1/dead-letters/{id}`;
 // entity state: `POST /v1/rebuild`, `GET /v1/rebuild/{id}`, `GET /v1/state/{kind}/{id}`,
-// `GET /v1/propagation`.
+// `GET /v1/propagation`; lead conversations (keyed services): `POST /v1/{service}/{key}/{handler}`,
+// `POST /v1/leads`, `POST /v1/form-leads`, `GET /v1/{service}/{key}`, `GET /v1/invocations`;
+// `POST /v1/webhooks/twilio/conversations` (X-Twilio-Signature instead of the bearer token).
 
 #include "adapters/http/ingest.hpp"
 #include "switchboard/config.hpp"
@@ -54,6 +56,12 @@ public:
     std::function<std::optional<boost::json::value>(const std::string& kind, const std::string& id)>
         entity_state;
     std::function<boost::json::value()> propagation_status;
+
+    /// Lead conversations and form leads (since 0.4); empty when not configured (404).
+    std::function<keyed_answer(const keyed_request&)> invoke;
+    std::function<keyed_answer(const std::vector<std::pair<std::string, std::string>>& params,
+                               const std::string& signature)>
+        conversations_webhook;
   };
 
   http_server(http_config cfg, hooks h);
@@ -73,6 +81,8 @@ private:
   void add_api_routes();
   template <class Guard>
   void add_state_routes(Guard guarded);
+  template <class Guard>
+  void add_lead_routes(Guard guarded);
   /// True if the request carries the API token; else answers 401 and returns false.
   bool authorized(const httplib::Request& req, httplib::Response& res) const;
 

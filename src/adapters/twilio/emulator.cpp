@@ -9,6 +9,7 @@
 #include "adapters/twilio/emulator_rules.hpp"
 #include "adapters/twilio/signature.hpp"
 #include "core/auth.hpp"
+#include "core/form.hpp"
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
@@ -237,42 +238,10 @@ std::optional<std::string> base64_decode(std::string_view text) {
   return out;
 }
 
-/// Decodes application/x-www-form-urlencoded text into `params` ('+' is a space).
+/// Decodes application/x-www-form-urlencoded text into `params`.
 void parse_form(const std::string& body, httplib::Params& params) {
-  auto decode = [](std::string_view text) {
-    std::string out;
-    for (std::size_t i = 0; i < text.size(); ++i) {
-      const char c = text[i];
-      int hi = 0, lo = 0;
-      auto hex = [](char h) {
-        return h >= '0' && h <= '9'   ? h - '0'
-               : h >= 'a' && h <= 'f' ? h - 'a' + 10
-               : h >= 'A' && h <= 'F' ? h - 'A' + 10
-                                      : -1;
-      };
-      if (c == '+') {
-        out += ' ';
-      } else if (c == '%' && i + 2 < text.size() && (hi = hex(text[i + 1])) >= 0 &&
-                 (lo = hex(text[i + 2])) >= 0) {
-        out += static_cast<char>(hi * 16 + lo);
-        i += 2;
-      } else {
-        out += c;
-      }
-    }
-    return out;
-  };
-  std::string_view rest{body};
-  while (!rest.empty()) {
-    const auto amp = rest.find('&');
-    const auto pair = rest.substr(0, amp);
-    rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
-    if (pair.empty())
-      continue;
-    const auto eq = pair.find('=');
-    params.emplace(decode(pair.substr(0, eq)),
-                   eq == std::string_view::npos ? std::string{} : decode(pair.substr(eq + 1)));
-  }
+  for (auto& [name, value] : core::parse_form(body))
+    params.emplace(std::move(name), std::move(value));
 }
 
 /// The connection a request came in on, found by its two addresses, so that a held request

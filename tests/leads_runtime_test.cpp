@@ -1,0 +1,732 @@
+// Lead conversations as a user of the runtime sees them (src/leads.cpp on the durable
+// invocation engine, src/actors/invocations.cpp): every web-to-text rule of DESIGN.md, inbound
+// webhooks, bad input, durable timers, retries and parking, resume after a restart, outcomes
+// unknown after a failure, and form-lead forwarding. Real parts only: the Twilio emulator over
+// HTTP on 127.0.0.1, SQLite files, the daemon's HTTP server, local HTTP receivers.
+
+#include "switchboard/runtime.hpp"
+
+#include "adapters/twilio/emulator.hpp"
+#include "adapters/twilio/signature.hpp"
+#include "support/eventually.hpp"
+#include "support/temp_dir.hpp"
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+#include <httplib.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+
+using namespace std::chrono_literals;
+using namespace switchboard;
+using switchboard::testing::eventually;
+using switchboard::testing::temp_dir;
+namespace json = boost::json;
+namespace twilio = switchboard::adapters::twilio;
+
+namespace {
+
+constexpr const char* account_sid = "AC00112233445566778899aabbccdd0001";
+constexpr const char* auth_token = "leads-test-token";
+
+std::uint16_t free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+std::string s(const json::value& v, const char* key) {
+  const auto* m = v.as_object().if_contains(key);
+  return m != nullptr && m->is_string() ? std::string(m->get_string()) : std::string{};
+}
+
+std::int64_t i(const json::value& v, const char* key) { return v.as_object().at(key).to_number<std::int64_t>(); }
+
+/// The emulator, plus what a test reads from it.
+struct emulator_fixture {
+  twilio::emulator emu;
+  std::string base;
+  emulator_fixture() : emu(options()) {
+    ::setenv("TWILIO_ACCOUNT_SID", account_sid, 1);
+    ::setenv("TWILIO_AUTH_TOKEN", auth_token, 1);
+    emu.start();
+    base = emu.base_url();
+  }
+  static twilio::emulator_options options() {
+    twilio::emulator_options o;
+    o.account_sid = account_sid;
+    o.auth_token = auth_token;
+    return o;
+  }
+  httplib::Client client() const {
+    httplib::Client c(base);
+    c.set_basic_auth(account_sid, auth_token);
+    c.set_read_timeout(10, 0);
+    return c;
+  }
+  json::array conversations() const {
+    auto res = client().Get("/_emulator/state");
+    REQUIRE(res);
+    REQUIRE(res->status == 200);
+    return json::parse(res->body).at("conversations").at("conversations").as_array();
+  }
+  std::optional<json::object> conversation(const std::string& sid) const {
+    for (auto& c : conversations())
+      if (s(c, "sid") == sid)
+        return c.as_object();
+    return std::nullopt;
+  }
+  void faults(const std::string& body) const {
+    auto res = client().Post("/_emulator/faults", body, "application/json");
+    REQUIRE(res);
+    REQUIRE(res->status == 200);
+  }
+  void clear_faults() const { client().Delete("/_emulator/faults"); }
+  /// An SMS from `from` to `to` as the phone network would deliver it.
+  int inbound_sms(const std::string& from, const std::string& to, const std::string& body) const {
+    httplib::Params p{{"From", from}, {"To", to}, {"Body", body}};
+    auto res = client().Post("/_emulator/inbound-sms", p);
+    REQUIRE(res);
+    return res->status;
+  }
+};
+
+/// Messages of a conversation on the emulator whose attributes name `step` (a suffix).
+int messages_of_step(const json::object& conv, const std::string& lead, const std::string& step) {
+  int n = 0;
+  for (const auto& m : conv.at("messages").as_array()) {
+    json::error_code ec;
+    auto a = json::parse(s(m, "attributes"), ec);
+    if (ec || !a.is_object())
+      continue;
+    const auto st = s(a, "step");
+    if (s(a, "lead") == lead && st.size() >= step.size() && st.compare(st.size() - step.size(), step.size(), step) == 0)
+      ++n;
+  }
+  return n;
+}
+
+config test_config(const temp_dir& dir, const emulator_fixture& emu) {
+  config cfg;
+  cfg.data_dir = dir.path.string();
+  cfg.http.enabled = false;
+  cfg.drain_timeout = 2s;
+  cfg.supervision.backoff_initial = 1ms;
+  cfg.twilio.base_url = emu.base;
+  cfg.twilio.read_timeout = 2s;
+  cfg.leads.proxy_numbers = {"+15550100001", "+15550100002", "+15550100003"};
+  cfg.leads.reminder_after = 0ms;
+  cfg.leads.close_inactive_after = 0ms;
+  cfg.leads.backoff_initial = 5ms;
+  cfg.leads.backoff_max = 50ms;
+  cfg.leads.answer_timeout = 15s;
+  cfg.leads.dealers = {
+      {"D1", "Acme Motors", {{"north", "North", "+15550001001"}, {"south", "South", "+15550001002"}}},
+      {"D2", "Beta Cars", {{"east", "East", "+15550002001"}, {"west", "West", "+15550002001"}}},  // one number
+  };
+  return cfg;
+}
+
+keyed_answer submit(runtime& rt, const std::string& id, const std::string& phone, const std::string& dealer,
+                    const std::string& location, bool replace = false, const std::string& message = "Is it available?") {
+  keyed_request r;
+  r.service = "leads";
+  r.key = id;
+  r.handler = id.empty() ? "" : "submit";
+  r.body = json::serialize(json::object{{"customer_name", "Ana"},
+                                        {"customer_phone", phone},
+                                        {"dealer_id", dealer},
+                                        {"location_id", location},
+                                        {"message", message},
+                                        {"replace", replace}});
+  return rt.invoke(r);
+}
+
+keyed_answer get(runtime& rt, const std::string& service, const std::string& key) {
+  keyed_request r;
+  r.method = "GET";
+  r.service = service;
+  r.key = key;
+  return rt.invoke(r);
+}
+
+keyed_answer post(runtime& rt, const std::string& service, const std::string& key, const std::string& handler,
+                  const std::string& body = "{}") {
+  keyed_request r;
+  r.service = service;
+  r.key = key;
+  r.handler = handler;
+  r.body = body;
+  return rt.invoke(r);
+}
+
+json::value lead_of(runtime& rt, const std::string& id) {
+  auto a = get(rt, "leads", id);
+  REQUIRE(a.status == 200);
+  return a.body;
+}
+
+} // namespace
+
+TEST_CASE("a lead opens a conversation with both SMS participants and sends its first message once", "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  runtime rt{test_config(dir, emu)};
+  rt.start();
+  auto a = submit(rt, "L1", "+15557770001", "D1", "north");
+  REQUIRE(a.status == 201);
+  const auto& lead = a.body.at("lead");
+  CHECK(s(lead, "status") == "open");
+  CHECK(s(lead, "location_phone") == "+15550001001");
+  CHECK(s(lead, "proxy_number") == "+15550100001");
+  const auto sid = s(lead, "conversation_sid");
+  REQUIRE(sid.rfind("CH", 0) == 0);
+
+  auto conv = emu.conversation(sid);
+  REQUIRE(conv);
+  CHECK(s(*conv, "unique_name") == "sb-" + s(lead, "conversation_id"));
+  std::set<std::pair<std::string, std::string>> bindings;
+  for (auto& p : conv->at("participants").as_array())
+    bindings.emplace(s(p.at("messaging_binding"), "address"), s(p.at("messaging_binding"), "proxy_address"));
+  CHECK(bindings == std::set<std::pair<std::string, std::string>>{{"+15557770001", "+15550100001"},
+                                                                   {"+15550001001", "+15550100001"}});
+  REQUIRE(conv->at("messages").as_array().size() == 1);
+  CHECK(s(conv->at("messages").as_array()[0], "body").find("Is it available?") != std::string::npos);
+  CHECK(messages_of_step(*conv, "L1", "/lead.first-message") == 1);
+
+  // The same submission again (same id): the first answer, nothing new on Twilio.
+  auto again = submit(rt, "L1", "+15557770001", "D1", "north");
+  CHECK(again.status == 201);
+  CHECK(emu.conversations().size() == 1);
+  CHECK(emu.conversation(sid)->at("messages").as_array().size() == 1);
+  rt.stop();
+}
+
+TEST_CASE("same phone, dealer and location: already open, a resubmit with replace closes it and opens a new one",
+          "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  runtime rt{test_config(dir, emu)};
+  rt.start();
+  REQUIRE(submit(rt, "L1", "+15557770001", "D1", "north").status == 201);
+  auto dup = submit(rt, "L2", "+15557770001", "D1", "north");
+  CHECK(dup.status == 409);
+  CHECK(s(dup.body, "status") == "already_open");
+  CHECK(s(dup.body, "lead_id") == "L1");
+  CHECK(s(dup.body, "error").find("\"replace\": true") != std::string::npos);
+  CHECK(get(rt, "leads", "L2").status == 404);  // nothing was recorded for L2
+
+  auto replaced = submit(rt, "L2", "+15557770001", "D1", "north", true);
+  REQUIRE(replaced.status == 201);
+  CHECK(s(replaced.body.at("lead"), "status") == "open");
+  auto old = lead_of(rt, "L1");
+  CHECK(s(old, "status") == "closed");
+  CHECK(s(old, "close_reason") == "replaced");
+  CHECK(s(old, "replaced_by") == "L2");
+  // The new lead keeps the conversation (a conversation stays open while any lead uses it).
+  CHECK(s(replaced.body.at("lead"), "conversation_id") == s(old, "conversation_id"));
+  auto conv = get(rt, "conversations", s(old, "conversation_id"));
+  CHECK(s(conv.body, "status") == "open");
+  REQUIRE(emu.conversations().size() == 1);
+  auto on_twilio = emu.conversation(s(old, "conversation_sid"));
+  CHECK(s(*on_twilio, "state") == "active");
+  CHECK(messages_of_step(*on_twilio, "L2", "/lead.first-message") == 1);
+  rt.stop();
+}
+
+TEST_CASE("same phone and dealer at another location: two leads, two conversations", "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  runtime rt{test_config(dir, emu)};
+  rt.start();
+  auto north = submit(rt, "L1", "+15557770001", "D1", "north");
+  auto south = submit(rt, "L2", "+15557770001", "D1", "south");
+  REQUIRE(north.status == 201);
+  REQUIRE(south.status == 201);
+  CHECK(s(north.body.at("lead"), "conversation_id") != s(south.body.at("lead"), "conversation_id"));
+  CHECK(s(north.body.at("lead"), "conversation_sid") != s(south.body.at("lead"), "conversation_sid"));
+  CHECK(s(south.body.at("lead"), "location_phone") == "+15550001002");
+  // One customer in two open conversations: each binding pair is unique, so the proxies differ.
+  CHECK(s(north.body.at("lead"), "proxy_number") != s(south.body.at("lead"), "proxy_number"));
+  CHECK(emu.conversations().size() == 2);
+  rt.stop();
+}
+
+TEST_CASE("two locations sharing one phone number and one customer: two leads sharing one conversation", "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  runtime rt{test_config(dir, emu)};
+  rt.start();
+  auto east = submit(rt, "L1", "+15557770001", "D2", "east");
+  auto west = submit(rt, "L2", "+15557770001", "D2", "west");
+  REQUIRE(east.status == 201);
+  REQUIRE(west.status == 201);
+  CHECK(s(east.body.at("lead"), "conversation_id") == s(west.body.at("lead"), "conversation_id"));
+  const auto sid = s(east.body.at("lead"), "conversation_sid");
+  CHECK(s(west.body.at("lead"), "conversation_sid") == sid);
+  REQUIRE(emu.conversations().size() == 1);
+  auto conv = emu.conversation(sid);
+  CHECK(conv->at("participants").as_array().size() == 2);
+  CHECK(messages_of_step(*conv, "L1", "/lead.first-message") == 1);
+  CHECK(messages_of_step(*conv, "L2", "/lead.first-message") == 1);
+
+  SECTION("the conversation stays open while any lead uses it") {
+    REQUIRE(post(rt, "leads", "L1", "close").status == 200);
+    CHECK(s(lead_of(rt, "L1"), "status") == "closed");
+    CHECK(s(get(rt, "conversations", s(east.body.at("lead"), "conversation_id")).body, "status") == "open");
+    CHECK(s(*emu.conversation(sid), "state") == "active");
+    REQUIRE(post(rt, "leads", "L2", "close").status == 200);
+    CHECK(eventually([&] { return s(*emu.conversation(sid), "state") == "closed"; }));
+    CHECK(eventually([&] {
+      return s(get(rt, "conversations", s(east.body.at("lead"), "conversation_id")).body, "status") == "closed";
+    }));
+  }
+  rt.stop();
+}
+
+TEST_CASE("a location that changes its number: open leads keep theirs, new leads use the new one", "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  runtime rt{test_config(dir, emu)};
+  rt.start();
+  REQUIRE(submit(rt, "L1", "+15557770001", "D1", "north").status == 201);
+  auto changed = post(rt, "dealers", "D1", "set_location", R"({"location":"north","phone":"+15550001009"})");
+  REQUIRE(changed.status == 200);
+  CHECK(s(changed.body, "previous_phone") == "+15550001001");
+  CHECK(s(get(rt, "dealers", "D1").body.at("locations").as_array()[0], "phone") == "+15550001009");
+
+  CHECK(s(lead_of(rt, "L1"), "location_phone") == "+15550001001");
+  auto fresh = submit(rt, "L2", "+15557770002", "D1", "north");
+  REQUIRE(fresh.status == 201);
+  CHECK(s(fresh.body.at("lead"), "location_phone") == "+15550001009");
+  auto conv = emu.conversation(s(fresh.body.at("lead"), "conversation_sid"));
+  bool new_number = false;
+  for (auto& p : conv->at("participants").as_array())
+    new_number = new_number || s(p.at("messaging_binding"), "address") == "+15550001009";
+  CHECK(new_number);
+  // The old lead's conversation still binds the old number.
+  auto old_conv = emu.conversation(s(lead_of(rt, "L1"), "conversation_sid"));
+  bool old_number = false;
+  for (auto& p : old_conv->at("participants").as_array())
+    old_number = old_number || s(p.at("messaging_binding"), "address") == "+15550001001";
+  CHECK(old_number);
+
+  SECTION("bad dealer input changes nothing") {
+    CHECK(post(rt, "dealers", "D1", "set_location", R"({"location":"north","phone":"555-1234"})").status == 400);
+    CHECK(post(rt, "dealers", "D1", "set_location", R"({"location":"north","phone":"+15550100001"})").status == 400);
+    CHECK(s(get(rt, "dealers", "D1").body.at("locations").as_array()[0], "phone") == "+15550001009");
+  }
+  rt.stop();
+}
+
+TEST_CASE("a number set at run time outlives restarts until the file gives another", "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  auto cfg = test_config(dir, emu);
+  auto phone_of_north = [](runtime& rt) { return s(get(rt, "dealers", "D1").body.at("locations").as_array()[0], "phone"); };
+  {
+    runtime rt{cfg};
+    rt.start();
+    REQUIRE(post(rt, "dealers", "D1", "set_location", R"({"location":"north","phone":"+15550001009"})").status == 200);
+    rt.stop();
+  }
+  {
+    runtime rt{cfg};  // the same file
+    rt.start();
+    CHECK(phone_of_north(rt) == "+15550001009");
+    rt.stop();
+  }
+  cfg.leads.dealers[0].locations[0].phone = "+15550001077";  // the file changes
+  runtime rt{cfg};
+  rt.start();
+  CHECK(phone_of_north(rt) == "+15550001077");
+  rt.stop();
+}
+
+TEST_CASE("bad lead input gets a clear error and changes nothing", "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  runtime rt{test_config(dir, emu)};
+  rt.start();
+  auto bad_phone = submit(rt, "L1", "555-0100", "D1", "north");
+  CHECK(bad_phone.status == 400);
+  CHECK(s(bad_phone.body, "field") == "customer_phone");
+  CHECK(s(bad_phone.body, "error").find("E.164") != std::string::npos);
+  auto unknown = submit(rt, "L1", "+15557770001", "D9", "north");
+  CHECK(unknown.status == 404);
+  CHECK(s(unknown.body, "error").find("D9") != std::string::npos);
+  auto long_message = submit(rt, "L1", "+15557770001", "D1", "north", false, std::string(1601, 'x'));
+  CHECK(long_message.status == 400);
+  CHECK(s(long_message.body, "field") == "message");
+  CHECK(s(long_message.body, "error").find("1601") != std::string::npos);
+  keyed_request not_json;
+  not_json.service = "leads";
+  not_json.key = "L1";
+  not_json.handler = "submit";
+  not_json.body = "{nope";
+  CHECK(rt.invoke(not_json).status == 400);
+  CHECK(get(rt, "leads", "L1").status == 404);
+  CHECK(get(rt, "invocations", "").body.at("invocations").as_array().empty());
+  CHECK(emu.conversations().empty());
+  rt.stop();
+}
+
+TEST_CASE("inbound SMS reach their leads through signed webhooks, once per MessageSid", "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  auto cfg = test_config(dir, emu);
+  const auto port = free_port();
+  cfg.http.enabled = true;
+  cfg.http.port = port;
+  const auto url = "http://127.0.0.1:" + std::to_string(port) + "/v1/webhooks/twilio/conversations";
+  cfg.leads.webhook_url = url;
+  ::setenv("SWITCHBOARD_API_TOKEN", "leads-api-token", 1);
+  runtime rt{cfg};
+  rt.start();
+  auto a = submit(rt, "L1", "+15557770001", "D1", "north");
+  REQUIRE(a.status == 201);
+  const auto proxy = s(a.body.at("lead"), "proxy_number");
+  CHECK(emu.inbound_sms("+15557770001", proxy, "Yes, is it still there?") == 201);
+  CHECK(eventually([&] { return i(lead_of(rt, "L1"), "customer_messages") == 1; }));
+  CHECK(emu.inbound_sms("+15550001001", proxy, "It is! Come by at 3") == 201);
+  CHECK(eventually([&] { return i(lead_of(rt, "L1"), "dealer_messages") == 1; }));
+
+  // A replay of a delivered webhook (same MessageSid, validly signed) changes nothing.
+  std::vector<std::pair<std::string, std::string>> params{
+      {"EventType", "onMessageAdded"}, {"ConversationSid", s(a.body.at("lead"), "conversation_sid")},
+      {"MessageSid", "IM00000000000000000000000000000001"}, {"Author", "+15557770001"}, {"Body", "hi"}};
+  const auto signature = twilio::twilio_signature(auth_token, url, params);
+  auto first = rt.conversations_webhook(params, signature);
+  CHECK(first.status == 200);
+  CHECK(s(first.body, "status") == "routed");
+  CHECK(eventually([&] { return i(lead_of(rt, "L1"), "customer_messages") == 2; }));
+  auto replay = rt.conversations_webhook(params, signature);
+  CHECK(replay.status == 200);
+  CHECK(s(replay.body, "status") == "duplicate");
+
+  // Over HTTP: a bad or missing signature is refused, and so is a bad bearer token elsewhere.
+  httplib::Client http("127.0.0.1", port);
+  httplib::Params form;
+  for (auto& [k, v] : params)
+    form.emplace(k, v);
+  form.erase("MessageSid");
+  form.emplace("MessageSid", "IM00000000000000000000000000000002");
+  auto forged = http.Post("/v1/webhooks/twilio/conversations", httplib::Headers{{"X-Twilio-Signature", signature}}, form);
+  REQUIRE(forged);
+  CHECK(forged->status == 403);
+  auto unsigned_call = http.Post("/v1/webhooks/twilio/conversations", form);
+  REQUIRE(unsigned_call);
+  CHECK(unsigned_call->status == 403);
+  auto bad_token = http.Get("/v1/leads/L1", httplib::Headers{{"Authorization", "Bearer wrong"}});
+  REQUIRE(bad_token);
+  CHECK(bad_token->status == 401);
+  auto good_token = http.Get("/v1/leads/L1", httplib::Headers{{"Authorization", "Bearer leads-api-token"}});
+  REQUIRE(good_token);
+  CHECK(good_token->status == 200);
+  std::this_thread::sleep_for(100ms);
+  CHECK(i(lead_of(rt, "L1"), "customer_messages") == 2);
+  rt.stop();
+}
+
+TEST_CASE("a message whose outcome was unknown is found by its step id, not sent twice", "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  runtime rt{test_config(dir, emu)};
+  rt.start();
+  // Twilio stores the message and then fails with a 500: the client cannot know it happened.
+  emu.faults(R"({"seed": 3, "rules": [{"route": "POST /conversations/v1/Conversations/*/Messages",
+                 "rate_5xx": 1.0, "status_5xx": 500, "apply_on_5xx": true}]})");
+  auto a = submit(rt, "L1", "+15557770001", "D1", "north");
+  REQUIRE(a.status == 201);
+  auto conv = emu.conversation(s(a.body.at("lead"), "conversation_sid"));
+  CHECK(messages_of_step(*conv, "L1", "/lead.first-message") == 1);
+  rt.stop();
+}
+
+TEST_CASE("a binding held by an existing conversation (50416) is adopted, never failing the lead", "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  runtime rt{test_config(dir, emu)};
+  // A conversation made outside switchboard already binds the customer through the first proxy.
+  auto c = emu.client();
+  auto made = c.Post("/conversations/v1/Conversations", httplib::Params{{"FriendlyName", "made by hand"}});
+  REQUIRE(made);
+  REQUIRE(made->status == 201);
+  const auto existing = s(json::parse(made->body), "sid");
+  auto bound = c.Post("/conversations/v1/Conversations/" + existing + "/Participants",
+                      httplib::Params{{"MessagingBinding.Address", "+15557770001"},
+                                      {"MessagingBinding.ProxyAddress", "+15550100001"}});
+  REQUIRE(bound);
+  REQUIRE(bound->status == 201);
+  rt.start();
+  auto a = submit(rt, "L1", "+15557770001", "D1", "north");
+  REQUIRE(a.status == 201);
+  CHECK(s(a.body.at("lead"), "conversation_sid") == existing);
+  auto conv = emu.conversation(existing);
+  CHECK(conv->at("participants").as_array().size() == 2);
+  CHECK(messages_of_step(*conv, "L1", "/lead.first-message") == 1);
+  rt.stop();
+}
+
+TEST_CASE("after the retry budget a lead invocation is parked, visible, and resumes to completion", "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  auto cfg = test_config(dir, emu);
+  cfg.leads.max_attempts = 3;
+  runtime rt{cfg};
+  rt.start();
+  emu.faults(R"({"seed": 1, "rules": [{"route": "POST /conversations/v1/Conversations/*/Messages",
+                 "rate_5xx": 1.0, "status_5xx": 503}]})");
+  auto a = submit(rt, "L1", "+15557770001", "D1", "north");
+  REQUIRE(a.status == 202);
+  CHECK(s(a.body, "status") == "parked");
+  const auto inv = s(a.body, "invocation");
+  auto view = get(rt, "invocations", inv);
+  CHECK(s(view.body, "status") == "parked");
+  CHECK(s(view.body, "error").find("503") != std::string::npos);
+  CHECK(s(lead_of(rt, "L1"), "status") == "opening");
+  bool parked_listed = false;
+  for (auto& v : [&] {
+         keyed_request r;
+         r.method = "GET";
+         r.service = "invocations";
+         r.status_filter = "parked";
+         return rt.invoke(r).body.at("invocations").as_array();
+       }())
+    parked_listed = parked_listed || s(v, "id") == inv;
+  CHECK(parked_listed);
+
+  emu.clear_faults();
+  REQUIRE(post(rt, "invocations", inv, "resume").status == 200);
+  CHECK(eventually([&] { return s(lead_of(rt, "L1"), "status") == "open"; }));
+  auto conv = emu.conversation(s(lead_of(rt, "L1"), "conversation_sid"));
+  CHECK(messages_of_step(*conv, "L1", "/lead.first-message") == 1);
+  CHECK(post(rt, "invocations", inv, "resume").status == 409);  // not parked any more
+  rt.stop();
+}
+
+TEST_CASE("a cancelled parked submit releases its lead and conversation", "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  auto cfg = test_config(dir, emu);
+  cfg.leads.max_attempts = 2;
+  runtime rt{cfg};
+  rt.start();
+  emu.faults(R"({"seed": 1, "rules": [{"route": "POST /conversations/v1/Conversations/*/Messages",
+                 "rate_5xx": 1.0, "status_5xx": 503}]})");
+  auto a = submit(rt, "L1", "+15557770001", "D1", "north");
+  REQUIRE(s(a.body, "status") == "parked");
+  REQUIRE(post(rt, "invocations", s(a.body, "invocation"), "cancel").status == 200);
+  CHECK(s(lead_of(rt, "L1"), "status") == "failed");
+  emu.clear_faults();
+  // The slot is free again: the same customer can submit anew.
+  CHECK(submit(rt, "L2", "+15557770001", "D1", "north").status == 201);
+  rt.stop();
+}
+
+TEST_CASE("a lead interrupted by a stop resumes after the restart, its effects done once", "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  auto cfg = test_config(dir, emu);
+  cfg.leads.answer_timeout = 300ms;
+  cfg.leads.max_attempts = 1000;
+  {
+    runtime rt{cfg};
+    rt.start();
+    emu.faults(R"({"seed": 1, "rules": [{"route": "POST /conversations/v1/Conversations/*/Messages",
+                   "rate_5xx": 1.0, "status_5xx": 503}]})");
+    auto a = submit(rt, "L1", "+15557770001", "D1", "north");
+    REQUIRE(a.status == 202);
+    CHECK(s(a.body, "status") == "running");
+    rt.stop();
+  }
+  emu.clear_faults();
+  runtime again{cfg};
+  again.start();
+  CHECK(eventually([&] { return s(lead_of(again, "L1"), "status") == "open"; }));
+  REQUIRE(emu.conversations().size() == 1);
+  CHECK(messages_of_step(emu.conversations()[0].as_object(), "L1", "/lead.first-message") == 1);
+  CHECK(emu.conversations()[0].at("participants").as_array().size() == 2);
+  again.stop();
+}
+
+TEST_CASE("an Idempotency-Key answers a repeated create as the first one did", "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  runtime rt{test_config(dir, emu)};
+  rt.start();
+  keyed_request r;
+  r.service = "leads";
+  r.idempotency_key = "form-submission-77";
+  r.body = R"({"customer_name":"Bo","customer_phone":"+15557770005","dealer_id":"D1","location_id":"south","message":"hi"})";
+  auto first = rt.invoke(r);
+  auto second = rt.invoke(r);
+  REQUIRE(first.status == 201);
+  REQUIRE(second.status == 201);
+  CHECK(s(first.body.at("lead"), "id") == s(second.body.at("lead"), "id"));
+  CHECK(emu.conversations().size() == 1);
+  rt.stop();
+}
+
+TEST_CASE("durable timers: the dealer is reminded when no reply came, also across a restart", "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  auto cfg = test_config(dir, emu);
+  cfg.leads.reminder_after = 1500ms;
+  std::string sid;
+  {
+    runtime rt{cfg};
+    rt.start();
+    auto a = submit(rt, "L1", "+15557770001", "D1", "north");
+    REQUIRE(a.status == 201);
+    sid = s(a.body.at("lead"), "conversation_sid");
+    rt.stop();  // before the reminder is due
+  }
+  CHECK(messages_of_step(*emu.conversation(sid), "L1", "/lead.reminder") == 0);
+  runtime again{cfg};
+  again.start();
+  CHECK(eventually([&] { return i(lead_of(again, "L1"), "reminders_sent") == 1; }, 10s));
+  CHECK(messages_of_step(*emu.conversation(sid), "L1", "/lead.reminder") == 1);
+  again.stop();
+}
+
+TEST_CASE("an inactive lead is closed by its timer, and its conversation with it", "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  auto cfg = test_config(dir, emu);
+  cfg.leads.close_inactive_after = 400ms;
+  runtime rt{cfg};
+  rt.start();
+  auto a = submit(rt, "L1", "+15557770001", "D1", "north");
+  REQUIRE(a.status == 201);
+  CHECK(eventually([&] { return s(lead_of(rt, "L1"), "status") == "closed"; }, 10s));
+  CHECK(s(lead_of(rt, "L1"), "close_reason") == "inactive");
+  CHECK(eventually([&] { return s(*emu.conversation(s(a.body.at("lead"), "conversation_sid")), "state") == "closed"; }));
+  rt.stop();
+}
+
+TEST_CASE("idle keyed actors are passivated and come back on the next message", "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  auto cfg = test_config(dir, emu);
+  cfg.leads.passivate_after = 100ms;
+  runtime rt{cfg};
+  rt.start();
+  REQUIRE(submit(rt, "L1", "+15557770001", "D1", "north").status == 201);
+  CHECK(eventually([&] { return i(rt.leads_status(), "active_entities") == 0; }));
+  REQUIRE(post(rt, "leads", "L1", "close").status == 200);
+  CHECK(s(lead_of(rt, "L1"), "status") == "closed");
+  rt.stop();
+}
+
+namespace {
+
+/// A local HTTP receiver standing in for lead tracking or marketing: fails the first `failures`
+/// requests with 500, then answers 200; remembers each Idempotency-Key it accepted.
+class receiver {
+public:
+  explicit receiver(int failures) : failures_(failures) {
+    server_.Post("/leads", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard<std::mutex> guard{mu_};
+      ++requests_;
+      if (failures_ < 0 || requests_ <= failures_) {
+        res.status = 500;
+        return;
+      }
+      accepted_[req.get_header_value("Idempotency-Key")] = req.body;
+      res.status = 200;
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    while (!server_.is_running())
+      std::this_thread::sleep_for(1ms);
+  }
+  ~receiver() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/leads"; }
+  std::map<std::string, std::string> accepted() {
+    std::lock_guard<std::mutex> guard{mu_};
+    return accepted_;
+  }
+  int requests() {
+    std::lock_guard<std::mutex> guard{mu_};
+    return requests_;
+  }
+
+private:
+  httplib::Server server_;
+  int failures_;
+  int port_ = 0;
+  std::mutex mu_;
+  int requests_ = 0;
+  std::map<std::string, std::string> accepted_;
+  std::thread thread_;
+};
+
+} // namespace
+
+TEST_CASE("form leads are stored, then forwarded to both systems with retries and an idempotency key", "[leads]") {
+  temp_dir dir;
+  receiver tracking{2};
+  receiver marketing{-1};  // always fails: dead after the budget
+  config cfg;
+  cfg.data_dir = dir.path.string();
+  cfg.http.enabled = false;
+  cfg.form_leads.lead_tracking_url = tracking.url();
+  cfg.form_leads.marketing_url = marketing.url();
+  cfg.form_leads.max_attempts = 3;
+  cfg.form_leads.backoff_initial = 5ms;
+  cfg.form_leads.backoff_max = 20ms;
+  runtime rt{cfg};
+  rt.start();
+  keyed_request r;
+  r.service = "form-leads";
+  r.body = R"({"email":"ana@example.com","first_name":"Ana","interest":"SUV"})";
+  auto a = rt.invoke(r);
+  REQUIRE(a.status == 202);
+  const auto id = s(a.body, "id");
+  CHECK(eventually([&] { return tracking.accepted().size() == 1; }));
+  CHECK(tracking.accepted().begin()->first == id + ":lead_tracking");
+  CHECK(json::parse(tracking.accepted().begin()->second).at("lead").at("email") == "ana@example.com");
+  CHECK(tracking.requests() == 3);
+  auto forwards_done = [&] {
+    auto v = get(rt, "form-leads", id);
+    std::map<std::string, std::string> st;
+    for (auto& f : v.body.at("forwards").as_array())
+      st[s(f, "target")] = s(f, "status");
+    return st;
+  };
+  CHECK(eventually([&] {
+    auto st = forwards_done();
+    return st["lead_tracking"] == "done" && st["marketing"] == "parked";
+  }));
+  CHECK(marketing.requests() == 3);
+
+  SECTION("bad form leads are refused") {
+    r.body = R"({"first_name":"Ana"})";
+    CHECK(rt.invoke(r).status == 400);
+    r.body = R"({"email":"not-an-address"})";
+    CHECK(rt.invoke(r).status == 400);
+    r.body = "[1,2]";
+    CHECK(rt.invoke(r).status == 400);
+  }
+  rt.stop();
+}
