@@ -1018,6 +1018,8 @@ json::value leads::status() const {
 
 std::size_t leads::active_entities() const { return impl_->engine->active_entities(); }
 
+void leads::release_answers() { impl_->engine->release_answers(); }
+
 void leads::stop() {
   if (impl_ && impl_->engine)
     impl_->engine->stop();

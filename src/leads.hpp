@@ -40,6 +40,10 @@ public:
   /// Keyed entity actors in memory now (for figures and benchmarks).
   std::size_t active_entities() const;
 
+  /// Answers waiting requests at once (with 202 and the status URL): call before the HTTP
+  /// server drains.
+  void release_answers();
+
   void stop();
 
 private:

@@ -643,6 +643,8 @@ run_outcome runtime::stop() {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
+  if (d.lead_host)
+    d.lead_host->release_answers();  // requests waiting for a lead answer 202 now
   if (d.http)
     d.http->stop();
   caf::anon_send_exit(d.root, caf::exit_reason::user_shutdown);

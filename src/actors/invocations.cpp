@@ -98,6 +98,7 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
   std::mutex wait_mu;
   std::map<std::uint64_t, std::shared_ptr<waiter>> waiters;
   std::atomic<bool> stopping{false};
+  std::atomic<bool> answers_released{false};  // HTTP waits return at once (the server drains)
 
   std::mutex executing_mu;
   std::set<std::uint64_t> executing;  // invocations a runner is running now
@@ -179,7 +180,8 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
   }
 
   std::optional<invocation_row> wait(std::uint64_t n, std::chrono::milliseconds timeout,
-                                     const std::function<std::optional<invocation_row>()>& read) {
+                                     const std::function<std::optional<invocation_row>()>& read,
+                                     bool answer_side = false) {
     std::shared_ptr<waiter> w;
     {
       std::lock_guard<std::mutex> guard{wait_mu};
@@ -194,7 +196,9 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
       return row;
     {
       std::unique_lock<std::mutex> lock{wait_mu};
-      w->cv.wait_for(lock, timeout, [&] { return w->done || stopping.load(); });
+      w->cv.wait_for(lock, timeout, [&] {
+        return w->done || stopping.load() || (answer_side && answers_released.load());
+      });
     }
     return read();
   }
@@ -246,6 +250,27 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
     ++ended[status];
   }
 
+  /// After a failed attempt: the delay before the next one, or -1 once the invocation is parked
+  /// (its step used `attempts` of the budget).
+  std::int64_t retry_or_park(step_context::runner& r, service_rt& s, const invocation_row& row,
+                             std::int64_t attempts, const std::string& error, std::chrono::milliseconds after) {
+    if (stopping.load())
+      return -1;  // the next start resumes it
+    if (attempts < static_cast<std::int64_t>(s.spec.retry.max_attempts)) {
+      const auto delay = std::max(after, backoff_with_jitter(s.spec.retry, attempts));
+      spdlog::info("leads: {} {}/{}/{}: attempt {} failed ({}); again in {} ms", row.id(), row.service, row.key,
+                   row.handler, attempts, error, delay.count());
+      return delay.count();
+    }
+    const auto why = "parked after " + std::to_string(attempts) + " attempts of one step; last error: " + error +
+                     " (POST /v1/invocations/" + row.id() + "/resume or /cancel)";
+    r.store.write([&] { r.store.set_invocation(row.n, "parked", "", why, rfc3339_now()); });
+    spdlog::warn("leads: {} {}/{}/{} {}", row.id(), row.service, row.key, row.handler, why);
+    count("parked");
+    notify(row.n);
+    return -1;
+  }
+
   /// Runs invocation `n` on runner `r`; returns the delay before it must run again, or -1 when
   /// it ended (or is not this runner's to run).
   std::int64_t execute(step_context::runner& r, std::uint64_t n) {
@@ -278,22 +303,16 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
         auto result = handler->second(ctx);
         r.store.write([&] { r.store.set_invocation(n, "done", json::serialize(result), "", rfc3339_now()); });
         count("done");
+      } catch (const step_terminal&) {
+        throw;
       } catch (const step_retry& e) {
-        if (stopping.load())
-          return -1;  // the next start resumes it
-        if (ctx.attempts_ >= static_cast<std::int64_t>(s.spec.retry.max_attempts)) {
-          const auto why = std::string{"parked after "} + std::to_string(ctx.attempts_) +
-                           " attempts of one step; last error: " + e.what() +
-                           " (POST /v1/invocations/" + row->id() + "/resume or /cancel)";
-          r.store.write([&] { r.store.set_invocation(n, "parked", "", why, rfc3339_now()); });
-          spdlog::warn("leads: {} {}/{}/{} {}", row->id(), row->service, row->key, row->handler, why);
-          count("parked");
-        } else {
-          const auto delay = std::max(e.after(), backoff_with_jitter(s.spec.retry, ctx.attempts_));
-          spdlog::info("leads: {} {}/{}/{}: attempt {} failed ({}); again in {} ms", row->id(), row->service,
-                       row->key, row->handler, ctx.attempts_, e.what(), delay.count());
-          return delay.count();
-        }
+        return retry_or_park(r, s, *row, ctx.attempts_, e.what(), e.after());
+      } catch (const std::exception& e) {
+        // Not a step's verdict (the database failed, an answer had an unexpected shape): nothing
+        // after the last recorded step counts as done, so running again is safe; it uses the
+        // budget of the step it happened in.
+        spdlog::error("leads: {} {}/{}/{}: {}", row->id(), row->service, row->key, row->handler, e.what());
+        return retry_or_park(r, s, *row, std::max<std::int64_t>(ctx.attempts_, 1), e.what(), {});
       }
     } catch (const step_terminal& e) {
       std::vector<std::uint64_t> follow_ups;
@@ -352,18 +371,21 @@ json::value step_context::effect(const std::string& name, const std::function<js
   auto s = store_.step(n, name);
   if (s && s->status == "done")
     return parse_or_null(s->result);
-  std::int64_t attempts = s ? s->attempts : 0;
-  if (s && s->status == "started" && find) {
+  // The attempt is on disk before anything happens outside: after a crash it is known that
+  // this step may have had an effect.
+  const bool unknown = s && s->status == "started";
+  const std::int64_t attempts = (s ? s->attempts : 0) + 1;
+  attempts_ = attempts;
+  store_.write([&] {
+    store_.record_step(n, {name, "started", attempts, "", s ? s->error : "", rfc3339_now()});
+  });
+  if (unknown && find) {
     // The last attempt's outcome is unknown (a crash, a timeout): learn it before acting again.
     if (auto found = find()) {
       store_.write([&] { store_.record_step(n, {name, "done", attempts, json::serialize(*found), "", rfc3339_now()}); });
       return *found;
     }
   }
-  attempts_ = ++attempts;
-  store_.write([&] {
-    store_.record_step(n, {name, "started", attempts, "", s ? s->error : "", rfc3339_now()});
-  });
   d.failpoint(name, "before");
   json::value result;
   try {
@@ -673,10 +695,13 @@ std::pair<std::uint64_t, bool> invocation_engine::submit(const invocation_spec& 
 
 std::optional<invocation_row> invocation_engine::wait(std::uint64_t n, std::chrono::milliseconds timeout) {
   auto& d = *impl_;
-  return d.wait(n, timeout, [&] {
-    std::lock_guard<std::mutex> guard{d.api_mu};
-    return d.api_store->invocation(n);
-  });
+  return d.wait(
+      n, timeout,
+      [&] {
+        std::lock_guard<std::mutex> guard{d.api_mu};
+        return d.api_store->invocation(n);
+      },
+      true);
 }
 
 void invocation_engine::with_store(const std::function<void(lead_store&)>& fn) {
@@ -747,6 +772,14 @@ std::size_t invocation_engine::active_entities() const { return impl_->active.lo
 std::map<std::string, std::uint64_t> invocation_engine::counters() const {
   std::lock_guard<std::mutex> guard{impl_->counters_mu};
   return impl_->ended;
+}
+
+void invocation_engine::release_answers() {
+  auto& d = *impl_;
+  d.answers_released = true;
+  std::lock_guard<std::mutex> guard{d.wait_mu};
+  for (auto& [n, w] : d.waiters)
+    w->cv.notify_all();
 }
 
 void invocation_engine::stop() {

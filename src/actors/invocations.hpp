@@ -203,6 +203,10 @@ public:
   /// Invocations ended since start, by status.
   std::map<std::string, std::uint64_t> counters() const;
 
+  /// Makes every `wait` return at once from now on (an HTTP server that drains must not wait
+  /// for invocations; they go on and are durable).
+  void release_answers();
+
   /// Stops the runner threads (after the actor system is gone).
   void stop();
 
