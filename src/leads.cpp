@@ -7,6 +7,7 @@
 #include "core/json_path.hpp"
 #include "core/lead_rules.hpp"
 #include "core/phone.hpp"
+#include "core/time.hpp"
 
 #include <boost/json.hpp>
 #include <httplib.h>
@@ -29,12 +30,6 @@ using adapters::sqlite::lead_row;
 using adapters::sqlite::lead_store;
 
 namespace {
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 keyed_answer answer(int status, json::value body) { return keyed_answer{status, std::move(body)}; }
 
@@ -150,7 +145,7 @@ std::optional<std::uint64_t> end_lead(lead_store& store, const std::string& id, 
       !store.conversation_leads(conv->id, true).empty())
     return std::nullopt;  // a conversation stays open while any lead uses it
   store.set_conversation_status(conv->id, "closing", rfc3339_now());
-  return store.create_invocation({"conversations", conv->id, "close", "{}", ""}, rfc3339_now(), now_ms());
+  return store.create_invocation({"conversations", conv->id, "close", "{}", ""}, rfc3339_now(), core::unix_millis_now());
 }
 
 /// Splits "http://host:port/path?q" into ("http://host:port", "/path?q").
@@ -422,7 +417,7 @@ struct leads::impl {
               store.conversation_leads(old_conv->id, true).empty()) {
             store.set_conversation_status(old_conv->id, "closing", rfc3339_now());
             ctx.dispatch_after_commit(store.create_invocation({"conversations", old_conv->id, "close", "{}", ""},
-                                                              rfc3339_now(), now_ms()));
+                                                              rfc3339_now(), core::unix_millis_now()));
           }
         }
       }
@@ -445,7 +440,7 @@ struct leads::impl {
       return json::object{{"status", lead ? lead->status : "missing"}, {"lead_id", id}};
     send_once(ctx, "lead.first-message", sid, render(ctx.store(), cfg.leads.first_message, *lead), id);
     ctx.local("lead.opened", [&]() -> json::value {
-      const auto now = now_ms();
+      const auto now = core::unix_millis_now();
       ctx.store().set_lead_open(id, rfc3339_now(), now);
       if (cfg.leads.reminder_after.count() > 0)
         ctx.schedule(now + cfg.leads.reminder_after.count(), "leads", id, "remind", json::object{});
@@ -478,7 +473,7 @@ struct leads::impl {
       const bool customer = author == lead->customer_phone;
       if (!customer && author != lead->location_phone)
         return json::object{{"counted", false}};
-      ctx.store().count_inbound(id, customer, now_ms());
+      ctx.store().count_inbound(id, customer, core::unix_millis_now());
       return json::object{{"counted", true}, {"from", customer ? "customer" : "location"}};
     });
   }
@@ -505,7 +500,7 @@ struct leads::impl {
     if (!lead || lead->status != "open")
       return json::object{{"closed", false}};
     const auto due = lead->last_activity_ms + cfg.leads.close_inactive_after.count();
-    if (due > now_ms()) {
+    if (due > core::unix_millis_now()) {
       ctx.local("lead.expire-later", [&]() -> json::value {
         ctx.schedule(due, "leads", id, "expire", json::object{});
         return json::object{{"due_ms", due}};
@@ -732,7 +727,7 @@ struct leads::impl {
     engine->with_store([&](lead_store& s) {
       s.write([&] {
         if (!idempotency_key.empty())
-          if (auto n = s.idempotent("forwards", idempotency_key, now_ms() - 86'400'000))
+          if (auto n = s.idempotent("forwards", idempotency_key, core::unix_millis_now() - 86'400'000))
             if (auto row = s.invocation(*n)) {
               id = row->key.substr(0, row->key.rfind(':'));
               return;
@@ -747,7 +742,7 @@ struct leads::impl {
           const auto key = id + ":" + target;
           created.emplace_back(key, s.create_invocation({"forwards", key, "forward", "{}",
                                                          first ? idempotency_key : std::string{}},
-                                                        rfc3339_now(), now_ms()));
+                                                        rfc3339_now(), core::unix_millis_now()));
           first = false;
         }
       });
@@ -906,7 +901,7 @@ keyed_answer leads::invoke(const keyed_request& r) {
         std::string id;
         if (!r.idempotency_key.empty())
           d.engine->with_store([&](lead_store& s) {
-            if (auto n = s.idempotent("leads", r.idempotency_key, now_ms() - 86'400'000))
+            if (auto n = s.idempotent("leads", r.idempotency_key, core::unix_millis_now() - 86'400'000))
               if (auto row = s.invocation(*n))
                 id = row->key;
           });
@@ -992,7 +987,7 @@ keyed_answer leads::conversations_webhook(const std::vector<std::pair<std::strin
         const auto body = json::serialize(json::object{{"message_sid", message_sid}, {"author", author}});
         for (const auto& lead : s.conversation_leads(conv->id, true))
           routed.emplace_back(lead, s.create_invocation({"leads", lead, "inbound", body, "inbound:" + message_sid},
-                                                        rfc3339_now(), now_ms()));
+                                                        rfc3339_now(), core::unix_millis_now()));
       });
     });
     if (duplicate)

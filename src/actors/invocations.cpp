@@ -1,6 +1,7 @@
 #include "actors/invocations.hpp"
 
 #include "actors/supervisor.hpp"
+#include "core/time.hpp"
 #include "switchboard/event.hpp"
 
 #include <caf/all.hpp>
@@ -27,12 +28,6 @@ using adapters::sqlite::lead_store;
 using adapters::sqlite::step_row;
 
 namespace {
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 json::value parse_or_null(const std::string& text) {
   if (text.empty())
@@ -211,14 +206,14 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
     bool existed = false;
     store.write([&] {
       if (!spec.idempotency_key.empty()) {
-        const auto since = window.count() <= 0 ? 0 : now_ms() - window.count();
+        const auto since = window.count() <= 0 ? 0 : core::unix_millis_now() - window.count();
         if (auto found = store.idempotent(spec.service, spec.idempotency_key, since)) {
           n = *found;
           existed = true;
           return;
         }
       }
-      n = store.create_invocation(spec, rfc3339_now(), now_ms());
+      n = store.create_invocation(spec, rfc3339_now(), core::unix_millis_now());
     });
     if (!existed)
       dispatch(spec.service, spec.key, n);
@@ -437,7 +432,7 @@ json::value step_context::local(const std::string& name, const std::function<jso
 void step_context::enqueue(invocation_spec spec) {
   if (!in_local_)
     throw std::logic_error("step_context::enqueue outside local()");
-  queued_.push_back(store_.create_invocation(spec, rfc3339_now(), now_ms()));
+  queued_.push_back(store_.create_invocation(spec, rfc3339_now(), core::unix_millis_now()));
 }
 
 void step_context::dispatch_after_commit(std::uint64_t n) {
@@ -648,15 +643,15 @@ invocation_engine::invocation_engine(engine_options options, std::vector<service
       std::int64_t wait_ms = 1000;
       try {
         store->write([&] {
-          for (auto& t : store->due_timers(now_ms(), 256)) {
+          for (auto& t : store->due_timers(core::unix_millis_now(), 256)) {
             store->set_timer_status(t.n, "fired");
             auto n = store->create_invocation(
-                {t.service, t.key, t.handler, t.body, "timer:" + std::to_string(t.n)}, rfc3339_now(), now_ms());
+                {t.service, t.key, t.handler, t.body, "timer:" + std::to_string(t.n)}, rfc3339_now(), core::unix_millis_now());
             fired.emplace_back(t, n);
           }
         });
         if (auto next = store->next_timer_due())
-          wait_ms = std::clamp<std::int64_t>(*next - now_ms(), 0, 1000);
+          wait_ms = std::clamp<std::int64_t>(*next - core::unix_millis_now(), 0, 1000);
       } catch (const std::exception& e) {
         spdlog::error("leads: durable timers: {}; trying again in 1 s", e.what());
       }

@@ -2,11 +2,19 @@
 
 // Conversions between RFC 3339 timestamps (the CloudEvents `time` attribute) and Unix time.
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string_view>
 
 namespace switchboard::core {
+
+/// Milliseconds since 1970-01-01T00:00:00Z, now (the system clock): what durable timers and
+/// idempotency windows store.
+inline std::int64_t unix_millis_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 /// The fields of an RFC 3339 timestamp, as written (the offset not yet applied).
 struct rfc3339_fields {
