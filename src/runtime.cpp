@@ -707,6 +707,13 @@ keyed_answer runtime::invoke(const keyed_request& request) {
     return keyed_answer{404, boost::json::object{{"error", "lead conversations and form leads are not configured on this "
                                                            "server: set leads.proxy_numbers (and leads.dealers) or a "
                                                            "form_leads URL, and start the runtime"}}};
+  {
+    std::lock_guard<std::mutex> guard{impl_->mu};
+    if (impl_->state != impl::phase::running)
+      return keyed_answer{503, boost::json::object{{"error", impl_->state == impl::phase::created
+                                                                  ? "the runtime is not started; call start() first"
+                                                                  : "the runtime is stopping; nothing was recorded"}}};
+  }
   return impl_->lead_host->invoke(request);
 }
 
@@ -714,6 +721,11 @@ keyed_answer runtime::conversations_webhook(const std::vector<std::pair<std::str
                                             const std::string& signature) {
   if (!impl_->lead_host)
     return keyed_answer{404, boost::json::object{{"error", "lead conversations are not configured on this server"}}};
+  {
+    std::lock_guard<std::mutex> guard{impl_->mu};
+    if (impl_->state != impl::phase::running)  // Twilio retries a webhook that fails
+      return keyed_answer{503, boost::json::object{{"error", "the runtime is not running; nothing was recorded"}}};
+  }
   return impl_->lead_host->conversations_webhook(params, signature);
 }
 

@@ -385,6 +385,9 @@ TEST_CASE("bad lead input gets a clear error and changes nothing", "[leads]") {
   CHECK(get(rt, "invocations", "").body.at("invocations").as_array().empty());
   CHECK(emu.conversations().empty());
   rt.stop();
+  auto after_stop = submit(rt, "L1", "+15557770001", "D1", "north");
+  CHECK(after_stop.status == 503);
+  CHECK(s(after_stop.body, "error").find("stopping") != std::string::npos);
 }
 
 TEST_CASE("inbound SMS reach their leads through signed webhooks, once per MessageSid", "[leads]") {
