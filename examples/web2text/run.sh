@@ -30,144 +30,26 @@ work=$(mktemp -d /tmp/web2text.XXXXXX)
 export TWILIO_ACCOUNT_SID=AC00000000000000000000000000000001
 export TWILIO_AUTH_TOKEN=web2text-demo-token
 export SWITCHBOARD_API_TOKEN=web2text-demo-api-token
-emulator_pid='' daemon_pid='' daemon_log=$work/daemon-0.log
-# stop_pid PID: SIGTERM, up to 15 s to go, then SIGKILL (only ever a PID this script started).
-stop_pid() {
-  local pid=$1 i
-  kill "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 150; i++)); do exited "$pid" && break; sleep 0.1; done
-  exited "$pid" || kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  local status=$?
-  [[ -n $daemon_pid ]] && stop_pid "$daemon_pid"
-  [[ -n $emulator_pid ]] && stop_pid "$emulator_pid"
-  if [[ $status -ne 0 ]]; then
-    echo "--- daemon log $(basename "$daemon_log") (last 40 lines)"; tail -n 40 "$daemon_log" 2>/dev/null || true
-  fi
-  if [[ ${KEEP:-0} == 1 ]]; then echo "scratch kept in $work"; else rm -rf "$work"; fi
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-say() { printf '\n== %s\n' "$*"; }
-fail() { echo "run.sh: FAILED: $*" >&2; exit 1; }
-ok() { echo "  ok: $*"; }
-# exited PID: true once the child PID has ended (gone, or a zombie waiting to be reaped).
-exited() {
-  local state
-  { read -r _ _ state _ < "/proc/$1/stat"; } 2>/dev/null || return 0
-  [[ $state == Z ]]
-}
-# wait_for SECONDS DESCRIPTION CMD...: retries CMD every 0.2 s until it succeeds.
-wait_for() {
-  local limit=$1 what=$2; shift 2
-  local deadline=$((SECONDS + limit))
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || fail "timed out after ${limit} s waiting for $what"
-    sleep 0.2
-  done
-}
-# check DESCRIPTION JSON JQ-FILTER [JQ-ARGS...]: the JSON passes the filter, or the run fails.
-check() {
-  local what=$1 json=$2 filter=$3; shift 3
-  jq -e "$@" "$filter" <<<"$json" >/dev/null 2>&1 || fail "$what; got: $(head -c 3000 <<<"$json")"
-  ok "$what"
-}
-# expect DESCRIPTION JQ-FILTER CMD...: waits (up to 20 s) until CMD's JSON output passes it.
-expect() {
-  local what=$1 filter=$2; shift 2
-  local deadline=$((SECONDS + 20)) out
-  while :; do
-    out=$("$@" 2>&1) || true
-    jq -e "$filter" <<<"$out" >/dev/null 2>&1 && break
-    ((SECONDS < deadline)) || fail "timed out after 20 s waiting for $what; last: $(head -c 3000 <<<"$out")"
-    sleep 0.2
-  done
-  ok "$what"
-}
+script_name=run.sh
+# The emulator, the daemon, the API and the checks (shared with tests/leads/crash_test.sh); sets
+# the exit trap that stops what this script started.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$here/lib.sh"
 
 # --- the two processes -------------------------------------------------------------------------
 say "Twilio emulator"
-"$bin" twilio-emulator --host 127.0.0.1 --port 0 > "$work/emulator.log" 2>&1 &
-emulator_pid=$!
-wait_for 10 "the emulator" grep -q 'listening on' "$work/emulator.log"
-twilio="http://$(sed -n 's/.*listening on //p' "$work/emulator.log" | head -n1)"
-tw() { curl -sS --max-time 20 -u "$TWILIO_ACCOUNT_SID:$TWILIO_AUTH_TOKEN" "$@"; }
-emu_state() { tw "$twilio/_emulator/state"; }
-# emu_conv SID: one conversation as the emulator holds it, with participants and messages.
-emu_conv() { emu_state | jq -c --arg sid "$1" '.conversations.conversations[] | select(.sid == $sid)'; }
+start_emulator
 echo "emulator $twilio"
 
 say "configuration"
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-api="http://127.0.0.1:$port"
-webhook_url="$api/v1/webhooks/twilio/conversations"
-sed -e "s|@DATA_DIR@|$work/data|" -e "s|@PORT@|$port|" -e "s|@TWILIO_URL@|$twilio|" \
-    -e "s|@WEBHOOK_URL@|$webhook_url|" -e "s|@REMINDER_AFTER_MS@|600000|" \
-    "$here/switchboard.json.in" > "$work/switchboard.json"
+write_config 600000
 "$bin" check-config "$work/switchboard.json"
 echo "daemon on $api, Twilio calls $webhook_url"
-
-starts=0
-# start_daemon [FAILPOINT]: the daemon on the fixed port and the same data directory.
-start_daemon() {
-  starts=$((starts + 1))
-  daemon_log=$work/daemon-$starts.log
-  if [[ -n ${1-} ]]; then
-    SWITCHBOARD_FAILPOINT=$1 "$bin" run --config "$work/switchboard.json" > "$daemon_log" 2>&1 &
-  else
-    "$bin" run --config "$work/switchboard.json" > "$daemon_log" 2>&1 &
-  fi
-  daemon_pid=$!
-  wait_for 20 "the daemon (start $starts)" daemon_listening
-}
-daemon_listening() {
-  if exited "$daemon_pid"; then
-    local rc=0
-    wait "$daemon_pid" || rc=$?
-    daemon_pid=
-    fail "the daemon exited with $rc before listening (see $(basename "$daemon_log"))"
-  fi
-  grep -q 'switchboard listening on' "$daemon_log"
-}
-# wait_exit SECONDS: waits (bounded) for the daemon to end; its exit status is then in $rc.
-wait_exit() {
-  local deadline=$((SECONDS + $1))
-  while ! exited "$daemon_pid"; do
-    ((SECONDS < deadline)) || return 1
-    sleep 0.1
-  done
-  rc=0
-  wait "$daemon_pid" || rc=$?
-  daemon_pid=
-}
-stop_daemon() {  # SIGTERM drains and exits 0
-  kill -TERM "$daemon_pid"
-  wait_exit 30 || fail "the daemon did not stop within 30 s of SIGTERM"
-  [[ $rc -eq 0 ]] || fail "SIGTERM: the daemon exited with $rc, expected 0"
-}
 
 say "switchboard daemon"
 start_daemon
 echo "daemon pid $daemon_pid, $(grep -m1 'switchboard listening on' "$daemon_log")"
 
-# call METHOD PATH [JSON [CURL-ARGS...]]: one request to the daemon; sets $code and $body.
-call() {
-  local method=$1 path=$2 data=${3-}
-  shift $(($# < 3 ? $# : 3))
-  local args=(-sS --max-time 30 -o "$work/answer" -w '%{http_code}' -X "$method"
-              -H "Authorization: Bearer $SWITCHBOARD_API_TOKEN")
-  [[ -n $data ]] && args+=(-H 'Content-Type: application/json' --data-binary "$data")
-  rm -f "$work/answer"
-  code=$(curl "${args[@]}" "$@" "$api$path" 2>"$work/curl.err") || code=000
-  body=$(cat "$work/answer" 2>/dev/null || true)
-}
-sb() { curl -sS --max-time 20 -H "Authorization: Bearer $SWITCHBOARD_API_TOKEN" "$@"; }
-get_lead() { sb "$api/v1/leads/$1"; }
-get_conversation() { sb "$api/v1/conversations/$1"; }
 # lead_json NAME PHONE DEALER LOCATION MESSAGE [REPLACE]: a submit body.
 lead_json() {
   jq -nc --arg n "$1" --arg p "$2" --arg d "$3" --arg l "$4" --arg m "$5" --argjson r "${6:-false}" \
@@ -425,10 +307,6 @@ echo "  POST /v1/leads/lead-crash/submit -> $code ($(tr -d '\n' < "$work/curl.er
 [[ $rc != running ]] || fail "the daemon is still running 15 s after the submit: failpoint lead.first-message:before not reached"
 [[ $rc -eq 137 ]] || fail "the daemon exited with $rc, expected 137 (SIGKILL)"
 ok "the daemon killed itself (exit $rc): $(grep -i -m1 'failpoint' "$daemon_log" || echo 'no log line')"
-first_messages() {  # first_messages LEAD: how many first messages of LEAD the emulator holds
-  emu_state | jq --arg id "$1" '[.conversations.conversations[].messages[] | (.attributes | fromjson? // {})
-    | select(.lead == $id and ((.step // "") | endswith("/lead.first-message")))] | length'
-}
 echo "  first messages of lead-crash on the emulator while the daemon is down: $(first_messages lead-crash)"
 start_daemon
 echo "  daemon started again without the failpoint"

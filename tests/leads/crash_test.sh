@@ -31,7 +31,6 @@ if [[ $# -ne 1 ]]; then
 fi
 bin=$(realpath "$1")
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-template=$repo/examples/web2text/switchboard.json.in
 [[ -x $bin ]] || { echo "crash_test.sh: $bin is not an executable" >&2; exit 2; }
 for tool in curl jq python3; do
   command -v "$tool" >/dev/null || { echo "crash_test.sh: needs $tool" >&2; exit 2; }
@@ -43,109 +42,20 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-lead-crash.XXXXXX")
 export TWILIO_ACCOUNT_SID=AC00000000000000000000000000000001
 export TWILIO_AUTH_TOKEN=lead-crash-demo-token
 export SWITCHBOARD_API_TOKEN="lead-crash-$RANDOM$RANDOM"
-emulator_pid='' daemon_pid='' daemon_log=$work/daemon-0.log
-bg_pids=()  # background curls of the current round (each bounded by --max-time)
-
-exited() {  # exited PID: the child has ended (gone, or a zombie not yet reaped)
-  local state
-  { read -r _ _ state _ < "/proc/$1/stat"; } 2>/dev/null || return 0
-  [[ $state == Z ]]
-}
-stop_pid() {  # SIGTERM, up to 15 s, then SIGKILL
-  local pid=$1 i
-  kill "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 150; i++)); do exited "$pid" && break; sleep 0.1; done
-  exited "$pid" || kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  local status=$? pid
-  for pid in "${bg_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  [[ -n $daemon_pid ]] && stop_pid "$daemon_pid"
-  [[ -n $emulator_pid ]] && stop_pid "$emulator_pid"
-  if [[ $status -ne 0 ]]; then
-    echo "--- daemon log $(basename "$daemon_log") (last 30 lines)" >&2
-    tail -n 30 "$daemon_log" >&2 2>/dev/null || true
-  fi
-  if [[ ${KEEP:-0} == 1 ]]; then echo "scratch kept in $work"; else rm -rf "$work"; fi
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-say() { printf '\n== %s\n' "$*"; }
-fail() { echo "lead_crash_recovery: FAILED: $*" >&2; exit 1; }
+script_name=lead_crash_recovery
+# The emulator, the daemon, the API and the waits (shared with examples/web2text/run.sh); sets
+# the exit trap that stops what this script started, also the background curls in $bg_pids.
+# shellcheck source-path=SCRIPTDIR source=../../examples/web2text/lib.sh
+source "$repo/examples/web2text/lib.sh"
+poll=0.1 exit_poll=0.05 log_lines=30 log_fd=2  # quicker polls; on failure, the log on stderr
 in_budget() { ((SECONDS < budget)) || fail "over the time budget (290 s) $*"; }
-wait_for() {  # wait_for SECONDS DESCRIPTION CMD...
-  local limit=$1 what=$2; shift 2
-  local deadline=$((SECONDS + limit))
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || fail "timed out after ${limit} s waiting for $what"
-    sleep 0.1
-  done
-}
 
 # --- emulator, configuration, daemon ------------------------------------------------------------
-"$bin" twilio-emulator --host 127.0.0.1 --port 0 > "$work/emulator.log" 2>&1 &
-emulator_pid=$!
-wait_for 10 "the emulator" grep -q 'listening on' "$work/emulator.log"
-twilio="http://$(sed -n 's/.*listening on //p' "$work/emulator.log" | head -n1)"
-emu_state() { curl -sS --max-time 20 -u "$TWILIO_ACCOUNT_SID:$TWILIO_AUTH_TOKEN" "$twilio/_emulator/state"; }
-
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-api="http://127.0.0.1:$port"
-sed -e "s|@DATA_DIR@|$work/data|" -e "s|@PORT@|$port|" -e "s|@TWILIO_URL@|$twilio|" \
-    -e "s|@WEBHOOK_URL@|$api/v1/webhooks/twilio/conversations|" -e "s|@REMINDER_AFTER_MS@|0|" \
-    "$template" > "$work/switchboard.json"
+start_emulator
+write_config 0
 "$bin" check-config "$work/switchboard.json" >/dev/null || fail "check-config refused $work/switchboard.json"
 echo "emulator $twilio, daemon $api, data in $work/data"
-
-starts=0 kills=0
-start_daemon() {  # start_daemon [FAILPOINT]
-  starts=$((starts + 1))
-  daemon_log=$work/daemon-$starts.log
-  if [[ -n ${1-} ]]; then
-    SWITCHBOARD_FAILPOINT=$1 "$bin" run --config "$work/switchboard.json" > "$daemon_log" 2>&1 &
-  else
-    "$bin" run --config "$work/switchboard.json" > "$daemon_log" 2>&1 &
-  fi
-  daemon_pid=$!
-  wait_for 20 "the daemon (start $starts${1:+, failpoint $1})" daemon_listening
-}
-daemon_listening() {
-  if exited "$daemon_pid"; then
-    local rc=0
-    wait "$daemon_pid" || rc=$?
-    daemon_pid=''
-    fail "the daemon exited with $rc before listening (start $starts); $(tail -n 5 "$daemon_log")"
-  fi
-  grep -q 'switchboard listening on' "$daemon_log"
-}
-wait_exit() {  # wait_exit SECONDS: waits (bounded) for the daemon to end; sets $rc
-  local deadline=$((SECONDS + $1))
-  while ! exited "$daemon_pid"; do
-    ((SECONDS < deadline)) || return 1
-    sleep 0.05
-  done
-  rc=0
-  wait "$daemon_pid" || rc=$?
-  daemon_pid=''
-}
-stop_daemon() {
-  kill -TERM "$daemon_pid"
-  wait_exit 30 || fail "the daemon did not stop within 30 s of SIGTERM"
-  [[ $rc -eq 0 ]] || fail "SIGTERM: the daemon exited with $rc, expected 0"
-}
-
-# call METHOD PATH [JSON]: sets $code and $body.
-call() {
-  local args=(-sS --max-time 30 -o "$work/answer" -w '%{http_code}' -X "$1"
-              -H "Authorization: Bearer $SWITCHBOARD_API_TOKEN")
-  [[ -n ${3-} ]] && args+=(-H 'Content-Type: application/json' --data-binary "$3")
-  rm -f "$work/answer"
-  code=$(curl "${args[@]}" "$api$2" 2>/dev/null) || code=000
-  body=$(cat "$work/answer" 2>/dev/null || true)
-}
+kills=0
 
 # The leads of this run: where each goes. A customer phone is only ever used with one location
 # phone, so each customer phone must end up in exactly one conversation.
@@ -201,10 +111,6 @@ await_open() {
   jq -c --arg loc "$(location_phone "${lead_dealer[$id]}" "${lead_location[$id]}")" \
     '{id, customer_phone, location_phone, expected_location_phone: $loc, conversation_id, conversation_sid}' \
     <<<"$body" >> "$work/leads.jsonl"
-}
-first_messages() {  # first_messages ID: how many first messages of the lead the emulator holds
-  emu_state | jq --arg id "$1" '[.conversations.conversations[].messages[] | (.attributes | fromjson? // {})
-    | select(.lead == $id and ((.step // "") | endswith("/lead.first-message")))] | length'
 }
 # close_leads ID...: closes them, then waits until their conversations are closed.
 close_leads() {
