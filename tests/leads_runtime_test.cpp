@@ -462,6 +462,32 @@ TEST_CASE("a message whose outcome was unknown is found by its step id, not sent
   rt.stop();
 }
 
+TEST_CASE("every Twilio write that times out after taking effect is looked up, never repeated", "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  auto cfg = test_config(dir, emu);
+  cfg.twilio.read_timeout = 1s;
+  cfg.leads.webhook_url = "http://127.0.0.1:9/v1/webhooks/twilio/conversations";  // registered, never called
+  runtime rt{cfg};
+  rt.start();
+  // Each write is applied and then never answered: the client gives up without knowing.
+  emu.faults(R"({"seed": 5, "rules": [
+      {"route": "POST /conversations/v1/Conversations", "rate_timeout": 1.0, "timeout_applies": true},
+      {"route": "POST /conversations/v1/Conversations/*/Webhooks", "rate_timeout": 1.0, "timeout_applies": true},
+      {"route": "POST /conversations/v1/Conversations/*/Participants", "rate_timeout": 1.0, "timeout_applies": true},
+      {"route": "POST /conversations/v1/Conversations/*/Messages", "rate_timeout": 1.0, "timeout_applies": true}]})");
+  auto a = submit(rt, "L1", "+15557770001", "D1", "north");
+  REQUIRE(a.status == 201);
+  REQUIRE(emu.conversations().size() == 1);
+  auto conv = emu.conversations()[0].as_object();
+  CHECK(s(conv, "unique_name") == "sb-" + s(a.body.at("lead"), "conversation_id"));
+  CHECK(conv.at("participants").as_array().size() == 2);
+  CHECK(conv.at("webhooks").as_array().size() == 1);
+  CHECK(messages_of_step(conv, "L1", "/lead.first-message") == 1);
+  CHECK(conv.at("messages").as_array().size() == 1);
+  rt.stop();
+}
+
 TEST_CASE("a binding held by an existing conversation (50416) is adopted, never failing the lead", "[leads]") {
   emulator_fixture emu;
   temp_dir dir;
