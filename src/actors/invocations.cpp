@@ -247,7 +247,7 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
 
   /// After a failed attempt: the delay before the next one, or -1 once the invocation is parked
   /// (its step used `attempts` of the budget).
-  std::int64_t retry_or_park(step_context::runner& r, service_rt& s, const invocation_row& row,
+  std::int64_t retry_or_park(step_context& ctx, service_rt& s, const invocation_row& row,
                              std::int64_t attempts, const std::string& error, std::chrono::milliseconds after) {
     if (stopping.load())
       return -1;  // the next start resumes it
@@ -259,7 +259,7 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
     }
     const auto why = "parked after " + std::to_string(attempts) + " attempts of one step; last error: " + error +
                      " (POST /v1/invocations/" + row.id() + "/resume or /cancel)";
-    r.store.write([&] { r.store.set_invocation(row.n, "parked", "", why, rfc3339_now()); });
+    ctx.write([&] { ctx.store().set_invocation(row.n, "parked", "", why, rfc3339_now()); });
     spdlog::warn("leads: {} {}/{}/{} {}", row.id(), row.service, row.key, row.handler, why);
     count("parked");
     notify(row.n);
@@ -290,28 +290,28 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
     }
     auto& s = service(row->service);
     auto handler = s.spec.handlers.find(row->handler);
+    step_context ctx{owner(), r, *row};
     try {
       if (handler == s.spec.handlers.end())
         throw step_terminal("service '" + row->service + "' has no handler '" + row->handler + "'");
-      step_context ctx{owner(), r, *row};
       try {
         auto result = handler->second(ctx);
-        r.store.write([&] { r.store.set_invocation(n, "done", json::serialize(result), "", rfc3339_now()); });
+        ctx.write([&] { r.store.set_invocation(n, "done", json::serialize(result), "", rfc3339_now()); });
         count("done");
       } catch (const step_terminal&) {
         throw;
       } catch (const step_retry& e) {
-        return retry_or_park(r, s, *row, ctx.attempts_, e.what(), e.after());
+        return retry_or_park(ctx, s, *row, ctx.attempts_, e.what(), e.after());
       } catch (const std::exception& e) {
         // Not a step's verdict (the database failed, an answer had an unexpected shape): nothing
         // after the last recorded step counts as done, so running again is safe; it uses the
         // budget of the step it happened in.
         spdlog::error("leads: {} {}/{}/{}: {}", row->id(), row->service, row->key, row->handler, e.what());
-        return retry_or_park(r, s, *row, std::max<std::int64_t>(ctx.attempts_, 1), e.what(), {});
+        return retry_or_park(ctx, s, *row, std::max<std::int64_t>(ctx.attempts_, 1), e.what(), {});
       }
     } catch (const step_terminal& e) {
       std::vector<std::uint64_t> follow_ups;
-      r.store.write([&] {
+      ctx.write([&] {
         if (s.spec.on_fail)
           follow_ups = s.spec.on_fail(r.store, *row, e.what());
         r.store.set_invocation(n, "failed", "", e.what(), rfc3339_now());
@@ -371,13 +371,11 @@ json::value step_context::effect(const std::string& name, const std::function<js
   const bool unknown = s && s->status == "started";
   const std::int64_t attempts = (s ? s->attempts : 0) + 1;
   attempts_ = attempts;
-  store_.write([&] {
-    store_.record_step(n, {name, "started", attempts, "", s ? s->error : "", rfc3339_now()});
-  });
+  write([&] { store_.record_step(n, {name, "started", attempts, "", s ? s->error : "", rfc3339_now()}); });
   if (unknown && find) {
     // The last attempt's outcome is unknown (a crash, a timeout): learn it before acting again.
     if (auto found = find()) {
-      store_.write([&] { store_.record_step(n, {name, "done", attempts, json::serialize(*found), "", rfc3339_now()}); });
+      pending_done_.push_back({name, "done", attempts, json::serialize(*found), "", rfc3339_now()});
       return *found;
     }
   }
@@ -386,17 +384,29 @@ json::value step_context::effect(const std::string& name, const std::function<js
   try {
     result = run();
   } catch (const step_retry& e) {
-    store_.write([&] {
+    write([&] {
       store_.record_step(n, {name, e.ambiguous() ? "started" : "retry", attempts, "", e.what(), rfc3339_now()});
     });
     throw;
   } catch (const step_terminal& e) {
-    store_.write([&] { store_.record_step(n, {name, "failed", attempts, "", e.what(), rfc3339_now()}); });
+    write([&] { store_.record_step(n, {name, "failed", attempts, "", e.what(), rfc3339_now()}); });
     throw;
   }
   d.failpoint(name, "after");
-  store_.write([&] { store_.record_step(n, {name, "done", attempts, json::serialize(result), "", rfc3339_now()}); });
+  // "done" goes to disk with the next write of this invocation (the next step's start, a local
+  // step, its end): one commit fewer per effect. A crash before that leaves the step "started",
+  // and the next run's `find` learns that it happened.
+  pending_done_.push_back({name, "done", attempts, json::serialize(result), "", rfc3339_now()});
   return result;
+}
+
+void step_context::write(const std::function<void()>& fn) {
+  store_.write([&] {
+    for (const auto& p : pending_done_)
+      store_.record_step(inv_.n, p);
+    fn();
+  });
+  pending_done_.clear();
 }
 
 json::value step_context::local(const std::string& name, const std::function<json::value()>& change) {
@@ -410,7 +420,7 @@ json::value step_context::local(const std::string& name, const std::function<jso
   timer_added_ = false;
   in_local_ = true;
   try {
-    store_.write([&] {
+    write([&] {
       result = change();
       store_.record_step(n, {name, "done", 1, json::serialize(result), "", rfc3339_now()});
     });
@@ -452,21 +462,38 @@ void step_context::schedule(std::int64_t due_ms, const std::string& service, con
 json::value step_context::call(const std::string& name, const std::string& service, const std::string& key,
                                const std::string& handler, const json::value& body) {
   auto& d = *engine_.impl_;
-  return effect(name, [&]() -> json::value {
-    const auto [callee, existed] =
-        d.submit_with(store_, {service, key, handler, json::serialize(body), step_id(name)}, std::chrono::milliseconds{0});
-    if (existed)
-      d.dispatch(service, key, callee);  // it may have been waiting for a router since a crash
-    auto row = d.wait(callee, call_wait, [&] { return store_.invocation(callee); });
-    if (!row)
-      throw step_terminal("the callee invocation inv-" + std::to_string(callee) + " disappeared");
-    const auto what = service + "/" + key + "/" + handler + " (" + row->id() + ")";
-    if (row->status == "done")
-      return parse_or_null(row->result);
-    if (row->status == "failed" || row->status == "cancelled")
-      throw step_terminal(what + " " + row->status + ": " + row->error);
-    throw step_retry(what + " is " + row->status + (row->error.empty() ? "" : ": " + row->error));
+  const auto n = inv_.n;
+  const auto s = store_.step(n, name);
+  if (s && s->status == "done")
+    return parse_or_null(s->result);
+  // No "started" record: the callee invocation, keyed by this step, is the record.
+  attempts_ = (s ? s->attempts : 0) + 1;
+  const auto id = step_id(name);
+  std::uint64_t callee = 0;
+  write([&] {
+    if (auto found = store_.idempotent(service, id, 0))
+      callee = *found;
+    else
+      callee = store_.create_invocation({service, key, handler, json::serialize(body), id}, rfc3339_now(),
+                                        core::unix_millis_now());
   });
+  d.dispatch(service, key, callee);  // new, or (after a crash) waiting for a router; a repeat is skipped
+  auto row = d.wait(callee, call_wait, [&] { return store_.invocation(callee); });
+  if (!row)
+    throw step_terminal("the callee invocation inv-" + std::to_string(callee) + " disappeared");
+  const auto what = service + "/" + key + "/" + handler + " (" + row->id() + ")";
+  if (row->status == "done") {
+    auto result = parse_or_null(row->result);
+    pending_done_.push_back({name, "done", attempts_, row->result, "", rfc3339_now()});
+    return result;
+  }
+  const auto error = row->status == "failed" || row->status == "cancelled"
+                         ? what + " " + row->status + ": " + row->error
+                         : what + " is " + row->status + (row->error.empty() ? "" : ": " + row->error);
+  write([&] { store_.record_step(n, {name, "retry", attempts_, "", error, rfc3339_now()}); });
+  if (row->status == "failed" || row->status == "cancelled")
+    throw step_terminal(error);
+  throw step_retry(error);
 }
 
 // --- actors -----------------------------------------------------------------------------------------

@@ -122,6 +122,9 @@ public:
 
   struct runner;  ///< internal: a runner thread's connections (invocations.cpp)
 
+  /// Internal: one transaction of this invocation, carrying the step results not yet on disk.
+  void write(const std::function<void()>& fn);
+
 private:
   friend class invocation_engine;
   step_context(invocation_engine& engine, runner& r, adapters::sqlite::invocation_row inv);
@@ -135,6 +138,7 @@ private:
   bool in_local_ = false;
   bool timer_added_ = false;
   std::int64_t attempts_ = 0;  // of the step that failed last, for the retry budget
+  std::vector<adapters::sqlite::step_row> pending_done_;  // done, not yet committed
 };
 
 using handler_fn = std::function<boost::json::value(step_context&)>;
