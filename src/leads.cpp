@@ -659,7 +659,7 @@ struct leads::impl {
                             "': check dealer_id and location_id (GET /v1/dealers/" + sub.dealer_id + ")",
                    json::object{{"field", "location_id"}});
     const auto key = idempotency_key.empty() ? "submit:" + id + (sub.replace ? ":replace" : "") : idempotency_key;
-    auto [n, existed] = engine->submit({"leads", id, "submit", json::serialize(core::to_json(sub)), key});
+    const auto n = engine->submit({"leads", id, "submit", json::serialize(core::to_json(sub)), key}).first;
     auto out = outcome_of(n, [&](const json::value& result) {
       const auto& r = result.as_object();
       const auto status = str(r, "status");
@@ -673,7 +673,6 @@ struct leads::impl {
     });
     if (out.status == 202 || out.status == 502)
       out.body.as_object()["lead_id"] = id;
-    (void)existed;
     return out;
   }
 
@@ -700,8 +699,7 @@ struct leads::impl {
       if (proxy == phone)
         return error(400, "phone: " + phone + " is one of leads.proxy_numbers; a location needs its own number",
                      json::object{{"field", "phone"}});
-    auto [n, existed] = engine->submit({"dealers", dealer, "set_location", body_text, ""});
-    (void)existed;
+    const auto n = engine->submit({"dealers", dealer, "set_location", body_text, ""}).first;
     return outcome_of(n, [](const json::value& result) { return answer(200, result); });
   }
 
@@ -914,8 +912,8 @@ keyed_answer leads::invoke(const keyed_request& r) {
       if (r.handler == "close") {
         if (!d.read_lead(r.key))
           return error(404, "no lead " + r.key);
-        auto [n, existed] = d.engine->submit({"leads", r.key, "close", r.body.empty() ? "{}" : r.body, r.idempotency_key});
-        (void)existed;
+        const auto n =
+            d.engine->submit({"leads", r.key, "close", r.body.empty() ? "{}" : r.body, r.idempotency_key}).first;
         return d.outcome_of(n, [&](const json::value&) { return d.lead_answer(r.key, 200, "inv-" + std::to_string(n)); });
       }
       return error(404, "leads has no handler '" + r.handler + "'; POST /v1/leads/{id}/submit or /v1/leads/{id}/close");

@@ -1,10 +1,6 @@
 #include "adapters/sqlite/lead_store.hpp"
 
-#include <sqlite3.h>
-
-#include <chrono>
 #include <stdexcept>
-#include <thread>
 
 namespace switchboard::adapters::sqlite {
 
@@ -144,7 +140,7 @@ invocation_row invocation_of(SQLite::Statement& q) {
 } // namespace
 
 lead_store::lead_store(const std::string& path) try
-  : db_(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_FULLMUTEX), path_(path) {
+  : db_(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_FULLMUTEX) {
   db_.setBusyTimeout(10'000);
   const auto mode = db_.execAndGet("PRAGMA journal_mode=WAL").getString();
   if (mode != "wal")

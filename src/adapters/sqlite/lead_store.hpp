@@ -161,7 +161,6 @@ public:
 
 private:
   SQLite::Database db_;
-  std::string path_;
 };
 
 } // namespace switchboard::adapters::sqlite
