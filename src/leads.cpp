@@ -669,7 +669,9 @@ struct leads::impl {
                          sub.location_id + ": " + str(r, "lead_id") +
                          "; resubmit with \"replace\": true to close it and open a new one",
                      json::object{{"status", "already_open"}, {"lead_id", str(r, "lead_id")}});
-      return lead_answer(id, status == "exists" ? 200 : 201, "inv-" + std::to_string(n));
+      // The lead the invocation made: an Idempotency-Key reused with another id answers for it.
+      const auto made = str(r, "lead_id");
+      return lead_answer(made.empty() ? id : made, status == "exists" ? 200 : 201, "inv-" + std::to_string(n));
     });
     if (out.status == 202 || out.status == 502)
       out.body.as_object()["lead_id"] = id;

@@ -610,6 +610,14 @@ TEST_CASE("an Idempotency-Key answers a repeated create as the first one did", "
   REQUIRE(second.status == 201);
   CHECK(s(first.body.at("lead"), "id") == s(second.body.at("lead"), "id"));
   CHECK(emu.conversations().size() == 1);
+  // The same key with a lead id of the caller's: the first answer still, nothing new.
+  r.key = "L-other";
+  r.handler = "submit";
+  auto third = rt.invoke(r);
+  CHECK(third.status == 201);
+  CHECK(s(third.body.at("lead"), "id") == s(first.body.at("lead"), "id"));
+  CHECK(get(rt, "leads", "L-other").status == 404);
+  CHECK(emu.conversations().size() == 1);
   rt.stop();
 }
 
