@@ -98,6 +98,11 @@ struct emulator_fixture {
     REQUIRE(res->status == 200);
   }
   void clear_faults() const { client().Delete("/_emulator/faults"); }
+  /// Every message send answered 503 (not applied): retryable, until the budget runs out.
+  void refuse_messages() const {
+    faults(R"({"seed": 1, "rules": [{"route": "POST /conversations/v1/Conversations/*/Messages",
+               "rate_5xx": 1.0, "status_5xx": 503}]})");
+  }
   /// An SMS from `from` to `to` as the phone network would deliver it.
   int inbound_sms(const std::string& from, const std::string& to, const std::string& body) const {
     httplib::Params p{{"From", from}, {"To", to}, {"Body", body}};
@@ -520,8 +525,7 @@ TEST_CASE("after the retry budget a lead invocation is parked, visible, and resu
   cfg.leads.max_attempts = 3;
   runtime rt{cfg};
   rt.start();
-  emu.faults(R"({"seed": 1, "rules": [{"route": "POST /conversations/v1/Conversations/*/Messages",
-                 "rate_5xx": 1.0, "status_5xx": 503}]})");
+  emu.refuse_messages();
   auto a = submit(rt, "L1", "+15557770001", "D1", "north");
   REQUIRE(a.status == 202);
   CHECK(s(a.body, "status") == "parked");
@@ -557,12 +561,13 @@ TEST_CASE("a cancelled parked submit releases its lead and conversation", "[lead
   cfg.leads.max_attempts = 2;
   runtime rt{cfg};
   rt.start();
-  emu.faults(R"({"seed": 1, "rules": [{"route": "POST /conversations/v1/Conversations/*/Messages",
-                 "rate_5xx": 1.0, "status_5xx": 503}]})");
+  emu.refuse_messages();
   auto a = submit(rt, "L1", "+15557770001", "D1", "north");
   REQUIRE(s(a.body, "status") == "parked");
   REQUIRE(post(rt, "invocations", s(a.body, "invocation"), "cancel").status == 200);
   CHECK(s(lead_of(rt, "L1"), "status") == "failed");
+  const auto sid = s(lead_of(rt, "L1"), "conversation_sid");
+  CHECK(eventually([&] { return s(*emu.conversation(sid), "state") == "closed"; }));
   emu.clear_faults();
   // The slot is free again: the same customer can submit anew.
   CHECK(submit(rt, "L2", "+15557770001", "D1", "north").status == 201);
@@ -578,8 +583,7 @@ TEST_CASE("a lead interrupted by a stop resumes after the restart, its effects d
   {
     runtime rt{cfg};
     rt.start();
-    emu.faults(R"({"seed": 1, "rules": [{"route": "POST /conversations/v1/Conversations/*/Messages",
-                   "rate_5xx": 1.0, "status_5xx": 503}]})");
+    emu.refuse_messages();
     auto a = submit(rt, "L1", "+15557770001", "D1", "north");
     REQUIRE(a.status == 202);
     CHECK(s(a.body, "status") == "running");
