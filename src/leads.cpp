@@ -523,11 +523,28 @@ struct leads::impl {
   std::vector<std::uint64_t> conversation_failed(lead_store& store, const invocation_row& row, const std::string& why) {
     if (row.handler != "open")
       return {};
-    // Its leads fail through their own call step; the conversation ends with them.
-    if (auto conv = store.conversation(row.key); conv && conv->status == "opening")
-      store.set_conversation_status(conv->id, "closed", rfc3339_now());
+    // Its leads fail through their own call step; the conversation ends with them. If Twilio
+    // has it already (the create step is done), it is closed there too, so that it holds no
+    // bindings.
     spdlog::warn("leads: conversation {} could not open: {}", row.key, why);
-    return {};
+    auto conv = store.conversation(row.key);
+    if (!conv || conv->status != "opening")
+      return {};
+    std::string sid;
+    if (auto created = store.step(row.n, "conversation.create"); created && created->status == "done") {
+      json::error_code ec;
+      auto v = json::parse(created->result, ec);
+      if (!ec && v.is_object())
+        sid = str(v.as_object(), "sid");
+    }
+    if (sid.empty()) {
+      store.set_conversation_status(conv->id, "closed", rfc3339_now());
+      return {};
+    }
+    store.set_conversation_sid(conv->id, sid);
+    store.set_conversation_status(conv->id, "closing", rfc3339_now());
+    return {store.create_invocation({"conversations", conv->id, "close", "{}", ""}, rfc3339_now(),
+                                    core::unix_millis_now())};
   }
 
   // --- dealers and forwards ---------------------------------------------------------------------

@@ -518,6 +518,37 @@ TEST_CASE("a binding held by an existing conversation (50416) is adopted, never 
   rt.stop();
 }
 
+TEST_CASE("a lead that cannot open fails with the reason, and its half-made conversation is closed", "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  runtime rt{test_config(dir, emu)};
+  // Made outside switchboard: the location's number is bound through the first proxy already.
+  auto c = emu.client();
+  auto made = c.Post("/conversations/v1/Conversations", httplib::Params{{"FriendlyName", "made by hand"}});
+  REQUIRE(made);
+  const auto other = s(json::parse(made->body), "sid");
+  REQUIRE(c.Post("/conversations/v1/Conversations/" + other + "/Participants",
+                 httplib::Params{{"MessagingBinding.Address", "+15550001001"},
+                                 {"MessagingBinding.ProxyAddress", "+15550100001"}})
+              ->status == 201);
+  rt.start();
+  auto a = submit(rt, "L1", "+15557770001", "D1", "north");
+  CHECK(a.status == 502);
+  CHECK(s(a.body, "status") == "failed");
+  CHECK(s(a.body, "error").find(other) != std::string::npos);
+  auto lead = lead_of(rt, "L1");
+  CHECK(s(lead, "status") == "failed");
+  CHECK_FALSE(s(lead, "error").empty());
+  CHECK(eventually([&] {
+    for (auto& conv : emu.conversations())
+      if (s(conv, "unique_name") == "sb-" + s(lead, "conversation_id"))
+        return s(conv, "state") == "closed";
+    return false;
+  }));
+  CHECK(eventually([&] { return s(get(rt, "conversations", s(lead, "conversation_id")).body, "status") == "closed"; }));
+  rt.stop();
+}
+
 TEST_CASE("after the retry budget a lead invocation is parked, visible, and resumes to completion", "[leads]") {
   emulator_fixture emu;
   temp_dir dir;
