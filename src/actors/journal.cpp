@@ -104,15 +104,9 @@ void journal_writer::write_appends(std::vector<pending_append>& batch) {
   committed.reserve(events.size());
   std::uint64_t highest = 0;
   for (std::size_t i = 0; i < events.size(); ++i) {
-    append_result r;
-    r.ok = true;
-    r.status = outcomes[i].status;
-    r.sequence = outcomes[i].sequence;
-    if (batch[i].done)
-      batch[i].done(r);
-    if (r.status == adapters::sqlite::append_status::accepted) {
-      highest = std::max(highest, r.sequence);
-      events[i].sequence = r.sequence;
+    if (outcomes[i].status == adapters::sqlite::append_status::accepted) {
+      highest = std::max(highest, outcomes[i].sequence);
+      events[i].sequence = outcomes[i].sequence;
       committed.push_back(std::make_shared<const event>(std::move(events[i])));
     }
   }
@@ -122,6 +116,17 @@ void journal_writer::write_appends(std::vector<pending_append>& batch) {
   }
   if (!committed.empty() && on_committed_)
     on_committed_(std::move(committed));
+  // Acknowledged last: whoever learns that an event is stored also finds it in last_sequence()
+  // and on its way to the subscriptions.
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (!batch[i].done)
+      continue;
+    append_result r;
+    r.ok = true;
+    r.status = outcomes[i].status;
+    r.sequence = outcomes[i].sequence;
+    batch[i].done(r);
+  }
 }
 
 void journal_writer::loop() {
