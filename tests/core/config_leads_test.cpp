@@ -2,6 +2,8 @@
 
 #include "switchboard/config.hpp"
 
+#include "support/config_text.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -9,25 +11,12 @@
 using namespace switchboard;
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
+using switchboard::testing::config_error_of;
+using switchboard::testing::parsed;
 
 namespace {
 
 const std::string example_path = std::string(SWITCHBOARD_SOURCE_DIR) + "/config/switchboard.json";
-
-config_error error_of(const std::string& text) {
-  const auto result = parse_config(text, "site.json");
-  INFO("config text: " << text);
-  REQUIRE_FALSE(result);
-  return result.error;
-}
-
-config parsed(const std::string& text) {
-  auto result = parse_config(text, "site.json");
-  INFO("config text: " << text);
-  INFO("error: " << result.error.message());
-  REQUIRE(result);
-  return *result.value;
-}
 
 /// A `leads` section with one proxy number and the given dealers.
 std::string leads_with_dealers(const std::string& dealers) {
@@ -134,26 +123,26 @@ TEST_CASE("leads run with a proxy number or a form-lead URL", "[config][leads]")
 
 TEST_CASE("phone numbers that are not E.164 name the number's key and why", "[config][leads]") {
   SECTION("a proxy number") {
-    const auto e = error_of(R"({"leads": {"proxy_numbers": ["+15550009999", "+15550008888", "+1555"]}})");
+    const auto e = config_error_of(R"({"leads": {"proxy_numbers": ["+15550009999", "+15550008888", "+1555"]}})");
     CHECK(e.key_path == "leads.proxy_numbers[2]");
     CHECK_THAT(e.problem, Contains("\"+1555\"") && Contains("has 4 digits; E.164 numbers have 8 to 15"));
     CHECK_THAT(e.allowed, Contains("E.164"));
   }
   SECTION("a proxy number with spaces, or without '+'") {
-    CHECK_THAT(error_of(R"({"leads": {"proxy_numbers": ["+1 555 000 9999"]}})").problem,
+    CHECK_THAT(config_error_of(R"({"leads": {"proxy_numbers": ["+1 555 000 9999"]}})").problem,
                Contains("other than a digit"));
-    CHECK_THAT(error_of(R"({"leads": {"proxy_numbers": ["15550009999"]}})").problem,
+    CHECK_THAT(config_error_of(R"({"leads": {"proxy_numbers": ["15550009999"]}})").problem,
                Contains("does not start with '+'"));
-    CHECK_THAT(error_of(R"({"leads": {"proxy_numbers": [15550009999]}})").problem, Contains("not a string"));
+    CHECK_THAT(config_error_of(R"({"leads": {"proxy_numbers": [15550009999]}})").problem, Contains("not a string"));
   }
   SECTION("a location phone") {
-    const auto e = error_of(leads_with_dealers(R"([{"id": "d", "locations": [
+    const auto e = config_error_of(leads_with_dealers(R"([{"id": "d", "locations": [
         {"id": "a", "phone": "+15550001111"}, {"id": "b", "phone": "+015550002222"}]}])"));
     CHECK(e.key_path == "leads.dealers[0].locations[1].phone");
     CHECK_THAT(e.problem, Contains("starts with 0 after the '+'"));
   }
   SECTION("a location without a phone") {
-    const auto e = error_of(leads_with_dealers(R"([{"id": "d", "locations": [{"id": "a"}]}])"));
+    const auto e = config_error_of(leads_with_dealers(R"([{"id": "d", "locations": [{"id": "a"}]}])"));
     CHECK(e.key_path == "leads.dealers[0].locations[0].phone");
     CHECK(e.problem == "is missing");
     CHECK_THAT(e.allowed, Contains("E.164"));
@@ -162,17 +151,17 @@ TEST_CASE("phone numbers that are not E.164 name the number's key and why", "[co
 
 TEST_CASE("numbers and ids given twice name the second and the first", "[config][leads]") {
   SECTION("proxy numbers") {
-    const auto e = error_of(R"({"leads": {"proxy_numbers": ["+15550009999", "+15550008888", "+15550009999"]}})");
+    const auto e = config_error_of(R"({"leads": {"proxy_numbers": ["+15550009999", "+15550008888", "+15550009999"]}})");
     CHECK(e.key_path == "leads.proxy_numbers[2]");
     CHECK(e.problem == "is \"+15550009999\", the same as leads.proxy_numbers[0]");
   }
   SECTION("dealer ids") {
-    const auto e = error_of(leads_with_dealers(R"([{"id": "d1"}, {"id": "d2"}, {"id": "d2"}])"));
+    const auto e = config_error_of(leads_with_dealers(R"([{"id": "d1"}, {"id": "d2"}, {"id": "d2"}])"));
     CHECK(e.key_path == "leads.dealers[2].id");
     CHECK(e.problem == "is \"d2\", the id of leads.dealers[1] too");
   }
   SECTION("location ids within a dealer") {
-    const auto e = error_of(leads_with_dealers(R"([{"id": "d1", "locations": [{"id": "x", "phone": "+15550001111"}]},
+    const auto e = config_error_of(leads_with_dealers(R"([{"id": "d1", "locations": [{"id": "x", "phone": "+15550001111"}]},
         {"id": "d2", "locations": [{"id": "x", "phone": "+15550001111"}, {"id": "x", "phone": "+15550002222"}]}])"));
     CHECK(e.key_path == "leads.dealers[1].locations[1].id");
     CHECK(e.problem == "is \"x\", the id of leads.dealers[1].locations[0] too");
@@ -181,36 +170,36 @@ TEST_CASE("numbers and ids given twice name the second and the first", "[config]
 
 TEST_CASE("dealer and location ids are non-empty and safe in URL paths", "[config][leads]") {
   SECTION("missing") {
-    const auto e = error_of(leads_with_dealers(R"([{"name": "Acme"}])"));
+    const auto e = config_error_of(leads_with_dealers(R"([{"name": "Acme"}])"));
     CHECK(e.key_path == "leads.dealers[0].id");
     CHECK(e.problem == "is missing");
-    const auto l = error_of(leads_with_dealers(R"([{"id": "d", "locations": [{"phone": "+15550001111"}]}])"));
+    const auto l = config_error_of(leads_with_dealers(R"([{"id": "d", "locations": [{"phone": "+15550001111"}]}])"));
     CHECK(l.key_path == "leads.dealers[0].locations[0].id");
     CHECK(l.problem == "is missing");
   }
   SECTION("empty") {
-    const auto e = error_of(leads_with_dealers(R"([{"id": ""}])"));
+    const auto e = config_error_of(leads_with_dealers(R"([{"id": ""}])"));
     CHECK(e.key_path == "leads.dealers[0].id");
     CHECK_THAT(e.problem, Contains("empty"));
   }
   SECTION("characters a URL path would need escaped") {
-    const auto e = error_of(leads_with_dealers(R"([{"id": "acme/motors"}])"));
+    const auto e = config_error_of(leads_with_dealers(R"([{"id": "acme/motors"}])"));
     CHECK(e.key_path == "leads.dealers[0].id");
     CHECK_THAT(e.problem, Contains("has the character '/'"));
     CHECK_THAT(e.allowed, Contains("letters, digits, '_', '.' and '-'"));
-    const auto l = error_of(leads_with_dealers(R"([{"id": "d", "locations": [{"id": "north branch",
+    const auto l = config_error_of(leads_with_dealers(R"([{"id": "d", "locations": [{"id": "north branch",
         "phone": "+15550001111"}]}])"));
     CHECK(l.key_path == "leads.dealers[0].locations[0].id");
     CHECK_THAT(l.problem, Contains("has the character ' '"));
-    CHECK_THAT(error_of(leads_with_dealers(R"([{"id": "caf\u00e9"}])")).problem, Contains("has the character byte"));
+    CHECK_THAT(config_error_of(leads_with_dealers(R"([{"id": "caf\u00e9"}])")).problem, Contains("has the character byte"));
   }
   SECTION("a path step") {
-    CHECK_THAT(error_of(leads_with_dealers(R"([{"id": ".."}])")).problem, Contains("directory step"));
+    CHECK_THAT(config_error_of(leads_with_dealers(R"([{"id": ".."}])")).problem, Contains("directory step"));
   }
 }
 
 TEST_CASE("a location phone may not be a proxy number", "[config][leads]") {
-  const auto e = error_of(R"({"leads": {"proxy_numbers": ["+15550008888", "+15550009999"],
+  const auto e = config_error_of(R"({"leads": {"proxy_numbers": ["+15550008888", "+15550009999"],
       "dealers": [{"id": "d", "locations": [{"id": "a", "phone": "+15550001111"},
                                             {"id": "b", "phone": "+15550009999"}]}]}})");
   CHECK(e.key_path == "leads.dealers[0].locations[1].phone");
@@ -221,7 +210,7 @@ TEST_CASE("a location phone may not be a proxy number", "[config][leads]") {
 TEST_CASE("dealers without proxy numbers are an error on the proxy numbers", "[config][leads]") {
   for (const std::string text : {R"({"leads": {"dealers": [{"id": "d"}]}})",
                                  R"({"leads": {"proxy_numbers": [], "dealers": [{"id": "d"}]}})"}) {
-    const auto e = error_of(text);
+    const auto e = config_error_of(text);
     CHECK(e.key_path == "leads.proxy_numbers");
     CHECK(e.problem == "is empty, but leads.dealers are given");
     CHECK_THAT(e.allowed, StartsWith("at least one E.164 proxy number"));
@@ -235,28 +224,28 @@ TEST_CASE("URLs are \"\" or http(s) URLs", "[config][leads]") {
       return "{\"" + key.substr(0, dot) + "\": {\"" + key.substr(dot + 1) + "\": \"" + url + "\"}}";
     };
     INFO(key);
-    const auto ftp = error_of(text("ftp://example.com/x"));
+    const auto ftp = config_error_of(text("ftp://example.com/x"));
     CHECK(ftp.key_path == key);
     CHECK_THAT(ftp.problem, Contains("not an http(s) URL"));
     CHECK_THAT(ftp.allowed, Contains("\"\""));
-    const auto no_host = error_of(text("https:///x"));
+    const auto no_host = config_error_of(text("https:///x"));
     CHECK(no_host.key_path == key);
     CHECK_THAT(no_host.problem, Contains("without a host"));
-    CHECK_THAT(error_of(text("http://a b/")).problem, Contains("whitespace"));
+    CHECK_THAT(config_error_of(text("http://a b/")).problem, Contains("whitespace"));
     CHECK(parsed(text("")).source == "site.json");
     CHECK(parsed(text("https://example.com:8443/hook?x=1")).source == "site.json");
   }
-  CHECK_THAT(error_of(R"({"leads": {"webhook_url": 5}})").problem, Contains("not a string"));
+  CHECK_THAT(config_error_of(R"({"leads": {"webhook_url": 5}})").problem, Contains("not a string"));
 }
 
 TEST_CASE("message templates take only the lead placeholders", "[config][leads]") {
   SECTION("an unknown placeholder is named, with the closest known one") {
-    const auto e = error_of(R"({"leads": {"first_message": "Hi {customer_nmae}: {message}"}})");
+    const auto e = config_error_of(R"({"leads": {"first_message": "Hi {customer_nmae}: {message}"}})");
     CHECK(e.key_path == "leads.first_message");
     CHECK(e.problem == "has the unknown placeholder '{customer_nmae}'; did you mean '{customer_name}'?");
     CHECK_THAT(e.allowed, Contains("{customer_name}, {customer_phone}, {message}, {dealer_name}, "
                                    "{location_name}, {lead_id}"));
-    const auto far = error_of(R"({"leads": {"reminder_message": "{id} still waiting"}})");
+    const auto far = config_error_of(R"({"leads": {"reminder_message": "{id} still waiting"}})");
     CHECK(far.key_path == "leads.reminder_message");
     CHECK(far.problem == "has the unknown placeholder '{id}'");
   }
@@ -265,29 +254,29 @@ TEST_CASE("message templates take only the lead placeholders", "[config][leads]"
     CHECK(parsed(R"({"leads": {"reminder_message": ")" + all + "\"}}").leads.reminder_message == all);
   }
   SECTION("empty or malformed") {
-    const auto empty = error_of(R"({"leads": {"first_message": ""}})");
+    const auto empty = config_error_of(R"({"leads": {"first_message": ""}})");
     CHECK(empty.key_path == "leads.first_message");
     CHECK_THAT(empty.problem, Contains("empty"));
-    const auto open = error_of(R"({"leads": {"reminder_message": "Hi {customer_name"}})");
+    const auto open = config_error_of(R"({"leads": {"reminder_message": "Hi {customer_name"}})");
     CHECK(open.key_path == "leads.reminder_message");
     CHECK_THAT(open.problem, Contains("has a '{' without its '}'"));
-    CHECK_THAT(error_of(R"({"leads": {"first_message": "Hi {}"}})").problem, Contains("malformed placeholder"));
+    CHECK_THAT(config_error_of(R"({"leads": {"first_message": "Hi {}"}})").problem, Contains("malformed placeholder"));
   }
 }
 
 TEST_CASE("backoff_initial_ms above backoff_max_ms in lead sections names the key given", "[config][leads]") {
   SECTION("leads, both given") {
-    const auto e = error_of(R"({"leads": {"backoff_initial_ms": 500, "backoff_max_ms": 100}})");
+    const auto e = config_error_of(R"({"leads": {"backoff_initial_ms": 500, "backoff_max_ms": 100}})");
     CHECK(e.key_path == "leads.backoff_initial_ms");
     CHECK(e.problem == "is 500, larger than leads.backoff_max_ms (100)");
   }
   SECTION("leads, a maximum below the default initial delay") {
-    const auto e = error_of(R"({"leads": {"backoff_max_ms": 100}})");
+    const auto e = config_error_of(R"({"leads": {"backoff_max_ms": 100}})");
     CHECK(e.key_path == "leads.backoff_max_ms");
     CHECK(e.problem == "is 100, smaller than leads.backoff_initial_ms (200, the default)");
   }
   SECTION("form_leads, against the default maximum") {
-    const auto e = error_of(R"({"form_leads": {"backoff_initial_ms": 60001}})");
+    const auto e = config_error_of(R"({"form_leads": {"backoff_initial_ms": 60001}})");
     CHECK(e.key_path == "form_leads.backoff_initial_ms");
     CHECK(e.problem == "is 60001, larger than form_leads.backoff_max_ms (60000, the default)");
   }
@@ -314,7 +303,7 @@ TEST_CASE("lead settings out of range name the key and the range", "[config][lea
       {R"({"form_leads": {"timeout_ms": 0}})", "form_leads.timeout_ms", "from 1 to 3600000 (1 hour)"},
   };
   for (const auto& c : cases) {
-    const auto e = error_of(c.text);
+    const auto e = config_error_of(c.text);
     INFO(e.message());
     CHECK(e.key_path == c.key);
     CHECK_THAT(e.problem, Contains("out of range"));
@@ -328,12 +317,12 @@ TEST_CASE("lead settings out of range name the key and the range", "[config][lea
 }
 
 TEST_CASE("unknown keys in lead sections suggest the closest", "[config][leads]") {
-  const auto e = error_of(R"({"leads": {"proxy_number": ["+15550009999"]}})");
+  const auto e = config_error_of(R"({"leads": {"proxy_number": ["+15550009999"]}})");
   CHECK(e.key_path == "leads.proxy_number");
   CHECK_THAT(e.problem, Contains("did you mean 'proxy_numbers'?"));
-  const auto l = error_of(leads_with_dealers(R"([{"id": "d", "locations": [{"id": "a", "phone": "+15550001111",
+  const auto l = config_error_of(leads_with_dealers(R"([{"id": "d", "locations": [{"id": "a", "phone": "+15550001111",
       "number": "x"}]}])"));
   CHECK(l.key_path == "leads.dealers[0].locations[0].number");
   CHECK_THAT(l.allowed, Contains("'id', 'name', 'phone'"));
-  CHECK_THAT(error_of(R"({"form_leads": {"timeout": 5}})").problem, Contains("did you mean 'timeout_ms'?"));
+  CHECK_THAT(config_error_of(R"({"form_leads": {"timeout": 5}})").problem, Contains("did you mean 'timeout_ms'?"));
 }

@@ -2,29 +2,18 @@
 
 #include "switchboard/config.hpp"
 
+#include "support/config_text.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <string>
 
 using namespace switchboard;
 using Catch::Matchers::Contains;
+using switchboard::testing::error_for;
+using switchboard::testing::parsed;
 
 namespace {
-
-std::string error_for(const std::string& text) {
-  const auto result = parse_config(text, "site.json");
-  INFO("config text: " << text);
-  REQUIRE_FALSE(result);
-  return result.error.message();
-}
-
-config parsed(const std::string& text) {
-  auto result = parse_config(text, "site.json");
-  INFO("config text: " << text);
-  INFO("error: " << result.error.message());
-  REQUIRE(result);
-  return *result.value;
-}
 
 const std::string mapping = R"({"message_type": "urn:message:Crm.Events:ApplicationStatusChanged",
   "event_type": "application.status_changed", "entity_kind": "application",

@@ -1,5 +1,7 @@
 #include "switchboard/config.hpp"
 
+#include "support/config_text.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cstdio>
@@ -14,27 +16,12 @@
 using namespace switchboard;
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
+using switchboard::testing::error_for;
+using switchboard::testing::parsed;
 
 namespace {
 
 const std::string example_path = std::string(SWITCHBOARD_SOURCE_DIR) + "/config/switchboard.json";
-
-/// The error message a user would see for this text (the parse must fail).
-std::string error_for(const std::string& text) {
-  const auto result = parse_config(text, "site.json");
-  INFO("config text: " << text);
-  REQUIRE_FALSE(result);
-  REQUIRE_FALSE(result.value.has_value());
-  return result.error.message();
-}
-
-config parsed(const std::string& text) {
-  auto result = parse_config(text, "site.json");
-  INFO("config text: " << text);
-  INFO("error: " << result.error.message());
-  REQUIRE(result);
-  return *result.value;
-}
 
 /// A scratch directory, removed with everything in it at the end of the test.
 class scratch_dir {
