@@ -23,7 +23,7 @@
 
 #include "bench_util.hpp"
 
-#include "actors/invocations.hpp"
+#include "engine/durable/invocations.hpp"
 #include "adapters/twilio/client.hpp"
 #include "adapters/twilio/emulator.hpp"
 #include "switchboard/config.hpp"

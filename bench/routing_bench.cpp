@@ -33,10 +33,10 @@
 
 #include "bench_util.hpp"
 
-#include "actors/bus.hpp"
+#include "engine/bus/bus.hpp"
 #include "core/type_pattern.hpp"
 #include "switchboard/event.hpp"
-#include "switchboard/messages.hpp"
+#include "protocols/messages.hpp"
 #include "switchboard/runtime.hpp"  // event_handler
 
 #include <caf/all.hpp>

@@ -7,7 +7,7 @@
 
 #include "bench_util.hpp"
 
-#include "actors/sync_writer.hpp"
+#include "jobs/propagation/sync_writer.hpp"
 #include "adapters/sqlite/state_store.hpp"
 #include "adapters/twilio/client.hpp"
 #include "adapters/twilio/emulator.hpp"

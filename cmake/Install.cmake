@@ -29,8 +29,8 @@ if(TARGET switchboard_cli)
 endif()
 
 # --- the library and its headers -----------------------------------------------------------
-# Only PUBLIC usage requirements (CAF::core, Boost::json, the include dir) are exported; the
-# PRIVATE dependencies of the shared library (spdlog, cpp-httplib, switchboard_build_flags)
+# Only PUBLIC usage requirements (Boost::json, the include dir) are exported; the PRIVATE
+# dependencies of the shared library (CAF, spdlog, cpp-httplib, SQLite, switchboard_build_flags)
 # stay inside libswitchboard.so.
 install(TARGETS switchboard
   EXPORT switchboardTargets
@@ -72,10 +72,8 @@ write_basic_package_version_file(
   VERSION "${PROJECT_VERSION}"
   COMPATIBILITY SameMinorVersion)
 
-# Debian's CAF 0.17 ships no CMake package: the config finds it with our own FindCAF.cmake.
 install(FILES
     "${PROJECT_BINARY_DIR}/cmake/switchboardConfig.cmake"
     "${PROJECT_BINARY_DIR}/cmake/switchboardConfigVersion.cmake"
-    "${PROJECT_SOURCE_DIR}/cmake/FindCAF.cmake"
   DESTINATION "${SWITCHBOARD_INSTALL_CMAKEDIR}"
   COMPONENT development)

@@ -3,7 +3,7 @@
 
 #include "switchboard/runtime.hpp"
 
-#include "runtime_access.hpp"
+#include "runtime/runtime_access.hpp"
 #include "support/temp_dir.hpp"
 #include "support/eventually.hpp"
 

@@ -5,6 +5,7 @@
 /// validated completely at start-up (since 0.1). Secrets never live here: tokens come from
 /// the environment (`SWITCHBOARD_API_TOKEN`, `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`).
 
+#include "switchboard/export.hpp"
 #include "switchboard/event.hpp"
 
 #include <chrono>
@@ -230,7 +231,7 @@ struct config_error {
   std::string problem;     ///< what was wrong, e.g. "is 70000, out of range"
   std::string allowed;     ///< what is allowed, e.g. "an integer from 0 to 65535"
   /// "config/switchboard.json: http.port: is 70000, out of range; allowed: an integer ..."
-  std::string message() const;
+  SWITCHBOARD_API std::string message() const;
 };
 
 struct config_result {
@@ -240,12 +241,12 @@ struct config_result {
 };
 
 /// Parses and validates configuration text. `source_name` names it in errors.
-config_result parse_config(std::string_view text, std::string source_name = "<inline>");
+SWITCHBOARD_API config_result parse_config(std::string_view text, std::string source_name = "<inline>");
 
 /// Reads, parses and validates a configuration file.
-config_result load_config_file(const std::string& path);
+SWITCHBOARD_API config_result load_config_file(const std::string& path);
 
 /// Applies `HOST:PORT` (e.g. `127.0.0.1:0`, `[::1]:8080`) to `cfg.http`, as `run --listen` does.
-std::optional<config_error> apply_listen_override(config& cfg, std::string_view host_port);
+SWITCHBOARD_API std::optional<config_error> apply_listen_override(config& cfg, std::string_view host_port);
 
 } // namespace switchboard

@@ -4,6 +4,7 @@
 /// The event envelope: CloudEvents 1.0 in JSON with switchboard's extension attributes
 /// (since 0.1). See DESIGN.md, "The event envelope on the wire".
 
+#include "switchboard/export.hpp"
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
@@ -60,7 +61,7 @@ struct decode_error {
   std::string field;
   std::string reason;
   /// "field 'entityid': is required (a non-empty string naming the entity)"
-  std::string message() const;
+  SWITCHBOARD_API std::string message() const;
 };
 
 /// The outcome of decoding one event: either an event or the first problem found.
@@ -71,15 +72,15 @@ struct decode_result {
 };
 
 /// Decodes one event in CloudEvents 1.0 structured JSON mode.
-decode_result decode_event(std::string_view json, const codec_limits& limits = {});
+SWITCHBOARD_API decode_result decode_event(std::string_view json, const codec_limits& limits = {});
 
 /// Same as the `std::string_view` overload; without it a string literal or `const char*`
 /// would be ambiguous between the text and the `boost::json::value` overloads.
-decode_result decode_event(const char* json, const codec_limits& limits = {});
+SWITCHBOARD_API decode_result decode_event(const char* json, const codec_limits& limits = {});
 
 /// Decodes one event from an already parsed JSON value (e.g. one item of a batch). The
 /// size limit is checked against the value's serialized size.
-decode_result decode_event(const boost::json::value& json, const codec_limits& limits = {});
+SWITCHBOARD_API decode_result decode_event(const boost::json::value& json, const codec_limits& limits = {});
 
 /// Decodes a batch (`application/cloudevents-batch+json`: a JSON array of events). Each item
 /// is decoded on its own, so one bad item does not reject the others. If the document itself
@@ -89,20 +90,20 @@ struct batch_decode_result {
   std::vector<decode_result> items;
   std::optional<decode_error> document_error;
 };
-batch_decode_result decode_event_batch(std::string_view json, const codec_limits& limits = {});
+SWITCHBOARD_API batch_decode_result decode_event_batch(std::string_view json, const codec_limits& limits = {});
 
 /// The CloudEvents JSON object of an event (structured mode). `encode_event(decode(x))`
 /// reproduces every attribute of x.
-boost::json::object to_json(const event& ev);
+SWITCHBOARD_API boost::json::object to_json(const event& ev);
 
 /// `to_json` serialized to a string.
-std::string encode_event(const event& ev);
+SWITCHBOARD_API std::string encode_event(const event& ev);
 
 /// Checks the members a valid event must have (the same rules as the decoder), for events
 /// built in code rather than decoded. Returns the first problem, or nothing.
-std::optional<decode_error> validate_event(const event& ev, const codec_limits& limits = {});
+SWITCHBOARD_API std::optional<decode_error> validate_event(const event& ev, const codec_limits& limits = {});
 
 /// Current UTC time as RFC 3339 with millisecond precision, e.g. `2026-11-23T14:00:00.123Z`.
-std::string rfc3339_now();
+SWITCHBOARD_API std::string rfc3339_now();
 
 } // namespace switchboard

@@ -23,7 +23,13 @@
 ///   subscriptions finish what was committed (up to the drain timeout).
 
 #include "switchboard/config.hpp"
+#include "switchboard/dead_letters.hpp"
 #include "switchboard/event.hpp"
+#include "switchboard/export.hpp"
+#include "switchboard/keyed.hpp"
+#include "switchboard/propagation.hpp"
+#include "switchboard/publish.hpp"
+#include "switchboard/subscription.hpp"
 
 #include <boost/json/value.hpp>
 
@@ -33,7 +39,6 @@
 #include <future>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,119 +49,13 @@ namespace internal {
 struct runtime_access;  // switchboard's own tests reach the actor system through this
 }
 
-/// What `publish` reports once the event is durable.
-struct publish_receipt {
-  enum class outcome { accepted, duplicate };
-  std::string id;                  ///< the event's id
-  outcome status = outcome::accepted;
-  std::uint64_t sequence = 0;      ///< its journal sequence (the original's, for a duplicate)
-};
-
-/// Thrown by a handler for a failure that retrying cannot fix: the event is parked as a dead
-/// letter at once.
-class terminal_error : public std::runtime_error {
-public:
-  using std::runtime_error::runtime_error;
-};
-
-/// How a subscription retries a failing handler.
-struct retry_policy {
-  std::size_t max_attempts = 5;                 ///< attempts in all, including the first
-  std::chrono::milliseconds initial{50};        ///< delay before the first retry
-  std::chrono::milliseconds max{5'000};         ///< cap of the doubling delay
-  double jitter = 0.2;                          ///< each delay is scaled by 1 ± jitter at random
-};
-
-/// What a subscription consumes and how.
-struct subscription_options {
-  std::string pattern;           ///< `a.b`, `a.*` or `*`
-  std::string name;              ///< durable consumer name (checkpointed); "" = ephemeral,
-                                 ///< starting at the journal's end, not checkpointed
-  std::size_t partitions = 1;    ///< parallel lanes; one entity always uses the same lane
-  std::size_t max_in_flight = 1024;  ///< credit: events handed on but not yet done
-  retry_policy retry;
-  bool drop_stale_versions = false;  ///< skip events whose entityversion is older than the
-                                     ///< last one applied for the same entity
-};
-
-/// A parked event.
-struct dead_letter_info {
-  std::uint64_t id = 0;
-  std::string consumer;
-  std::uint64_t sequence = 0;
-  std::string reason;            ///< "terminal error" or "retries exhausted"
-  std::uint32_t attempts = 0;
-  std::string last_error;
-  std::string parked_at;
-};
-
-/// Thrown through the `publish` future (and by `publish` itself for invalid events).
-class publish_error : public std::runtime_error {
-public:
-  using std::runtime_error::runtime_error;
-};
-
-/// A handler for events; it runs on one of the runtime's scheduler threads, so it must not
-/// block for long. Throwing means failure (see `retry_policy`, `terminal_error`).
-using event_handler = std::function<void(const event&)>;
-
-/// Identifies a subscription; pass it to `runtime::unsubscribe`.
-struct subscription {
-  std::uint64_t id = 0;
-  std::string pattern;
-};
-
-/// A rebuild of entity state (since 0.3): every selected entity is re-enriched from SQL and
-/// pushed again to every target.
-///
-/// Refresh jobs share it: after an event announces that a looked-up row changed, the state
-/// pipeline queues "refresh-N", which re-enriches the stored entities that used that row and
-/// stores only those whose state changed (`done`; the others count as `unchanged`).
-struct rebuild_progress {
-  std::string id;                  ///< "rebuild-N", or "refresh-N" for a refresh
-  /// "queued", "running", "done" (every selected entity was tried; see `failed`) or "failed"
-  /// (the job could not go on: the store failed, or the runtime stopped).
-  std::string state;
-  std::string kind;                ///< the entity kind rebuilt; "" = all
-  std::string entity_id;           ///< the one entity rebuilt; "" = all of `kind`
-  std::uint64_t total = 0;         ///< entities selected (known once running; a refresh
-                                   ///< counts them as its pages find them)
-  std::uint64_t done = 0;          ///< entities re-enriched and stored so far
-  std::uint64_t failed = 0;        ///< entities whose lookups failed (their state is kept)
-  std::uint64_t unchanged = 0;     ///< refresh: entities already current (no new revision)
-  std::string cause;               ///< refresh: the lookup, its parameters and the event
-  std::string error;               ///< why it failed, or the last entity error
-  std::string started_at;          ///< RFC 3339; "" while queued
-  std::string finished_at;         ///< RFC 3339; "" until done or failed
-};
-
-/// A call of the keyed-service API (since 0.4): `POST /v1/{service}/{key}/{handler}`,
-/// `POST /v1/{service}` (a new key) or `GET /v1/{service}/{key}`. Services: `leads`, `dealers`,
-/// `conversations`, `invocations`, `form-leads`.
-struct keyed_request {
-  std::string method = "POST";    ///< "GET" or "POST"
-  std::string service;
-  std::string key;                ///< "" = create with a new id (POST) or list (GET)
-  std::string handler;            ///< "" for GET and for creates
-  std::string body;               ///< JSON text ("" = {})
-  std::string idempotency_key;    ///< the Idempotency-Key header: the same key within 24 h
-                                  ///< answers as the first call did, without running again
-  std::string status_filter;      ///< GET /v1/invocations?status=
-};
-
-/// The answer to a keyed request: an HTTP status and a JSON body (errors carry `error`).
-struct keyed_answer {
-  int status = 200;
-  boost::json::value body;
-};
-
 /// How a runtime ended.
 struct run_outcome {
   bool failed = false;             ///< true if the root supervisor gave up
   std::string reason;              ///< why, when failed
 };
 
-class runtime {
+class SWITCHBOARD_API runtime {
 public:
   /// Builds a runtime from a validated configuration. Nothing runs until `start()`.
   explicit runtime(config cfg);

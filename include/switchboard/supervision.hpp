@@ -5,6 +5,7 @@
 /// pure logic. The supervisor actor (src/actors/supervisor.hpp) executes these decisions;
 /// keeping them here lets them be tested without an actor system.
 
+#include "switchboard/export.hpp"
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -42,19 +43,19 @@ struct restart_backoff {
   std::chrono::milliseconds max{2'000};
 };
 
-std::string_view to_string(restart_strategy s) noexcept;
-std::string_view to_string(restart_policy p) noexcept;
+SWITCHBOARD_API std::string_view to_string(restart_strategy s) noexcept;
+SWITCHBOARD_API std::string_view to_string(restart_policy p) noexcept;
 
 /// Whether a child that ended should be restarted, given its policy and how it ended.
-bool should_restart(restart_policy policy, bool abnormal_exit) noexcept;
+SWITCHBOARD_API bool should_restart(restart_policy policy, bool abnormal_exit) noexcept;
 
 /// The indices (in start order) of the children to restart when child `failed` of
 /// `child_count` fails under `strategy`. Always contains `failed`.
-std::vector<std::size_t> children_to_restart(restart_strategy strategy, std::size_t failed,
+SWITCHBOARD_API std::vector<std::size_t> children_to_restart(restart_strategy strategy, std::size_t failed,
                                              std::size_t child_count);
 
 /// The restarts a supervisor did recently, to enforce its restart intensity.
-class restart_window {
+class SWITCHBOARD_API restart_window {
 public:
   using clock = std::chrono::steady_clock;
   using time_point = std::chrono::time_point<clock, std::chrono::nanoseconds>;
@@ -79,6 +80,6 @@ private:
 };
 
 /// The delay before the `nth` restart inside the current window (n >= 1).
-std::chrono::milliseconds backoff_delay(const restart_backoff& backoff, std::size_t nth) noexcept;
+SWITCHBOARD_API std::chrono::milliseconds backoff_delay(const restart_backoff& backoff, std::size_t nth) noexcept;
 
 } // namespace switchboard

@@ -2,7 +2,7 @@
 // connection sees it), appends from many producers share commits, and a full disk fails the
 // batch without acknowledging anything, after which the writer recovers by itself.
 
-#include "actors/journal.hpp"
+#include "engine/journal/journal.hpp"
 
 #include <catch2/catch.hpp>
 

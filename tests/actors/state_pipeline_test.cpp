@@ -2,7 +2,7 @@
 // end to end with real parts: a CRM SQLite file made here, the real runtime (journal, bus,
 // durable "state" subscription over 2 partitions) and the real state store.
 
-#include "actors/state_pipeline.hpp"
+#include "jobs/propagation/state_pipeline.hpp"
 
 #include "adapters/sqlite/state_store.hpp"
 #include "switchboard/runtime.hpp"

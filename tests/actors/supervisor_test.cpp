@@ -1,7 +1,7 @@
 // Supervisor behaviour on CAF's deterministic test scheduler: every message and every timer
 // runs only when the test says so, and time moves only when the test advances it.
 
-#include "actors/supervisor.hpp"
+#include "engine/supervision/supervisor.hpp"
 
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>

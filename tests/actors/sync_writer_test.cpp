@@ -3,8 +3,8 @@
 // in Twilio hold the newest state of every entity, bursts cost few writes, faults and crashes
 // lose nothing, and what cannot be written is recorded as a dead write.
 
-#include "actors/supervisor.hpp"
-#include "actors/sync_writer.hpp"
+#include "engine/supervision/supervisor.hpp"
+#include "jobs/propagation/sync_writer.hpp"
 #include "adapters/sqlite/state_store.hpp"
 #include "adapters/twilio/client.hpp"
 #include "adapters/twilio/emulator.hpp"

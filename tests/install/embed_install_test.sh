@@ -62,6 +62,25 @@ fi
 grep -Fq -- "-isystem $prefix/include" "$commands" || grep -Fq -- "-I$prefix/include" "$commands" ||
   fail "the host application did not get $prefix/include from switchboard::switchboard"
 
+# The public headers are CAF-free: the host's compile read no header of CAF (Debian installs
+# CAF under /usr/include, always on the path, so the compiler's dependency files are the proof).
+deps=$(find "$host_build" -name '*.o.d' -print)
+[[ -n $deps ]] || fail "no dependency files (*.o.d) in $host_build to check the includes"
+if grep -h -o '[^ ]*/caf/[^ ]*' $deps | sort -u | grep .; then
+  fail "the host application included CAF headers through switchboard's public headers (above)"
+fi
+if grep -q '^CAF_' "$host_build/CMakeCache.txt"; then
+  fail "find_package(switchboard) looked for CAF; a host application must not need it"
+fi
+
+# Hidden by default: the library exports the public API, not its internal classes.
+lib=$(find "$prefix" -name 'libswitchboard.so.*' -type f -print -quit)
+[[ -n $lib ]] || fail "no libswitchboard.so.* under $prefix"
+internal=$(nm -DC --defined-only "$lib" | grep -E 'switchboard::(actors|adapters|core|jobs|engine)::' | head -5 || true)
+[[ -z $internal ]] || { echo "$internal" >&2; fail "libswitchboard exports internal symbols (above)"; }
+nm -DC --defined-only "$lib" | grep -q 'switchboard::runtime::publish' ||
+  fail "libswitchboard does not export switchboard::runtime::publish"
+
 # No LD_LIBRARY_PATH: the host's build RPATH must find the installed libswitchboard.
 step "run embed_example"
 status=0

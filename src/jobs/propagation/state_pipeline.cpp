@@ -1,4 +1,4 @@
-#include "actors/state_pipeline.hpp"
+#include "jobs/propagation/state_pipeline.hpp"
 
 #include "adapters/sqlite/lookup_db.hpp"
 #include "core/entity_state.hpp"

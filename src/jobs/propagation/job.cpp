@@ -1,8 +1,8 @@
-#include "propagation.hpp"
+#include "jobs/propagation/job.hpp"
 
-#include "actors/state_pipeline.hpp"
-#include "actors/supervisor.hpp"
-#include "actors/sync_writer.hpp"
+#include "jobs/propagation/state_pipeline.hpp"
+#include "engine/supervision/supervisor.hpp"
+#include "jobs/propagation/sync_writer.hpp"
 #include "adapters/amqp/source.hpp"
 #include "adapters/sqlite/state_store.hpp"
 

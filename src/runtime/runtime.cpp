@@ -1,13 +1,13 @@
 #include "switchboard/runtime.hpp"
 
-#include "actors/bus.hpp"
-#include "actors/journal.hpp"
-#include "actors/supervisor.hpp"
+#include "engine/bus/bus.hpp"
+#include "engine/journal/journal.hpp"
+#include "engine/supervision/supervisor.hpp"
 #include "adapters/http/http_server.hpp"
 #include "core/type_pattern.hpp"
-#include "leads.hpp"
-#include "propagation.hpp"
-#include "runtime_access.hpp"
+#include "jobs/leads/job.hpp"
+#include "jobs/propagation/job.hpp"
+#include "runtime/runtime_access.hpp"
 
 #include <boost/json.hpp>
 #include <caf/all.hpp>

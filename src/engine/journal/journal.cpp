@@ -1,4 +1,4 @@
-#include "actors/journal.hpp"
+#include "engine/journal/journal.hpp"
 
 #include <spdlog/spdlog.h>
 

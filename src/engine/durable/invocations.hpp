@@ -32,7 +32,7 @@
 #include "adapters/sqlite/lead_store.hpp"
 #include "adapters/twilio/client.hpp"
 #include "switchboard/config.hpp"
-#include "switchboard/messages.hpp"
+#include "protocols/messages.hpp"
 
 #include <boost/json/value.hpp>
 

@@ -1,6 +1,6 @@
-#include "actors/sync_writer.hpp"
+#include "jobs/propagation/sync_writer.hpp"
 
-#include "actors/actor_support.hpp"
+#include "engine/actor_support.hpp"
 #include "adapters/sqlite/state_store.hpp"
 #include "adapters/twilio/state_write.hpp"
 #include "core/exception_text.hpp"

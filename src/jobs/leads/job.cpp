@@ -1,6 +1,6 @@
-#include "leads.hpp"
+#include "jobs/leads/job.hpp"
 
-#include "actors/invocations.hpp"
+#include "engine/durable/invocations.hpp"
 #include "adapters/sqlite/lead_store.hpp"
 #include "adapters/twilio/client.hpp"
 #include "adapters/twilio/signature.hpp"

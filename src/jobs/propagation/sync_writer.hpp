@@ -21,7 +21,7 @@
 // terminal answer; a newer revision starts afresh.
 
 #include "switchboard/config.hpp"
-#include "switchboard/messages.hpp"
+#include "protocols/messages.hpp"
 
 #include "adapters/twilio/client.hpp"
 

@@ -12,9 +12,9 @@
 // A consumer's partitions are linked to it: if a partition fails, the consumer fails and its
 // supervisor restarts it from the last progress, so at-least-once holds.
 
-#include "actors/journal.hpp"
+#include "engine/journal/journal.hpp"
 #include "core/type_pattern.hpp"
-#include "switchboard/messages.hpp"
+#include "protocols/messages.hpp"
 #include "switchboard/runtime.hpp"
 
 #include <caf/actor_addr.hpp>

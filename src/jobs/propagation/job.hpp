@@ -10,7 +10,7 @@
 // then `stop()` after the actor system is gone.
 
 #include "switchboard/config.hpp"
-#include "switchboard/messages.hpp"
+#include "protocols/messages.hpp"
 #include "switchboard/runtime.hpp"
 
 #include <boost/json/value.hpp>

@@ -1,6 +1,6 @@
-#include "actors/supervisor.hpp"
+#include "engine/supervision/supervisor.hpp"
 
-#include "actors/actor_support.hpp"
+#include "engine/actor_support.hpp"
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>

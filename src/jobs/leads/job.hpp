@@ -11,7 +11,7 @@
 // gone.
 
 #include "switchboard/config.hpp"
-#include "switchboard/messages.hpp"
+#include "protocols/messages.hpp"
 #include "switchboard/runtime.hpp"
 
 #include <functional>

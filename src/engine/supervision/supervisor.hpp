@@ -16,7 +16,7 @@
 //   reverse order, then the supervisor exits with that reason.
 // All timing uses the actor clock, so CAF's test coordinator drives it deterministically.
 
-#include "switchboard/messages.hpp"
+#include "protocols/messages.hpp"
 
 #include <caf/error.hpp>
 

@@ -1,6 +1,6 @@
-#include "actors/invocations.hpp"
+#include "engine/durable/invocations.hpp"
 
-#include "actors/supervisor.hpp"
+#include "engine/supervision/supervisor.hpp"
 #include "core/time.hpp"
 #include "switchboard/event.hpp"
 

@@ -1,7 +1,7 @@
-#include "actors/bus.hpp"
+#include "engine/bus/bus.hpp"
 
-#include "actors/actor_support.hpp"
-#include "actors/supervisor.hpp"
+#include "engine/actor_support.hpp"
+#include "engine/supervision/supervisor.hpp"
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
