@@ -23,6 +23,7 @@
 
 #include "bench_util.hpp"
 
+#include "adapters/sqlite/invocation_store.hpp"
 #include "engine/durable/invocations.hpp"
 #include "adapters/twilio/client.hpp"
 #include "adapters/twilio/emulator.hpp"
@@ -274,7 +275,9 @@ void memory(const bench::args& a) {
 
   const auto dir = make_dir(a.get("dir", ""), "memory");
   actors::engine_options opts;
-  opts.database = dir + "/leads.db";
+  opts.open_connection = [path = dir + "/leads.db"]() -> std::unique_ptr<ports::durable_connection> {
+    return std::make_unique<adapters::sqlite::durable_database>(path);
+  };
   opts.passivate_after = std::chrono::hours(1);  // keep them resident while measured
   std::vector<actors::service_spec> services;
   services.push_back({"leads", 2, {}, {{"submit", [](actors::step_context&) { return json::value(nullptr); }}}, {}});

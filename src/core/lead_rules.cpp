@@ -102,4 +102,74 @@ admission admit(const std::optional<std::string>& open_lead, bool replace) noexc
   return replace ? admission::replace_open : admission::already_open;
 }
 
+namespace {
+constexpr std::string_view lead_status_names[] = {"opening", "open", "closed", "failed"};
+constexpr std::string_view conversation_status_names[] = {"opening", "open", "closing", "closed"};
+constexpr std::string_view close_reason_names[] = {"closed", "replaced", "inactive", "failed"};
+
+template <class Enum, std::size_t N>
+std::optional<Enum> parse_name(const std::string_view (&names)[N], std::string_view text) noexcept {
+  for (std::size_t i = 0; i < N; ++i)
+    if (names[i] == text)
+      return static_cast<Enum>(i);
+  return std::nullopt;
+}
+} // namespace
+
+std::string_view to_string(lead_status s) noexcept { return lead_status_names[static_cast<std::size_t>(s)]; }
+std::string_view to_string(conversation_status s) noexcept {
+  return conversation_status_names[static_cast<std::size_t>(s)];
+}
+std::string_view to_string(close_reason r) noexcept { return close_reason_names[static_cast<std::size_t>(r)]; }
+
+std::optional<lead_status> lead_status_of(std::string_view text) noexcept {
+  return parse_name<lead_status>(lead_status_names, text);
+}
+std::optional<conversation_status> conversation_status_of(std::string_view text) noexcept {
+  return parse_name<conversation_status>(conversation_status_names, text);
+}
+
+bool active(lead_status s) noexcept { return s == lead_status::opening || s == lead_status::open; }
+bool active(conversation_status s) noexcept {
+  return s == conversation_status::opening || s == conversation_status::open;
+}
+bool active_lead(std::string_view stored_status) noexcept {
+  const auto s = lead_status_of(stored_status);
+  return s && active(*s);
+}
+bool active_conversation(std::string_view stored_status) noexcept {
+  const auto s = conversation_status_of(stored_status);
+  return s && active(*s);
+}
+
+admission_effects decide_admission(const admission_snapshot& seen, const lead_submission& submission,
+                                   const std::vector<std::string>& proxy_pool) {
+  using verdict = admission_effects::verdict;
+  admission_effects out;
+  if (seen.lead_exists) {
+    out.what = verdict::exists;
+    return out;
+  }
+  if (!seen.location_known) {
+    out.what = verdict::unknown_location;
+    return out;
+  }
+  const auto decision = admit(seen.open_lead, submission.replace);
+  if (decision == admission::already_open) {
+    out.what = verdict::already_open;
+    return out;
+  }
+  if (decision == admission::replace_open)
+    out.close_lead = seen.open_lead;
+  if (seen.open_conversation) {
+    // Same customer and location phone: the leads share one conversation.
+    out.join_conversation = seen.open_conversation;
+    return out;
+  }
+  out.new_proxy = choose_proxy(proxy_pool, seen.proxies_in_use);
+  if (!out.new_proxy)
+    out.what = verdict::no_free_proxy;
+  return out;
+}
+
 } // namespace switchboard::core

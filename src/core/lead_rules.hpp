@@ -54,4 +54,54 @@ std::optional<std::string> choose_proxy(const std::vector<std::string>& pool, co
 enum class admission { open_new, already_open, replace_open };
 admission admit(const std::optional<std::string>& open_lead, bool replace) noexcept;
 
+/// A lead's life: opening (admitted, its conversation and first message on the way), open,
+/// then closed (by request, replaced, inactive) or failed (it could not open).
+enum class lead_status { opening, open, closed, failed };
+/// A conversation's life: closing means its close on Twilio is on the way.
+enum class conversation_status { opening, open, closing, closed };
+/// Why a lead closed (`close_reason`); a close request may also name its own reason.
+enum class close_reason { closed, replaced, inactive, failed };
+
+std::string_view to_string(lead_status s) noexcept;
+std::string_view to_string(conversation_status s) noexcept;
+std::string_view to_string(close_reason r) noexcept;
+/// The status a stored text names; nothing for text no version of switchboard wrote.
+std::optional<lead_status> lead_status_of(std::string_view text) noexcept;
+std::optional<conversation_status> conversation_status_of(std::string_view text) noexcept;
+
+/// Opening or open: it holds its place (one active lead per phone, dealer and location; a
+/// conversation stays open while any active lead uses it).
+bool active(lead_status s) noexcept;
+bool active(conversation_status s) noexcept;
+bool active_lead(std::string_view stored_status) noexcept;
+bool active_conversation(std::string_view stored_status) noexcept;
+
+/// What the admission of a submission sees, read in the transaction that applies its effects.
+struct admission_snapshot {
+  bool lead_exists = false;                     ///< the lead id is taken (a repeat of the submit)
+  bool location_known = false;                  ///< the dealer has the location
+  std::optional<std::string> open_lead;         ///< the active lead of the same phone, dealer, location
+  std::optional<std::string> open_conversation; ///< the active conversation of (customer, location phone)
+  std::set<std::string> proxies_in_use;         ///< numbers binding the customer or the location now
+};
+
+/// What the admission decided: the effects to apply, in this order, in the same transaction.
+struct admission_effects {
+  enum class verdict {
+    exists,         ///< nothing to do: this lead was admitted before
+    unknown_location,
+    already_open,   ///< refused: `open_lead` is open and no replace was asked for
+    no_free_proxy,  ///< refused: every number of the pool binds the customer or the location
+    admit,          ///< insert the lead (after closing `close_lead`) into a conversation
+  };
+  verdict what = verdict::admit;
+  std::optional<std::string> close_lead;         ///< replaced: close it (reason `replaced`) first
+  std::optional<std::string> join_conversation;  ///< the conversation it joins, if one is open
+  std::optional<std::string> new_proxy;          ///< else a new conversation through this number
+};
+
+/// The web-to-text admission rules (DESIGN.md) as one pure decision.
+admission_effects decide_admission(const admission_snapshot& seen, const lead_submission& submission,
+                                   const std::vector<std::string>& proxy_pool);
+
 } // namespace switchboard::core

@@ -2,7 +2,6 @@
 
 #include "core/auth.hpp"
 #include "core/exception_text.hpp"
-#include "core/form.hpp"
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
@@ -258,143 +257,39 @@ void http_server::add_api_routes() {
                  boost::json::serialize(boost::json::object{{"id", *id}, {"status", "discarded"}}));
            }));
 
-  add_state_routes(guarded);
-  add_lead_routes(guarded);
+  for (const auto& route : hooks_.routes)
+    add_job_route(route);
 }
 
-template <class Guard>
-void http_server::add_lead_routes(Guard guarded) {
-  auto& s = *server_;
-  auto run = [this](httplib::Response& res, const keyed_request& r) {
-    if (!hooks_.invoke)
-      return reply_error(res, 404,
-                         "lead conversations and form leads are not configured on this server: set "
-                         "leads.proxy_numbers and leads.dealers, or a form_leads URL, in its configuration");
-    auto a = hooks_.invoke(r);
-    reply_json(res, a.status, boost::json::serialize(a.body));
-  };
-  auto request_of = [](const httplib::Request& req, std::string service, std::string key, std::string handler) {
-    keyed_request r;
+void http_server::add_job_route(const ports::http_route& route) {
+  auto handle = [this, route](const httplib::Request& req, httplib::Response& res) {
+    if (route.access == ports::route_access::bearer_token && !authorized(req, res))
+      return;
+    ports::http_request r;
     r.method = req.method;
-    r.service = std::move(service);
-    r.key = std::move(key);
-    r.handler = std::move(handler);
+    r.path = req.path;
     r.body = req.body;
-    r.idempotency_key = req.get_header_value("Idempotency-Key");
-    r.status_filter = req.get_param_value("status");
-    return r;
+    for (const auto& m : req.matches)
+      r.matches.push_back(m.str());
+    r.header = [&req](const std::string& name) { return req.get_header_value(name.c_str()); };
+    r.param = [&req](const std::string& name) { return req.get_param_value(name.c_str()); };
+    auto reply = route.handle(r);
+    for (const auto& [name, value] : reply.headers)
+      res.set_header(name.c_str(), value);
+    res.status = reply.status;
+    res.set_content(reply.body, reply.content_type.c_str());
   };
-  const std::string services = "(leads|dealers|conversations|invocations|form-leads)";
-
-  // Twilio signs its webhooks; a bearer token is not what it sends.
-  s.Post("/v1/webhooks/twilio/conversations", [this](const httplib::Request& req, httplib::Response& res) {
-    if (!hooks_.conversations_webhook)
-      return reply_error(res, 404, "lead conversations are not configured on this server");
-    if (req.get_header_value("Content-Type").rfind("application/x-www-form-urlencoded", 0) != 0)
-      return reply_error(res, 415, "Twilio's conversation webhooks are application/x-www-form-urlencoded");
-    auto a = hooks_.conversations_webhook(core::parse_form(req.body), req.get_header_value("X-Twilio-Signature"));
-    reply_json(res, a.status, boost::json::serialize(a.body));
-  });
-  s.Post("/v1/(leads|form-leads)", guarded([run, request_of](const httplib::Request& req, httplib::Response& res) {
-    run(res, request_of(req, req.matches[1].str(), "", ""));
-  }));
-  s.Post("/v1/" + services + "/([^/]+)/([A-Za-z_-]+)",
-         guarded([run, request_of](const httplib::Request& req, httplib::Response& res) {
-           run(res, request_of(req, req.matches[1].str(), req.matches[2].str(), req.matches[3].str()));
-         }));
-  s.Get("/v1/invocations", guarded([run, request_of](const httplib::Request& req, httplib::Response& res) {
-    run(res, request_of(req, "invocations", "", ""));
-  }));
-  s.Get("/v1/" + services + "/([^/]+)", guarded([run, request_of](const httplib::Request& req, httplib::Response& res) {
-    run(res, request_of(req, req.matches[1].str(), req.matches[2].str(), ""));
-  }));
-}
-
-template <class Guard>
-void http_server::add_state_routes(Guard guarded) {
   auto& s = *server_;
-  auto not_configured = [](httplib::Response& res) {
-    reply_error(res, 404,
-                "entity-state propagation is not configured on this server: add `sources.amqp`, "
-                "`targets` or `enrichment.lookups` to its configuration");
-  };
-
-  s.Post("/v1/rebuild", guarded([this, not_configured](const httplib::Request& req, httplib::Response& res) {
-    if (!hooks_.rebuild)
-      return not_configured(res);
-    std::string kind;
-    std::string id;
-    if (!req.body.empty()) {
-      boost::json::error_code ec;
-      const auto body = boost::json::parse(req.body, ec);
-      const auto* obj = ec ? nullptr : body.if_object();
-      auto text_member = [&](const char* name, std::string& out) {
-        const auto* v = obj->if_contains(name);
-        if (v == nullptr || v->is_null())
-          return true;
-        if (!v->is_string())
-          return false;
-        out.assign(v->get_string().data(), v->get_string().size());
-        return true;
-      };
-      if (obj == nullptr || !text_member("kind", kind) || !text_member("id", id))
-        return reply_error(res, 400,
-                           "the body must be empty (rebuild everything) or a JSON object with optional "
-                           "string members \"kind\" and \"id\", e.g. {\"kind\": \"application\"}");
-      for (const auto& member : *obj)
-        if (member.key() != "kind" && member.key() != "id")
-          return reply_error(res, 400, "unknown member \"" + std::string(member.key()) +
-                                           "\" in the rebuild request; allowed: \"kind\", \"id\"");
-      if (!id.empty() && kind.empty())
-        return reply_error(res, 400, "an \"id\" needs its \"kind\": entity ids are unique per kind");
-    }
-    const auto rebuild_id = hooks_.rebuild(kind, id);
-    res.set_header("Location", "/v1/rebuild/" + rebuild_id);
-    reply_json(res, 202,
-               boost::json::serialize(boost::json::object{{"id", rebuild_id},
-                                                          {"status_url", "/v1/rebuild/" + rebuild_id}}));
-  }));
-
-  s.Get(R"(/v1/rebuild/([A-Za-z0-9_-]+))", guarded([this, not_configured](const httplib::Request& req, httplib::Response& res) {
-    if (!hooks_.rebuild_status)
-      return not_configured(res);
-    const auto progress = hooks_.rebuild_status(req.matches[1].str());
-    if (!progress)
-      return reply_error(res, 404, "no rebuild with id " + req.matches[1].str() +
-                                       " (ids are kept in memory until the server restarts)");
-    reply_json(res, 200,
-               boost::json::serialize(boost::json::object{
-                   {"id", progress->id},
-                   {"state", progress->state},
-                   {"kind", progress->kind},
-                   {"entity_id", progress->entity_id},
-                   {"total", progress->total},
-                   {"done", progress->done},
-                   {"failed", progress->failed},
-                   {"unchanged", progress->unchanged},
-                   {"cause", progress->cause},
-                   {"error", progress->error},
-                   {"started_at", progress->started_at},
-                   {"finished_at", progress->finished_at}}));
-  }));
-
-  s.Get(R"(/v1/state/([^/]+)/([^/]+))",
-        guarded([this, not_configured](const httplib::Request& req, httplib::Response& res) {
-          if (!hooks_.entity_state)
-            return not_configured(res);
-          const auto kind = req.matches[1].str();
-          const auto id = req.matches[2].str();
-          const auto state = hooks_.entity_state(kind, id);
-          if (!state)
-            return reply_error(res, 404, "no state stored for " + kind + " " + id);
-          reply_json(res, 200, boost::json::serialize(*state));
-        }));
-
-  s.Get("/v1/propagation", guarded([this, not_configured](const httplib::Request&, httplib::Response& res) {
-    if (!hooks_.propagation_status)
-      return not_configured(res);
-    reply_json(res, 200, boost::json::serialize(hooks_.propagation_status()));
-  }));
+  if (route.method == "GET")
+    s.Get(route.pattern, handle);
+  else if (route.method == "POST")
+    s.Post(route.pattern, handle);
+  else if (route.method == "DELETE")
+    s.Delete(route.pattern, handle);
+  else if (route.method == "PUT")
+    s.Put(route.pattern, handle);
+  else
+    throw std::invalid_argument("http_server: route " + route.pattern + " has an unknown method " + route.method);
 }
 
 http_server::~http_server() { stop(); }
@@ -437,39 +332,6 @@ void http_server::stop() {
     server_->stop();
     thread_.join();
   }
-}
-
-http_server::hooks runtime_hooks(runtime& rt) {
-  http_server::hooks h;
-  const char* token = std::getenv("SWITCHBOARD_API_TOKEN");
-  h.api_token = token != nullptr ? token : "";
-  if (h.api_token.empty())
-    spdlog::warn(
-        "SWITCHBOARD_API_TOKEN is not set: the HTTP API under /v1/ (ingest, read, "
-        "dead letters) refuses every request with 401 until switchboard is restarted "
-        "with it set; /health and /ready stay open");
-  h.limits = rt.configuration().limits;
-  h.publish = [&rt](event ev, auto done) { rt.publish_async(std::move(ev), std::move(done)); };
-  h.read = [&rt](std::uint64_t after, std::size_t limit) { return rt.read(after, limit); };
-  h.last_sequence = [&rt] { return rt.last_sequence(); };
-  h.dead_letters = [&rt](const std::string& consumer, std::size_t limit) {
-    return rt.dead_letters(consumer, limit);
-  };
-  h.retry_dead_letter = [&rt](std::uint64_t id) { return rt.retry_dead_letter(id); };
-  h.discard_dead_letter = [&rt](std::uint64_t id) { return rt.discard_dead_letter(id); };
-  if (rt.propagates_state()) {
-    h.rebuild = [&rt](const std::string& kind, const std::string& id) { return rt.rebuild(kind, id); };
-    h.rebuild_status = [&rt](const std::string& id) { return rt.rebuild_status(id); };
-    h.entity_state = [&rt](const std::string& kind, const std::string& id) { return rt.entity_state(kind, id); };
-    h.propagation_status = [&rt] { return rt.propagation_status(); };
-  }
-  if (rt.runs_leads()) {
-    h.invoke = [&rt](const keyed_request& r) { return rt.invoke(r); };
-    h.conversations_webhook = [&rt](const auto& params, const std::string& signature) {
-      return rt.conversations_webhook(params, signature);
-    };
-  }
-  return h;
 }
 
 } // namespace switchboard::adapters::http

@@ -1,17 +1,16 @@
 #pragma once
 
 // The daemon's HTTP server (cpp-httplib): its own thread pool, never a CAF scheduler thread.
-// Open: `GET /health`, `GET /ready`. Behind the bearer token (SWITCHBOARD_API_TOKEN):
-// `POST /v1/events` (ingest, see ingest.hpp), `GET /v1/events` (read the journal),
+// Open: `GET /health`, `GET /ready`. Behind the bearer token (SWITCHBOARD_API_TOKEN): the bus's
+// own routes, `POST /v1/events` (ingest, see ingest.hpp), `GET /v1/events` (read the journal),
 // `GET /v1/dead-letters`, `POST /v1/dead-letters/{id}/retry`, `DELETE /v1/dead-letters/{id}`;
-// entity state: `POST /v1/rebuild`, `GET /v1/rebuild/{id}`, `GET /v1/state/{kind}/{id}`,
-// `GET /v1/propagation`; lead conversations (keyed services): `POST /v1/{service}/{key}/{handler}`,
-// `POST /v1/leads`, `POST /v1/form-leads`, `GET /v1/{service}/{key}`, `GET /v1/invocations`;
-// `POST /v1/webhooks/twilio/conversations` (X-Twilio-Signature instead of the bearer token).
+// then every job's routes (ports::http_route, e.g. jobs/propagation/routes.cpp), each behind the
+// token unless the route checks its own credentials.
 
 #include "adapters/http/ingest.hpp"
+#include "engine/ports/http_routes.hpp"
 #include "switchboard/config.hpp"
-#include "switchboard/runtime.hpp"
+#include "switchboard/dead_letters.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -50,18 +49,8 @@ public:
     std::function<bool(std::uint64_t id)> retry_dead_letter;
     std::function<bool(std::uint64_t id)> discard_dead_letter;
 
-    /// Entity-state propagation; all empty when it is not configured (routes answer 404).
-    std::function<std::string(const std::string& kind, const std::string& id)> rebuild;
-    std::function<std::optional<rebuild_progress>(const std::string& id)> rebuild_status;
-    std::function<std::optional<boost::json::value>(const std::string& kind, const std::string& id)>
-        entity_state;
-    std::function<boost::json::value()> propagation_status;
-
-    /// Lead conversations and form leads (since 0.4); empty when not configured (404).
-    std::function<keyed_answer(const keyed_request&)> invoke;
-    std::function<keyed_answer(const std::vector<std::pair<std::string, std::string>>& params,
-                               const std::string& signature)>
-        conversations_webhook;
+    /// The jobs' routes, registered after the bus's own.
+    std::vector<ports::http_route> routes;
   };
 
   http_server(http_config cfg, hooks h);
@@ -79,10 +68,7 @@ public:
 
 private:
   void add_api_routes();
-  template <class Guard>
-  void add_state_routes(Guard guarded);
-  template <class Guard>
-  void add_lead_routes(Guard guarded);
+  void add_job_route(const ports::http_route& route);
   /// True if the request carries the API token; else answers 401 and returns false.
   bool authorized(const httplib::Request& req, httplib::Response& res) const;
 
@@ -91,10 +77,5 @@ private:
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
 };
-
-/// Hooks that serve the /v1/ API from `rt`'s public members, with its codec limits and the
-/// token read from SWITCHBOARD_API_TOKEN now (a warning is logged when it is unset). `ready`
-/// is left for the caller. `rt` must outlive the server.
-http_server::hooks runtime_hooks(runtime& rt);
 
 } // namespace switchboard::adapters::http

@@ -5,7 +5,7 @@
 // durable. Knows nothing of cpp-httplib, so the whole path is plain data in, plain data out.
 
 #include "switchboard/event.hpp"
-#include "switchboard/runtime.hpp"
+#include "switchboard/publish.hpp"
 
 #include <chrono>
 #include <functional>

@@ -1,18 +1,18 @@
 #pragma once
 
-// The durable state of lead conversations in `<data_dir>/leads.db` (SQLite, WAL, synchronous
-// FULL: a commit is on disk before it returns): dealers' locations, leads, conversations, the
-// invocation journal (invocations, their steps and idempotency keys), durable timers, inbound
-// message ids and form leads.
+// The durable state of lead conversations in `<data_dir>/leads.db`, beside the engine's
+// invocation journal (invocation_store.hpp) on the same connection: dealers' locations, leads,
+// conversations, inbound message ids and form leads.
 //
 // The rules that must hold under concurrency are constraints of the schema, not checks in
 // code: one active lead per (customer phone, dealer, location) and one active conversation
 // per (customer phone, location phone) are partial unique indexes, and every decision that
-// reads and then writes runs in one `write` transaction (BEGIN IMMEDIATE), which SQLite
-// serializes across connections.
+// reads and then writes runs in one journal `write` transaction (BEGIN IMMEDIATE), which
+// SQLite serializes across connections.
 //
-// One lead_store is one connection: use it from one thread at a time. Every thread that
-// touches the database opens its own.
+// A lead_store uses its connection from one thread at a time; every thread opens its own.
+
+#include "engine/ports/invocation_journal.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
@@ -48,46 +48,20 @@ struct conversation_row {
   std::string unique_name() const { return "sb-" + id; }
 };
 
-struct invocation_row {
-  std::uint64_t n = 0;
-  std::string service, key, handler, body;
-  std::string status;  ///< running | done | failed | parked | cancelled
-  std::string result;  ///< JSON text, when done
-  std::string error;   ///< failed, parked: why
-  std::string created_at, updated_at;
-  std::string id() const { return "inv-" + std::to_string(n); }
-};
-
-struct step_row {
-  std::string name;
-  std::string status;  ///< started (outcome unknown) | retry (known not done) | done
-  std::int64_t attempts = 0;
-  std::string result, error, updated_at;
-};
-
-struct timer_row {
-  std::uint64_t n = 0;
-  std::int64_t due_ms = 0;
-  std::string service, key, handler, body;
-};
-
-/// A new invocation, as `create_invocation` takes it.
-struct invocation_spec {
-  std::string service, key, handler, body;
-  std::string idempotency_key;  ///< "" = none
-};
+// The engine's rows, for the lead code that reads them (views, compensation).
+using ports::invocation_row;
+using ports::invocation_spec;
+using ports::step_row;
+using ports::timer_row;
 
 class lead_store {
 public:
-  /// Opens (creating if needed) the database. Throws std::runtime_error naming the file.
-  explicit lead_store(const std::string& path);
+  /// The lead tables in `db` (created if needed), beside the engine's (invocation_store.hpp),
+  /// so that a lead change and its step record commit in one transaction. `db` must outlive it.
+  explicit lead_store(SQLite::Database& db);
   ~lead_store();
   lead_store(const lead_store&) = delete;
   lead_store& operator=(const lead_store&) = delete;
-
-  /// Runs `fn` in one BEGIN IMMEDIATE transaction and commits (on disk when it returns); rolls
-  /// back and rethrows if `fn` throws. Not reentrant.
-  void write(const std::function<void()>& fn);
 
   // --- dealers ------------------------------------------------------------------------------
   /// Creates or changes a location; returns its previous phone ("" if it is new).
@@ -124,33 +98,6 @@ public:
   void count_inbound(const std::string& id, bool from_customer, std::int64_t now_ms);
   void count_reminder(const std::string& id);
 
-  // --- invocations ------------------------------------------------------------------------------
-  /// Inserts a running invocation (and its idempotency key); returns its number.
-  std::uint64_t create_invocation(const invocation_spec& spec, const std::string& now, std::int64_t now_ms);
-  /// The invocation that took `idempotency_key` in `service` at or after `since_ms`.
-  std::optional<std::uint64_t> idempotent(const std::string& service, const std::string& idempotency_key,
-                                          std::int64_t since_ms);
-  std::optional<invocation_row> invocation(std::uint64_t n);
-  std::vector<std::uint64_t> running_invocations(const std::string& service);
-  /// Invocations in `status` ("" = any), newest first.
-  std::vector<invocation_row> invocations(const std::string& status, std::size_t limit);
-  /// Invocations of `service` whose key starts with `key_prefix`.
-  std::vector<invocation_row> invocations_of(const std::string& service, const std::string& key_prefix);
-  void set_invocation(std::uint64_t n, const std::string& status, const std::string& result,
-                      const std::string& error, const std::string& now);
-
-  std::optional<step_row> step(std::uint64_t invocation, const std::string& name);
-  void record_step(std::uint64_t invocation, const step_row& s);
-  std::vector<step_row> steps(std::uint64_t invocation);
-  /// Lets a parked invocation try its failed steps again from attempt 1.
-  void reset_step_attempts(std::uint64_t invocation);
-
-  // --- timers -----------------------------------------------------------------------------------
-  std::uint64_t add_timer(const timer_row& t);
-  std::optional<std::int64_t> next_timer_due();
-  std::vector<timer_row> due_timers(std::int64_t now_ms, std::size_t limit);
-  void set_timer_status(std::uint64_t n, const std::string& status);
-
   // --- inbound messages and form leads --------------------------------------------------------------
   /// Records an inbound message id; false if it was recorded before (a replay).
   bool record_inbound(const std::string& message_sid, const std::string& conversation_sid,
@@ -160,7 +107,7 @@ public:
   std::optional<std::pair<std::string, std::string>> form_lead(const std::string& id);
 
 private:
-  SQLite::Database db_;
+  SQLite::Database& db_;
 };
 
 } // namespace switchboard::adapters::sqlite

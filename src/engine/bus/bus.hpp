@@ -15,7 +15,7 @@
 #include "engine/journal/journal.hpp"
 #include "core/type_pattern.hpp"
 #include "protocols/messages.hpp"
-#include "switchboard/runtime.hpp"
+#include "switchboard/subscription.hpp"
 
 #include <caf/actor_addr.hpp>
 #include <caf/actor_cast.hpp>

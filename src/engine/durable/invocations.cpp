@@ -22,10 +22,9 @@
 namespace switchboard::actors {
 
 namespace json = boost::json;
-using adapters::sqlite::invocation_row;
-using adapters::sqlite::invocation_spec;
-using adapters::sqlite::lead_store;
-using adapters::sqlite::step_row;
+using ports::invocation_row;
+using ports::invocation_spec;
+using ports::step_row;
 
 namespace {
 
@@ -53,11 +52,9 @@ constexpr auto call_wait = std::chrono::seconds(30);
 // --- the engine's state -----------------------------------------------------------------------------
 
 struct step_context::runner {
-  runner(const std::string& db, const adapters::twilio::client_options& options)
-    : store(db), twilio_options(options) {}
-  lead_store store;
-  const adapters::twilio::client_options& twilio_options;
-  std::unique_ptr<adapters::twilio::client> twilio;
+  explicit runner(std::unique_ptr<ports::durable_connection> c) : conn(std::move(c)), store(conn->journal()) {}
+  std::unique_ptr<ports::durable_connection> conn;
+  ports::invocation_journal& store;
 };
 
 struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine::impl> {
@@ -88,7 +85,8 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
   engine_options options;
   std::map<std::string, std::unique_ptr<service_rt>> services;
   std::mutex api_mu;
-  std::unique_ptr<lead_store> api_store;
+  std::unique_ptr<ports::durable_connection> api_conn;
+  ports::invocation_journal* api_store = nullptr;  // api_conn's journal
 
   std::mutex wait_mu;
   std::map<std::uint64_t, std::shared_ptr<waiter>> waiters;
@@ -130,9 +128,9 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
       s.runners.threads.emplace_back([this, &s] {
         std::unique_ptr<step_context::runner> r;
         try {
-          r = std::make_unique<step_context::runner>(options.database, options.twilio);
+          r = std::make_unique<step_context::runner>(options.open_connection());
         } catch (const std::exception& e) {
-          spdlog::critical("leads: a {} runner cannot open its database: {}", s.spec.name, e.what());
+          spdlog::critical("{}: a {} runner cannot open its database: {}", options.name, s.spec.name, e.what());
           return;
         }
         for (;;) {
@@ -148,7 +146,7 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
           try {
             j(*r);
           } catch (const std::exception& e) {
-            spdlog::error("leads: a {} runner job failed: {}", s.spec.name, e.what());
+            spdlog::error("{}: a {} runner job failed: {}", options.name, s.spec.name, e.what());
           }
         }
       });
@@ -200,7 +198,7 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
 
   // --- creating and dispatching ---
 
-  std::pair<std::uint64_t, bool> submit_with(lead_store& store, const invocation_spec& spec,
+  std::pair<std::uint64_t, bool> submit_with(ports::invocation_journal& store, const invocation_spec& spec,
                                              std::chrono::milliseconds window) {
     std::uint64_t n = 0;
     bool existed = false;
@@ -253,14 +251,14 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
       return -1;  // the next start resumes it
     if (attempts < static_cast<std::int64_t>(s.spec.retry.max_attempts)) {
       const auto delay = std::max(after, backoff_with_jitter(s.spec.retry, attempts));
-      spdlog::info("leads: {} {}/{}/{}: attempt {} failed ({}); again in {} ms", row.id(), row.service, row.key,
+      spdlog::info("{}: {} {}/{}/{}: attempt {} failed ({}); again in {} ms", options.name, row.id(), row.service, row.key,
                    row.handler, attempts, error, delay.count());
       return delay.count();
     }
     const auto why = "parked after " + std::to_string(attempts) + " attempts of one step; last error: " + error +
                      " (POST /v1/invocations/" + row.id() + "/resume or /cancel)";
-    ctx.write([&] { ctx.store().set_invocation(row.n, "parked", "", why, rfc3339_now()); });
-    spdlog::warn("leads: {} {}/{}/{} {}", row.id(), row.service, row.key, row.handler, why);
+    ctx.write([&] { ctx.journal().set_invocation(row.n, "parked", "", why, rfc3339_now()); });
+    spdlog::warn("{}: {} {}/{}/{} {}", options.name, row.id(), row.service, row.key, row.handler, why);
     count("parked");
     notify(row.n);
     return -1;
@@ -306,22 +304,22 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
         // Not a step's verdict (the database failed, an answer had an unexpected shape): nothing
         // after the last recorded step counts as done, so running again is safe; it uses the
         // budget of the step it happened in.
-        spdlog::error("leads: {} {}/{}/{}: {}", row->id(), row->service, row->key, row->handler, e.what());
+        spdlog::error("{}: {} {}/{}/{}: {}", options.name, row->id(), row->service, row->key, row->handler, e.what());
         return retry_or_park(ctx, s, *row, std::max<std::int64_t>(ctx.attempts_, 1), e.what(), {});
       }
     } catch (const step_terminal& e) {
       std::vector<std::uint64_t> follow_ups;
       ctx.write([&] {
         if (s.spec.on_fail)
-          follow_ups = s.spec.on_fail(r.store, *row, e.what());
+          follow_ups = s.spec.on_fail(*r.conn, *row, e.what());
         r.store.set_invocation(n, "failed", "", e.what(), rfc3339_now());
       });
       dispatch_all(r.store, follow_ups);
-      spdlog::warn("leads: {} {}/{}/{} failed: {}", row->id(), row->service, row->key, row->handler, e.what());
+      spdlog::warn("{}: {} {}/{}/{} failed: {}", options.name, row->id(), row->service, row->key, row->handler, e.what());
       count("failed");
     } catch (const std::exception& e) {
       // The database or a bug: nothing was recorded as done, so running again is safe.
-      spdlog::error("leads: {} {}/{}/{}: {}; again in 1 s", row->id(), row->service, row->key, row->handler,
+      spdlog::error("{}: {} {}/{}/{}: {}; again in 1 s", options.name, row->id(), row->service, row->key, row->handler,
                     e.what());
       return stopping.load() ? -1 : 1000;
     }
@@ -329,7 +327,7 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
     return -1;
   }
 
-  void dispatch_all(lead_store& store, const std::vector<std::uint64_t>& ns) {
+  void dispatch_all(ports::invocation_journal& store, const std::vector<std::uint64_t>& ns) {
     for (auto q : ns)
       if (auto row = store.invocation(q))
         dispatch(row->service, row->key, q);
@@ -342,28 +340,17 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
 // --- step_context -----------------------------------------------------------------------------------
 
 step_context::step_context(invocation_engine& engine, runner& r, invocation_row inv)
-  : engine_(engine), runner_(r), store_(r.store), inv_(std::move(inv)) {
+  : engine_(engine), conn_(*r.conn), journal_(r.store), inv_(std::move(inv)) {
   auto parsed = parse_or_null(inv_.body);
   if (parsed.is_object())
     body_ = std::move(parsed.get_object());
-}
-
-adapters::twilio::client& step_context::twilio() {
-  if (!runner_.twilio) {
-    try {
-      runner_.twilio = std::make_unique<adapters::twilio::client>(runner_.twilio_options);
-    } catch (const std::exception& e) {
-      throw step_terminal(std::string{"cannot reach Twilio: "} + e.what());
-    }
-  }
-  return *runner_.twilio;
 }
 
 json::value step_context::effect(const std::string& name, const std::function<json::value()>& run,
                                  const finder& find) {
   auto& d = *engine_.impl_;
   const auto n = inv_.n;
-  auto s = store_.step(n, name);
+  auto s = journal_.step(n, name);
   if (s && s->status == "done")
     return parse_or_null(s->result);
   // The attempt is on disk before anything happens outside: after a crash it is known that
@@ -371,7 +358,7 @@ json::value step_context::effect(const std::string& name, const std::function<js
   const bool unknown = s && s->status == "started";
   const std::int64_t attempts = (s ? s->attempts : 0) + 1;
   attempts_ = attempts;
-  write([&] { store_.record_step(n, {name, "started", attempts, "", s ? s->error : "", rfc3339_now()}); });
+  write([&] { journal_.record_step(n, {name, "started", attempts, "", s ? s->error : "", rfc3339_now()}); });
   if (unknown && find) {
     // The last attempt's outcome is unknown (a crash, a timeout): learn it before acting again.
     if (auto found = find()) {
@@ -385,11 +372,11 @@ json::value step_context::effect(const std::string& name, const std::function<js
     result = run();
   } catch (const step_retry& e) {
     write([&] {
-      store_.record_step(n, {name, e.ambiguous() ? "started" : "retry", attempts, "", e.what(), rfc3339_now()});
+      journal_.record_step(n, {name, e.ambiguous() ? "started" : "retry", attempts, "", e.what(), rfc3339_now()});
     });
     throw;
   } catch (const step_terminal& e) {
-    write([&] { store_.record_step(n, {name, "failed", attempts, "", e.what(), rfc3339_now()}); });
+    write([&] { journal_.record_step(n, {name, "failed", attempts, "", e.what(), rfc3339_now()}); });
     throw;
   }
   d.failpoint(name, "after");
@@ -401,9 +388,9 @@ json::value step_context::effect(const std::string& name, const std::function<js
 }
 
 void step_context::write(const std::function<void()>& fn) {
-  store_.write([&] {
+  journal_.write([&] {
     for (const auto& p : pending_done_)
-      store_.record_step(inv_.n, p);
+      journal_.record_step(inv_.n, p);
     fn();
   });
   pending_done_.clear();
@@ -412,7 +399,7 @@ void step_context::write(const std::function<void()>& fn) {
 json::value step_context::local(const std::string& name, const std::function<json::value()>& change) {
   auto& d = *engine_.impl_;
   const auto n = inv_.n;
-  if (auto s = store_.step(n, name); s && s->status == "done")
+  if (auto s = journal_.step(n, name); s && s->status == "done")
     return parse_or_null(s->result);
   d.failpoint(name, "before");
   json::value result;
@@ -422,7 +409,7 @@ json::value step_context::local(const std::string& name, const std::function<jso
   try {
     write([&] {
       result = change();
-      store_.record_step(n, {name, "done", 1, json::serialize(result), "", rfc3339_now()});
+      journal_.record_step(n, {name, "done", 1, json::serialize(result), "", rfc3339_now()});
     });
   } catch (...) {
     in_local_ = false;
@@ -431,7 +418,7 @@ json::value step_context::local(const std::string& name, const std::function<jso
   }
   in_local_ = false;
   d.failpoint(name, "after");
-  d.dispatch_all(store_, queued_);
+  d.dispatch_all(journal_, queued_);
   if (timer_added_)
     d.poke_timers();
   queued_.clear();
@@ -442,7 +429,7 @@ json::value step_context::local(const std::string& name, const std::function<jso
 void step_context::enqueue(invocation_spec spec) {
   if (!in_local_)
     throw std::logic_error("step_context::enqueue outside local()");
-  queued_.push_back(store_.create_invocation(spec, rfc3339_now(), core::unix_millis_now()));
+  queued_.push_back(journal_.create_invocation(spec, rfc3339_now(), core::unix_millis_now()));
 }
 
 void step_context::dispatch_after_commit(std::uint64_t n) {
@@ -455,7 +442,7 @@ void step_context::schedule(std::int64_t due_ms, const std::string& service, con
                             const std::string& handler, const json::value& body) {
   if (!in_local_)
     throw std::logic_error("step_context::schedule outside local()");
-  store_.add_timer({0, due_ms, service, key, handler, json::serialize(body)});
+  journal_.add_timer({0, due_ms, service, key, handler, json::serialize(body)});
   timer_added_ = true;
 }
 
@@ -463,7 +450,7 @@ json::value step_context::call(const std::string& name, const std::string& servi
                                const std::string& handler, const json::value& body) {
   auto& d = *engine_.impl_;
   const auto n = inv_.n;
-  const auto s = store_.step(n, name);
+  const auto s = journal_.step(n, name);
   if (s && s->status == "done")
     return parse_or_null(s->result);
   // No "started" record: the callee invocation, keyed by this step, is the record.
@@ -471,14 +458,14 @@ json::value step_context::call(const std::string& name, const std::string& servi
   const auto id = step_id(name);
   std::uint64_t callee = 0;
   write([&] {
-    if (auto found = store_.idempotent(service, id, 0))
+    if (auto found = journal_.idempotent(service, id, 0))
       callee = *found;
     else
-      callee = store_.create_invocation({service, key, handler, json::serialize(body), id}, rfc3339_now(),
+      callee = journal_.create_invocation({service, key, handler, json::serialize(body), id}, rfc3339_now(),
                                         core::unix_millis_now());
   });
   d.dispatch(service, key, callee);  // new, or (after a crash) waiting for a router; a repeat is skipped
-  auto row = d.wait(callee, call_wait, [&] { return store_.invocation(callee); });
+  auto row = d.wait(callee, call_wait, [&] { return journal_.invocation(callee); });
   if (!row)
     throw step_terminal("the callee invocation inv-" + std::to_string(callee) + " disappeared");
   const auto what = service + "/" + key + "/" + handler + " (" + row->id() + ")";
@@ -490,7 +477,7 @@ json::value step_context::call(const std::string& name, const std::string& servi
   const auto error = row->status == "failed" || row->status == "cancelled"
                          ? what + " " + row->status + ": " + row->error
                          : what + " is " + row->status + (row->error.empty() ? "" : ": " + row->error);
-  write([&] { store_.record_step(n, {name, "retry", attempts_, "", error, rfc3339_now()}); });
+  write([&] { journal_.record_step(n, {name, "retry", attempts_, "", error, rfc3339_now()}); });
   if (row->status == "failed" || row->status == "cancelled")
     throw step_terminal(error);
   throw step_retry(error);
@@ -590,10 +577,10 @@ keyed_router_actor::behavior_type router(router_pointer self, std::shared_ptr<in
   }
   // Everything still running in the database (a crash, a restart of this router) runs again.
   keyed_router_actor me = self;
-  engine->post(*service, [service_name, me](step_context::runner& r) {
+  engine->post(*service, [service_name, me, name = engine->options.name](step_context::runner& r) {
     auto running = r.store.running_invocations(service_name);
     if (!running.empty())
-      spdlog::info("leads: {} resumes {} invocation(s)", service_name, running.size());
+      spdlog::info("{}: {} resumes {} invocation(s)", name, service_name, running.size());
     for (auto n : running)
       if (auto row = r.store.invocation(n))
         caf::anon_send(me, dispatch_atom_v, row->key, n);
@@ -647,7 +634,10 @@ invocation_engine::invocation_engine(engine_options options, std::vector<service
   auto& d = *impl_;
   d.owner_ = this;
   d.options = std::move(options);
-  d.api_store = std::make_unique<lead_store>(d.options.database);  // throws naming the file
+  if (!d.options.open_connection)
+    throw std::invalid_argument("invocation_engine: engine_options::open_connection is empty");
+  d.api_conn = d.options.open_connection();  // throws naming the database
+  d.api_store = &d.api_conn->journal();
   for (auto& spec : services) {
     auto rt = std::make_unique<impl::service_rt>();
     rt->engine = &d;
@@ -658,15 +648,16 @@ invocation_engine::invocation_engine(engine_options options, std::vector<service
   for (auto& [name, s] : d.services)
     d.start_pool(*s);
   d.timer_thread = std::thread([raw = impl_.get()] {
-    std::unique_ptr<lead_store> store;
+    std::unique_ptr<ports::durable_connection> conn;
     try {
-      store = std::make_unique<lead_store>(raw->options.database);
+      conn = raw->options.open_connection();
     } catch (const std::exception& e) {
-      spdlog::critical("leads: the timer thread cannot open its database: {}", e.what());
+      spdlog::critical("{}: the timer thread cannot open its database: {}", raw->options.name, e.what());
       return;
     }
+    auto* store = &conn->journal();
     while (!raw->stopping.load()) {
-      std::vector<std::pair<adapters::sqlite::timer_row, std::uint64_t>> fired;
+      std::vector<std::pair<ports::timer_row, std::uint64_t>> fired;
       std::int64_t wait_ms = 1000;
       try {
         store->write([&] {
@@ -680,7 +671,7 @@ invocation_engine::invocation_engine(engine_options options, std::vector<service
         if (auto next = store->next_timer_due())
           wait_ms = std::clamp<std::int64_t>(*next - core::unix_millis_now(), 0, 1000);
       } catch (const std::exception& e) {
-        spdlog::error("leads: durable timers: {}; trying again in 1 s", e.what());
+        spdlog::error("{}: durable timers: {}; trying again in 1 s", raw->options.name, e.what());
       }
       for (auto& [t, n] : fired)
         raw->dispatch(t.service, t.key, n);
@@ -696,7 +687,7 @@ invocation_engine::~invocation_engine() { stop(); }
 
 child_spec invocation_engine::child(const supervision_config& supervision) {
   supervisor_spec spec;
-  spec.name = "leads";
+  spec.name = impl_->options.name;
   spec.strategy = restart_strategy::one_for_one;
   spec.intensity = {supervision.max_restarts, supervision.within};
   spec.backoff = {supervision.backoff_initial, supervision.backoff_max};
@@ -726,9 +717,9 @@ std::optional<invocation_row> invocation_engine::wait(std::uint64_t n, std::chro
       true);
 }
 
-void invocation_engine::with_store(const std::function<void(lead_store&)>& fn) {
+void invocation_engine::with_connection(const std::function<void(ports::durable_connection&)>& fn) {
   std::lock_guard<std::mutex> guard{impl_->api_mu};
-  fn(*impl_->api_store);
+  fn(*impl_->api_conn);
 }
 
 std::optional<invocation_view> invocation_engine::view(std::uint64_t n) {
@@ -772,7 +763,7 @@ bool invocation_engine::cancel(std::uint64_t n) {
         return;
       auto& s = d.service(row->service);
       if (s.spec.on_fail)
-        follow_ups = s.spec.on_fail(*d.api_store, *row, "cancelled by request");
+        follow_ups = s.spec.on_fail(*d.api_conn, *row, "cancelled by request");
       d.api_store->set_invocation(n, "cancelled", "", "cancelled by request; " + row->error, rfc3339_now());
       cancelled = true;
     });
@@ -828,7 +819,8 @@ void invocation_engine::stop() {
       if (t.joinable())
         t.join();
   std::lock_guard<std::mutex> guard{d.api_mu};
-  d.api_store.reset();
+  d.api_store = nullptr;
+  d.api_conn.reset();
 }
 
 } // namespace switchboard::actors

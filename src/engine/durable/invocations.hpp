@@ -1,10 +1,13 @@
 #pragma once
 
-// Durable invocations of keyed services (the engine under lead conversations, DESIGN.md job 2).
+// Durable invocations of keyed services: the generic durable-execution engine (lead
+// conversations run on it; CQRS components and workers can too). It knows no job's tables and
+// no external system: a job gives it a connection factory (ports::durable_connection, its own
+// stores beside the engine's journal) and handlers made of steps.
 //
-// A service ("leads", "conversations", "dealers", "forwards") has handlers; an invocation is one
-// call of a handler on one key, with a JSON body. It is recorded in leads.db before anything
-// runs and before anyone is answered, then handed to the key's entity actor:
+// A service (e.g. "leads", "conversations") has handlers; an invocation is one call of a handler
+// on one key, with a JSON body. It is recorded in the journal before anything runs and before
+// anyone is answered, then handed to the key's entity actor:
 //
 // - **One at a time per key.** A router actor per service finds or spawns the entity actor of
 //   a key; the entity runs its invocations one after another (also while one waits out a
@@ -12,7 +15,8 @@
 //   `passivate_after` is stopped and spawned again on the next invocation. Reads never go
 //   through entities: they query the database alongside.
 // - **Blocking work off the scheduler.** Handlers run on the service's runner threads, each
-//   owning its SQLite connection and Twilio client; entities only move messages.
+//   owning its connection (and what the job keeps on it, e.g. an HTTP client); entities only
+//   move messages.
 // - **Durable steps.** A handler is straight-line code made of steps. `effect` journals an
 //   external call before (started, with its attempt number) and after (done, with its result);
 //   `local` commits a state change and its step record in one transaction. After a crash the
@@ -20,7 +24,7 @@
 //   and a step left `started` (its outcome unknown) first runs its `find` to learn whether the
 //   effect happened. Completed effects are never repeated.
 // - **Retries, parking.** A step that fails retryably is tried again after a backoff with jitter
-//   (or the delay Twilio named); after `max_attempts` attempts of one step the invocation is
+//   (or the delay the effect named); after `max_attempts` attempts of one step the invocation is
 //   parked: visible, resumable, cancellable. A terminal failure ends it as failed (the service's
 //   `on_fail` compensates in the same transaction).
 // - **Idempotency keys.** An invocation may carry a key; the same key within the window returns
@@ -29,10 +33,9 @@
 // Failpoints: SWITCHBOARD_FAILPOINT=<step>:<before|after> makes the process SIGKILL itself the
 // first time it reaches that point (crash-injection tests); unset in production.
 
-#include "adapters/sqlite/lead_store.hpp"
-#include "adapters/twilio/client.hpp"
-#include "switchboard/config.hpp"
+#include "engine/ports/invocation_journal.hpp"
 #include "protocols/messages.hpp"
+#include "switchboard/config.hpp"
 
 #include <boost/json/value.hpp>
 
@@ -48,7 +51,7 @@
 
 namespace switchboard::actors {
 
-/// A step failed, and trying again may work (after `after`, if Twilio named a delay).
+/// A step failed, and trying again may work (after `after`, if the other side named a delay).
 /// `ambiguous`: the effect may have happened; the next attempt runs the step's `find` first.
 class step_retry : public std::runtime_error {
 public:
@@ -82,13 +85,16 @@ class step_context {
 public:
   using finder = std::function<std::optional<boost::json::value>()>;
 
-  const adapters::sqlite::invocation_row& invocation() const noexcept { return inv_; }
+  const ports::invocation_row& invocation() const noexcept { return inv_; }
   /// The invocation's body (a JSON object; empty when it was not one).
   const boost::json::object& body() const noexcept { return body_; }
-  /// This runner's connection to leads.db.
-  adapters::sqlite::lead_store& store() noexcept { return store_; }
-  /// This runner's Twilio client. Throws step_terminal when no credentials are configured.
-  adapters::twilio::client& twilio();
+  /// This runner's connection, as the job's `engine_options::open_connection` made it.
+  template <class Connection>
+  Connection& connection() noexcept {
+    return static_cast<Connection&>(conn_);
+  }
+  /// The engine's journal on this runner's connection.
+  ports::invocation_journal& journal() noexcept { return journal_; }
   /// "inv-N/<name>": what an effect carries (message Attributes, Idempotency-Key headers) so
   /// that it can be found again.
   std::string step_id(const std::string& name) const { return inv_.id() + "/" + name; }
@@ -106,7 +112,7 @@ public:
   boost::json::value local(const std::string& name, const std::function<boost::json::value()>& change);
 
   /// Only inside `local`: creates another invocation in the same transaction.
-  void enqueue(adapters::sqlite::invocation_spec spec);
+  void enqueue(ports::invocation_spec spec);
   /// Only inside `local`: dispatches invocation `n` (created in this transaction) after the commit.
   void dispatch_after_commit(std::uint64_t n);
 
@@ -127,25 +133,25 @@ public:
 
 private:
   friend class invocation_engine;
-  step_context(invocation_engine& engine, runner& r, adapters::sqlite::invocation_row inv);
+  step_context(invocation_engine& engine, runner& r, ports::invocation_row inv);
 
   invocation_engine& engine_;
-  runner& runner_;
-  adapters::sqlite::lead_store& store_;
-  adapters::sqlite::invocation_row inv_;
+  ports::durable_connection& conn_;
+  ports::invocation_journal& journal_;
+  ports::invocation_row inv_;
   boost::json::object body_;
   std::vector<std::uint64_t> queued_;
   bool in_local_ = false;
   bool timer_added_ = false;
   std::int64_t attempts_ = 0;  // of the step that failed last, for the retry budget
-  std::vector<adapters::sqlite::step_row> pending_done_;  // done, not yet committed
+  std::vector<ports::step_row> pending_done_;  // done, not yet committed
 };
 
 using handler_fn = std::function<boost::json::value(step_context&)>;
 /// Runs inside the transaction that ends an invocation as failed or cancelled; returns the
 /// invocations it created there, to be dispatched after the commit.
 using compensate_fn = std::function<std::vector<std::uint64_t>(
-    adapters::sqlite::lead_store&, const adapters::sqlite::invocation_row&, const std::string& error)>;
+    ports::durable_connection&, const ports::invocation_row&, const std::string& error)>;
 
 struct service_spec {
   std::string name;
@@ -156,16 +162,18 @@ struct service_spec {
 };
 
 struct engine_options {
-  std::string database;                          ///< leads.db
-  adapters::twilio::client_options twilio;       ///< for every runner's client
+  std::string name = "durable";  ///< in logs and as the routers' supervisor
+  /// Opens one connection (a runner's, the API's, the timers'). Throws std::runtime_error
+  /// naming the database when it cannot.
+  std::function<std::unique_ptr<ports::durable_connection>()> open_connection;
   std::chrono::milliseconds passivate_after{60'000};
   std::string failpoint;                         ///< "" = none; else "<step>:<before|after>"
 };
 
 /// An invocation as the HTTP side reports it.
 struct invocation_view {
-  adapters::sqlite::invocation_row row;
-  std::vector<adapters::sqlite::step_row> steps;
+  ports::invocation_row row;
+  std::vector<ports::step_row> steps;
 };
 
 class invocation_engine {
@@ -183,15 +191,15 @@ public:
   /// Records an invocation durably (on disk when this returns) and dispatches it; with an
   /// idempotency key already taken within `window`, returns that invocation instead (second:
   /// true). Throws std::runtime_error if the database fails (nothing recorded).
-  std::pair<std::uint64_t, bool> submit(const adapters::sqlite::invocation_spec& spec,
+  std::pair<std::uint64_t, bool> submit(const ports::invocation_spec& spec,
                                         std::chrono::milliseconds window = std::chrono::hours(24));
 
   /// Waits up to `timeout` for invocation `n` to end (done, failed, parked, cancelled); returns
   /// its row as it then is, or nothing if there is no such invocation.
-  std::optional<adapters::sqlite::invocation_row> wait(std::uint64_t n, std::chrono::milliseconds timeout);
+  std::optional<ports::invocation_row> wait(std::uint64_t n, std::chrono::milliseconds timeout);
 
   /// Runs `fn` with the API's own connection (HTTP threads), under its lock.
-  void with_store(const std::function<void(adapters::sqlite::lead_store&)>& fn);
+  void with_connection(const std::function<void(ports::durable_connection&)>& fn);
 
   std::optional<invocation_view> view(std::uint64_t n);
   /// Parked -> running again with fresh attempts. False if `n` is not parked.

@@ -1,54 +1,60 @@
 #pragma once
 
-// Lead conversations as the runtime hosts them (job 2 in DESIGN.md): the keyed services
-// "leads", "conversations", "dealers" and "forwards" on the durable invocation engine
-// (actors/invocations.hpp), the inbound Twilio webhook and form-lead intake. All state lives in
-// `<data_dir>/leads.db`.
+// Lead conversations and form leads (job 2 in DESIGN.md): the keyed services "leads",
+// "conversations", "dealers" and "forwards" on the durable engine (engine/durable), the inbound
+// Twilio webhook and form-lead intake. All state lives in `<data_dir>/leads.db`.
 //
-// The runtime calls: construct (before the actor system: opens leads.db, seeds the configured
-// dealers, so a bad data directory fails start-up), `child()` under its root supervisor, then
-// `invoke` / `conversations_webhook` from HTTP threads, and `stop()` after the actor system is
-// gone.
+// `prepare` opens leads.db and seeds the configured dealers (a bad data directory fails
+// start-up); `children` are the engine's routers; requests arrive through `invoke` and
+// `conversations_webhook` (HTTP threads); `drain` answers waiting requests with 202; `stop`
+// ends the runners and timers once the actor system is gone.
 
-#include "switchboard/config.hpp"
-#include "protocols/messages.hpp"
-#include "switchboard/runtime.hpp"
+#include "jobs/job.hpp"
+#include "switchboard/keyed.hpp"
 
-#include <functional>
+#include <boost/json/value.hpp>
+
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
-namespace switchboard {
+namespace switchboard::jobs {
 
-class leads {
+class leads_job final : public job {
 public:
-  /// `listen_address` gives the HTTP server's HOST:PORT (for the default webhook URL).
-  leads(const config& cfg, std::function<std::string()> listen_address);
-  ~leads();
-  leads(const leads&) = delete;
-  leads& operator=(const leads&) = delete;
+  /// True when `cfg` runs lead conversations or form-lead forwarding.
+  static bool configured(const config& cfg) { return runs_leads(cfg); }
 
-  child_spec child(const supervision_config& supervision);
+  leads_job();
+  ~leads_job() override;
+  leads_job(const leads_job&) = delete;
+  leads_job& operator=(const leads_job&) = delete;
 
+  const char* name() const noexcept override { return "leads"; }
+  void prepare(host& h) override;
+  std::vector<child_spec> children(const supervision_config& supervision) override;
+  void drain() override;
+  void stop() override;
+  boost::json::value status() const override;
+  std::vector<ports::http_route> routes() override;
+
+  /// A keyed request (switchboard/keyed.hpp); 503 unless the runtime is running.
   keyed_answer invoke(const keyed_request& request);
+  /// A Twilio Conversations webhook: 403 unless signed for `leads.webhook_url`.
   keyed_answer conversations_webhook(const std::vector<std::pair<std::string, std::string>>& params,
                                      const std::string& signature);
-  boost::json::value status() const;
 
   /// Keyed entity actors in memory now (for figures and benchmarks).
   std::size_t active_entities() const;
-
-  /// Answers waiting requests at once (with 202 and the status URL): call before the HTTP
-  /// server drains.
-  void release_answers();
-
-  void stop();
 
 private:
   struct impl;
   std::unique_ptr<impl> impl_;
 };
 
-} // namespace switchboard
+/// The lead routes (keyed services under /v1/ and the Twilio webhook); with no job they answer
+/// 404 and say how to configure leads.
+std::vector<ports::http_route> lead_routes(leads_job* job);
+
+} // namespace switchboard::jobs

@@ -9,17 +9,17 @@
 #include <boost/json/object.hpp>
 #include <spdlog/spdlog.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <mutex>
 #include <stdexcept>
 
-namespace switchboard {
+namespace switchboard::jobs {
 
 namespace json = boost::json;
 
-struct propagation::impl {
+struct propagation_job::impl {
   config cfg;
+  host* h = nullptr;
   std::shared_ptr<adapters::sqlite::state_store> store;
   std::unique_ptr<actors::state_pipeline> pipeline;
   std::vector<std::shared_ptr<actors::sync_writer>> writers;
@@ -31,9 +31,13 @@ struct propagation::impl {
   bool sources_closed = false;  // stop_sources() ran: a late start_sources() starts nothing
 };
 
-propagation::propagation(const config& cfg) : impl_(std::make_unique<impl>()) {
+propagation_job::propagation_job() : impl_(std::make_unique<impl>()) {}
+
+void propagation_job::prepare(host& h) {
   auto& d = *impl_;
-  d.cfg = cfg;
+  d.h = &h;
+  d.cfg = h.cfg;
+  const auto& cfg = d.cfg;
   const auto path = (std::filesystem::path{cfg.data_dir} / "state.db").string();
   try {
     d.store = std::make_shared<adapters::sqlite::state_store>(path);
@@ -62,34 +66,28 @@ propagation::propagation(const config& cfg) : impl_(std::make_unique<impl>()) {
                "lane(s) in {}, targets: {}",
                cfg.amqp_sources.size(), cfg.enrichment.lookups.size(), cfg.state.pattern,
                cfg.state.partitions, path, targets.empty() ? "none" : targets);
+
+  subscription_options opts;
+  opts.pattern = cfg.state.pattern;
+  opts.name = subscription_name;
+  opts.partitions = cfg.state.partitions;
+  // The pipeline decides staleness against the stored version itself (durably, across
+  // restarts), so the bus's in-memory stale filter is not needed.
+  opts.drop_stale_versions = false;
+  auto* pipeline = d.pipeline.get();
+  h.subscribe(std::move(opts), [pipeline](const event& ev) { pipeline->handle(ev); });
 }
 
-propagation::~propagation() {
+propagation_job::~propagation_job() {
   try {
-    stop_sources();
+    stop_intake();
     stop();
   } catch (const std::exception& e) {
     spdlog::error("propagation: stop failed: {}", e.what());
   }
 }
 
-subscription_options propagation::subscription() const {
-  subscription_options opts;
-  opts.pattern = impl_->cfg.state.pattern;
-  opts.name = subscription_name;
-  opts.partitions = impl_->cfg.state.partitions;
-  // The pipeline decides staleness against the stored version itself (durably, across
-  // restarts), so the bus's in-memory stale filter is not needed.
-  opts.drop_stale_versions = false;
-  return opts;
-}
-
-event_handler propagation::handler() {
-  auto* pipeline = impl_->pipeline.get();
-  return [pipeline](const event& ev) { pipeline->handle(ev); };
-}
-
-child_spec propagation::writers_child(const supervision_config& supervision) const {
+std::vector<child_spec> propagation_job::children(const supervision_config& supervision) {
   supervisor_spec spec;
   spec.name = "writers";
   spec.strategy = restart_strategy::one_for_one;  // one target's trouble never stops another
@@ -97,24 +95,25 @@ child_spec propagation::writers_child(const supervision_config& supervision) con
   spec.backoff = {supervision.backoff_initial, supervision.backoff_max};
   for (const auto& w : impl_->writers)
     spec.children.push_back(w->child());
-  return actors::supervisor_child(std::move(spec));
+  return {actors::supervisor_child(std::move(spec))};
 }
 
-void propagation::start_sources(publish_fn publish) {
+void propagation_job::start_intake() {
   auto& d = *impl_;
-  const char* password = std::getenv("SWITCHBOARD_AMQP_PASSWORD");
+  const auto& password = d.h->env.amqp_password;
+  auto publish = d.h->publish;
   std::lock_guard<std::mutex> guard{d.sources_mu};
   if (d.sources_closed)
     return;  // the runtime is stopping already (stop() raced start())
   for (const auto& source : d.cfg.amqp_sources) {
-    auto s = std::make_unique<adapters::amqp::amqp_source>(source, password ? password : "guest",
+    auto s = std::make_unique<adapters::amqp::amqp_source>(source, password.empty() ? "guest" : password,
                                                            d.cfg.limits, publish, d.cfg.drain_timeout);
     s->start();  // returns at once: holding the lock here is short
     d.sources.push_back(std::move(s));
   }
 }
 
-void propagation::stop_sources() {
+void propagation_job::stop_intake() {
   std::vector<adapters::amqp::amqp_source*> running;
   {
     std::lock_guard<std::mutex> guard{impl_->sources_mu};
@@ -127,7 +126,7 @@ void propagation::stop_sources() {
     s->stop();
 }
 
-void propagation::stop() {
+void propagation_job::stop() {
   auto& d = *impl_;
   if (d.pipeline)
     d.pipeline->stop();
@@ -135,22 +134,22 @@ void propagation::stop() {
     w->stop();
 }
 
-std::string propagation::rebuild(const std::string& kind, const std::string& id) {
+std::string propagation_job::rebuild(const std::string& kind, const std::string& id) {
   return impl_->pipeline->start_rebuild(kind, id);
 }
 
-std::optional<rebuild_progress> propagation::rebuild_status(const std::string& id) const {
+std::optional<rebuild_progress> propagation_job::rebuild_status(const std::string& id) const {
   return impl_->pipeline->rebuild_status(id);
 }
 
-std::optional<json::value> propagation::entity_state(const std::string& kind, const std::string& id) const {
+std::optional<json::value> propagation_job::entity_state(const std::string& kind, const std::string& id) const {
   auto s = impl_->pipeline->state_of(kind, id);
   if (!s)
     return std::nullopt;
   return json::value(actors::to_json(*s));
 }
 
-json::value propagation::status() const {
+json::value propagation_job::status() const {
   const auto& d = *impl_;
   json::array sources;
   {
@@ -196,4 +195,6 @@ json::value propagation::status() const {
                       {"entities", d.store->entity_count()}};
 }
 
-} // namespace switchboard
+std::vector<ports::http_route> propagation_job::routes() { return propagation_routes(this); }
+
+} // namespace switchboard::jobs

@@ -1,63 +1,57 @@
 #pragma once
 
-// Entity-state propagation as the runtime hosts it (job 1 in DESIGN.md): the AMQP sources that
-// feed the journal, the state pipeline behind the durable "switchboard.state" subscription
-// (merge, enrich from SQL, store), and one sync writer per target. The runtime calls these in
-// this order: construct (before the actor system: opens state.db and the lookup database, so a
-// bad configuration fails start-up), `handler()` for the subscription, `attach()` once the
-// supervision tree runs, `start_sources()` once the runtime accepts publishes; on stop,
-// `stop_sources()` first (ingest ends while the journal still confirms), then the bus drains,
-// then `stop()` after the actor system is gone.
+// Entity-state propagation (job 1 in DESIGN.md): the AMQP sources that feed the journal, the
+// state pipeline behind the durable "switchboard.state" subscription (merge, enrich from SQL,
+// store), and one sync writer per target. `prepare` opens state.db and the lookup database (a
+// bad configuration fails start-up naming the key) and subscribes the pipeline;
+// `start_intake` connects the sources; `stop_intake` ends ingest while the journal still
+// confirms; `stop` ends rebuilds and the writers' I/O once the actor system is gone.
 
-#include "switchboard/config.hpp"
-#include "protocols/messages.hpp"
-#include "switchboard/runtime.hpp"
+#include "jobs/job.hpp"
+#include "switchboard/propagation.hpp"
 
 #include <boost/json/value.hpp>
 
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
-namespace switchboard {
+namespace switchboard::jobs {
 
-class propagation {
+class propagation_job final : public job {
 public:
   /// The name of the durable subscription that feeds the state pipeline.
   static constexpr const char* subscription_name = "switchboard.state";
 
-  /// Opens `<data_dir>/state.db`, the lookup database (checking every lookup's SQL) and makes
-  /// one writer per target. Throws std::runtime_error with a message naming the cause.
-  explicit propagation(const config& cfg);
-  ~propagation();
-  propagation(const propagation&) = delete;
-  propagation& operator=(const propagation&) = delete;
+  /// True when `cfg` asks for it (see `config::propagates_state`).
+  static bool configured(const config& cfg) { return cfg.propagates_state(); }
 
-  /// Options and handler of the state subscription.
-  subscription_options subscription() const;
-  event_handler handler();
+  propagation_job();
+  ~propagation_job() override;
+  propagation_job(const propagation_job&) = delete;
+  propagation_job& operator=(const propagation_job&) = delete;
 
-  /// The writers' supervisor, as a child of the runtime's root supervisor.
-  child_spec writers_child(const supervision_config& supervision) const;
-
-  using publish_fn = std::function<void(event, std::function<void(bool durable, const std::string& error)>)>;
-  /// Connects the AMQP sources; they hand events to `publish`.
-  void start_sources(publish_fn publish);
-  /// Stops consuming and waits for the journal to confirm what was handed on.
-  void stop_sources();
-  /// Stops rebuilds and the writers' I/O. Call after the actor system is gone.
-  void stop();
+  const char* name() const noexcept override { return "propagation"; }
+  void prepare(host& h) override;
+  std::vector<child_spec> children(const supervision_config& supervision) override;
+  void start_intake() override;
+  void stop_intake() override;
+  void stop() override;
+  boost::json::value status() const override;
+  std::vector<ports::http_route> routes() override;
 
   std::string rebuild(const std::string& kind, const std::string& id);
   std::optional<rebuild_progress> rebuild_status(const std::string& id) const;
   std::optional<boost::json::value> entity_state(const std::string& kind, const std::string& id) const;
-  boost::json::value status() const;
 
 private:
   struct impl;
   std::unique_ptr<impl> impl_;
 };
 
-} // namespace switchboard
+/// The entity-state routes (`/v1/rebuild`, `/v1/state/...`, `/v1/propagation`); with no job
+/// they answer 404 and say how to configure propagation.
+std::vector<ports::http_route> propagation_routes(propagation_job* job);
+
+} // namespace switchboard::jobs

@@ -1,0 +1,280 @@
+#include "adapters/sqlite/invocation_store.hpp"
+
+#include <stdexcept>
+
+namespace switchboard::adapters::sqlite {
+
+using ports::invocation_row;
+using ports::invocation_spec;
+using ports::step_row;
+using ports::timer_row;
+
+namespace {
+
+constexpr const char* schema = R"sql(
+CREATE TABLE IF NOT EXISTS invocations(
+  n INTEGER PRIMARY KEY AUTOINCREMENT, service TEXT NOT NULL, key TEXT NOT NULL,
+  handler TEXT NOT NULL, body TEXT NOT NULL, status TEXT NOT NULL, result TEXT NOT NULL DEFAULT '',
+  error TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS invocations_status ON invocations(status, service);
+CREATE INDEX IF NOT EXISTS invocations_key ON invocations(service, key);
+CREATE TABLE IF NOT EXISTS idempotency(
+  service TEXT NOT NULL, idempotency_key TEXT NOT NULL, invocation INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL, PRIMARY KEY(service, idempotency_key));
+CREATE TABLE IF NOT EXISTS steps(
+  invocation INTEGER NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0, result TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '',
+  updated_at TEXT NOT NULL DEFAULT '', PRIMARY KEY(invocation, name));
+CREATE TABLE IF NOT EXISTS timers(
+  n INTEGER PRIMARY KEY AUTOINCREMENT, due_ms INTEGER NOT NULL, service TEXT NOT NULL,
+  key TEXT NOT NULL, handler TEXT NOT NULL, body TEXT NOT NULL, status TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS timers_due ON timers(status, due_ms);
+)sql";
+
+std::string text(SQLite::Statement& q, int column) { return q.getColumn(column).getString(); }
+
+std::uint64_t unsigned_of(SQLite::Statement& q, int column) {
+  return static_cast<std::uint64_t>(q.getColumn(column).getInt64());
+}
+
+constexpr const char* invocation_columns =
+    "n, service, key, handler, body, status, result, error, created_at, updated_at";
+
+invocation_row invocation_of(SQLite::Statement& q) {
+  invocation_row r;
+  r.n = unsigned_of(q, 0);
+  r.service = text(q, 1);
+  r.key = text(q, 2);
+  r.handler = text(q, 3);
+  r.body = text(q, 4);
+  r.status = text(q, 5);
+  r.result = text(q, 6);
+  r.error = text(q, 7);
+  r.created_at = text(q, 8);
+  r.updated_at = text(q, 9);
+  return r;
+}
+
+} // namespace
+
+invocation_store::invocation_store(SQLite::Database& db) : db_(db) {
+  write([&] { db_.exec(schema); });
+}
+
+void invocation_store::write(const std::function<void()>& fn) {
+  // BEGIN IMMEDIATE takes the write lock now, so the reads inside `fn` see what it commits on.
+  // The busy timeout covers waiting for other connections' transactions.
+  db_.exec("BEGIN IMMEDIATE");
+  try {
+    fn();
+    db_.exec("COMMIT");
+  } catch (...) {
+    try {
+      db_.exec("ROLLBACK");
+    } catch (...) {
+    }
+    throw;
+  }
+}
+
+std::uint64_t invocation_store::create_invocation(const invocation_spec& spec, const std::string& now,
+                                            std::int64_t now_ms) {
+  SQLite::Statement q(db_,
+                      "INSERT INTO invocations(service, key, handler, body, status, created_at, updated_at) "
+                      "VALUES(?, ?, ?, ?, 'running', ?, ?)");
+  q.bind(1, spec.service);
+  q.bind(2, spec.key);
+  q.bind(3, spec.handler);
+  q.bind(4, spec.body);
+  q.bind(5, now);
+  q.bind(6, now);
+  q.exec();
+  const auto n = static_cast<std::uint64_t>(db_.getLastInsertRowid());
+  if (!spec.idempotency_key.empty()) {
+    // REPLACE: a key older than the window may be taken again.
+    SQLite::Statement k(db_,
+                        "INSERT OR REPLACE INTO idempotency(service, idempotency_key, invocation, created_ms) "
+                        "VALUES(?, ?, ?, ?)");
+    k.bind(1, spec.service);
+    k.bind(2, spec.idempotency_key);
+    k.bind(3, static_cast<std::int64_t>(n));
+    k.bind(4, now_ms);
+    k.exec();
+  }
+  return n;
+}
+
+std::optional<std::uint64_t> invocation_store::idempotent(const std::string& service,
+                                                    const std::string& idempotency_key, std::int64_t since_ms) {
+  SQLite::Statement q(db_,
+                      "SELECT invocation FROM idempotency WHERE service = ? AND idempotency_key = ? AND "
+                      "created_ms >= ?");
+  q.bind(1, service);
+  q.bind(2, idempotency_key);
+  q.bind(3, since_ms);
+  if (!q.executeStep())
+    return std::nullopt;
+  return unsigned_of(q, 0);
+}
+
+std::optional<invocation_row> invocation_store::invocation(std::uint64_t n) {
+  SQLite::Statement q(db_, std::string{"SELECT "} + invocation_columns + " FROM invocations WHERE n = ?");
+  q.bind(1, static_cast<std::int64_t>(n));
+  if (!q.executeStep())
+    return std::nullopt;
+  return invocation_of(q);
+}
+
+std::vector<std::uint64_t> invocation_store::running_invocations(const std::string& service) {
+  SQLite::Statement q(db_, "SELECT n FROM invocations WHERE status = 'running' AND service = ? ORDER BY n");
+  q.bind(1, service);
+  std::vector<std::uint64_t> out;
+  while (q.executeStep())
+    out.push_back(unsigned_of(q, 0));
+  return out;
+}
+
+std::vector<invocation_row> invocation_store::invocations(const std::string& status, std::size_t limit) {
+  SQLite::Statement q(db_, std::string{"SELECT "} + invocation_columns +
+                               " FROM invocations WHERE (? = '' OR status = ?) ORDER BY n DESC LIMIT ?");
+  q.bind(1, status);
+  q.bind(2, status);
+  q.bind(3, static_cast<std::int64_t>(limit));
+  std::vector<invocation_row> out;
+  while (q.executeStep())
+    out.push_back(invocation_of(q));
+  return out;
+}
+
+std::vector<invocation_row> invocation_store::invocations_of(const std::string& service, const std::string& key_prefix) {
+  SQLite::Statement q(db_, std::string{"SELECT "} + invocation_columns +
+                               " FROM invocations WHERE service = ? AND substr(key, 1, ?) = ? ORDER BY n");
+  q.bind(1, service);
+  q.bind(2, static_cast<std::int64_t>(key_prefix.size()));
+  q.bind(3, key_prefix);
+  std::vector<invocation_row> out;
+  while (q.executeStep())
+    out.push_back(invocation_of(q));
+  return out;
+}
+
+void invocation_store::set_invocation(std::uint64_t n, const std::string& status, const std::string& result,
+                                const std::string& error, const std::string& now) {
+  SQLite::Statement q(db_, "UPDATE invocations SET status = ?, result = ?, error = ?, updated_at = ? WHERE n = ?");
+  q.bind(1, status);
+  q.bind(2, result);
+  q.bind(3, error);
+  q.bind(4, now);
+  q.bind(5, static_cast<std::int64_t>(n));
+  q.exec();
+}
+
+std::optional<step_row> invocation_store::step(std::uint64_t invocation, const std::string& name) {
+  SQLite::Statement q(db_,
+                      "SELECT name, status, attempts, result, error, updated_at FROM steps "
+                      "WHERE invocation = ? AND name = ?");
+  q.bind(1, static_cast<std::int64_t>(invocation));
+  q.bind(2, name);
+  if (!q.executeStep())
+    return std::nullopt;
+  return step_row{text(q, 0), text(q, 1), q.getColumn(2).getInt64(), text(q, 3), text(q, 4), text(q, 5)};
+}
+
+void invocation_store::record_step(std::uint64_t invocation, const step_row& s) {
+  SQLite::Statement q(db_,
+                      "INSERT OR REPLACE INTO steps(invocation, name, status, attempts, result, error, updated_at) "
+                      "VALUES(?, ?, ?, ?, ?, ?, ?)");
+  q.bind(1, static_cast<std::int64_t>(invocation));
+  q.bind(2, s.name);
+  q.bind(3, s.status);
+  q.bind(4, s.attempts);
+  q.bind(5, s.result);
+  q.bind(6, s.error);
+  q.bind(7, s.updated_at);
+  q.exec();
+}
+
+std::vector<step_row> invocation_store::steps(std::uint64_t invocation) {
+  SQLite::Statement q(db_,
+                      "SELECT name, status, attempts, result, error, updated_at FROM steps "
+                      "WHERE invocation = ? ORDER BY rowid");
+  q.bind(1, static_cast<std::int64_t>(invocation));
+  std::vector<step_row> out;
+  while (q.executeStep())
+    out.push_back(step_row{text(q, 0), text(q, 1), q.getColumn(2).getInt64(), text(q, 3), text(q, 4), text(q, 5)});
+  return out;
+}
+
+void invocation_store::reset_step_attempts(std::uint64_t invocation) {
+  SQLite::Statement q(db_, "UPDATE steps SET attempts = 0 WHERE invocation = ? AND status != 'done'");
+  q.bind(1, static_cast<std::int64_t>(invocation));
+  q.exec();
+}
+
+// --- timers -------------------------------------------------------------------------------------
+
+std::uint64_t invocation_store::add_timer(const timer_row& t) {
+  SQLite::Statement q(db_,
+                      "INSERT INTO timers(due_ms, service, key, handler, body, status) VALUES(?, ?, ?, ?, ?, 'pending')");
+  q.bind(1, t.due_ms);
+  q.bind(2, t.service);
+  q.bind(3, t.key);
+  q.bind(4, t.handler);
+  q.bind(5, t.body);
+  q.exec();
+  return static_cast<std::uint64_t>(db_.getLastInsertRowid());
+}
+
+std::optional<std::int64_t> invocation_store::next_timer_due() {
+  SQLite::Statement q(db_, "SELECT min(due_ms) FROM timers WHERE status = 'pending'");
+  if (!q.executeStep() || q.getColumn(0).isNull())
+    return std::nullopt;
+  return q.getColumn(0).getInt64();
+}
+
+std::vector<timer_row> invocation_store::due_timers(std::int64_t now_ms, std::size_t limit) {
+  SQLite::Statement q(db_,
+                      "SELECT n, due_ms, service, key, handler, body FROM timers WHERE status = 'pending' "
+                      "AND due_ms <= ? ORDER BY due_ms LIMIT ?");
+  q.bind(1, now_ms);
+  q.bind(2, static_cast<std::int64_t>(limit));
+  std::vector<timer_row> out;
+  while (q.executeStep())
+    out.push_back(timer_row{unsigned_of(q, 0), q.getColumn(1).getInt64(), text(q, 2), text(q, 3), text(q, 4),
+                            text(q, 5)});
+  return out;
+}
+
+void invocation_store::set_timer_status(std::uint64_t n, const std::string& status) {
+  SQLite::Statement q(db_, "UPDATE timers SET status = ? WHERE n = ?");
+  q.bind(1, status);
+  q.bind(2, static_cast<std::int64_t>(n));
+  q.exec();
+}
+
+namespace {
+
+SQLite::Database open_database(const std::string& path) {
+  SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_FULLMUTEX);
+  db.setBusyTimeout(10'000);
+  const auto mode = db.execAndGet("PRAGMA journal_mode=WAL").getString();
+  if (mode != "wal")
+    throw std::runtime_error("journal_mode is '" + mode + "', WAL is needed");
+  // FULL: a commit (and so every durable acknowledgement) is on disk when it returns.
+  db.exec("PRAGMA synchronous=FULL");
+  db.exec("PRAGMA foreign_keys=ON");
+  return db;
+}
+
+SQLite::Database open_named(const std::string& path) try {
+  return open_database(path);
+} catch (const std::exception& e) {
+  throw std::runtime_error("cannot open the database '" + path + "': " + e.what() +
+                           " (check that data_dir is writable)");
+}
+
+} // namespace
+
+durable_database::durable_database(const std::string& path) : db_(open_named(path)), journal_(db_) {}
+
+} // namespace switchboard::adapters::sqlite

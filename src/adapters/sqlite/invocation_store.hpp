@@ -1,0 +1,61 @@
+#pragma once
+
+// The durable-execution engine's tables in SQLite (invocations, steps, idempotency keys, durable
+// timers): ports::invocation_journal on one connection. `durable_database` opens a database
+// file for the engine (WAL, synchronous FULL: a commit is on disk before it returns); a job that
+// keeps its own tables in the same file derives from it and adds its stores over `db()`.
+//
+// One connection is used from one thread at a time; every thread opens its own.
+
+#include "engine/ports/invocation_journal.hpp"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <string>
+
+namespace switchboard::adapters::sqlite {
+
+class invocation_store final : public ports::invocation_journal {
+public:
+  /// Creates the engine's tables in `db` if needed. `db` must outlive this.
+  explicit invocation_store(SQLite::Database& db);
+
+  void write(const std::function<void()>& fn) override;
+  std::uint64_t create_invocation(const ports::invocation_spec& spec, const std::string& now,
+                                  std::int64_t now_ms) override;
+  std::optional<std::uint64_t> idempotent(const std::string& service, const std::string& idempotency_key,
+                                          std::int64_t since_ms) override;
+  std::optional<ports::invocation_row> invocation(std::uint64_t n) override;
+  std::vector<std::uint64_t> running_invocations(const std::string& service) override;
+  std::vector<ports::invocation_row> invocations(const std::string& status, std::size_t limit) override;
+  std::vector<ports::invocation_row> invocations_of(const std::string& service,
+                                                    const std::string& key_prefix) override;
+  void set_invocation(std::uint64_t n, const std::string& status, const std::string& result,
+                      const std::string& error, const std::string& now) override;
+  std::optional<ports::step_row> step(std::uint64_t invocation, const std::string& name) override;
+  void record_step(std::uint64_t invocation, const ports::step_row& s) override;
+  std::vector<ports::step_row> steps(std::uint64_t invocation) override;
+  void reset_step_attempts(std::uint64_t invocation) override;
+  std::uint64_t add_timer(const ports::timer_row& t) override;
+  std::optional<std::int64_t> next_timer_due() override;
+  std::vector<ports::timer_row> due_timers(std::int64_t now_ms, std::size_t limit) override;
+  void set_timer_status(std::uint64_t n, const std::string& status) override;
+
+private:
+  SQLite::Database& db_;
+};
+
+/// A database file opened for the engine: the connection and the engine's journal on it.
+class durable_database : public ports::durable_connection {
+public:
+  /// Opens (creating if needed) `path`. Throws std::runtime_error naming the file.
+  explicit durable_database(const std::string& path);
+  ports::invocation_journal& journal() override { return journal_; }
+  SQLite::Database& db() noexcept { return db_; }
+
+private:
+  SQLite::Database db_;
+  invocation_store journal_;
+};
+
+} // namespace switchboard::adapters::sqlite

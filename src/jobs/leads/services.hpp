@@ -1,0 +1,125 @@
+#pragma once
+
+// Inside the leads job: the keyed services it runs on the durable engine ("leads",
+// "conversations", "dealers", "forwards"), their handlers, and the HTTP side that submits to
+// them. Split by concern: conversations.cpp (Twilio conversations), lead_service.cpp (leads,
+// dealers, form-lead forwards), views.cpp (what GET answers), job.cpp (lifecycle, requests,
+// webhooks).
+
+#include "adapters/sqlite/invocation_store.hpp"
+#include "adapters/sqlite/lead_store.hpp"
+#include "adapters/twilio/client.hpp"
+#include "core/lead_rules.hpp"
+#include "engine/durable/invocations.hpp"
+#include "jobs/job.hpp"
+#include "switchboard/keyed.hpp"
+
+#include <boost/json.hpp>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace switchboard::jobs::leads {
+
+namespace json = boost::json;
+using actors::step_context;
+using actors::step_retry;
+using actors::step_terminal;
+using adapters::sqlite::conversation_row;
+using adapters::sqlite::lead_row;
+using adapters::sqlite::lead_store;
+using ports::invocation_row;
+
+/// One connection to leads.db: the engine's journal and the lead tables on it (one transaction
+/// covers both), and this runner's Twilio client.
+class lead_connection final : public adapters::sqlite::durable_database {
+public:
+  lead_connection(const std::string& path, const adapters::twilio::client_options& twilio)
+    : durable_database(path), leads(db()), twilio_options_(twilio) {}
+
+  lead_store leads;
+
+  /// This runner's Twilio client, made on first use. Throws step_terminal when it cannot be.
+  adapters::twilio::client& twilio();
+
+private:
+  const adapters::twilio::client_options& twilio_options_;
+  std::unique_ptr<adapters::twilio::client> twilio_;
+};
+
+inline lead_connection& connection_of(step_context& ctx) { return ctx.connection<lead_connection>(); }
+inline lead_store& store_of(step_context& ctx) { return connection_of(ctx).leads; }
+inline adapters::twilio::client& twilio_of(step_context& ctx) { return connection_of(ctx).twilio(); }
+
+// --- answers and JSON (views.cpp) ------------------------------------------------------------------
+keyed_answer answer(int status, json::value body);
+keyed_answer error(int status, const std::string& why, json::object extra = {});
+std::string str(const json::object& o, const char* key);
+json::value lead_json(const lead_row& l, const std::string& conversation_sid);
+json::value invocation_json(const actors::invocation_view& v);
+std::optional<std::uint64_t> invocation_number(const std::string& id);
+
+// --- Twilio answers as step outcomes (conversations.cpp) ---------------------------------------
+/// The body when the call succeeded, else step_retry (retryable, ambiguous) or step_terminal.
+json::value ok_or_throw(const adapters::twilio::call_result& r);
+/// A read done to find out what happened: the body, nothing for "not found", else step_retry.
+std::optional<json::value> lookup(const adapters::twilio::call_result& r);
+
+// --- closing (conversations.cpp): written once, used by every path that ends a lead ----------
+/// Marks conversation `c` closing and creates its close invocation (returned, to dispatch after
+/// the commit). Inside a write transaction.
+std::uint64_t begin_conversation_close(lead_connection& c, const conversation_row& conv);
+/// If conversation `id` is active and no active lead uses it any more: begin_conversation_close.
+std::optional<std::uint64_t> release_conversation(lead_connection& c, const std::string& id);
+/// Ends lead `id` (closed or failed, with its reason) and releases its conversation. Inside a
+/// write transaction; returns the close invocation to dispatch, if one was made.
+std::optional<std::uint64_t> end_lead(lead_connection& c, const std::string& id, core::lead_status status,
+                                      const std::string& reason, const std::string& replaced_by,
+                                      const std::string& error);
+
+/// The handlers and the HTTP side share this: the configuration and the engine.
+struct lead_services {
+  config cfg;
+  const secrets* env = nullptr;
+  std::function<std::string()> listen_address;
+  adapters::twilio::client_options twilio;  ///< every runner's client; outlives the engine
+  std::unique_ptr<actors::invocation_engine> engine;
+
+  // conversations.cpp
+  json::value conversation_open(step_context& ctx);
+  json::value conversation_close(step_context& ctx);
+  std::vector<std::uint64_t> conversation_failed(lead_connection& c, const invocation_row& row, const std::string& why);
+
+  // lead_service.cpp
+  json::value send_once(step_context& ctx, const std::string& step, const std::string& sid, const std::string& body,
+                        const std::string& lead_id);
+  std::string render(lead_store& store, const std::string& tmpl, const lead_row& l);
+  json::value lead_submit(step_context& ctx);
+  json::value lead_close(step_context& ctx, const std::string& reason);
+  json::value lead_inbound(step_context& ctx);
+  json::value lead_remind(step_context& ctx);
+  json::value lead_expire(step_context& ctx);
+  std::vector<std::uint64_t> lead_failed(lead_connection& c, const invocation_row& row, const std::string& why);
+  json::value dealer_set_location(step_context& ctx);
+  json::value forward(step_context& ctx);
+  /// The services above, as the engine takes them.
+  std::vector<actors::service_spec> specs();
+
+  // views.cpp: what GET answers, read beside the runners on the API's connection
+  void with_leads(const std::function<void(lead_connection&)>& fn);
+  std::optional<lead_row> read_lead(const std::string& id, std::string* sid = nullptr);
+  keyed_answer lead_answer(const std::string& id, int status, const std::string& invocation);
+  keyed_answer get(const keyed_request& r);
+
+  // job.cpp: requests that submit invocations
+  std::string webhook_url() const;
+  keyed_answer outcome_of(std::uint64_t n, const std::function<keyed_answer(const json::value& result)>& done);
+  keyed_answer submit(const std::string& id, const std::string& body_text, const std::string& idempotency_key);
+  keyed_answer set_location(const std::string& dealer, const std::string& body_text);
+  keyed_answer form_lead(const std::string& body_text, const std::string& idempotency_key);
+};
+
+} // namespace switchboard::jobs::leads

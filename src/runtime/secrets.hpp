@@ -1,0 +1,12 @@
+#pragma once
+
+// The one place that reads the environment: secrets (never in files) and test-only switches.
+
+#include "jobs/job.hpp"
+
+namespace switchboard::internal {
+
+/// SWITCHBOARD_API_TOKEN, TWILIO_AUTH_TOKEN, SWITCHBOARD_AMQP_PASSWORD, SWITCHBOARD_FAILPOINT.
+jobs::secrets read_secrets();
+
+} // namespace switchboard::internal
