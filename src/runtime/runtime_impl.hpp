@@ -6,6 +6,7 @@
 #include "switchboard/runtime.hpp"
 
 #include "adapters/http/http_server.hpp"
+#include "adapters/sqlite/journal_store.hpp"
 #include "engine/bus/bus.hpp"
 #include "engine/journal/journal.hpp"
 #include "engine/supervision/supervisor.hpp"

@@ -318,7 +318,7 @@ bool runtime::discard_dead_letter(std::uint64_t id) {
   if (!d.writer)
     return false;
   auto removed = std::make_shared<bool>(false);
-  d.writer->run([id, removed](adapters::sqlite::journal_store& s) {
+  d.writer->run([id, removed](ports::journal_storage& s) {
     *removed = s.remove_dead_letter(id);
   });
   d.writer->flush();

@@ -2,6 +2,7 @@
 // connection sees it), appends from many producers share commits, and a full disk fails the
 // batch without acknowledging anything, after which the writer recovers by itself.
 
+#include "adapters/sqlite/journal_store.hpp"
 #include "engine/journal/journal.hpp"
 
 #include <catch2/catch.hpp>
@@ -114,7 +115,7 @@ TEST_CASE("a full disk fails the batch, acknowledges nothing, and the journal re
   journal_writer writer{tj.options,
                         [&](std::vector<event_ptr> evs) { handed_to_bus += evs.size(); }};
   // Fill the database close to a small cap.
-  writer.run([](journal_store& s) { s.set_max_page_count(64); });
+  writer.run([](auto& s) { s.set_max_page_count(64); });
   writer.flush();
 
   waiter w;
@@ -142,7 +143,7 @@ TEST_CASE("a full disk fails the batch, acknowledges nothing, and the journal re
   CHECK(writer.last_sequence() == last_ok);
 
   // Space comes back: the next appends succeed with the next sequence, earlier data intact.
-  writer.run([&](journal_store& s) { s.set_max_page_count(1'000'000); });
+  writer.run([&](auto& s) { s.set_max_page_count(1'000'000); });
   bool ok = false;
   std::uint64_t seq = 0;
   waiter w2;

@@ -120,3 +120,74 @@ TEST_CASE("form bodies decode as Twilio sends them", "[lead_rules]") {
   CHECK(p[4].second == "again");
   CHECK(parse_form("%zz=1")[0].first == "%zz");
 }
+
+TEST_CASE("decide_admission applies the web-to-text rules to what the transaction saw", "[lead_rules]") {
+  using verdict = admission_effects::verdict;
+  const std::vector<std::string> pool{"+15550000001", "+15550000002"};
+  lead_submission sub;
+  sub.customer_phone = "+15557770001";
+  sub.dealer_id = "D1";
+  sub.location_id = "north";
+
+  admission_snapshot seen;
+  seen.location_known = true;
+
+  SECTION("a repeat of an admitted submit does nothing") {
+    seen.lead_exists = true;
+    CHECK(decide_admission(seen, sub, pool).what == verdict::exists);
+  }
+  SECTION("an unknown location is refused") {
+    seen.location_known = false;
+    CHECK(decide_admission(seen, sub, pool).what == verdict::unknown_location);
+  }
+  SECTION("same phone, dealer and location as an open lead: already open, nothing changes") {
+    seen.open_lead = "L1";
+    seen.open_conversation = "cv-1";
+    const auto e = decide_admission(seen, sub, pool);
+    CHECK(e.what == verdict::already_open);
+    CHECK_FALSE(e.close_lead);
+    CHECK_FALSE(e.join_conversation);
+  }
+  SECTION("resubmitted with replace: the old lead closes and the new one joins its conversation") {
+    seen.open_lead = "L1";
+    seen.open_conversation = "cv-1";
+    sub.replace = true;
+    const auto e = decide_admission(seen, sub, pool);
+    CHECK(e.what == verdict::admit);
+    CHECK(e.close_lead == std::optional<std::string>{"L1"});
+    CHECK(e.join_conversation == std::optional<std::string>{"cv-1"});
+    CHECK_FALSE(e.new_proxy);
+  }
+  SECTION("another location's lead with the same customer and location phone shares its conversation") {
+    seen.open_conversation = "cv-7";
+    const auto e = decide_admission(seen, sub, pool);
+    CHECK(e.what == verdict::admit);
+    CHECK(e.join_conversation == std::optional<std::string>{"cv-7"});
+    CHECK_FALSE(e.new_proxy);
+  }
+  SECTION("no open conversation: a new one through the first free number") {
+    seen.proxies_in_use = {"+15550000001"};
+    const auto e = decide_admission(seen, sub, pool);
+    CHECK(e.what == verdict::admit);
+    CHECK(e.new_proxy == std::optional<std::string>{"+15550000002"});
+  }
+  SECTION("every number binds the customer or the location: refused") {
+    seen.proxies_in_use = {"+15550000001", "+15550000002"};
+    CHECK(decide_admission(seen, sub, pool).what == verdict::no_free_proxy);
+  }
+}
+
+TEST_CASE("lead and conversation statuses read back as what was stored", "[lead_rules]") {
+  for (auto s : {lead_status::opening, lead_status::open, lead_status::closed, lead_status::failed})
+    CHECK(lead_status_of(to_string(s)) == s);
+  for (auto s : {conversation_status::opening, conversation_status::open, conversation_status::closing,
+                 conversation_status::closed})
+    CHECK(conversation_status_of(to_string(s)) == s);
+  CHECK_FALSE(lead_status_of("opened"));
+  CHECK(active_lead("opening"));
+  CHECK(active_lead("open"));
+  CHECK_FALSE(active_lead("closed"));
+  CHECK(active_conversation("open"));
+  CHECK_FALSE(active_conversation("closing"));
+  CHECK(to_string(close_reason::replaced) == "replaced");
+}

@@ -426,3 +426,11 @@ std::int64_t journal_store::set_max_page_count(std::int64_t pages) {
 }
 
 }  // namespace switchboard::adapters::sqlite
+
+namespace switchboard::ports {
+
+std::unique_ptr<journal_storage> open_journal_storage(const journal_options& options) {
+  return std::make_unique<adapters::sqlite::journal_store>(options);
+}
+
+} // namespace switchboard::ports

@@ -10,6 +10,7 @@
 // Durability: with `synchronous = full` (the default) a committed transaction is on disk
 // (fsync'd) when `append` returns; that is what lets producers be acknowledged.
 
+#include "engine/ports/journal_storage.hpp"
 #include "switchboard/event.hpp"
 
 #include <cstdint>
@@ -22,49 +23,14 @@
 
 namespace switchboard::adapters::sqlite {
 
-/// A storage failure. Nothing of the failed call was stored (its transaction rolled back).
-class store_error : public std::runtime_error {
-public:
-  enum class kind {
-    disk_full,  ///< SQLITE_FULL: the disk (or max_page_count) is full; retry when space frees
-    busy,       ///< SQLITE_BUSY/LOCKED beyond the busy timeout; retry
-    io,         ///< SQLITE_IOERR: the OS reported an I/O error; retry later
-    other,      ///< anything else (corrupt file, misuse): not retryable
-  };
-  store_error(kind k, const std::string& what) : std::runtime_error(what), kind_(k) {}
-  kind which() const noexcept { return kind_; }
-  bool retryable() const noexcept { return kind_ != kind::other; }
+// The port's vocabulary, under the names this adapter's callers know.
+using ports::append_outcome;
+using ports::append_status;
+using ports::dead_letter;
+using ports::journal_options;
+using ports::store_error;
 
-private:
-  kind kind_;
-};
-
-struct journal_options {
-  std::string path;                         ///< database file; created with its schema
-  bool synchronous_full = true;             ///< fsync every commit (FULL) vs NORMAL
-  std::optional<std::int64_t> max_page_count;  ///< caps the file (tests simulate a full disk)
-  int busy_timeout_ms = 5000;
-  bool read_only = false;                   ///< a reader connection
-};
-
-enum class append_status { accepted, duplicate };
-
-struct append_outcome {
-  append_status status = append_status::accepted;
-  std::uint64_t sequence = 0;  ///< the event's sequence; for a duplicate, the stored original's
-};
-
-struct dead_letter {
-  std::uint64_t id = 0;          ///< dead letter id (not the event sequence)
-  std::string consumer;          ///< the consumer that gave up on the event
-  std::uint64_t sequence = 0;    ///< the event's journal sequence
-  std::string reason;            ///< "terminal" or "retries exhausted"
-  std::uint32_t attempts = 0;
-  std::string last_error;
-  std::string parked_at;         ///< RFC 3339 UTC
-};
-
-class journal_store {
+class journal_store final : public ports::journal_storage {
 public:
   explicit journal_store(journal_options options);  // throws store_error
   ~journal_store();
@@ -75,37 +41,37 @@ public:
   /// sequences (and `ev.sequence` is set); an event whose (source, id) is already stored, or
   /// appears earlier in the same call, is a duplicate and is not stored again. Throws
   /// store_error if the transaction fails; then nothing of the call is stored.
-  std::vector<append_outcome> append(std::vector<event>& events);
+  std::vector<append_outcome> append(std::vector<event>& events) override;
 
   /// Up to `limit` events with sequence > `after`, in sequence order, `sequence` set.
-  std::vector<event> read_after(std::uint64_t after, std::size_t limit);
+  std::vector<event> read_after(std::uint64_t after, std::size_t limit) override;
 
   /// The highest sequence stored, 0 if none.
-  std::uint64_t last_sequence();
+  std::uint64_t last_sequence() override;
 
   /// The sequence just before the first event whose `time` is at or after `rfc3339` (so
   /// that `read_after` of it replays from that time); nullopt if `rfc3339` is malformed.
-  std::optional<std::uint64_t> sequence_before_time(std::string_view rfc3339);
+  std::optional<std::uint64_t> sequence_before_time(std::string_view rfc3339) override;
 
   /// A consumer's checkpoint: every event up to it is done. 0 if none was saved.
-  std::uint64_t checkpoint(const std::string& consumer);
-  void save_checkpoint(const std::string& consumer, std::uint64_t sequence);
+  std::uint64_t checkpoint(const std::string& consumer) override;
+  void save_checkpoint(const std::string& consumer, std::uint64_t sequence) override;
 
   /// Parks an event for a consumer; returns the dead letter id.
   std::uint64_t park(const std::string& consumer, std::uint64_t sequence,
                      const std::string& reason, std::uint32_t attempts,
-                     const std::string& last_error);
+                     const std::string& last_error) override;
   /// Dead letters, oldest first, optionally of one consumer, with id > `after_id`.
   std::vector<dead_letter> dead_letters(const std::string& consumer = {}, std::size_t limit = 100,
-                                        std::uint64_t after_id = 0);
-  std::optional<dead_letter> find_dead_letter(std::uint64_t id);
+                                        std::uint64_t after_id = 0) override;
+  std::optional<dead_letter> find_dead_letter(std::uint64_t id) override;
   /// Removes a dead letter (after a retry was handed on, or to discard it); false if unknown.
-  bool remove_dead_letter(std::uint64_t id);
+  bool remove_dead_letter(std::uint64_t id) override;
 
   /// Caps the file at `pages` pages (SQLite's `max_page_count`, for this connection) and
   /// returns the cap in effect; SQLite never sets it below the file's current size. Raising
   /// it lets appends proceed after a disk_full error caused by the cap.
-  std::int64_t set_max_page_count(std::int64_t pages);
+  std::int64_t set_max_page_count(std::int64_t pages) override;
 
 private:
   struct impl;

@@ -149,7 +149,7 @@ void park(partition_ptr self, const event& ev, const char* reason, std::uint32_t
   auto consumer = st.entry->consumer_name();
   spdlog::error("{} consumer '{}' parked event {} as a dead letter ({}, {} attempt(s)): {}",
                 log_context(ev), consumer, *ev.sequence, reason, attempts, error);
-  adapters::sqlite::dead_letter letter;
+  ports::dead_letter letter;
   letter.consumer = consumer;
   letter.sequence = *ev.sequence;
   letter.reason = reason;

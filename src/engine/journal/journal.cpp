@@ -7,12 +7,12 @@
 
 namespace switchboard::actors {
 
-using adapters::sqlite::store_error;
+using ports::store_error;
 
-journal_writer::journal_writer(adapters::sqlite::journal_options options,
+journal_writer::journal_writer(ports::journal_options options,
                                committed_callback on_committed, std::size_t max_batch)
   : options_(std::move(options)),
-    store_(std::make_unique<adapters::sqlite::journal_store>(options_)),
+    store_(ports::open_journal_storage(options_)),
     on_committed_(std::move(on_committed)),
     max_batch_(std::max<std::size_t>(1, max_batch)) {
   last_sequence_ = store_->last_sequence();
@@ -48,7 +48,7 @@ void journal_writer::save_checkpoint(const std::string& consumer, std::uint64_t 
   wake_.notify_one();
 }
 
-void journal_writer::park(adapters::sqlite::dead_letter letter, park_callback done) {
+void journal_writer::park(ports::dead_letter letter, park_callback done) {
   {
     std::lock_guard<std::mutex> guard{mu_};
     parks_.push_back(pending_park{std::move(letter), std::move(done)});
@@ -57,7 +57,7 @@ void journal_writer::park(adapters::sqlite::dead_letter letter, park_callback do
   wake_.notify_one();
 }
 
-void journal_writer::run(std::function<void(adapters::sqlite::journal_store&)> fn) {
+void journal_writer::run(std::function<void(ports::journal_storage&)> fn) {
   {
     std::lock_guard<std::mutex> guard{mu_};
     jobs_.push_back(std::move(fn));
@@ -82,7 +82,7 @@ void journal_writer::write_appends(std::vector<pending_append>& batch) {
   events.reserve(batch.size());
   for (auto& p : batch)
     events.push_back(std::move(p.ev));
-  std::vector<adapters::sqlite::append_outcome> outcomes;
+  std::vector<ports::append_outcome> outcomes;
   append_result failure;
   try {
     outcomes = store_->append(events);
@@ -104,7 +104,7 @@ void journal_writer::write_appends(std::vector<pending_append>& batch) {
   committed.reserve(events.size());
   std::uint64_t highest = 0;
   for (std::size_t i = 0; i < events.size(); ++i) {
-    if (outcomes[i].status == adapters::sqlite::append_status::accepted) {
+    if (outcomes[i].status == ports::append_status::accepted) {
       highest = std::max(highest, outcomes[i].sequence);
       events[i].sequence = outcomes[i].sequence;
       committed.push_back(std::make_shared<const event>(std::move(events[i])));
@@ -136,7 +136,7 @@ void journal_writer::loop() {
     std::vector<pending_append> batch;
     std::map<std::string, std::uint64_t> checkpoints;
     std::vector<pending_park> parks;
-    std::vector<std::function<void(adapters::sqlite::journal_store&)>> jobs;
+    std::vector<std::function<void(ports::journal_storage&)>> jobs;
     std::uint64_t finished = 0;
     {
       std::unique_lock<std::mutex> lock{mu_};
@@ -219,7 +219,7 @@ void journal_writer::loop() {
   }
 }
 
-journal_reader::journal_reader(adapters::sqlite::journal_options options)
+journal_reader::journal_reader(ports::journal_options options)
   : options_(std::move(options)) {
   options_.read_only = true;
   thread_ = std::thread([this] { loop(); });
@@ -237,7 +237,7 @@ journal_reader::~journal_reader() {
 void journal_reader::fetch(std::uint64_t after, std::uint32_t limit, fetch_callback done) {
   auto shared = std::make_shared<fetch_callback>(std::move(done));
   std::lock_guard<std::mutex> guard{mu_};
-  jobs_.push_back(job{[after, limit, shared](adapters::sqlite::journal_store& s) {
+  jobs_.push_back(job{[after, limit, shared](ports::journal_storage& s) {
                         auto events = s.read_after(after, limit);
                         auto out = std::make_shared<std::vector<event_ptr>>();
                         out->reserve(events.size());
@@ -252,7 +252,7 @@ void journal_reader::fetch(std::uint64_t after, std::uint32_t limit, fetch_callb
 void journal_reader::checkpoint(std::string consumer, checkpoint_callback done) {
   auto shared = std::make_shared<checkpoint_callback>(std::move(done));
   std::lock_guard<std::mutex> guard{mu_};
-  jobs_.push_back(job{[consumer = std::move(consumer), shared](adapters::sqlite::journal_store& s) {
+  jobs_.push_back(job{[consumer = std::move(consumer), shared](ports::journal_storage& s) {
                         (*shared)(s.checkpoint(consumer), {});
                       },
                       [shared](const std::string& error) { (*shared)(0, error); }});
@@ -260,7 +260,7 @@ void journal_reader::checkpoint(std::string consumer, checkpoint_callback done) 
 }
 
 void journal_reader::loop() {
-  std::unique_ptr<adapters::sqlite::journal_store> store;
+  std::unique_ptr<ports::journal_storage> store;
   for (;;) {
     std::vector<job> jobs;
     {
@@ -274,7 +274,7 @@ void journal_reader::loop() {
       std::string error;
       try {
         if (!store)
-          store = std::make_unique<adapters::sqlite::journal_store>(options_);
+          store = ports::open_journal_storage(options_);
         j.run(*store);
         continue;
       } catch (const std::exception& e) {

@@ -12,7 +12,7 @@
 // producer gets the error, nothing of the batch is acknowledged) and the next batch tries
 // again, so the journal recovers by itself once the condition (full disk, lock) clears.
 
-#include "adapters/sqlite/journal_store.hpp"
+#include "engine/ports/journal_storage.hpp"
 #include "switchboard/event.hpp"
 
 #include <condition_variable>
@@ -30,7 +30,7 @@ namespace switchboard::actors {
 /// How one append ended: stored (or found stored) with a sequence, or failed with a reason.
 struct append_result {
   bool ok = false;
-  adapters::sqlite::append_status status = adapters::sqlite::append_status::accepted;
+  ports::append_status status = ports::append_status::accepted;
   std::uint64_t sequence = 0;
   std::string error;       ///< why it failed, when !ok
   bool retryable = false;  ///< whether trying again later may succeed
@@ -42,10 +42,10 @@ public:
   using committed_callback = std::function<void(std::vector<event_ptr>)>;
   using park_callback = std::function<void(bool ok, const std::string& error)>;
 
-  /// Opens (or creates) the journal. Throws adapters::sqlite::store_error if it cannot.
+  /// Opens (or creates) the journal. Throws ports::store_error if it cannot.
   /// `on_committed` runs on the writer thread after each durable commit with the accepted
   /// events in sequence order; it must not block.
-  journal_writer(adapters::sqlite::journal_options options, committed_callback on_committed,
+  journal_writer(ports::journal_options options, committed_callback on_committed,
                  std::size_t max_batch = 8192);
 
   /// Writes everything already queued, then stops the thread.
@@ -61,11 +61,11 @@ public:
   void save_checkpoint(const std::string& consumer, std::uint64_t sequence);
 
   /// Queues a dead letter.
-  void park(adapters::sqlite::dead_letter letter, park_callback done = {});
+  void park(ports::dead_letter letter, park_callback done = {});
 
   /// Runs `fn` on the writer thread with the writer's connection (dead-letter admin and other
   /// rare writes that must not race the writer).
-  void run(std::function<void(adapters::sqlite::journal_store&)> fn);
+  void run(std::function<void(ports::journal_storage&)> fn);
 
   /// The highest sequence committed so far.
   std::uint64_t last_sequence() const;
@@ -73,7 +73,7 @@ public:
   /// Blocks until everything queued before this call is written (or failed).
   void flush();
 
-  const adapters::sqlite::journal_options& options() const noexcept { return options_; }
+  const ports::journal_options& options() const noexcept { return options_; }
 
 private:
   struct pending_append {
@@ -81,15 +81,15 @@ private:
     append_callback done;
   };
   struct pending_park {
-    adapters::sqlite::dead_letter letter;
+    ports::dead_letter letter;
     park_callback done;
   };
 
   void loop();
   void write_appends(std::vector<pending_append>& batch);
 
-  adapters::sqlite::journal_options options_;
-  std::unique_ptr<adapters::sqlite::journal_store> store_;
+  ports::journal_options options_;
+  std::unique_ptr<ports::journal_storage> store_;
   committed_callback on_committed_;
   std::size_t max_batch_;
 
@@ -99,7 +99,7 @@ private:
   std::vector<pending_append> appends_;
   std::map<std::string, std::uint64_t> checkpoints_;
   std::vector<pending_park> parks_;
-  std::vector<std::function<void(adapters::sqlite::journal_store&)>> jobs_;
+  std::vector<std::function<void(ports::journal_storage&)>> jobs_;
   std::uint64_t submitted_ = 0;  // work items queued so far
   std::uint64_t completed_ = 0;  // work items finished so far
   std::uint64_t checkpoint_calls_ = 0;  // save_checkpoint calls coalesced into checkpoints_
@@ -119,7 +119,7 @@ public:
     std::function<void(std::shared_ptr<const std::vector<event_ptr>> events, std::string error)>;
   using checkpoint_callback = std::function<void(std::uint64_t sequence, std::string error)>;
 
-  explicit journal_reader(adapters::sqlite::journal_options options);
+  explicit journal_reader(ports::journal_options options);
   /// Answers what is queued, then stops the thread.
   ~journal_reader();
   journal_reader(const journal_reader&) = delete;
@@ -133,11 +133,11 @@ public:
 private:
   void loop();
 
-  adapters::sqlite::journal_options options_;
+  ports::journal_options options_;
   std::mutex mu_;
   std::condition_variable wake_;
   struct job {
-    std::function<void(adapters::sqlite::journal_store&)> run;
+    std::function<void(ports::journal_storage&)> run;
     std::function<void(const std::string&)> fail;  // when `run` threw before answering
   };
   std::vector<job> jobs_;
