@@ -4,7 +4,7 @@
 #include "core/entity_state.hpp"
 #include "core/exception_text.hpp"
 #include "core/json_path.hpp"
-#include "switchboard/runtime.hpp"  // terminal_error
+#include "switchboard/subscription.hpp"  // terminal_error
 
 #include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>

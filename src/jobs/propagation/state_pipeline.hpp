@@ -18,7 +18,8 @@
 #include "core/lookup_cache.hpp"
 #include "switchboard/config.hpp"
 #include "switchboard/event.hpp"
-#include "switchboard/runtime.hpp"
+#include "switchboard/propagation.hpp"
+#include "switchboard/subscription.hpp"
 
 #include <boost/json/object.hpp>
 
