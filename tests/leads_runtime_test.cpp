@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <deque>
+#include <thread>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -800,5 +802,122 @@ TEST_CASE("form leads are stored, then forwarded to both systems with retries an
     r.body = "[1,2]";
     CHECK(rt.invoke(r).status == 400);
   }
+  rt.stop();
+}
+
+TEST_CASE("a closed lead's proxy number is free when close answers: 50 close-then-submit pairs from two clients at once",
+          "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  auto cfg = test_config(dir, emu);
+  cfg.leads.proxy_numbers = {"+15550100001", "+15550100002"};  // two open conversations at a location
+  runtime rt{cfg};
+  rt.start();
+  std::atomic<int> phone{0};
+  auto next_phone = [&] { return "+1555777" + std::to_string(1000 + ++phone); };
+  // Each client holds one of the location's two conversations and replaces its lead 25 times:
+  // close it, then at once submit a new customer, who needs the number the close freed.
+  struct outcome {
+    std::vector<std::string> failures;
+    std::vector<std::string> closed_conversations;
+  };
+  auto client = [&](const std::string& name, outcome& out) {
+    auto current = name + "-0";
+    auto first = submit(rt, current, next_phone(), "D1", "north");
+    if (first.status != 201) {
+      out.failures.push_back(current + ": " + std::to_string(first.status));
+      return;
+    }
+    for (int round = 1; round <= 25; ++round) {
+      const auto conv = s(first.body.at("lead"), "conversation_id");
+      auto closing = post(rt, "leads", current, "close");
+      if (closing.status != 200) {
+        out.failures.push_back("close " + current + ": " + std::to_string(closing.status));
+        return;
+      }
+      out.closed_conversations.push_back(conv);
+      const auto fresh = name + "-" + std::to_string(round);
+      first = submit(rt, fresh, next_phone(), "D1", "north");
+      if (first.status != 201) {
+        out.failures.push_back("submit " + fresh + " after closing " + current + ": " +
+                               std::to_string(first.status) + " " + json::serialize(first.body));
+        return;
+      }
+      current = fresh;
+    }
+  };
+  outcome one, two;
+  std::thread other([&] { client("A", one); });
+  client("B", two);
+  other.join();
+  CHECK(one.failures.empty());
+  CHECK(two.failures.empty());
+  for (const auto& f : one.failures)
+    UNSCOPED_INFO(f);
+  for (const auto& f : two.failures)
+    UNSCOPED_INFO(f);
+  // Every conversation a close released is closed on Twilio; the two in use are not.
+  std::set<std::string> released;
+  for (const auto* out : {&one, &two})
+    for (const auto& cv : out->closed_conversations)
+      released.insert("sb-" + cv);
+  CHECK(released.size() == 50);
+  int closed = 0, open = 0;
+  for (auto& conv : emu.conversations()) {
+    const bool was_released = released.count(s(conv, "unique_name")) != 0;
+    CHECK((s(conv, "state") == "closed") == was_released);
+    (was_released ? closed : open) += 1;
+  }
+  CHECK(closed == 50);
+  CHECK(open == 2);
+  rt.stop();
+}
+
+TEST_CASE("a submit that finds its number still being released waits for it instead of failing", "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  auto cfg = test_config(dir, emu);
+  cfg.leads.proxy_numbers = {"+15550100001"};
+  // The wait uses the admission step's retry budget: about 0.9 s of backoff in all here.
+  cfg.leads.backoff_initial = 20ms;
+  cfg.leads.backoff_max = 200ms;
+  runtime rt{cfg};
+  rt.start();
+  REQUIRE(submit(rt, "L1", "+15557770001", "D1", "north").status == 201);
+  const auto conv = s(lead_of(rt, "L1"), "conversation_id");
+  // Twilio takes its time to close the conversation: the number stays bound meanwhile.
+  emu.faults(R"({"seed": 1, "rules": [{"route": "POST /conversations/v1/Conversations/*", "latency_ms": 400}]})");
+  keyed_answer closing;
+  std::thread closer([&] { closing = post(rt, "leads", "L1", "close"); });
+  CHECK(eventually([&] { return s(get(rt, "conversations", conv).body, "status") == "closing"; }));
+  auto opened = submit(rt, "L2", "+15557770002", "D1", "north");
+  closer.join();
+  CHECK(closing.status == 200);
+  CHECK(opened.status == 201);
+  CHECK(s(get(rt, "conversations", conv).body, "status") == "closed");
+  rt.stop();
+}
+
+TEST_CASE("a lead refused for want of a proxy number is readable as failed, with the reason", "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  auto cfg = test_config(dir, emu);
+  cfg.leads.proxy_numbers = {"+15550100001"};
+  runtime rt{cfg};
+  rt.start();
+  REQUIRE(submit(rt, "L1", "+15557770001", "D1", "north").status == 201);
+  auto a = submit(rt, "L2", "+15557770002", "D1", "north");
+  CHECK(a.status == 502);
+  CHECK(s(a.body, "lead_id") == "L2");
+  auto got = get(rt, "leads", "L2");
+  REQUIRE(got.status == 200);
+  CHECK(s(got.body, "status") == "failed");
+  CHECK(s(got.body, "close_reason") == "failed");
+  CHECK(s(got.body, "error").find("no free proxy number") != std::string::npos);
+  CHECK(s(got.body, "conversation_id").empty());
+  // The open lead is untouched, and a retry after a close opens.
+  CHECK(s(lead_of(rt, "L1"), "status") == "open");
+  REQUIRE(post(rt, "leads", "L1", "close").status == 200);
+  CHECK(submit(rt, "L3", "+15557770002", "D1", "north").status == 201);
   rt.stop();
 }

@@ -167,8 +167,14 @@ admission_effects decide_admission(const admission_snapshot& seen, const lead_su
     return out;
   }
   out.new_proxy = choose_proxy(proxy_pool, seen.proxies_in_use);
-  if (!out.new_proxy)
-    out.what = verdict::no_free_proxy;
+  if (out.new_proxy)
+    return out;
+  // A conversation closing now frees its number in a moment: wait for it rather than fail.
+  std::set<std::string> staying;
+  for (const auto& number : seen.proxies_in_use)
+    if (seen.proxies_releasing.count(number) == 0)
+      staying.insert(number);
+  out.what = choose_proxy(proxy_pool, staying) ? verdict::wait_for_release : verdict::no_free_proxy;
   return out;
 }
 

@@ -83,6 +83,7 @@ struct admission_snapshot {
   std::optional<std::string> open_lead;         ///< the active lead of the same phone, dealer, location
   std::optional<std::string> open_conversation; ///< the active conversation of (customer, location phone)
   std::set<std::string> proxies_in_use;         ///< numbers binding the customer or the location now
+  std::set<std::string> proxies_releasing;      ///< of those, held only by conversations closing now
 };
 
 /// What the admission decided: the effects to apply, in this order, in the same transaction.
@@ -92,6 +93,7 @@ struct admission_effects {
     unknown_location,
     already_open,   ///< refused: `open_lead` is open and no replace was asked for
     no_free_proxy,  ///< refused: every number of the pool binds the customer or the location
+    wait_for_release,  ///< no number is free now, but one is being released: try again soon
     admit,          ///< insert the lead (after closing `close_lead`) into a conversation
   };
   verdict what = verdict::admit;

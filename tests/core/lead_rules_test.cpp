@@ -175,6 +175,11 @@ TEST_CASE("decide_admission applies the web-to-text rules to what the transactio
     seen.proxies_in_use = {"+15550000001", "+15550000002"};
     CHECK(decide_admission(seen, sub, pool).what == verdict::no_free_proxy);
   }
+  SECTION("no number is free, but a closing conversation is releasing one: wait for it") {
+    seen.proxies_in_use = {"+15550000001", "+15550000002"};
+    seen.proxies_releasing = {"+15550000002"};
+    CHECK(decide_admission(seen, sub, pool).what == verdict::wait_for_release);
+  }
 }
 
 TEST_CASE("lead and conversation statuses read back as what was stored", "[lead_rules]") {

@@ -11,6 +11,11 @@
 #      reach "open" within 20 s. (A lead the daemon has never heard of after the restart, which
 #      only a kill before admission can cause, is submitted again with the same id, as a client
 #      without an answer does.) Each lead is then closed, so the proxy pool never runs dry.
+#   1b. Close, then release. For each boundary of a close (lead.close, conversation.close,
+#      conversation.closed; :before and :after): a lead is open, the daemon starts with the
+#      failpoint, the close must kill it, and after the restart the close must finish (the lead
+#      closed, its conversation closed on Twilio); then a new customer at the same location must
+#      open, through the number that close released.
 #   2. Random kills. ROUNDS times: BATCH leads submitted at once, `kill -9` after a random
 #      0-300 ms, restart; the leads without an answer are submitted again (same ids), and every
 #      lead must open.
@@ -196,6 +201,47 @@ for fp in "${failpoints[@]}"; do
 done
 echo "failpoints: $kills SIGKILLs; resubmitted after a restart (unknown to the daemon): ${resubmitted[*]:-none}"
 echo "not reached on a shared conversation: ${not_reached[*]:-none}"
+
+# --- 1b. a kill between a close and its release ------------------------------------------------
+close_failpoints=()
+for step in lead.close conversation.close conversation.closed; do
+  close_failpoints+=("$step:before" "$step:after")
+done
+say "1b. close, then release: ${#close_failpoints[@]} step boundaries"
+for fp in "${close_failpoints[@]}"; do
+  in_budget "(at $fp)"
+  tag=${fp/:/-}
+  id=cl-$tag
+  new_phone
+  new_lead "$id" "$phone" D1 north
+  submit "$id"
+  answered "$id" || fail "submit $id: no answer"
+  await_open "$id"
+  stop_daemon
+  start_daemon "$fp"
+  { call POST "/v1/leads/$id/close" '{}'
+    wait_exit 15 || rc=running; } 2>/dev/null
+  [[ $rc == 137 ]] || fail "$fp: closing $id did not kill the daemon (exit ${rc}, answer $code $body)"
+  kills=$((kills + 1))
+  start_daemon
+  cv=${lead_conv[$id]} t0=$SECONDS
+  until call GET "/v1/conversations/$cv" && [[ $code == 200 ]] && jq -e '.status == "closed"' <<<"$body" >/dev/null; do
+    ((SECONDS < t0 + 20)) || fail "$fp: conversation $cv of $id not closed within 20 s of the restart: $body"
+    sleep 0.1
+  done
+  call GET "/v1/leads/$id"
+  jq -e '.status == "closed"' <<<"$body" >/dev/null || fail "$fp: lead $id is not closed after the restart: $body"
+  # Its number is free again: a new customer at the same location opens.
+  after=cl-$tag-next
+  new_phone
+  new_lead "$after" "$phone" D1 north
+  submit "$after"
+  answered "$after" || fail "submit $after: no answer"
+  await_open "$after"
+  printf '  %-28s %-22s killed while closing; closed after the restart; %s opened in %s\n' \
+    "$fp" "$id" "$after" "${lead_conv[$after]}"
+  close_leads "$after"
+done
 
 # --- 2. random kills ----------------------------------------------------------------------------
 say "2. random kills: $rounds rounds of $batch leads, kill -9 after 0-300 ms"

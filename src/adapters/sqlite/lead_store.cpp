@@ -18,6 +18,10 @@ CREATE TABLE IF NOT EXISTS conversations(
 CREATE UNIQUE INDEX IF NOT EXISTS conversations_active
   ON conversations(customer_phone, location_phone) WHERE status IN ('opening', 'open');
 CREATE INDEX IF NOT EXISTS conversations_sid ON conversations(sid);
+CREATE INDEX IF NOT EXISTS conversations_unclosed_customer
+  ON conversations(customer_phone) WHERE status != 'closed';
+CREATE INDEX IF NOT EXISTS conversations_unclosed_location
+  ON conversations(location_phone) WHERE status != 'closed';
 CREATE TABLE IF NOT EXISTS leads(
   id TEXT PRIMARY KEY, status TEXT NOT NULL, dealer_id TEXT NOT NULL, location_id TEXT NOT NULL,
   customer_name TEXT NOT NULL, customer_phone TEXT NOT NULL, message TEXT NOT NULL,
@@ -198,19 +202,27 @@ std::optional<conversation_row> lead_store::active_conversation(const std::strin
   return conversation_of(q);
 }
 
-std::set<std::string> lead_store::proxies_in_use(const std::string& customer_phone,
-                                                 const std::string& location_phone) {
+proxy_use lead_store::proxies_in_use(const std::string& customer_phone, const std::string& location_phone) {
+  // A number may be a customer in one conversation and a location in another: check both
+  // ways. Two lookups in the partial indexes of conversations not yet closed, not a scan.
   SQLite::Statement q(db_,
-                      "SELECT DISTINCT proxy_number FROM conversations WHERE status != 'closed' AND "
-                      "(customer_phone = ? OR location_phone = ? OR customer_phone = ? OR location_phone = ?)");
-  // A number may be a customer in one conversation and a location in another: check both ways.
+                      "SELECT proxy_number, status FROM conversations WHERE status != 'closed' AND "
+                      "customer_phone IN (?1, ?2) "
+                      "UNION SELECT proxy_number, status FROM conversations WHERE status != 'closed' AND "
+                      "location_phone IN (?1, ?2)");
   q.bind(1, customer_phone);
   q.bind(2, location_phone);
-  q.bind(3, location_phone);
-  q.bind(4, customer_phone);
-  std::set<std::string> out;
-  while (q.executeStep())
-    out.insert(text(q, 0));
+  proxy_use out;
+  std::set<std::string> active;
+  while (q.executeStep()) {
+    auto number = text(q, 0);
+    if (text(q, 1) != "closing")
+      active.insert(number);
+    out.held.insert(std::move(number));
+  }
+  for (const auto& number : out.held)
+    if (active.count(number) == 0)
+      out.releasing.insert(number);
   return out;
 }
 
@@ -288,8 +300,9 @@ std::vector<std::string> lead_store::conversation_leads(const std::string& id, b
 void lead_store::insert_lead(const lead_row& l) {
   SQLite::Statement q(db_,
                       "INSERT INTO leads(id, status, dealer_id, location_id, customer_name, customer_phone, "
-                      "message, location_phone, proxy_number, conversation_id, created_at) "
-                      "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                      "message, location_phone, proxy_number, conversation_id, created_at, closed_at, "
+                      "close_reason, error) "
+                      "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   q.bind(1, l.id);
   q.bind(2, l.status);
   q.bind(3, l.dealer_id);
@@ -301,6 +314,9 @@ void lead_store::insert_lead(const lead_row& l) {
   q.bind(9, l.proxy_number);
   q.bind(10, l.conversation_id);
   q.bind(11, l.created_at);
+  q.bind(12, l.closed_at);
+  q.bind(13, l.close_reason);
+  q.bind(14, l.error);
   q.exec();
 }
 

@@ -54,6 +54,12 @@ using ports::invocation_spec;
 using ports::step_row;
 using ports::timer_row;
 
+/// The proxy numbers bound with a customer or a location now.
+struct proxy_use {
+  std::set<std::string> held;       ///< by a conversation not yet closed
+  std::set<std::string> releasing;  ///< of `held`, those only closing conversations hold
+};
+
 class lead_store {
 public:
   /// The lead tables in `db` (created if needed), beside the engine's (invocation_store.hpp),
@@ -78,8 +84,9 @@ public:
                                          const std::string& location);
   std::optional<conversation_row> active_conversation(const std::string& customer_phone,
                                                       const std::string& location_phone);
-  /// Proxy numbers of conversations not yet closed that bind `customer_phone` or `location_phone`.
-  std::set<std::string> proxies_in_use(const std::string& customer_phone, const std::string& location_phone);
+  /// Proxy numbers of conversations not yet closed that bind `customer_phone` or
+  /// `location_phone`; `releasing` are those held only by conversations that are closing.
+  proxy_use proxies_in_use(const std::string& customer_phone, const std::string& location_phone);
   conversation_row insert_conversation(const std::string& customer_phone, const std::string& location_phone,
                                        const std::string& proxy, const std::string& now);
   std::optional<conversation_row> conversation(const std::string& id);

@@ -66,7 +66,8 @@ void step_context::write(const std::function<void()>& fn) {
 json::value step_context::local(const std::string& name, const std::function<json::value()>& change) {
   auto& d = *engine_.impl_;
   const auto n = inv_.n;
-  if (auto s = journal_.step(n, name); s && s->status == "done")
+  const auto s = journal_.step(n, name);
+  if (s && s->status == "done")
     return parse_or_null(s->result);
   d.failpoint(name, "before");
   json::value result;
@@ -78,6 +79,14 @@ json::value step_context::local(const std::string& name, const std::function<jso
       result = change();
       journal_.record_step(n, {name, "done", 1, json::serialize(result), "", rfc3339_now()});
     });
+  } catch (const step_retry& e) {
+    // The change decided to wait (nothing of it was committed): the wait uses this step's
+    // retry budget like an effect's failure does, so it parks rather than waiting forever.
+    in_local_ = false;
+    queued_.clear();
+    attempts_ = (s ? s->attempts : 0) + 1;
+    write([&] { journal_.record_step(n, {name, "retry", attempts_, "", e.what(), rfc3339_now()}); });
+    throw;
   } catch (...) {
     in_local_ = false;
     queued_.clear();

@@ -58,11 +58,19 @@ std::uint64_t begin_conversation_close(lead_connection& c, const conversation_ro
                                        core::unix_millis_now());
 }
 
-std::optional<std::uint64_t> release_conversation(lead_connection& c, const std::string& id) {
+bool claim_conversation_release(lead_connection& c, const std::string& id) {
   auto conv = c.leads.conversation(id);
   if (!conv || !core::active_conversation(conv->status) || !c.leads.conversation_leads(conv->id, true).empty())
-    return std::nullopt;  // a conversation stays open while any lead uses it
-  return begin_conversation_close(c, *conv);
+    return false;  // a conversation stays open while any lead uses it
+  c.leads.set_conversation_status(conv->id, text_of(conversation_status::closing), rfc3339_now());
+  return true;
+}
+
+std::optional<std::uint64_t> release_conversation(lead_connection& c, const std::string& id) {
+  if (!claim_conversation_release(c, id))
+    return std::nullopt;
+  return c.journal().create_invocation({"conversations", id, "close", "{}", ""}, rfc3339_now(),
+                                       core::unix_millis_now());
 }
 
 std::optional<std::uint64_t> end_lead(lead_connection& c, const std::string& id, core::lead_status status,

@@ -29,6 +29,20 @@ std::pair<std::string, std::string> split_url(const std::string& url) {
   return {url.substr(0, slash), url.substr(slash)};
 }
 
+/// A lead as the admission stores it (status, number and conversation are the caller's).
+lead_row new_lead(const std::string& id, const core::lead_submission& sub, const adapters::sqlite::location_row& loc) {
+  lead_row l;
+  l.id = id;
+  l.dealer_id = sub.dealer_id;
+  l.location_id = sub.location_id;
+  l.customer_name = sub.customer_name;
+  l.customer_phone = sub.customer_phone;
+  l.message = sub.message;
+  l.location_phone = loc.phone;
+  l.created_at = rfc3339_now();
+  return l;
+}
+
 } // namespace
 
 /// Sends a message into a lead's conversation as step `step`, at most once: a retry after an
@@ -94,8 +108,11 @@ json::value lead_services::lead_submit(step_context& ctx) {
       conv = store.active_conversation(sub.customer_phone, loc->phone);
       if (conv)
         seen.open_conversation = conv->id;
-      else
-        seen.proxies_in_use = store.proxies_in_use(sub.customer_phone, loc->phone);
+      else {
+        auto use = store.proxies_in_use(sub.customer_phone, loc->phone);
+        seen.proxies_in_use = std::move(use.held);
+        seen.proxies_releasing = std::move(use.releasing);
+      }
     }
     using verdict = core::admission_effects::verdict;
     const auto effects = core::decide_admission(seen, sub, cfg.leads.proxy_numbers);
@@ -106,10 +123,22 @@ json::value lead_services::lead_submit(step_context& ctx) {
         throw step_terminal("dealer '" + sub.dealer_id + "' has no location '" + sub.location_id + "'");
       case verdict::already_open:
         return json::object{{"outcome", "already_open"}, {"lead_id", *seen.open_lead}};
-      case verdict::no_free_proxy:
-        throw step_terminal("no free proxy number: all " + std::to_string(cfg.leads.proxy_numbers.size()) +
-                            " numbers of leads.proxy_numbers already bind " + sub.customer_phone + " or " + loc->phone +
-                            " in open conversations; add numbers to the pool or close leads");
+      case verdict::wait_for_release:
+        throw step_retry("no proxy number of leads.proxy_numbers is free for " + sub.customer_phone + " at " +
+                         loc->phone + " yet: waiting for a closing conversation to release one");
+      case verdict::no_free_proxy: {
+        // Refused for good, and readable as such: the lead is stored as failed with the reason.
+        const auto why = "no free proxy number: all " + std::to_string(cfg.leads.proxy_numbers.size()) +
+                         " numbers of leads.proxy_numbers already bind " + sub.customer_phone + " or " +
+                         loc->phone + " in open conversations; add numbers to the pool or close leads";
+        lead_row l = new_lead(id, sub, *loc);
+        l.status = to_string(lead_status::failed);
+        l.close_reason = to_string(core::close_reason::failed);
+        l.error = why;
+        l.closed_at = l.created_at;
+        store.insert_lead(l);
+        return json::object{{"outcome", "failed"}, {"error", why}};
+      }
       case verdict::admit:
         break;
     }
@@ -118,18 +147,10 @@ json::value lead_services::lead_submit(step_context& ctx) {
                             std::string{to_string(core::close_reason::replaced)}, id, "", rfc3339_now());
     if (!conv)
       conv = store.insert_conversation(sub.customer_phone, loc->phone, *effects.new_proxy, rfc3339_now());
-    lead_row l;
-    l.id = id;
+    lead_row l = new_lead(id, sub, *loc);
     l.status = to_string(lead_status::opening);
-    l.dealer_id = sub.dealer_id;
-    l.location_id = sub.location_id;
-    l.customer_name = sub.customer_name;
-    l.customer_phone = sub.customer_phone;
-    l.message = sub.message;
-    l.location_phone = loc->phone;
     l.proxy_number = conv->proxy_number;
     l.conversation_id = conv->id;
-    l.created_at = rfc3339_now();
     store.insert_lead(l);
     if (effects.close_lead)
       // After the new lead joined: the old conversation closes only if nobody uses it now.
@@ -147,6 +168,8 @@ json::value lead_services::lead_submit(step_context& ctx) {
     return json::object{{"status", "already_open"}, {"lead_id", str(a, "lead_id")}};
   if (outcome == "exists")
     return json::object{{"status", "exists"}, {"lead_id", id}};
+  if (outcome == "failed")
+    throw step_terminal(str(a, "error"));
 
   auto opened = ctx.call("lead.conversation", "conversations", str(a, "conversation_id"), "open", json::object{});
   const auto sid = str(opened.as_object(), "sid");
@@ -168,14 +191,24 @@ json::value lead_services::lead_submit(step_context& ctx) {
 
 json::value lead_services::lead_close(step_context& ctx, const std::string& reason) {
   const auto id = ctx.invocation().key;
-  return ctx.local("lead.close", [&]() -> json::value {
+  auto closed = ctx.local("lead.close", [&]() -> json::value {
     auto lead = store_of(ctx).lead(id);
     if (!lead)
       throw step_terminal("no lead " + id);
-    if (auto close = end_lead(connection_of(ctx), id, lead_status::closed, reason, "", ""))
-      ctx.dispatch_after_commit(*close);
-    return json::object{{"status", to_string(lead_status::closed)}, {"lead_id", id}};
+    json::object out{{"status", to_string(lead_status::closed)}, {"lead_id", id}};
+    if (core::active_lead(lead->status)) {
+      store_of(ctx).set_lead_closed(id, std::string{to_string(lead_status::closed)}, reason, "", "", rfc3339_now());
+      if (claim_conversation_release(connection_of(ctx), lead->conversation_id))
+        out["release"] = lead->conversation_id;
+    }
+    return out;
   });
+  // What the close frees is free when it answers: the conversation (when this was its last
+  // lead) is closed on Twilio, and its proxy number back in the pool, before the close is done.
+  const auto release = str(closed.as_object(), "release");
+  if (!release.empty())
+    ctx.call("lead.release", "conversations", release, "close", json::object{});
+  return json::object{{"status", to_string(lead_status::closed)}, {"lead_id", id}};
 }
 
 json::value lead_services::lead_inbound(step_context& ctx) {

@@ -72,7 +72,10 @@ std::optional<json::value> lookup(const adapters::twilio::call_result& r);
 /// Marks conversation `c` closing and creates its close invocation (returned, to dispatch after
 /// the commit). Inside a write transaction.
 std::uint64_t begin_conversation_close(lead_connection& c, const conversation_row& conv);
-/// If conversation `id` is active and no active lead uses it any more: begin_conversation_close.
+/// If conversation `id` is active and no active lead uses it any more: marks it closing and
+/// returns true (its close invocation is the caller's to make). Inside a write transaction.
+bool claim_conversation_release(lead_connection& c, const std::string& id);
+/// claim_conversation_release, and then its close invocation (returned, to dispatch).
 std::optional<std::uint64_t> release_conversation(lead_connection& c, const std::string& id);
 /// Ends lead `id` (closed or failed, with its reason) and releases its conversation. Inside a
 /// write transaction; returns the close invocation to dispatch, if one was made.
