@@ -1,5 +1,6 @@
 #include "engine/bus/bus.hpp"
 
+#include "core/policy/backoff.hpp"
 #include "engine/actor_support.hpp"
 #include "engine/supervision/supervisor.hpp"
 
@@ -7,7 +8,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cmath>
 #include <random>
 #include <set>
 #include <unordered_map>
@@ -132,15 +132,7 @@ using partition_ptr = partition_actor::stateful_pointer<partition_state>;
 
 std::chrono::milliseconds retry_delay(const retry_policy& policy, std::uint32_t attempt,
                                       std::mt19937_64& rng) {
-  double base = static_cast<double>(policy.initial.count());
-  for (std::uint32_t i = 1; i < attempt && base < static_cast<double>(policy.max.count()); ++i)
-    base *= 2;
-  base = std::min(base, static_cast<double>(policy.max.count()));
-  if (policy.jitter > 0) {
-    std::uniform_real_distribution<double> spread{1.0 - policy.jitter, 1.0 + policy.jitter};
-    base *= spread(rng);
-  }
-  return std::chrono::milliseconds{static_cast<std::int64_t>(std::llround(base))};
+  return core::backoff_delay({policy.initial, policy.max, policy.jitter}, attempt, rng);
 }
 
 void park(partition_ptr self, const event& ev, const char* reason, std::uint32_t attempts,
