@@ -86,7 +86,14 @@ subscription_options propagation::subscription() const {
 
 event_handler propagation::handler() {
   auto* pipeline = impl_->pipeline.get();
-  return [pipeline](const event& ev) { pipeline->handle(ev); };
+  // Async: the bus's partitions hand each event to the pipeline's lanes instead of running its
+  // SQLite work on their scheduler threads, and settle it when the lane answers.
+  actors::async_event_handler h;
+  h.start = [pipeline](event_ptr ev, actors::async_event_handler::done_fn done) {
+    pipeline->handle_async(std::move(ev), std::move(done));
+  };
+  h.wait = [pipeline](const event& ev) { pipeline->handle(ev); };
+  return h;
 }
 
 child_spec propagation::writers_child(const supervision_config& supervision) const {
