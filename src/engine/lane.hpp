@@ -21,9 +21,9 @@
 #include <deque>
 #include <exception>
 #include <functional>
-#include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -59,9 +59,10 @@ public:
   /// requested.
   bool post(task t);
 
-  /// Runs `fn` on one of the threads and waits: returns its result or rethrows its exception.
-  /// Throws lane_stopped if the lane refused or dropped it. Called from one of this pool's
-  /// own threads it runs `fn` at once, in place (waiting behind the queue would deadlock).
+  /// Runs `fn` on one of the threads and waits: returns its result (a value, not a reference)
+  /// or rethrows its exception. Throws lane_stopped if the lane refused or dropped it. Called from
+  /// one of this pool's own threads it runs `fn` at once, in place (waiting behind the queue would
+  /// deadlock).
   template <class F>
   std::invoke_result_t<std::decay_t<F>&> run(F&& fn);
 
@@ -108,35 +109,61 @@ public:
 
 namespace detail {
 
-/// The promise of one `run`; whoever destroys it unfulfilled (a dropped task) fails the wait.
+/// Where a `run` waits: on the caller's stack, filled by the lane under the mutex (so the
+/// caller, not the lane, drops the last reference to a thrown exception).
+template <class R>
+struct lane_answer {
+  void finish() {
+    std::lock_guard<std::mutex> guard{mu};
+    ready = true;
+    cv.notify_one();  // under the lock: the caller may return (and free this) once it is free
+  }
+  R get() {
+    std::unique_lock<std::mutex> lock{mu};
+    cv.wait(lock, [&] { return ready; });
+    if (error)
+      std::rethrow_exception(error);
+    if constexpr (!std::is_void_v<R>)
+      return std::move(*value);
+  }
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool ready = false;
+  std::exception_ptr error;
+  std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> value{};
+};
+
+/// One `run` as a task; shared by the task's copies. Destroyed without having run (dropped,
+/// or refused by post), it answers lane_stopped.
 template <class F, class R>
 struct lane_call {
-  explicit lane_call(F f) : fn(std::move(f)) {}
+  lane_call(F& f, lane_answer<R>& a) : fn(f), answer(a) {}
   ~lane_call() {
-    if (!fulfilled)
-      result.set_exception(
-          std::make_exception_ptr(lane_stopped("the lane stopped before running the call")));
+    if (ran)
+      return;
+    answer.error = std::make_exception_ptr(lane_stopped("the lane stopped before the call ran"));
+    answer.finish();
   }
   lane_call(const lane_call&) = delete;
   lane_call& operator=(const lane_call&) = delete;
 
   void operator()() {
-    fulfilled = true;
+    ran = true;
     try {
-      if constexpr (std::is_void_v<R>) {
+      if constexpr (std::is_void_v<R>)
         fn();
-        result.set_value();
-      } else {
-        result.set_value(fn());
-      }
+      else
+        answer.value.emplace(fn());
     } catch (...) {
-      result.set_exception(std::current_exception());
+      answer.error = std::current_exception();
     }
+    answer.finish();  // the last touch: the caller's frame may be gone right after
   }
 
-  F fn;
-  std::promise<R> result;
-  bool fulfilled = false;
+  F& fn;
+  lane_answer<R>& answer;
+  bool ran = false;
 };
 
 }  // namespace detail
@@ -144,12 +171,12 @@ struct lane_call {
 template <class F>
 std::invoke_result_t<std::decay_t<F>&> lane_pool::run(F&& fn) {
   using R = std::invoke_result_t<std::decay_t<F>&>;
+  static_assert(!std::is_reference_v<R>, "lane_pool::run returns values; return a copy");
   if (on_lane())
     return fn();
-  auto call = std::make_shared<detail::lane_call<std::decay_t<F>, R>>(std::forward<F>(fn));
-  auto answer = call->result.get_future();
-  // The task holds the only other reference: dropped unrun, it fails `answer`.
-  post([call = std::move(call)] { (*call)(); });
+  detail::lane_answer<R> answer;
+  auto call = std::make_shared<detail::lane_call<std::remove_reference_t<F>, R>>(fn, answer);
+  post([call = std::move(call)] { (*call)(); });  // refused, the call answers at once
   return answer.get();
 }
 

@@ -64,9 +64,9 @@ TEST_CASE("lane: run returns the result or rethrows, and runs in place on the la
 
 TEST_CASE("lane: a stop drops the queued tasks, finishes the running one, refuses posts",
           "[lane]") {
-  lane l{"test"};
-  gate g;
+  gate g;  // outlives the lane, whose first task waits on it
   std::atomic<int> ran{0};
+  lane l{"test"};
   l.post([&] {
     g.entered.set_value();
     g.open.wait();
@@ -90,8 +90,8 @@ TEST_CASE("lane: a stop drops the queued tasks, finishes the running one, refuse
 TEST_CASE("lane: a draining lane runs its queue before it stops", "[lane]") {
   std::atomic<int> ran{0};
   {
+    gate g;  // outlives the lane, whose first task waits on it
     lane l{"test", on_stop::drain};
-    gate g;
     l.post([&] {
       g.entered.set_value();
       g.open.wait();
