@@ -51,7 +51,7 @@ public:
 
   /// Starts `threads` threads (at least 1). `name` appears in the logs of failed tasks.
   lane_pool(std::string name, std::size_t threads, on_stop policy = on_stop::drop);
-  ~lane_pool();  ///< stop()
+  ~lane_pool();  ///< stop(); so never destroy a pool from one of its own tasks
   lane_pool(const lane_pool&) = delete;
   lane_pool& operator=(const lane_pool&) = delete;
 
