@@ -1,5 +1,7 @@
 #include "switchboard/supervision.hpp"
 
+#include "core/policy/backoff.hpp"
+
 #include <algorithm>
 
 namespace switchboard {
@@ -83,12 +85,11 @@ std::size_t restart_window::recent(time_point now) {
 }
 
 std::chrono::milliseconds backoff_delay(const restart_backoff& backoff, std::size_t nth) noexcept {
-  if (backoff.initial.count() <= 0 || nth == 0)
+  if (nth == 0)
     return std::chrono::milliseconds{0};
-  auto delay = backoff.initial;
-  for (std::size_t i = 1; i < nth && delay < backoff.max; ++i)
-    delay *= 2;
-  return std::min(delay, std::max(backoff.max, backoff.initial));
+  // No jitter, as before: restarts come at the exact delays observers and tests expect. A cap
+  // below `initial` never shortens the first delay.
+  return core::doubling_delay(backoff.initial, std::max(backoff.max, backoff.initial), nth);
 }
 
 } // namespace switchboard

@@ -1,5 +1,7 @@
 #include "core/write_schedule.hpp"
 
+#include "core/policy/backoff.hpp"
+
 #include <algorithm>
 #include <utility>
 
@@ -169,11 +171,9 @@ void write_schedule::set_group(key_state& k, const std::string& group) {
 
 std::chrono::milliseconds write_schedule::backoff_delay(std::size_t attempts) {
   // Doubling from backoff_initial, capped; "equal jitter": half fixed, half random, so that
-  // keys failing together (a 5xx burst) do not come back together.
-  auto base = limits_.backoff_initial;
-  for (std::size_t i = 1; i < attempts && base < limits_.backoff_max; ++i)
-    base *= 2;
-  base = std::min(base, limits_.backoff_max);
+  // keys failing together (a 5xx burst) do not come back together. Not core::jittered's
+  // 1 +/- jitter: this window stays under backoff_max, which bounds how late a write comes back.
+  const auto base = core::doubling_delay(limits_.backoff_initial, limits_.backoff_max, attempts);
   const auto half = base.count() / 2;
   std::uniform_int_distribution<std::int64_t> jitter(0, base.count() - half);
   return std::chrono::milliseconds{half + jitter(rng_)};

@@ -145,6 +145,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(switchboard, caf::first_custom_type_id)
   CAF_ADD_ATOM(switchboard, switchboard, retry_atom, "sb_retry")
   // partition <- itself: go on with the queue (yields the thread between rounds).
   CAF_ADD_ATOM(switchboard, switchboard, resume_atom, "sb_resume")
+  // partition <- an async handler's lane: how the event at the head ended (token, error text
+  // or "" if handled, terminal). Dedupe: the token (one per start of the head event).
+  CAF_ADD_ATOM(switchboard, switchboard, handled_atom, "sb_handled")
   // consumer <- runtime: handle one event again outside the cursor (a dead letter retried).
   CAF_ADD_ATOM(switchboard, switchboard, redeliver_atom, "sb_redeliv")
   // consumer <- journal reader thread: events read from disk (catch-up), or why not.
@@ -208,11 +211,13 @@ using consumer_actor = caf::typed_actor<
   caf::reacts_to<redeliver_atom, event_ptr>>;
 
 /// One partition of a consumer: runs the handler for its events one at a time, in order,
-/// with retries; parks what cannot be handled.
+/// with retries; parks what cannot be handled. An async handler (engine/bus/async_handler.hpp)
+/// answers with `handled`.
 using partition_actor = caf::typed_actor<
   caf::reacts_to<work_atom, event_batch>,
   caf::reacts_to<retry_atom, std::uint64_t>,
-  caf::reacts_to<resume_atom>>;
+  caf::reacts_to<resume_atom>,
+  caf::reacts_to<handled_atom, std::uint64_t, std::string, bool>>;
 
 /// A sync writer (src/actors/sync_writer.hpp): the latest-state writes of one target. Offers
 /// come from its target's notify() and backlog pages; reports from its I/O lanes; pace from

@@ -3,6 +3,7 @@
 #include "adapters/amqp/connection.hpp"
 #include "core/ack_window.hpp"
 #include "core/masstransit.hpp"
+#include "core/policy/backoff.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -143,12 +144,16 @@ struct amqp_source::impl {
   void take_completions();
   void flush_acks(connection& conn);
   void sleep_backoff(std::chrono::milliseconds delay);
+  /// Without jitter, as it always was: adding one would change when sources reconnect.
+  std::chrono::milliseconds reconnect_delay(std::size_t nth) const {
+    return core::doubling_delay(cfg.reconnect_initial, cfg.reconnect_max, nth);
+  }
 };
 
 // -- the thread --------------------------------------------------------------------------------
 
 void amqp_source::impl::run() {
-  auto delay = cfg.reconnect_initial;
+  std::size_t failures = 0;  // in a row: the reconnect backoff doubles with each
   bool first = true;
   while (!stop_requested.load()) {
     try {
@@ -174,16 +179,16 @@ void amqp_source::impl::run() {
         return;  // `conn` closes politely: unacknowledged deliveries go back to the queue
     } catch (const std::exception& e) {
       if (acked_on_this_connection)
-        delay = cfg.reconnect_initial;  // it worked for a while: start the backoff afresh
+        failures = 0;  // it worked for a while: start the backoff afresh
       const std::string what = e.what();
       update([&](amqp_source_stats& s) {
         s.connected = false;
         s.last_error = what;
       });
+      const auto delay = reconnect_delay(failures + 1);
       spdlog::warn("amqp source '{}': {}; reconnecting in {} ms", cfg.name, what, delay.count());
     }
-    sleep_backoff(delay);
-    delay = std::min(delay * 2, cfg.reconnect_max);
+    sleep_backoff(reconnect_delay(++failures));
     acked_on_this_connection = false;
   }
 }

@@ -1,13 +1,14 @@
 #include "engine/bus/bus.hpp"
 
+#include "core/policy/backoff.hpp"
 #include "engine/actor_support.hpp"
+#include "engine/bus/async_handler.hpp"
 #include "engine/supervision/supervisor.hpp"
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cmath>
 #include <random>
 #include <set>
 #include <unordered_map>
@@ -120,27 +121,45 @@ struct partition_state {
   std::shared_ptr<subscription_entry> entry;
   std::shared_ptr<const bus_context> ctx;
   consumer_actor owner;
+  const async_event_handler* async = nullptr;  // in entry->handler, when it is one
   batch_queue queue;
   std::uint32_t attempts = 0;   // failed attempts of the event at the head
   bool waiting = false;         // a retry of the head is scheduled
   std::uint64_t retry_token = 0;
+  bool handling = false;  // an async handler has the head; `handled` is on its way
+  std::uint64_t handle_token = 0;
   std::unordered_map<std::string, std::uint64_t> applied_version;  // per entity
   std::mt19937_64 rng{std::random_device{}()};
+
+  bool busy() const noexcept { return waiting || handling; }
 };
 
 using partition_ptr = partition_actor::stateful_pointer<partition_state>;
 
 std::chrono::milliseconds retry_delay(const retry_policy& policy, std::uint32_t attempt,
                                       std::mt19937_64& rng) {
-  double base = static_cast<double>(policy.initial.count());
-  for (std::uint32_t i = 1; i < attempt && base < static_cast<double>(policy.max.count()); ++i)
-    base *= 2;
-  base = std::min(base, static_cast<double>(policy.max.count()));
-  if (policy.jitter > 0) {
-    std::uniform_real_distribution<double> spread{1.0 - policy.jitter, 1.0 + policy.jitter};
-    base *= spread(rng);
+  return core::backoff_delay({policy.initial, policy.max, policy.jitter}, attempt, rng);
+}
+
+/// How a handler call ended: `failure` empty and not terminal means handled. The same for
+/// handlers run in place and async ones (classified on their thread).
+struct handler_outcome {
+  std::string failure;
+  bool terminal = false;
+};
+
+handler_outcome outcome_of(std::exception_ptr error) {
+  if (!error)
+    return {};
+  try {
+    std::rethrow_exception(error);
+  } catch (const terminal_error& e) {
+    return {e.what(), true};
+  } catch (const std::exception& e) {
+    return {e.what(), false};
+  } catch (...) {
+    return {"a non-standard exception", false};
   }
-  return std::chrono::milliseconds{static_cast<std::int64_t>(std::llround(base))};
 }
 
 void park(partition_ptr self, const event& ev, const char* reason, std::uint32_t attempts,
@@ -158,16 +177,50 @@ void park(partition_ptr self, const event& ev, const char* reason, std::uint32_t
   st.ctx->writer->park(std::move(letter));
 }
 
-void process(partition_ptr self) {
+/// The key of the head event in applied_version, or "" when its versions are not tracked.
+std::string version_key(const partition_state& st, const event& ev) {
+  if (st.entry->options.drop_stale_versions && ev.entity_version)
+    return ev.entity_kind + '\0' + ev.entity_id;
+  return {};
+}
+
+/// Settles the head event after its handler ran: schedules a retry (false: the head stays),
+/// or records it done (handled, or parked) and pops it.
+bool settle_head(partition_ptr self, const handler_outcome& outcome,
+                 std::vector<std::uint64_t>& done) {
   auto& st = self->state;
   const auto& opts = st.entry->options;
+  const auto& ev = st.queue.front();
+  if (!outcome.failure.empty() || outcome.terminal) {
+    ++st.attempts;
+    if (!outcome.terminal && st.attempts < opts.retry.max_attempts) {
+      auto delay = retry_delay(opts.retry, st.attempts, st.rng);
+      spdlog::warn("{} consumer '{}' failed (attempt {} of {}), retrying in {} ms: {}",
+                   log_context(*ev), st.entry->consumer_name(), st.attempts,
+                   opts.retry.max_attempts, delay.count(), outcome.failure);
+      st.waiting = true;
+      self->delayed_send(self, delay, retry_atom_v, ++st.retry_token);
+      return false;
+    }
+    park(self, *ev, outcome.terminal ? "terminal error" : "retries exhausted", st.attempts,
+         outcome.failure);
+  } else if (auto key = version_key(st, *ev); !key.empty()) {
+    auto& v = st.applied_version[key];
+    v = std::max(v, *ev->entity_version);
+  }
+  st.attempts = 0;
+  done.push_back(*ev->sequence);
+  st.queue.pop_front();
+  return true;
+}
+
+void process(partition_ptr self) {
+  auto& st = self->state;
   std::vector<std::uint64_t> done;
   std::size_t budget = 256;  // then yield the thread to other actors
-  while (!st.queue.empty() && !st.waiting && budget-- > 0) {
+  while (!st.queue.empty() && !st.busy() && budget-- > 0) {
     const auto& ev = st.queue.front();  // valid until pop_front
-    std::string key;
-    if (opts.drop_stale_versions && ev->entity_version) {
-      key = ev->entity_kind + '\0' + ev->entity_id;
+    if (auto key = version_key(st, *ev); !key.empty()) {
       auto i = st.applied_version.find(key);
       if (i != st.applied_version.end() && *ev->entity_version < i->second) {
         SPDLOG_DEBUG("{} dropped: version {} is older than {}", log_context(*ev),
@@ -177,41 +230,30 @@ void process(partition_ptr self) {
         continue;
       }
     }
-    std::string failure;
-    bool terminal = false;
+    if (st.async != nullptr) {
+      // The handler's own thread does the work; `handled` settles the head (see below).
+      st.handling = true;
+      const auto token = ++st.handle_token;
+      // Weak: a queued handler must not keep a stopped partition (or its system) alive.
+      st.async->start(ev, [addr = self->address(), token](std::exception_ptr error) {
+        auto outcome = outcome_of(error);
+        if (auto me = caf::actor_cast<partition_actor>(addr))
+          caf::anon_send(me, handled_atom_v, token, std::move(outcome.failure), outcome.terminal);
+      });
+      break;
+    }
+    std::exception_ptr error;
     try {
       st.entry->handler(*ev);
-    } catch (const terminal_error& e) {
-      failure = e.what();
-      terminal = true;
-    } catch (const std::exception& e) {
-      failure = e.what();
     } catch (...) {
-      failure = "a non-standard exception";
+      error = std::current_exception();
     }
-    if (!failure.empty() || terminal) {
-      ++st.attempts;
-      if (!terminal && st.attempts < opts.retry.max_attempts) {
-        auto delay = retry_delay(opts.retry, st.attempts, st.rng);
-        spdlog::warn("{} consumer '{}' failed (attempt {} of {}), retrying in {} ms: {}",
-                     log_context(*ev), st.entry->consumer_name(), st.attempts,
-                     opts.retry.max_attempts, delay.count(), failure);
-        st.waiting = true;
-        self->delayed_send(self, delay, retry_atom_v, ++st.retry_token);
-        break;
-      }
-      park(self, *ev, terminal ? "terminal error" : "retries exhausted", st.attempts, failure);
-    } else if (opts.drop_stale_versions && ev->entity_version) {
-      auto& v = st.applied_version[key];
-      v = std::max(v, *ev->entity_version);
-    }
-    st.attempts = 0;
-    done.push_back(*ev->sequence);
-    st.queue.pop_front();
+    if (!settle_head(self, outcome_of(error), done))
+      break;
   }
   if (!done.empty())
     self->send(st.owner, done_atom_v, std::move(done));
-  if (!st.waiting && !st.queue.empty())
+  if (!st.busy() && !st.queue.empty())
     self->send(self, resume_atom_v);
 }
 
@@ -222,11 +264,12 @@ partition_actor::behavior_type partition_impl(partition_ptr self,
   self->state.entry = std::move(entry);
   self->state.ctx = std::move(ctx);
   self->state.owner = std::move(owner);
+  self->state.async = self->state.entry->handler.target<async_event_handler>();
   install_exception_logger(self, "partition of " + self->state.entry->consumer_name());
   return {
     [self](work_atom, const event_batch& batch) {
       self->state.queue.push(batch);
-      if (!self->state.waiting)
+      if (!self->state.busy())
         process(self);
     },
     [self](retry_atom, std::uint64_t token) {
@@ -236,8 +279,19 @@ partition_actor::behavior_type partition_impl(partition_ptr self,
       process(self);
     },
     [self](resume_atom) {
-      if (!self->state.waiting)
+      if (!self->state.busy())
         process(self);
+    },
+    [self](handled_atom, std::uint64_t token, const std::string& failure, bool terminal) {
+      auto& st = self->state;
+      if (token != st.handle_token || !st.handling)
+        return;
+      st.handling = false;
+      std::vector<std::uint64_t> done;
+      settle_head(self, handler_outcome{failure, terminal}, done);
+      if (!done.empty())
+        self->send(st.owner, done_atom_v, std::move(done));
+      process(self);
     },
   };
 }

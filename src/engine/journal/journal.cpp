@@ -129,6 +129,8 @@ void journal_writer::write_appends(std::vector<pending_append>& batch) {
   }
 }
 
+// Its own loop, not an engine::lane: a lane runs one task at a time, but a commit takes every
+// queued append into one transaction (group commit) and holds checkpoints for their interval.
 void journal_writer::loop() {
   constexpr auto checkpoint_interval = std::chrono::milliseconds(100);
   std::chrono::steady_clock::time_point last_checkpoints{};
@@ -220,71 +222,49 @@ void journal_writer::loop() {
 }
 
 journal_reader::journal_reader(ports::journal_options options)
-  : options_(std::move(options)) {
+    : options_(std::move(options)), lane_("journal reader", engine::on_stop::drain) {
   options_.read_only = true;
-  thread_ = std::thread([this] { loop(); });
 }
 
-journal_reader::~journal_reader() {
-  {
-    std::lock_guard<std::mutex> guard{mu_};
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  thread_.join();
+journal_reader::~journal_reader() { lane_.stop(); }
+
+void journal_reader::post(std::function<void(ports::journal_storage&)> run,
+                          std::function<void(const std::string&)> fail) {
+  lane_.post([this, run = std::move(run), fail = std::move(fail)] {
+    std::string error;
+    try {
+      if (!store_)
+        store_ = ports::open_journal_storage(options_);
+      run(*store_);
+      return;
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    spdlog::warn("journal reader: a read failed: {}", error);
+    store_.reset();  // reopen on the next read
+    fail(error);
+  });
 }
 
 void journal_reader::fetch(std::uint64_t after, std::uint32_t limit, fetch_callback done) {
   auto shared = std::make_shared<fetch_callback>(std::move(done));
-  std::lock_guard<std::mutex> guard{mu_};
-  jobs_.push_back(job{[after, limit, shared](ports::journal_storage& s) {
-                        auto events = s.read_after(after, limit);
-                        auto out = std::make_shared<std::vector<event_ptr>>();
-                        out->reserve(events.size());
-                        for (auto& ev : events)
-                          out->push_back(std::make_shared<const event>(std::move(ev)));
-                        (*shared)(std::move(out), {});
-                      },
-                      [shared](const std::string& error) { (*shared)(nullptr, error); }});
-  wake_.notify_one();
+  post(
+      [after, limit, shared](ports::journal_storage& s) {
+        auto events = s.read_after(after, limit);
+        auto out = std::make_shared<std::vector<event_ptr>>();
+        out->reserve(events.size());
+        for (auto& ev : events)
+          out->push_back(std::make_shared<const event>(std::move(ev)));
+        (*shared)(std::move(out), {});
+      },
+      [shared](const std::string& error) { (*shared)(nullptr, error); });
 }
 
 void journal_reader::checkpoint(std::string consumer, checkpoint_callback done) {
   auto shared = std::make_shared<checkpoint_callback>(std::move(done));
-  std::lock_guard<std::mutex> guard{mu_};
-  jobs_.push_back(job{[consumer = std::move(consumer), shared](ports::journal_storage& s) {
-                        (*shared)(s.checkpoint(consumer), {});
-                      },
-                      [shared](const std::string& error) { (*shared)(0, error); }});
-  wake_.notify_one();
-}
-
-void journal_reader::loop() {
-  std::unique_ptr<ports::journal_storage> store;
-  for (;;) {
-    std::vector<job> jobs;
-    {
-      std::unique_lock<std::mutex> lock{mu_};
-      wake_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
-      if (jobs_.empty())
-        return;
-      jobs.swap(jobs_);
-    }
-    for (auto& j : jobs) {
-      std::string error;
-      try {
-        if (!store)
-          store = ports::open_journal_storage(options_);
-        j.run(*store);
-        continue;
-      } catch (const std::exception& e) {
-        error = e.what();
-      }
-      spdlog::warn("journal reader: a read failed: {}", error);
-      store.reset();  // reopen on the next read
-      j.fail(error);
-    }
-  }
+  post([consumer = std::move(consumer),
+        shared](ports::journal_storage& s) { (*shared)(s.checkpoint(consumer), {}); },
+       [shared](const std::string& error) { (*shared)(0, error); });
 }
 
 } // namespace switchboard::actors

@@ -13,6 +13,7 @@
 // again, so the journal recovers by itself once the condition (full disk, lock) clears.
 
 #include "engine/ports/journal_storage.hpp"
+#include "engine/lane.hpp"
 #include "switchboard/event.hpp"
 
 #include <condition_variable>
@@ -108,9 +109,9 @@ private:
   std::thread thread_;
 };
 
-/// The journal reader: one thread with its own read-only connection, serving the reads of
-/// consumers that fell behind the in-memory tail (and their checkpoints at start). Like the
-/// writer it is a plain thread, not a CAF actor: blocking SQLite reads never run on
+/// The journal reader: one lane (a thread) with its own read-only connection, serving the
+/// reads of consumers that fell behind the in-memory tail (and their checkpoints at start), in
+/// the order asked. Like the writer it is not a CAF actor: blocking SQLite reads never run on
 /// scheduler threads. (A CAF detached actor would do too, but CAF 0.17 hangs destroying an
 /// actor system from another thread than the one that spawned a detached actor.)
 class journal_reader {
@@ -131,18 +132,14 @@ public:
   void checkpoint(std::string consumer, checkpoint_callback done);
 
 private:
-  void loop();
+  /// Queues `run` with the reader's connection (opened on first use, reopened after a
+  /// failure); if it throws before answering, `fail` answers with the error.
+  void post(std::function<void(ports::journal_storage&)> run,
+            std::function<void(const std::string&)> fail);
 
   ports::journal_options options_;
-  std::mutex mu_;
-  std::condition_variable wake_;
-  struct job {
-    std::function<void(ports::journal_storage&)> run;
-    std::function<void(const std::string&)> fail;  // when `run` threw before answering
-  };
-  std::vector<job> jobs_;
-  bool stopping_ = false;
-  std::thread thread_;
+  std::unique_ptr<ports::journal_storage> store_;  // only touched on the lane
+  engine::lane lane_;  // last: drained and joined before the connection goes
 };
 
 } // namespace switchboard::actors

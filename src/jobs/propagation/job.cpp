@@ -75,7 +75,14 @@ void propagation_job::prepare(host& h) {
   // restarts), so the bus's in-memory stale filter is not needed.
   opts.drop_stale_versions = false;
   auto* pipeline = d.pipeline.get();
-  h.subscribe(std::move(opts), [pipeline](const event& ev) { pipeline->handle(ev); });
+  // Async: the bus's partitions hand each event to the pipeline's lanes instead of running its
+  // SQLite work on their scheduler threads, and settle it when the lane answers.
+  actors::async_event_handler handler;
+  handler.start = [pipeline](event_ptr ev, actors::async_event_handler::done_fn done) {
+    pipeline->handle_async(std::move(ev), std::move(done));
+  };
+  handler.wait = [pipeline](const event& ev) { pipeline->handle(ev); };
+  h.subscribe(std::move(opts), handler);
 }
 
 propagation_job::~propagation_job() {

@@ -4,18 +4,18 @@
 #include "core/entity_state.hpp"
 #include "core/exception_text.hpp"
 #include "core/json_path.hpp"
+#include "engine/bus/bus.hpp"  // partition_of
+#include "engine/lane.hpp"
 #include "switchboard/subscription.hpp"  // terminal_error
 
 #include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <deque>
 #include <limits>
 #include <map>
 #include <mutex>
-#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -80,10 +80,9 @@ struct state_pipeline::impl {
     std::optional<refresh_spec> refresh;  // none: a rebuild
   };
 
-  // Rebuild and refresh jobs: a queue served by one thread, started with the first job.
+  // Rebuild and refresh jobs: run one at a time, in order, on `jobs_lane` (started with the
+  // first job); a job is queued until it starts.
   mutable std::mutex jobs_mu;
-  std::condition_variable jobs_cv;
-  std::deque<std::string> queue;
   std::map<std::string, queued_job> jobs;  // by id; the oldest finished are dropped
   std::deque<std::string> job_order;
   std::unordered_map<std::string, std::string> queued_refreshes;  // spec key -> queued job id
@@ -92,7 +91,12 @@ struct state_pipeline::impl {
   std::vector<bool> refreshable;  // by lookup: its params can be found in stored bases
   bool stopping = false;
   std::atomic<bool> cancel{false};
-  std::thread worker;
+
+  // Last, so joined before anything their tasks use goes. The entity lanes run `handle`: the
+  // bus's partitions of the state subscription map onto them one to one (the same hash and
+  // count), so an entity's events keep one lane, in order, off the CAF scheduler threads.
+  std::unique_ptr<engine::lane> jobs_lane;  // guarded by jobs_mu until stop()
+  std::vector<std::unique_ptr<engine::lane>> entity_lanes;
 
   impl(const config& cfg, std::shared_ptr<state_store> s)
       : enrichment(cfg.enrichment),
@@ -117,6 +121,14 @@ struct state_pipeline::impl {
         }
       refreshable.push_back(ok);
     }
+    const auto lanes = std::max<std::size_t>(cfg.state.partitions, 1);
+    for (std::size_t i = 0; i < lanes; ++i)
+      entity_lanes.push_back(
+          std::make_unique<engine::lane>("state pipeline lane " + std::to_string(i)));
+  }
+
+  engine::lane& lane_of(const event& ev) {
+    return *entity_lanes[partition_of(ev.entity_kind, ev.entity_id, entity_lanes.size())];
   }
 
   void notify(const stored_state& st) {
@@ -233,7 +245,8 @@ struct state_pipeline::impl {
     }
   }
 
-  void handle(const event& ev) {
+  /// The work of `handle` (on the caller's thread) and of `handle_async` (on a lane).
+  void apply(const event& ev) {
     invalidate(ev);
     if (!ev.sequence)
       throw terminal_error("state pipeline: event " + ev.id +
@@ -343,12 +356,19 @@ struct state_pipeline::impl {
     });
   }
 
+  /// The jobs lane's task for job `job_id`: runs it, unless stop() failed it while queued.
   void run_job(const std::string& job_id) {
     rebuild_progress job;
     std::optional<refresh_spec> refresh;
     {
       std::lock_guard<std::mutex> guard{jobs_mu};
+      if (stopping)
+        return;
       auto& j = jobs.at(job_id);  // queued jobs are never forgotten
+      // From now on a new invalidation of the same row needs a job of its own: this one
+      // may read SQL before that change.
+      if (j.refresh)
+        queued_refreshes.erase(j.refresh->key);
       j.progress.state = "running";
       j.progress.started_at = rfc3339_now();
       job = j.progress;
@@ -395,25 +415,6 @@ struct state_pipeline::impl {
     }
   }
 
-  void serve_jobs() {
-    for (;;) {
-      std::string id;
-      {
-        std::unique_lock<std::mutex> lock{jobs_mu};
-        jobs_cv.wait(lock, [&] { return stopping || !queue.empty(); });
-        if (stopping)
-          return;
-        id = queue.front();
-        queue.pop_front();
-        // From now on a new invalidation of the same row needs a job of its own: this one
-        // may read SQL before that change.
-        if (const auto& r = jobs.at(id).refresh)
-          queued_refreshes.erase(r->key);
-      }
-      run_job(id);
-    }
-  }
-
   std::string start_rebuild(const std::string& kind, const std::string& id) {
     if (!id.empty() && kind.empty())
       throw std::invalid_argument("rebuild: entity id '" + id +
@@ -435,7 +436,6 @@ struct state_pipeline::impl {
     const auto id = j.progress.id;
     jobs.emplace(id, std::move(j));
     job_order.push_back(id);
-    queue.push_back(id);
     // Forget the oldest finished jobs beyond the last `kept_jobs`.
     while (job_order.size() > kept_jobs) {
       auto& oldest = jobs.at(job_order.front()).progress;
@@ -444,9 +444,9 @@ struct state_pipeline::impl {
       jobs.erase(job_order.front());
       job_order.pop_front();
     }
-    if (!worker.joinable())
-      worker = std::thread([this] { serve_jobs(); });
-    jobs_cv.notify_all();
+    if (!jobs_lane)
+      jobs_lane = std::make_unique<engine::lane>("state pipeline jobs");
+    jobs_lane->post([this, id] { run_job(id); });  // accepted: only stop() stops it
     return id;
   }
 
@@ -558,23 +558,43 @@ struct state_pipeline::impl {
     }
   }
 
+  /// Fails the queued jobs, cancels the running one and joins the jobs lane. The entity lanes
+  /// go on (`handle` keeps working) until the pipeline is destroyed.
   void stop() {
+    std::unique_ptr<engine::lane> lane;
     {
       std::lock_guard<std::mutex> guard{jobs_mu};
       stopping = true;
       cancel = true;
-      for (const auto& id : queue) {
+      for (const auto& id : job_order) {
         auto& p = jobs.at(id).progress;
+        if (p.state != "queued")
+          continue;
         p.state = "failed";
         p.error = "cancelled: the state pipeline stopped before the job started";
         p.finished_at = rfc3339_now();
       }
-      queue.clear();
       queued_refreshes.clear();
+      lane = std::move(jobs_lane);  // no new one: enqueue is refused from here on
     }
-    jobs_cv.notify_all();
-    if (worker.joinable())
-      worker.join();
+    if (lane)
+      lane->stop();  // drops the queued tasks, waits for the running job
+  }
+
+  void handle_async(event_ptr ev, async_event_handler::done_fn done) {
+    auto& lane = lane_of(*ev);
+    const bool queued = lane.post([this, ev, done] {
+      std::exception_ptr error;
+      try {
+        apply(*ev);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      done(error);
+    });
+    if (!queued)  // only while the pipeline is destroyed: the bus retries
+      done(std::make_exception_ptr(
+          std::runtime_error("state pipeline: shutting down; " + ev->id + " is retried later")));
   }
 };
 
@@ -588,7 +608,11 @@ void state_pipeline::on_change(std::function<void(const stored_state&)> listener
   impl_->listeners.push_back(std::move(listener));
 }
 
-void state_pipeline::handle(const event& ev) { impl_->handle(ev); }
+void state_pipeline::handle(const event& ev) { impl_->apply(ev); }
+
+void state_pipeline::handle_async(event_ptr ev, async_event_handler::done_fn done) {
+  impl_->handle_async(std::move(ev), std::move(done));
+}
 
 std::string state_pipeline::start_rebuild(const std::string& kind, const std::string& id) {
   return impl_->start_rebuild(kind, id);

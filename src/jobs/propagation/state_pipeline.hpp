@@ -11,11 +11,14 @@
 // in which case no query runs) is put under the top-level member `into` of the state, which is
 // base + those members. Lookups read the base only, never each other's results.
 //
-// A plain class, no actor: `handle` runs on the bus's partition threads (several at once, one
-// entity always on the same thread); rebuilds run on the pipeline's own thread.
+// A plain class, no actor. Its SQLite work stays off CAF scheduler threads: the bus hands
+// events to `handle_async`, which handles them on the pipeline's entity lanes (one per state
+// partition, several at once, one entity always on the same lane, in order); rebuilds and
+// refreshes run on its jobs lane. `handle` does the same work on the calling thread.
 
 #include "adapters/sqlite/state_store.hpp"
 #include "core/lookup_cache.hpp"
+#include "engine/bus/async_handler.hpp"
 #include "switchboard/config.hpp"
 #include "switchboard/event.hpp"
 #include "switchboard/propagation.hpp"
@@ -49,7 +52,7 @@ public:
   state_pipeline& operator=(const state_pipeline&) = delete;
 
   /// Registers a listener called with every newly stored state (live and rebuilt), on the
-  /// thread that stored it; it must not block (writers use it as a wake-up: the store's
+  /// lane that stored it; it must not block (writers use it as a wake-up: the store's
   /// ledger, not this call, is what they must rely on). Exceptions from it are logged and
   /// dropped. Register before events flow.
   void on_change(std::function<void(const adapters::sqlite::stored_state&)> listener);
@@ -65,11 +68,18 @@ public:
   /// Throws on lookup or store failures (the bus retries, then dead-letters); throws
   /// terminal_error for an event without a journal sequence (the pipeline must be fed by a
   /// durable subscription). Refresh jobs are in memory: a crash before one ran loses it (a
-  /// rebuild repairs the entities).
+  /// rebuild repairs the entities). Runs on the calling thread, which keeps each entity's
+  /// events in order (several callers may run at once, for different entities).
   void handle(const event& ev);
 
+  /// `handle` off the calling thread, for the bus (see async_event_handler): queues the event
+  /// on its entity's lane (lanes as many as state partitions, by the bus's partition hash) and
+  /// returns; `done` runs there with what `handle` would have thrown. Events given in order
+  /// are handled in order.
+  void handle_async(event_ptr ev, async_event_handler::done_fn done);
+
   /// Queues a rebuild of every entity (of `kind`; of one entity if `id` is given too) and
-  /// returns its job id. Jobs run one at a time, in order, on the pipeline's thread: each
+  /// returns its job id. Jobs run one at a time, in order, on the pipeline's jobs lane: each
   /// selected entity's stored base is enriched again from SQL (bypassing, then refreshing, the
   /// cache) and stored with a new revision even if unchanged, so every target writes it again.
   /// A live update racing a rebuild wins (compare-and-set on the revision; the rebuild retries
@@ -87,7 +97,7 @@ public:
   core::lookup_cache_stats cache_stats() const;
 
   /// Cancels the running rebuild (its job ends "failed": cancelled), fails queued ones, and
-  /// joins the rebuild thread. Idempotent. `handle` keeps working (the bus stops first).
+  /// joins the jobs lane. Idempotent. `handle` keeps working (the bus stops first).
   void stop();
 
 private:

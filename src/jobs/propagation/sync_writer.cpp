@@ -1,11 +1,12 @@
 #include "jobs/propagation/sync_writer.hpp"
 
-#include "engine/actor_support.hpp"
 #include "adapters/sqlite/state_store.hpp"
 #include "adapters/twilio/state_write.hpp"
 #include "core/exception_text.hpp"
 #include "core/target_mapping.hpp"
 #include "core/write_schedule.hpp"
+#include "engine/actor_support.hpp"
+#include "engine/lane.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
@@ -17,13 +18,10 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
-#include <deque>
 #include <functional>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -43,74 +41,22 @@ twilio::client_options writer_client_options(const twilio_config& cfg) {
 
 namespace {
 
-/// One I/O thread with its own Twilio client and a FIFO of jobs. A job never runs on a CAF
-/// scheduler thread: the client blocks.
-class io_lane {
-public:
-  using job = std::function<void(io_lane&)>;
+/// One I/O lane of a writer: a thread with its own Twilio client and a FIFO of jobs. A job
+/// never runs on a CAF scheduler thread: the client blocks.
+struct io_lane {
+  io_lane(twilio::client_options options, const std::string& target)
+      : client(std::move(options)), thread("sync writer '" + target + "' I/O") {}
 
-  explicit io_lane(twilio::client_options options) : client(std::move(options)) {
-    thread_ = std::thread([this] { run(); });
-  }
-  ~io_lane() { stop(); }
-  io_lane(const io_lane&) = delete;
-  io_lane& operator=(const io_lane&) = delete;
-
-  void post(job j) {
-    {
-      std::lock_guard lock{mutex_};
-      if (stopping_)
-        return;
-      jobs_.push_back(std::move(j));
-    }
-    wake_.notify_one();
-  }
-
-  void stop() {
-    request_stop();
-    if (thread_.joinable())
-      thread_.join();
-  }
-
-  /// Drops the queued jobs and lets the thread end after the call under way; does not wait.
-  void request_stop() {
-    {
-      std::lock_guard lock{mutex_};
-      stopping_ = true;
-      jobs_.clear();
-    }
-    wake_.notify_all();
+  template <class F>
+  void post(F&& job) {
+    thread.post([this, job = std::forward<F>(job)]() mutable { job(*this); });
   }
 
   twilio::client client;
   twilio::seen_revisions seen;  // only touched by this lane's thread
-
-private:
-  void run() {
-    for (;;) {
-      job next;
-      {
-        std::unique_lock lock{mutex_};
-        wake_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
-        if (stopping_)
-          return;
-        next = std::move(jobs_.front());
-        jobs_.pop_front();
-      }
-      try {
-        next(*this);
-      } catch (...) {
-        spdlog::error("sync writer I/O job failed: {}",
-                      core::exception_text(std::current_exception()));
-      }
-    }
-  }
-
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<job> jobs_;
-  bool stopping_ = false;
-  std::thread thread_;
+  // Last: stopped (queued jobs dropped, the one under way finished) and joined before the
+  // client it uses goes.
+  engine::lane thread;
 };
 
 } // namespace
@@ -133,9 +79,9 @@ struct sync_writer::impl {
     // Every lane first, then the joins: otherwise the later lanes go on with their queues (each
     // job up to the client's timeouts) while the first is joined, and stop takes lanes x that.
     for (auto& lane : lanes)
-      lane->request_stop();
+      lane->thread.request_stop();
     for (auto& lane : lanes)
-      lane->stop();
+      lane->thread.stop();
   }
 
   void attach(caf::actor_addr writer) {
@@ -436,7 +382,7 @@ std::shared_ptr<sync_writer> sync_writer::create(target_config target,
   p->options.backlog_page = std::max<std::size_t>(p->options.backlog_page, 1);
   const auto lanes = options.io_threads != 0 ? options.io_threads : p->target.concurrency;
   for (std::size_t i = 0; i < std::max<std::size_t>(lanes, 1); ++i)
-    p->lanes.push_back(std::make_unique<io_lane>(twilio_options));
+    p->lanes.push_back(std::make_unique<io_lane>(twilio_options, p->target.name));
   return std::shared_ptr<sync_writer>(new sync_writer(std::move(p)));
 }
 
