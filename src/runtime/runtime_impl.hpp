@@ -13,7 +13,7 @@
 #include "jobs/job.hpp"
 #include "jobs/leads/job.hpp"
 #include "jobs/propagation/job.hpp"
-#include "runtime/control_thread.hpp"
+#include "engine/lane.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -33,7 +33,11 @@ struct runtime::impl {
 
   config cfg;
   jobs::secrets env;
-  internal::control_thread control;
+  // Runs the runtime's blocking CAF calls (scoped actors, creating and destroying the actor
+  // system) on one thread of its own. CAF 0.17 hangs in ~actor_system when the system is
+  // destroyed on another thread than the one that used scoped actors (or spawned detached
+  // actors), and a host may call start(), subscribe() and stop() from any threads.
+  engine::lane control{"caf control"};
   adapters::sqlite::journal_options journal_opts;
   std::shared_ptr<actors::journal_writer> writer;
   std::shared_ptr<actors::journal_tail> tail;

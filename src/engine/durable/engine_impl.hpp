@@ -7,7 +7,9 @@
 #include "engine/durable/invocations.hpp"
 
 #include "engine/supervision/supervisor.hpp"
+#include "core/policy/backoff.hpp"
 #include "core/time.hpp"
+#include "engine/lane.hpp"
 #include "switchboard/event.hpp"
 
 #include <spdlog/spdlog.h>
@@ -42,11 +44,8 @@ inline json::value parse_or_null(const std::string& text) {
 }
 
 inline std::chrono::milliseconds backoff_with_jitter(const step_retry_policy& p, std::int64_t attempts) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  const auto base = backoff_delay(restart_backoff{p.backoff_initial, p.backoff_max},
-                                  static_cast<std::size_t>(std::max<std::int64_t>(attempts, 1)));
-  std::uniform_real_distribution<double> jitter(0.8, 1.2);
-  return std::chrono::milliseconds{static_cast<std::int64_t>(static_cast<double>(base.count()) * jitter(rng))};
+  return core::backoff_delay({p.backoff_initial, std::max(p.backoff_max, p.backoff_initial), 0.2},
+                             static_cast<std::size_t>(std::max<std::int64_t>(attempts, 1)));
 }
 
 /// How long `call` waits for its callee before this step counts as one retryable attempt.
@@ -69,19 +68,13 @@ struct step_context::runner {
 struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine::impl> {
   using job = std::function<void(step_context::runner&)>;
 
-  /// The runner threads of one service: a queue of jobs, each run by the first free thread.
-  struct pool {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::deque<job> jobs;
-    bool stopping = false;
-    std::vector<std::thread> threads;
-  };
-
   struct service_rt {
     impl* engine = nullptr;
     service_spec spec;
-    pool runners;
+    /// One connection per runner thread, opened before the threads start; `runners[i]` is
+    /// only used by thread i of `lanes` (a job runs on the first free one).
+    std::vector<std::unique_ptr<step_context::runner>> runners;
+    std::unique_ptr<engine::lane_pool> lanes;
     std::mutex router_mu;
     keyed_router_actor router;
   };
@@ -123,42 +116,22 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
   }
 
   void post(service_rt& s, job j) {
-    {
-      std::lock_guard<std::mutex> guard{s.runners.mu};
-      if (s.runners.stopping)
-        return;
-      s.runners.jobs.push_back(std::move(j));
-    }
-    s.runners.cv.notify_one();
+    // Refused once stopping: the next start finds the invocation in the journal.
+    s.lanes->post([this, &s, j = std::move(j)] {
+      try {
+        j(*s.runners[engine::lane_pool::worker_index()]);
+      } catch (const std::exception& e) {
+        spdlog::error("{}: a {} runner job failed: {}", options.name, s.spec.name, e.what());
+      }
+    });
   }
 
+  /// Opens the service's connections (throws naming the database) and starts its runners.
   void start_pool(service_rt& s) {
-    for (std::size_t i = 0; i < s.spec.threads; ++i)
-      s.runners.threads.emplace_back([this, &s] {
-        std::unique_ptr<step_context::runner> r;
-        try {
-          r = std::make_unique<step_context::runner>(options.open_connection());
-        } catch (const std::exception& e) {
-          spdlog::critical("{}: a {} runner cannot open its database: {}", options.name, s.spec.name, e.what());
-          return;
-        }
-        for (;;) {
-          job j;
-          {
-            std::unique_lock<std::mutex> lock{s.runners.mu};
-            s.runners.cv.wait(lock, [&] { return s.runners.stopping || !s.runners.jobs.empty(); });
-            if (s.runners.stopping)
-              return;
-            j = std::move(s.runners.jobs.front());
-            s.runners.jobs.pop_front();
-          }
-          try {
-            j(*r);
-          } catch (const std::exception& e) {
-            spdlog::error("{}: a {} runner job failed: {}", options.name, s.spec.name, e.what());
-          }
-        }
-      });
+    const auto threads = std::max<std::size_t>(s.spec.threads, 1);
+    for (std::size_t i = 0; i < threads; ++i)
+      s.runners.push_back(std::make_unique<step_context::runner>(options.open_connection()));
+    s.lanes = std::make_unique<engine::lane_pool>(options.name + "/" + s.spec.name, threads);
   }
 
   void failpoint(const std::string& step, const char* phase) {

@@ -168,17 +168,13 @@ void invocation_engine::stop() {
   d.timer_cv.notify_all();
   if (d.timer_thread.joinable())
     d.timer_thread.join();
-  for (auto& [name, s] : d.services) {
-    {
-      std::lock_guard<std::mutex> guard{s->runners.mu};
-      s->runners.stopping = true;
-    }
-    s->runners.cv.notify_all();
-  }
+  // Queued jobs are dropped: what they would have run is in the journal for the next start.
   for (auto& [name, s] : d.services)
-    for (auto& t : s->runners.threads)
-      if (t.joinable())
-        t.join();
+    if (s->lanes)
+      s->lanes->request_stop();
+  for (auto& [name, s] : d.services)
+    if (s->lanes)
+      s->lanes->stop();
   std::lock_guard<std::mutex> guard{d.api_mu};
   d.api_store = nullptr;
   d.api_conn.reset();
