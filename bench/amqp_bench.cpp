@@ -51,7 +51,8 @@ constexpr const char* message_type = "urn:message:Crm.Events:ApplicationStatusCh
 
 std::string body(std::uint64_t n) {
   char id[40];
-  std::snprintf(id, sizeof id, "6b1c0000-0000-0000-0000-%012llu", static_cast<unsigned long long>(n));
+  std::snprintf(id, sizeof id, "6b1c0000-0000-0000-0000-%012llu",
+                static_cast<unsigned long long>(n));
   return std::string(R"({"messageId":")") + id + R"(","correlationId":"c-)" + std::to_string(n) +
          R"(","conversationId":"9d2f0000-0000-0000-0000-000000000001","sourceAddress":"rabbitmq://crm/crm_api",)"
          R"("destinationAddress":"rabbitmq://crm/Crm.Events:ApplicationStatusChanged","messageType":[")" +
@@ -115,13 +116,13 @@ double source_consume(const options& o, const std::string& queue, const std::str
   sc.queue = queue;
   sc.exchanges = {exchange};
   sc.prefetch = o.source_prefetch;
-  sc.messages.push_back({message_type, "application.status_changed", "application",
-                         "applicationId", "version"});
+  sc.messages.push_back(
+      {message_type, "application.status_changed", "application", "applicationId", "version"});
   amqp_source source(sc, "guest", {}, [&rt](event ev, publish_done done) {
-    rt.publish_async(std::move(ev), [done = std::move(done)](const publish_receipt* r,
-                                                             const std::string& error) {
-      done(r != nullptr, error);
-    });
+    rt.publish_async(std::move(ev),
+                     [done = std::move(done)](const publish_receipt* r, const std::string& error) {
+                       done(r != nullptr, error);
+                     });
   });
   const auto t0 = steady::now();
   source.start();
@@ -135,8 +136,8 @@ double source_consume(const options& o, const std::string& queue, const std::str
   source.stop();
   stats = source.stats();
   if (rt.last_sequence() != o.count)
-    throw std::runtime_error("journal holds " + std::to_string(rt.last_sequence()) + " events, expected " +
-                             std::to_string(o.count));
+    throw std::runtime_error("journal holds " + std::to_string(rt.last_sequence()) +
+                             " events, expected " + std::to_string(o.count));
   rt.stop();
   return secs;
 }
@@ -153,7 +154,8 @@ int main(int argc, char** argv) try {
   }
   options o;
   const char* env_port = std::getenv("RMQ_PORT");
-  o.port = a.num<std::uint16_t>("port", static_cast<std::uint16_t>(env_port ? std::atoi(env_port) : 5673));
+  o.port = a.num<std::uint16_t>("port",
+                                static_cast<std::uint16_t>(env_port ? std::atoi(env_port) : 5673));
   o.count = a.num<std::uint64_t>("count", o.count);
   o.prefetch = a.num<std::uint16_t>("prefetch", o.prefetch);
   o.ack_every = std::max<std::uint64_t>(1, a.num<std::uint64_t>("ack-every", o.ack_every));
@@ -195,20 +197,35 @@ int main(int argc, char** argv) try {
   const double n = static_cast<double>(o.count);
   const double bare_rate = n / bare_s, source_rate = n / source_s;
   bench::json_line()
-    .str("bench", "amqp").str("phase", "publish").number("messages", n)
-    .number("body_bytes", static_cast<double>(body(0).size()))
-    .number("msgs_per_s", publish_rate).number("loadavg1", bench::loadavg1()).print();
+      .str("bench", "amqp")
+      .str("phase", "publish")
+      .number("messages", n)
+      .number("body_bytes", static_cast<double>(body(0).size()))
+      .number("msgs_per_s", publish_rate)
+      .number("loadavg1", bench::loadavg1())
+      .print();
   bench::json_line()
-    .str("bench", "amqp").str("phase", "bare").number("messages", n)
-    .number("prefetch", o.prefetch).number("ack_every", static_cast<double>(o.ack_every))
-    .number("msgs_per_s", bare_rate).number("seconds", bare_s).print();
+      .str("bench", "amqp")
+      .str("phase", "bare")
+      .number("messages", n)
+      .number("prefetch", o.prefetch)
+      .number("ack_every", static_cast<double>(o.ack_every))
+      .number("msgs_per_s", bare_rate)
+      .number("seconds", bare_s)
+      .print();
   bench::json_line()
-    .str("bench", "amqp").str("phase", "source").number("messages", n)
-    .number("prefetch", o.source_prefetch).number("msgs_per_s", source_rate)
-    .number("seconds", source_s).number("acked", static_cast<double>(stats.acked))
-    .number("delivered", static_cast<double>(stats.delivered))
-    .number("cpu_us_per_msg", source_cpu / n * 1e6)
-    .number("ratio_to_bare", source_rate / bare_rate).number("loadavg1", bench::loadavg1()).print();
+      .str("bench", "amqp")
+      .str("phase", "source")
+      .number("messages", n)
+      .number("prefetch", o.source_prefetch)
+      .number("msgs_per_s", source_rate)
+      .number("seconds", source_s)
+      .number("acked", static_cast<double>(stats.acked))
+      .number("delivered", static_cast<double>(stats.delivered))
+      .number("cpu_us_per_msg", source_cpu / n * 1e6)
+      .number("ratio_to_bare", source_rate / bare_rate)
+      .number("loadavg1", bench::loadavg1())
+      .print();
   std::fprintf(stderr,
                "publish (persistent, confirms): %.0f msg/s\nbare consumer: %.0f msg/s\n"
                "amqp_source -> journal (ack after commit): %.0f msg/s (%.2fx of bare)\n",

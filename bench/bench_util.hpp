@@ -52,8 +52,8 @@ public:
     char* end = nullptr;
     double v = std::strtod(text.c_str(), &end);
     if (end == text.c_str() || *end != '\0' || v < 0)
-      throw std::invalid_argument("--" + std::string(name) + ": not a non-negative number: " +
-                                  text);
+      throw std::invalid_argument("--" + std::string(name) +
+                                  ": not a non-negative number: " + text);
     return static_cast<T>(v);
   }
 
@@ -176,4 +176,4 @@ private:
   std::string body_;
 };
 
-} // namespace bench
+}  // namespace bench

@@ -73,7 +73,7 @@ struct options {
 
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now().time_since_epoch())
-    .count();
+      .count();
 }
 
 // -- the disk --------------------------------------------------------------------------------
@@ -90,7 +90,7 @@ void fsync_probe(const fs::path& dir, std::size_t samples, const char* when) {
     block[0] = static_cast<char>('a' + i % 26);
     const auto t0 = steady::now();
     if (::pwrite(fd, block.data(), block.size(), static_cast<off_t>(i * block.size())) !=
-          static_cast<ssize_t>(block.size()) ||
+            static_cast<ssize_t>(block.size()) ||
         ::fdatasync(fd) != 0) {
       ::close(fd);
       throw std::runtime_error("write/fdatasync failed: " + std::string(std::strerror(errno)));
@@ -107,18 +107,18 @@ void fsync_probe(const fs::path& dir, std::size_t samples, const char* when) {
   const double p50 = bench::quantile(sorted, 0.50), p99 = bench::quantile(sorted, 0.99);
   bench::json_line j;
   j.str("bench", "ingest")
-    .str("phase", "fsync")
-    .str("when", when)
-    .str("op", "pwrite 4KiB (appending) + fdatasync")
-    .number("samples", static_cast<double>(samples))
-    .number("p50_us", p50)
-    .number("p99_us", p99)
-    .number("max_us", sorted.back())
-    .number("mean_us", mean)
-    .number("fsyncs_per_s_serial", 1e6 / mean)
-    .number("loadavg1", bench::loadavg1())
-    .str("dir", dir.string())
-    .print();
+      .str("phase", "fsync")
+      .str("when", when)
+      .str("op", "pwrite 4KiB (appending) + fdatasync")
+      .number("samples", static_cast<double>(samples))
+      .number("p50_us", p50)
+      .number("p99_us", p99)
+      .number("max_us", sorted.back())
+      .number("mean_us", mean)
+      .number("fsyncs_per_s_serial", 1e6 / mean)
+      .number("loadavg1", bench::loadavg1())
+      .str("dir", dir.string())
+      .print();
   std::fprintf(stderr, "fsync (%s): 4 KiB + fdatasync p50 %.0f us, p99 %.0f us, max %.0f us\n",
                when, p50, p99, sorted.back());
 }
@@ -174,10 +174,10 @@ void publish_one(runtime& rt, ack_log& log, const event_factory& f, std::uint64_
 }
 
 struct thread_usage {
-  double producer_util = 0;        // the producer (main) thread's CPU / wall
-  double busiest_other_util = 0;   // the busiest other thread (the journal writer): CPU / wall
-  double busiest_other_wait = 0;   // ... runnable but waiting for a CPU / wall
-  double process_util = 0;         // all threads, in cores
+  double producer_util = 0;       // the producer (main) thread's CPU / wall
+  double busiest_other_util = 0;  // the busiest other thread (the journal writer): CPU / wall
+  double busiest_other_wait = 0;  // ... runnable but waiting for a CPU / wall
+  double process_util = 0;        // all threads, in cores
 };
 
 /// Runs `body` and measures per-thread CPU over it.
@@ -275,11 +275,12 @@ void ingest_phase(const options& opt, const std::string& phase) {
     subscription_options so;
     so.pattern = "application.*";
     so.name = "bench-subscriber-" + std::to_string(k);
-    rt.subscribe(so, [&delivered](const event&) { delivered.fetch_add(1, std::memory_order_relaxed); });
+    rt.subscribe(so,
+                 [&delivered](const event&) { delivered.fetch_add(1, std::memory_order_relaxed); });
   }
 
   const std::uint64_t n =
-    paced ? static_cast<std::uint64_t>(opt.rate * opt.seconds) : opt.sat_events;
+      paced ? static_cast<std::uint64_t>(opt.rate * opt.seconds) : opt.sat_events;
   ack_log log{n};
   event_factory factory;
   factory.prefix = "evt-" + phase + "-";
@@ -296,7 +297,7 @@ void ingest_phase(const options& opt, const std::string& phase) {
       const auto start = steady::now() + std::chrono::milliseconds(1);
       auto due = [&](std::uint64_t i) {
         return start + std::chrono::nanoseconds(
-                         static_cast<std::int64_t>(interval_ns * static_cast<double>(i)));
+                           static_cast<std::int64_t>(interval_ns * static_cast<double>(i)));
       };
       std::uint64_t i = 0;
       while (i < n) {
@@ -346,8 +347,8 @@ void ingest_phase(const options& opt, const std::string& phase) {
   const double span_s = static_cast<double>(last_ack - first_submit) / 1e9;
   const double events_per_s = static_cast<double>(n) / span_s;
   const double offered_per_s =
-    paced ? static_cast<double>(n - 1) / (static_cast<double>(last_submit - first_submit) / 1e9)
-          : 0;
+      paced ? static_cast<double>(n - 1) / (static_cast<double>(last_submit - first_submit) / 1e9)
+            : 0;
   const auto lat = latencies_us(log, n);
 
   bench::json_line j;
@@ -357,51 +358,49 @@ void ingest_phase(const options& opt, const std::string& phase) {
   else
     j.number("window", static_cast<double>(opt.window));
   j.number("events_per_s", events_per_s)
-    .number("events", static_cast<double>(n))
-    .number("ack_p50_us", lat.p50)
-    .number("ack_p99_us", lat.p99)
-    .number("ack_p999_us", lat.p999)
-    .number("ack_max_us", lat.max)
-    .number("ack_mean_us", lat.mean);
+      .number("events", static_cast<double>(n))
+      .number("ack_p50_us", lat.p50)
+      .number("ack_p99_us", lat.p99)
+      .number("ack_p999_us", lat.p999)
+      .number("ack_max_us", lat.max)
+      .number("ack_mean_us", lat.mean);
   if (opt.count_commits) {
     const auto exact = group_commits(log, n);
     j.number("commits", exact.commits)
-      .number("events_per_commit_mean", exact.mean)
-      .number("events_per_commit_p50", exact.p50)
-      .number("events_per_commit_max", exact.max);
+        .number("events_per_commit_mean", exact.mean)
+        .number("events_per_commit_p50", exact.p50)
+        .number("events_per_commit_max", exact.max);
   }
   if (opt.subscribers > 0)
     j.number("durable_subscribers", static_cast<double>(opt.subscribers))
-      .number("delivered_when_all_acked", static_cast<double>(delivered_at_last_ack));
+        .number("delivered_when_all_acked", static_cast<double>(delivered_at_last_ack));
   j.number("writer_thread_cpu_util", usage.busiest_other_util)
-    .number("writer_thread_runqueue_wait", usage.busiest_other_wait)
-    .number("producer_thread_cpu_util", usage.producer_util)
-    .number("process_cpu_cores", usage.process_util);
+      .number("writer_thread_runqueue_wait", usage.busiest_other_wait)
+      .number("producer_thread_cpu_util", usage.producer_util)
+      .number("process_cpu_cores", usage.process_util);
   if (paced)
     j.number("producer_max_lag_us", max_lag_us);
   j.number("journal_db_bytes", static_cast<double>(db_bytes))
-    .number("journal_wal_bytes", static_cast<double>(wal_bytes))
-    .number("loadavg1_before", load)
-    .str("synchronous", "FULL")
-    .print();
+      .number("journal_wal_bytes", static_cast<double>(wal_bytes))
+      .number("loadavg1_before", load)
+      .str("synchronous", "FULL")
+      .print();
 
-  std::fprintf(stderr,
-               "ingest %-10s %9.0f events/s%s  ack p50 %.0f us, p99 %.0f us, max %.0f us",
-               phase.c_str(), events_per_s,
-               paced ? (" (offered " + std::to_string(static_cast<long>(offered_per_s)) + ")").c_str()
-                     : "",
-               lat.p50, lat.p99, lat.max);
+  std::fprintf(
+      stderr, "ingest %-10s %9.0f events/s%s  ack p50 %.0f us, p99 %.0f us, max %.0f us",
+      phase.c_str(), events_per_s,
+      paced ? (" (offered " + std::to_string(static_cast<long>(offered_per_s)) + ")").c_str() : "",
+      lat.p50, lat.p99, lat.max);
   if (opt.count_commits) {
     const auto exact = group_commits(log, n);
     std::fprintf(stderr, "; %.0f commits, %.1f events/commit", exact.commits, exact.mean);
   }
-  std::fprintf(stderr,
-               "; writer thread %.0f%% on CPU, %.0f%% waiting for one; producer %.0f%% on CPU\n",
-               usage.busiest_other_util * 100, usage.busiest_other_wait * 100,
-               usage.producer_util * 100);
+  std::fprintf(
+      stderr, "; writer thread %.0f%% on CPU, %.0f%% waiting for one; producer %.0f%% on CPU\n",
+      usage.busiest_other_util * 100, usage.busiest_other_wait * 100, usage.producer_util * 100);
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
   options opt;

@@ -24,15 +24,15 @@
 #include "bench_util.hpp"
 
 #include "adapters/sqlite/invocation_store.hpp"
-#include "engine/durable/invocations.hpp"
 #include "adapters/twilio/client.hpp"
 #include "adapters/twilio/emulator.hpp"
+#include "engine/durable/invocations.hpp"
 #include "switchboard/config.hpp"
 #include "switchboard/runtime.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/json.hpp>
 #include <caf/all.hpp>
-#include <spdlog/spdlog.h>
 
 #include <malloc.h>
 
@@ -63,7 +63,8 @@ std::string make_dir(const std::string& given, const char* what) {
     return given;
   }
   const char* tmp = std::getenv("TMPDIR");
-  std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/leads_bench_" + what + "_XXXXXX";
+  std::string pattern =
+      std::string(tmp && *tmp ? tmp : "/tmp") + "/leads_bench_" + what + "_XXXXXX";
   if (::mkdtemp(pattern.data()) == nullptr)
     throw std::runtime_error("cannot create a scratch directory under " + pattern);
   return pattern;
@@ -71,7 +72,8 @@ std::string make_dir(const std::string& given, const char* what) {
 
 std::string phone(std::uint64_t prefix, std::uint64_t n) {
   auto digits = std::to_string(n);
-  return "+1" + std::to_string(prefix) + std::string(7 - std::min<std::size_t>(7, digits.size()), '0') + digits;
+  return "+1" + std::to_string(prefix) +
+         std::string(7 - std::min<std::size_t>(7, digits.size()), '0') + digits;
 }
 
 /// Resident set size in bytes (from /proc/self/statm).
@@ -82,7 +84,8 @@ double rss_bytes() {
   return resident * static_cast<double>(::sysconf(_SC_PAGESIZE));
 }
 
-config lead_config(const std::string& dir, const std::string& twilio_url, std::size_t locations, std::size_t workers) {
+config lead_config(const std::string& dir, const std::string& twilio_url, std::size_t locations,
+                   std::size_t workers) {
   config cfg;
   cfg.data_dir = dir;
   cfg.http.enabled = false;
@@ -97,7 +100,8 @@ config lead_config(const std::string& dir, const std::string& twilio_url, std::s
     cfg.leads.proxy_numbers.push_back(phone(555020, i));
   dealer_config d{"D1", "Bench Motors", {}};
   for (std::size_t i = 0; i < locations; ++i)
-    d.locations.push_back({"loc" + std::to_string(i), "Location " + std::to_string(i), phone(555030, i)});
+    d.locations.push_back(
+        {"loc" + std::to_string(i), "Location " + std::to_string(i), phone(555030, i)});
   cfg.leads.dealers.push_back(d);
   return cfg;
 }
@@ -196,8 +200,9 @@ void throughput(const bench::args& a) {
       .number("cpu_seconds", cpu)
       .number("loadavg1", bench::loadavg1())
       .print();
-  std::cerr << "throughput: " << opened << " leads open in " << secs << " s = " << rate << " leads/s ("
-            << direct_rate << " leads/s making the same Twilio calls directly, ratio " << rate / direct_rate
+  std::cerr << "throughput: " << opened << " leads open in " << secs << " s = " << rate
+            << " leads/s (" << direct_rate
+            << " leads/s making the same Twilio calls directly, ratio " << rate / direct_rate
             << "); " << other << " not opened\n";
 }
 
@@ -217,7 +222,8 @@ void latency(const bench::args& a) {
   const auto t0 = steady::now();
   const auto interval = std::chrono::duration<double>(1.0 / rate);
   for (std::uint64_t n = 0; n < total; ++n) {
-    std::this_thread::sleep_until(t0 + std::chrono::duration_cast<steady::duration>(interval * static_cast<double>(n)));
+    std::this_thread::sleep_until(
+        t0 + std::chrono::duration_cast<steady::duration>(interval * static_cast<double>(n)));
     threads.emplace_back([&, n] {
       const auto start = steady::now();
       auto answer = rt.invoke(submission(1'000'000 + n, locations));
@@ -248,8 +254,8 @@ void latency(const bench::args& a) {
       .number("max_ms", max)
       .number("loadavg1", bench::loadavg1())
       .print();
-  std::cerr << "latency at " << rate << " leads/s: p50 " << p50 << " ms, p99 " << p99 << " ms, max " << max << " ms ("
-            << ok.size() << "/" << total << " opened)\n";
+  std::cerr << "latency at " << rate << " leads/s: p50 " << p50 << " ms, p99 " << p99 << " ms, max "
+            << max << " ms (" << ok.size() << "/" << total << " opened)\n";
 }
 
 void memory(const bench::args& a) {
@@ -275,12 +281,17 @@ void memory(const bench::args& a) {
 
   const auto dir = make_dir(a.get("dir", ""), "memory");
   actors::engine_options opts;
-  opts.open_connection = [path = dir + "/leads.db"]() -> std::unique_ptr<ports::durable_connection> {
+  opts.open_connection = [path =
+                              dir + "/leads.db"]() -> std::unique_ptr<ports::durable_connection> {
     return std::make_unique<adapters::sqlite::durable_database>(path);
   };
   opts.passivate_after = std::chrono::hours(1);  // keep them resident while measured
   std::vector<actors::service_spec> services;
-  services.push_back({"leads", 2, {}, {{"submit", [](actors::step_context&) { return json::value(nullptr); }}}, {}});
+  services.push_back({"leads",
+                      2,
+                      {},
+                      {{"submit", [](actors::step_context&) { return json::value(nullptr); }}},
+                      {}});
   double per_actor = 0;
   std::size_t resident = 0;
   {
@@ -298,7 +309,8 @@ void memory(const bench::args& a) {
     const auto before = rss_bytes();
     const auto start_count = engine.active_entities();
     for (std::size_t n = 0; n < count; ++n)
-      engine.dispatch("leads", "L-" + std::to_string(n), (1ull << 60) + n);  // no such invocation: ends at once
+      engine.dispatch("leads", "L-" + std::to_string(n),
+                      (1ull << 60) + n);  // no such invocation: ends at once
     while (engine.active_entities() < start_count + count)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the runners' answers
@@ -318,15 +330,17 @@ void memory(const bench::args& a) {
       .number("ratio_to_bare_caf_actor", bare_per_actor > 0 ? per_actor / bare_per_actor : 0)
       .print();
   std::cerr << "memory: " << per_actor << " B per idle lead actor (" << (1073741824.0 / per_actor)
-            << " per GiB); a bare CAF actor " << bare_per_actor << " B (ratio " << per_actor / bare_per_actor << ")\n";
+            << " per GiB); a bare CAF actor " << bare_per_actor << " B (ratio "
+            << per_actor / bare_per_actor << ")\n";
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
   bench::args a{argc, argv};
   if (a.has("help")) {
-    std::cerr << "leads_bench --mode=all|throughput|latency|memory --leads=400 --clients=8 --locations=20 "
+    std::cerr << "leads_bench --mode=all|throughput|latency|memory --leads=400 --clients=8 "
+                 "--locations=20 "
                  "--workers=4 --rate=20 --seconds=10 --actors=100000 --dir=PATH\n";
     return 0;
   }

@@ -26,8 +26,8 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <httplib.h>
-#include <boost/json.hpp>
 #include <spdlog/spdlog.h>
+#include <boost/json.hpp>
 
 #include <atomic>
 #include <cstdlib>
@@ -88,7 +88,8 @@ void precreate(const std::string& base, const std::string& service, std::uint64_
       o.base_url = base;
       adapters::twilio::client c(o);
       for (auto i = next++; i < n; i = next++)
-        if (!c.create_document(service, "bench-" + std::to_string(i), json::object{{"status", "new"}}))
+        if (!c.create_document(service, "bench-" + std::to_string(i),
+                               json::object{{"status", "new"}}))
           ++failed;
     });
   for (auto& w : workers)
@@ -97,7 +98,7 @@ void precreate(const std::string& base, const std::string& service, std::uint64_
     throw std::runtime_error(std::to_string(failed.load()) + " documents could not be created");
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) try {
   bench::args a(argc, argv);
@@ -146,7 +147,8 @@ int main(int argc, char** argv) try {
   emu.start();
   std::string service;
   {
-    // The client adapter makes no Sync services (switchboard never does); ask the emulator directly.
+    // The client adapter makes no Sync services (switchboard never does); ask the emulator
+    // directly.
     httplib::Client http(emu.base_url());
     http.set_basic_auth(account_sid, auth_token);
     auto res = http.Post("/sync/v1/Services", httplib::Params{{"FriendlyName", "bench"}});
@@ -203,7 +205,8 @@ int main(int argc, char** argv) try {
   const auto interval = std::chrono::duration<double>(1.0 / rate);
   std::atomic<std::uint64_t> acked{0};
   for (std::uint64_t i = 0; i < n; ++i) {
-    const auto due = start + std::chrono::duration_cast<steady::duration>(interval * static_cast<double>(i));
+    const auto due =
+        start + std::chrono::duration_cast<steady::duration>(interval * static_cast<double>(i));
     if (steady::now() < due)
       std::this_thread::sleep_until(due);
     event ev;
@@ -213,9 +216,11 @@ int main(int argc, char** argv) try {
     ev.entity_kind = "application";
     ev.entity_id = std::to_string(i);
     ev.entity_version = 1;
-    ev.data = json::object{{"status", "submitted"}, {"accountManagerId", "AM-" + std::to_string(i % managers)}};
+    ev.data = json::object{{"status", "submitted"},
+                           {"accountManagerId", "AM-" + std::to_string(i % managers)}};
     published[i] = steady::now();
-    rt.publish_async(std::move(ev), [&acked](const publish_receipt*, const std::string&) { acked.fetch_add(1); });
+    rt.publish_async(std::move(ev),
+                     [&acked](const publish_receipt*, const std::string&) { acked.fetch_add(1); });
   }
   const auto offered_end = steady::now();
   published_all = true;
@@ -245,21 +250,29 @@ int main(int argc, char** argv) try {
   const double bus_p50 = bench::quantile(bus, 0.50);
   const double bus_p99 = bench::quantile(bus, 0.99);
   bench::json_line j;
-  j.str("bench", "propagation").str("phase", "latency")
-      .number("events", static_cast<double>(n)).number("offered_per_s", rate)
-      .number("achieved_per_s", achieved).number("written", static_cast<double>(written.load()))
-      .number("latency_p50_us", p50).number("latency_p99_us", p99).number("latency_max_us", pmax)
-      .number("bus_p50_us", bus_p50).number("bus_p99_us", bus_p99)
+  j.str("bench", "propagation")
+      .str("phase", "latency")
+      .number("events", static_cast<double>(n))
+      .number("offered_per_s", rate)
+      .number("achieved_per_s", achieved)
+      .number("written", static_cast<double>(written.load()))
+      .number("latency_p50_us", p50)
+      .number("latency_p99_us", p99)
+      .number("latency_max_us", pmax)
+      .number("bus_p50_us", bus_p50)
+      .number("bus_p99_us", bus_p99)
       .number("emulator_requests", static_cast<double>(requests.load()))
       .number("http_429", static_cast<double>(too_many.load()))
       .number("drain_s", bench::seconds_between(offered_end, end))
-      .number("cpu_s", cpu1 - cpu0).number("load1", bench::loadavg1())
+      .number("cpu_s", cpu1 - cpu0)
+      .number("load1", bench::loadavg1())
       .raw("propagation", json::serialize(status));
   j.print();
   std::cerr << "propagation: " << n << " events offered at " << rate << "/s (achieved " << achieved
-            << "/s); written " << written.load() << "; publish -> Sync write p50 " << p50 / 1000 << " ms, p99 "
-            << p99 / 1000 << " ms, max " << pmax / 1000 << " ms (publish -> a plain subscriber: p50 "
-            << bus_p50 / 1000 << " ms, p99 " << bus_p99 / 1000 << " ms); " << requests.load() << " emulator requests, "
+            << "/s); written " << written.load() << "; publish -> Sync write p50 " << p50 / 1000
+            << " ms, p99 " << p99 / 1000 << " ms, max " << pmax / 1000
+            << " ms (publish -> a plain subscriber: p50 " << bus_p50 / 1000 << " ms, p99 "
+            << bus_p99 / 1000 << " ms); " << requests.load() << " emulator requests, "
             << too_many.load() << " 429s; cpu " << (cpu1 - cpu0) << " s\n";
   if (!keep)
     fs::remove_all(dir);

@@ -33,21 +33,21 @@
 
 #include "bench_util.hpp"
 
-#include "engine/bus/bus.hpp"
 #include "core/type_pattern.hpp"
-#include "switchboard/event.hpp"
+#include "engine/bus/bus.hpp"
 #include "protocols/messages.hpp"
+#include "switchboard/event.hpp"
 #include "switchboard/runtime.hpp"  // event_handler
 
 #include <caf/all.hpp>
 
-#include <cstdint>
 #include <atomic>
+#include <cstdint>
 #include <future>
-#include <thread>
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -76,25 +76,25 @@ struct run_ctl {
 using pool_ptr = std::shared_ptr<const std::vector<event_ptr>>;
 
 event make_event(std::size_t i) {
-    event ev;
-    ev.id = "evt-" + std::to_string(1'000'000 + i);
-    ev.source = "https://loans.example.com/core";
-    ev.type = "application.status_changed";
-    ev.subject = "applications/A-" + std::to_string(1000 + i % 500);
-    ev.time = "2026-11-23T14:00:00.123Z";
-    ev.entity_kind = "application";
-    ev.entity_id = "A-" + std::to_string(1000 + i % 500);
-    ev.entity_version = i + 1;
-    ev.correlation_id = "c0ffee00-0000-4000-8000-" + std::to_string(100000000000 + i);
-    ev.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    ev.sequence = i + 1;
-    ev.data["applicationId"] = ev.entity_id;
-    ev.data["status"] = "approved";
-    ev.data["previousStatus"] = "under_review";
-    ev.data["amount"] = 25'000.0 + static_cast<double>(i);
-    ev.data["currency"] = "EUR";
-    ev.data["decidedBy"] = "underwriter-17";
-    return ev;
+  event ev;
+  ev.id = "evt-" + std::to_string(1'000'000 + i);
+  ev.source = "https://loans.example.com/core";
+  ev.type = "application.status_changed";
+  ev.subject = "applications/A-" + std::to_string(1000 + i % 500);
+  ev.time = "2026-11-23T14:00:00.123Z";
+  ev.entity_kind = "application";
+  ev.entity_id = "A-" + std::to_string(1000 + i % 500);
+  ev.entity_version = i + 1;
+  ev.correlation_id = "c0ffee00-0000-4000-8000-" + std::to_string(100000000000 + i);
+  ev.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  ev.sequence = i + 1;
+  ev.data["applicationId"] = ev.entity_id;
+  ev.data["status"] = "approved";
+  ev.data["previousStatus"] = "under_review";
+  ev.data["amount"] = 25'000.0 + static_cast<double>(i);
+  ev.data["currency"] = "EUR";
+  ev.data["decidedBy"] = "underwriter-17";
+  return ev;
 }
 
 pool_ptr make_pool(std::size_t n) {
@@ -124,20 +124,20 @@ caf::behavior raw_producer(caf::stateful_actor<raw_producer_state>* self, std::u
     }
   };
   return {
-    [self, refill](caf::put_atom, caf::actor next) {  // start
-      self->state.next = std::move(next);
-      refill();
-    },
-    [self, refill](std::int64_t credit) {
-      self->state.in_flight -= static_cast<std::uint64_t>(credit);
-      refill();
-    },
+      [self, refill](caf::put_atom, caf::actor next) {  // start
+        self->state.next = std::move(next);
+        refill();
+      },
+      [self, refill](std::int64_t credit) {
+        self->state.in_flight -= static_cast<std::uint64_t>(credit);
+        refill();
+      },
   };
 }
 
 caf::behavior raw_router(caf::event_based_actor* self, caf::actor next) {
   return {
-    [self, next](std::int64_t x) { self->send(next, x); },
+      [self, next](std::int64_t x) { self->send(next, x); },
   };
 }
 
@@ -150,18 +150,18 @@ struct raw_handler_state {
 caf::behavior raw_handler(caf::stateful_actor<raw_handler_state>* self, caf::actor producer,
                           run_ctl* ctl, std::int64_t chunk) {
   return {
-    [=](std::int64_t x) {
-      auto& st = self->state;
-      st.sum += static_cast<std::uint64_t>(x);
-      if (++st.unacked == chunk) {
-        self->send(producer, st.unacked);
-        st.unacked = 0;
-      }
-      if (++st.received == ctl->total) {
-        ctl->checksum = st.sum;
-        ctl->finished.set_value(steady::now());
-      }
-    },
+      [=](std::int64_t x) {
+        auto& st = self->state;
+        st.sum += static_cast<std::uint64_t>(x);
+        if (++st.unacked == chunk) {
+          self->send(producer, st.unacked);
+          st.unacked = 0;
+        }
+        if (++st.received == ctl->total) {
+          ctl->checksum = st.sum;
+          ctl->finished.set_value(steady::now());
+        }
+      },
   };
 }
 
@@ -187,14 +187,14 @@ caf::behavior sb_producer(caf::stateful_actor<sb_producer_state>* self, pool_ptr
     }
   };
   return {
-    [self, refill](caf::put_atom, caf::actor next) {
-      self->state.next = std::move(next);
-      refill();
-    },
-    [self, refill](done_atom, const std::vector<std::uint64_t>& seqs) {
-      self->state.in_flight -= seqs.size();
-      refill();
-    },
+      [self, refill](caf::put_atom, caf::actor next) {
+        self->state.next = std::move(next);
+        refill();
+      },
+      [self, refill](done_atom, const std::vector<std::uint64_t>& seqs) {
+        self->state.in_flight -= seqs.size();
+        refill();
+      },
   };
 }
 
@@ -215,11 +215,11 @@ caf::behavior sb_router(caf::stateful_actor<sb_router_state>* self, caf::actor n
   self->state.next = std::move(next);
   self->state.pattern = bench_pattern();
   return {
-    [self](work_atom, const event_ptr& ev) {
-      // Every pooled event matches; a non-matching one would need its credit returned here.
-      if (self->state.pattern->matches(ev->type))
-        self->send(self->state.next, work_atom_v, ev);
-    },
+      [self](work_atom, const event_ptr& ev) {
+        // Every pooled event matches; a non-matching one would need its credit returned here.
+        if (self->state.pattern->matches(ev->type))
+          self->send(self->state.next, work_atom_v, ev);
+      },
   };
 }
 
@@ -238,20 +238,20 @@ caf::behavior sb_handler(caf::stateful_actor<sb_handler_state>* self, caf::actor
   };
   st.done.reserve(chunk);
   return {
-    [=](work_atom, const event_ptr& ev) {
-      auto& s = self->state;
-      s.handler(*ev);
-      s.done.push_back(*ev->sequence);
-      if (s.done.size() == chunk) {
-        self->send(producer, done_atom_v, std::move(s.done));
-        s.done = {};
-        s.done.reserve(chunk);
-      }
-      if (++s.received == ctl->total) {
-        ctl->checksum = s.sink;
-        ctl->finished.set_value(steady::now());
-      }
-    },
+      [=](work_atom, const event_ptr& ev) {
+        auto& s = self->state;
+        s.handler(*ev);
+        s.done.push_back(*ev->sequence);
+        if (s.done.size() == chunk) {
+          self->send(producer, done_atom_v, std::move(s.done));
+          s.done = {};
+          s.done.reserve(chunk);
+        }
+        if (++s.received == ctl->total) {
+          ctl->checksum = s.sink;
+          ctl->finished.set_value(steady::now());
+        }
+      },
   };
 }
 
@@ -275,14 +275,14 @@ caf::behavior sbb_producer(caf::stateful_actor<sb_producer_state>* self, pool_pt
     }
   };
   return {
-    [self, refill](caf::put_atom, caf::actor next) {
-      self->state.next = std::move(next);
-      refill();
-    },
-    [self, refill](done_atom, const std::vector<std::uint64_t>& seqs) {
-      self->state.in_flight -= seqs.size();
-      refill();
-    },
+      [self, refill](caf::put_atom, caf::actor next) {
+        self->state.next = std::move(next);
+        refill();
+      },
+      [self, refill](done_atom, const std::vector<std::uint64_t>& seqs) {
+        self->state.in_flight -= seqs.size();
+        refill();
+      },
   };
 }
 
@@ -290,16 +290,16 @@ caf::behavior sbb_router(caf::stateful_actor<sb_router_state>* self, caf::actor 
   self->state.next = std::move(next);
   self->state.pattern = bench_pattern();
   return {
-    [self](work_atom, const event_batch& batch) {
-      // Like the consumer's dispatch: filter into a fresh lane vector, send it as a batch.
-      std::vector<event_ptr> lane;
-      lane.reserve(batch->size());
-      for (const auto& ev : *batch)
-        if (self->state.pattern->matches(ev->type))
-          lane.push_back(ev);
-      self->send(self->state.next, work_atom_v,
-                 event_batch{std::make_shared<const std::vector<event_ptr>>(std::move(lane))});
-    },
+      [self](work_atom, const event_batch& batch) {
+        // Like the consumer's dispatch: filter into a fresh lane vector, send it as a batch.
+        std::vector<event_ptr> lane;
+        lane.reserve(batch->size());
+        for (const auto& ev : *batch)
+          if (self->state.pattern->matches(ev->type))
+            lane.push_back(ev);
+        self->send(self->state.next, work_atom_v,
+                   event_batch{std::make_shared<const std::vector<event_ptr>>(std::move(lane))});
+      },
   };
 }
 
@@ -310,21 +310,21 @@ caf::behavior sbb_handler(caf::stateful_actor<sb_handler_state>* self, caf::acto
     *sink += ev.data.size() + ev.entity_id.size() + *ev.entity_version;
   };
   return {
-    [=](work_atom, const event_batch& batch) {
-      auto& s = self->state;
-      std::vector<std::uint64_t> done;
-      done.reserve(batch->size());
-      for (const auto& ev : *batch) {
-        s.handler(*ev);
-        done.push_back(*ev->sequence);
-      }
-      s.received += batch->size();
-      self->send(producer, done_atom_v, std::move(done));
-      if (s.received == ctl->total) {
-        ctl->checksum = s.sink;
-        ctl->finished.set_value(steady::now());
-      }
-    },
+      [=](work_atom, const event_batch& batch) {
+        auto& s = self->state;
+        std::vector<std::uint64_t> done;
+        done.reserve(batch->size());
+        for (const auto& ev : *batch) {
+          s.handler(*ev);
+          done.push_back(*ev->sequence);
+        }
+        s.received += batch->size();
+        self->send(producer, done_atom_v, std::move(done));
+        if (s.received == ctl->total) {
+          ctl->checksum = s.sink;
+          ctl->finished.set_value(steady::now());
+        }
+      },
   };
 }
 
@@ -464,8 +464,7 @@ run_result run_once(caf::actor_system& sys, variant v, const options& opt, std::
       handler = sys.spawn(sbb_handler, producer, &ctl);
       router = sys.spawn(sbb_router, handler);
       break;
-    case variant::bus:
-      break;
+    case variant::bus: break;
   }
   const double cpu0 = bench::process_cpu_seconds();
   const auto wait0 = runqueue_wait_ns();
@@ -487,7 +486,7 @@ run_result run_once(caf::actor_system& sys, variant v, const options& opt, std::
   return r;
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
   options opt;
@@ -508,19 +507,19 @@ int main(int argc, char** argv) {
     opt.batch = a.num("batch", opt.batch);
     opt.threads = a.num("threads", opt.threads);
     opt.pool = a.num("pool", opt.pool);
-    if (opt.events == 0 || opt.reps == 0 || opt.window == 0 || opt.chunk == 0 ||
-        opt.batch == 0 || opt.threads == 0 || opt.pool == 0 || opt.batched_factor == 0 ||
-        opt.chunk > opt.window)
+    if (opt.events == 0 || opt.reps == 0 || opt.window == 0 || opt.chunk == 0 || opt.batch == 0 ||
+        opt.threads == 0 || opt.pool == 0 || opt.batched_factor == 0 || opt.chunk > opt.window)
       throw std::invalid_argument("every option must be positive, and chunk <= window");
     const auto wanted =
-      "," + a.get("variants", "caf_raw,switchboard,switchboard_batched,bus") + ",";
-    for (auto v : {variant::caf_raw, variant::switchboard, variant::switchboard_batched,
-                   variant::bus})
+        "," + a.get("variants", "caf_raw,switchboard,switchboard_batched,bus") + ",";
+    for (auto v :
+         {variant::caf_raw, variant::switchboard, variant::switchboard_batched, variant::bus})
       if (wanted.find("," + std::string(name_of(v)) + ",") != std::string::npos)
         variants.push_back(v);
     if (variants.empty())
-      throw std::invalid_argument("--variants names none of caf_raw, switchboard, "
-                                  "switchboard_batched, bus");
+      throw std::invalid_argument(
+          "--variants names none of caf_raw, switchboard, "
+          "switchboard_batched, bus");
   } catch (const std::exception& e) {
     std::cerr << "routing_bench: " << e.what() << "\n";
     return 2;
@@ -559,35 +558,35 @@ int main(int argc, char** argv) {
     med[i] = bench::median(rate[i]);
     bench::json_line j;
     j.str("bench", "routing")
-      .str("variant", name_of(v))
-      .str("message", v == variant::caf_raw       ? "int64"
-                      : v == variant::switchboard ? "(work_atom, event_ptr)"
-                      : v == variant::bus         ? "journal_tail + (work_atom, event_batch)"
-                                                  : "(work_atom, event_batch)")
-      .number("events_per_s", med[i])
-      .number("events_per_s_min", *std::min_element(rate[i].begin(), rate[i].end()))
-      .number("events_per_s_max", *std::max_element(rate[i].begin(), rate[i].end()))
-      .raw("runs", bench::num_list(rate[i]))
-      .number("cpu_us_per_event", bench::median(cpu[i]))
-      .number("runqueue_wait_cores", bench::median(waits[i]))
-      .number("events", static_cast<double>(events_of(v)))
-      .number("reps", static_cast<double>(opt.reps))
-      .number("hops", 3)
-      .number("window", static_cast<double>(opt.window));
+        .str("variant", name_of(v))
+        .str("message", v == variant::caf_raw       ? "int64"
+                        : v == variant::switchboard ? "(work_atom, event_ptr)"
+                        : v == variant::bus         ? "journal_tail + (work_atom, event_batch)"
+                                                    : "(work_atom, event_batch)")
+        .number("events_per_s", med[i])
+        .number("events_per_s_min", *std::min_element(rate[i].begin(), rate[i].end()))
+        .number("events_per_s_max", *std::max_element(rate[i].begin(), rate[i].end()))
+        .raw("runs", bench::num_list(rate[i]))
+        .number("cpu_us_per_event", bench::median(cpu[i]))
+        .number("runqueue_wait_cores", bench::median(waits[i]))
+        .number("events", static_cast<double>(events_of(v)))
+        .number("reps", static_cast<double>(opt.reps))
+        .number("hops", 3)
+        .number("window", static_cast<double>(opt.window));
     if (v != variant::bus)  // the bus's partition answers done once per round instead
       j.number("credit_chunk", static_cast<double>(opt.chunk));
     if (v == variant::switchboard_batched)
       j.number("batch", static_cast<double>(opt.batch));
     if (v == variant::bus)
       j.number("append_batch", static_cast<double>(bus_append_batch))
-        .number("tail_capacity", static_cast<double>(bus_tail_capacity))
-        .number("partitions", 1);
+          .number("tail_capacity", static_cast<double>(bus_tail_capacity))
+          .number("partitions", 1);
     if (v != variant::caf_raw)
       j.number("envelope_json_bytes", static_cast<double>(envelope_bytes));
     j.number("threads", static_cast<double>(opt.threads))
-      .number("loadavg1_before", load_before)
-      .number("loadavg1_after", load_after)
-      .print();
+        .number("loadavg1_before", load_before)
+        .number("loadavg1_after", load_after)
+        .print();
   }
 
   std::fprintf(stderr,
@@ -619,7 +618,7 @@ int main(int argc, char** argv) {
       for (std::size_t rep = 0; rep < opt.reps; ++rep)
         paired.push_back(rate[i][rep] / rate[0][rep]);
       ratio.number(std::string(name_of(v)) + "_over_caf_raw", med[i] / med[0])
-        .number(std::string(name_of(v)) + "_over_caf_raw_paired_median", bench::median(paired));
+          .number(std::string(name_of(v)) + "_over_caf_raw_paired_median", bench::median(paired));
     }
     ratio.print();
   }

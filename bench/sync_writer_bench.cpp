@@ -7,16 +7,16 @@
 
 #include "bench_util.hpp"
 
-#include "jobs/propagation/sync_writer.hpp"
 #include "adapters/sqlite/state_store.hpp"
 #include "adapters/twilio/client.hpp"
 #include "adapters/twilio/emulator.hpp"
+#include "jobs/propagation/sync_writer.hpp"
 
+#include <httplib.h>
+#include <boost/json.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/send.hpp>
-#include <httplib.h>
-#include <boost/json.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -101,8 +101,8 @@ int main(int argc, char** argv) try {
   for (auto deadline = produced + 10s; bench::steady::now() < deadline;) {
     if (store->counts("bench", "application").pending == 0 && writer->stats().in_flight == 0) {
       auto d = check.fetch_document(service, "application-hot");
-      exact = d && d.body.at("data") == json::value{{"n", total},
-                                                    {"status", total % 2 ? "open" : "review"}};
+      exact = d && d.body.at("data") ==
+                       json::value{{"n", total}, {"status", total % 2 ? "open" : "review"}};
       break;
     }
     std::this_thread::sleep_for(5ms);
@@ -128,14 +128,13 @@ int main(int argc, char** argv) try {
       .raw("exact", exact ? "true" : "false")
       .number("load1", bench::loadavg1());
   j.print();
-  std::fprintf(stderr,
-               "sync_writer: %llu updates in %.2f s -> %llu writes sent (%.1f writes/s for the "
-               "object), %llu coalesced, %llu 429s, final state %s\n",
-               static_cast<unsigned long long>(total), run_s,
-               static_cast<unsigned long long>(s.writes_sent),
-               static_cast<double>(s.writes_sent) / run_s,
-               static_cast<unsigned long long>(s.coalesced),
-               static_cast<unsigned long long>(s.rate_limited), exact ? "exact" : "NOT exact");
+  std::fprintf(
+      stderr,
+      "sync_writer: %llu updates in %.2f s -> %llu writes sent (%.1f writes/s for the "
+      "object), %llu coalesced, %llu 429s, final state %s\n",
+      static_cast<unsigned long long>(total), run_s, static_cast<unsigned long long>(s.writes_sent),
+      static_cast<double>(s.writes_sent) / run_s, static_cast<unsigned long long>(s.coalesced),
+      static_cast<unsigned long long>(s.rate_limited), exact ? "exact" : "NOT exact");
   std::error_code ignored;
   std::filesystem::remove_all(dir, ignored);
   return 0;

@@ -11,22 +11,22 @@
 #include "support/eventually.hpp"
 #include "support/temp_dir.hpp"
 
+#include <httplib.h>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
-#include <httplib.h>
 
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <deque>
-#include <thread>
 #include <cstdlib>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 
 using namespace std::chrono_literals;
 using namespace switchboard;
@@ -58,7 +58,9 @@ std::string s(const json::value& v, const char* key) {
   return m != nullptr && m->is_string() ? std::string(m->get_string()) : std::string{};
 }
 
-std::int64_t i(const json::value& v, const char* key) { return v.as_object().at(key).to_number<std::int64_t>(); }
+std::int64_t i(const json::value& v, const char* key) {
+  return v.as_object().at(key).to_number<std::int64_t>();
+}
 
 /// The emulator, plus what a test reads from it.
 struct emulator_fixture {
@@ -123,7 +125,8 @@ int messages_of_step(const json::object& conv, const std::string& lead, const st
     if (ec || !a.is_object())
       continue;
     const auto st = s(a, "step");
-    if (s(a, "lead") == lead && st.size() >= step.size() && st.compare(st.size() - step.size(), step.size(), step) == 0)
+    if (s(a, "lead") == lead && st.size() >= step.size() &&
+        st.compare(st.size() - step.size(), step.size(), step) == 0)
       ++n;
   }
   return n;
@@ -144,14 +147,19 @@ config test_config(const temp_dir& dir, const emulator_fixture& emu) {
   cfg.leads.backoff_max = 50ms;
   cfg.leads.answer_timeout = 15s;
   cfg.leads.dealers = {
-      {"D1", "Acme Motors", {{"north", "North", "+15550001001"}, {"south", "South", "+15550001002"}}},
-      {"D2", "Beta Cars", {{"east", "East", "+15550002001"}, {"west", "West", "+15550002001"}}},  // one number
+      {"D1",
+       "Acme Motors",
+       {{"north", "North", "+15550001001"}, {"south", "South", "+15550001002"}}},
+      {"D2",
+       "Beta Cars",
+       {{"east", "East", "+15550002001"}, {"west", "West", "+15550002001"}}},  // one number
   };
   return cfg;
 }
 
-keyed_answer submit(runtime& rt, const std::string& id, const std::string& phone, const std::string& dealer,
-                    const std::string& location, bool replace = false, const std::string& message = "Is it available?") {
+keyed_answer submit(runtime& rt, const std::string& id, const std::string& phone,
+                    const std::string& dealer, const std::string& location, bool replace = false,
+                    const std::string& message = "Is it available?") {
   keyed_request r;
   r.service = "leads";
   r.key = id;
@@ -173,8 +181,8 @@ keyed_answer get(runtime& rt, const std::string& service, const std::string& key
   return rt.invoke(r);
 }
 
-keyed_answer post(runtime& rt, const std::string& service, const std::string& key, const std::string& handler,
-                  const std::string& body = "{}") {
+keyed_answer post(runtime& rt, const std::string& service, const std::string& key,
+                  const std::string& handler, const std::string& body = "{}") {
   keyed_request r;
   r.service = service;
   r.key = key;
@@ -189,9 +197,10 @@ json::value lead_of(runtime& rt, const std::string& id) {
   return a.body;
 }
 
-} // namespace
+}  // namespace
 
-TEST_CASE("a lead opens a conversation with both SMS participants and sends its first message once", "[leads]") {
+TEST_CASE("a lead opens a conversation with both SMS participants and sends its first message once",
+          "[leads]") {
   emulator_fixture emu;
   temp_dir dir;
   runtime rt{test_config(dir, emu)};
@@ -210,11 +219,13 @@ TEST_CASE("a lead opens a conversation with both SMS participants and sends its 
   CHECK(s(*conv, "unique_name") == "sb-" + s(lead, "conversation_id"));
   std::set<std::pair<std::string, std::string>> bindings;
   for (auto& p : conv->at("participants").as_array())
-    bindings.emplace(s(p.at("messaging_binding"), "address"), s(p.at("messaging_binding"), "proxy_address"));
-  CHECK(bindings == std::set<std::pair<std::string, std::string>>{{"+15557770001", "+15550100001"},
-                                                                   {"+15550001001", "+15550100001"}});
+    bindings.emplace(s(p.at("messaging_binding"), "address"),
+                     s(p.at("messaging_binding"), "proxy_address"));
+  CHECK(bindings == std::set<std::pair<std::string, std::string>>{
+                        {"+15557770001", "+15550100001"}, {"+15550001001", "+15550100001"}});
   REQUIRE(conv->at("messages").as_array().size() == 1);
-  CHECK(s(conv->at("messages").as_array()[0], "body").find("Is it available?") != std::string::npos);
+  CHECK(s(conv->at("messages").as_array()[0], "body").find("Is it available?") !=
+        std::string::npos);
   CHECK(messages_of_step(*conv, "L1", "/lead.first-message") == 1);
 
   // The same submission again (same id): the first answer, nothing new on Twilio.
@@ -225,8 +236,10 @@ TEST_CASE("a lead opens a conversation with both SMS participants and sends its 
   rt.stop();
 }
 
-TEST_CASE("same phone, dealer and location: already open, a resubmit with replace closes it and opens a new one",
-          "[leads]") {
+TEST_CASE(
+    "same phone, dealer and location: already open, a resubmit with replace closes it and opens a "
+    "new one",
+    "[leads]") {
   emulator_fixture emu;
   temp_dir dir;
   runtime rt{test_config(dir, emu)};
@@ -267,7 +280,8 @@ TEST_CASE("same phone and dealer at another location: two leads, two conversatio
   REQUIRE(north.status == 201);
   REQUIRE(south.status == 201);
   CHECK(s(north.body.at("lead"), "conversation_id") != s(south.body.at("lead"), "conversation_id"));
-  CHECK(s(north.body.at("lead"), "conversation_sid") != s(south.body.at("lead"), "conversation_sid"));
+  CHECK(s(north.body.at("lead"), "conversation_sid") !=
+        s(south.body.at("lead"), "conversation_sid"));
   CHECK(s(south.body.at("lead"), "location_phone") == "+15550001002");
   // One customer in two open conversations: each binding pair is unique, so the proxies differ.
   CHECK(s(north.body.at("lead"), "proxy_number") != s(south.body.at("lead"), "proxy_number"));
@@ -275,7 +289,9 @@ TEST_CASE("same phone and dealer at another location: two leads, two conversatio
   rt.stop();
 }
 
-TEST_CASE("two locations sharing one phone number and one customer: two leads sharing one conversation", "[leads]") {
+TEST_CASE(
+    "two locations sharing one phone number and one customer: two leads sharing one conversation",
+    "[leads]") {
   emulator_fixture emu;
   temp_dir dir;
   runtime rt{test_config(dir, emu)};
@@ -296,24 +312,28 @@ TEST_CASE("two locations sharing one phone number and one customer: two leads sh
   SECTION("the conversation stays open while any lead uses it") {
     REQUIRE(post(rt, "leads", "L1", "close").status == 200);
     CHECK(s(lead_of(rt, "L1"), "status") == "closed");
-    CHECK(s(get(rt, "conversations", s(east.body.at("lead"), "conversation_id")).body, "status") == "open");
+    CHECK(s(get(rt, "conversations", s(east.body.at("lead"), "conversation_id")).body, "status") ==
+          "open");
     CHECK(s(*emu.conversation(sid), "state") == "active");
     REQUIRE(post(rt, "leads", "L2", "close").status == 200);
     CHECK(eventually([&] { return s(*emu.conversation(sid), "state") == "closed"; }));
     CHECK(eventually([&] {
-      return s(get(rt, "conversations", s(east.body.at("lead"), "conversation_id")).body, "status") == "closed";
+      return s(get(rt, "conversations", s(east.body.at("lead"), "conversation_id")).body,
+               "status") == "closed";
     }));
   }
   rt.stop();
 }
 
-TEST_CASE("a location that changes its number: open leads keep theirs, new leads use the new one", "[leads]") {
+TEST_CASE("a location that changes its number: open leads keep theirs, new leads use the new one",
+          "[leads]") {
   emulator_fixture emu;
   temp_dir dir;
   runtime rt{test_config(dir, emu)};
   rt.start();
   REQUIRE(submit(rt, "L1", "+15557770001", "D1", "north").status == 201);
-  auto changed = post(rt, "dealers", "D1", "set_location", R"({"location":"north","phone":"+15550001009"})");
+  auto changed =
+      post(rt, "dealers", "D1", "set_location", R"({"location":"north","phone":"+15550001009"})");
   REQUIRE(changed.status == 200);
   CHECK(s(changed.body, "previous_phone") == "+15550001001");
   CHECK(s(get(rt, "dealers", "D1").body.at("locations").as_array()[0], "phone") == "+15550001009");
@@ -335,9 +355,13 @@ TEST_CASE("a location that changes its number: open leads keep theirs, new leads
   CHECK(old_number);
 
   SECTION("bad dealer input changes nothing") {
-    CHECK(post(rt, "dealers", "D1", "set_location", R"({"location":"north","phone":"555-1234"})").status == 400);
-    CHECK(post(rt, "dealers", "D1", "set_location", R"({"location":"north","phone":"+15550100001"})").status == 400);
-    CHECK(s(get(rt, "dealers", "D1").body.at("locations").as_array()[0], "phone") == "+15550001009");
+    CHECK(post(rt, "dealers", "D1", "set_location", R"({"location":"north","phone":"555-1234"})")
+              .status == 400);
+    CHECK(
+        post(rt, "dealers", "D1", "set_location", R"({"location":"north","phone":"+15550100001"})")
+            .status == 400);
+    CHECK(s(get(rt, "dealers", "D1").body.at("locations").as_array()[0], "phone") ==
+          "+15550001009");
   }
   rt.stop();
 }
@@ -346,11 +370,15 @@ TEST_CASE("a number set at run time outlives restarts until the file gives anoth
   emulator_fixture emu;
   temp_dir dir;
   auto cfg = test_config(dir, emu);
-  auto phone_of_north = [](runtime& rt) { return s(get(rt, "dealers", "D1").body.at("locations").as_array()[0], "phone"); };
+  auto phone_of_north = [](runtime& rt) {
+    return s(get(rt, "dealers", "D1").body.at("locations").as_array()[0], "phone");
+  };
   {
     runtime rt{cfg};
     rt.start();
-    REQUIRE(post(rt, "dealers", "D1", "set_location", R"({"location":"north","phone":"+15550001009"})").status == 200);
+    REQUIRE(
+        post(rt, "dealers", "D1", "set_location", R"({"location":"north","phone":"+15550001009"})")
+            .status == 200);
     rt.stop();
   }
   {
@@ -378,7 +406,8 @@ TEST_CASE("bad lead input gets a clear error and changes nothing", "[leads]") {
   auto unknown = submit(rt, "L1", "+15557770001", "D9", "north");
   CHECK(unknown.status == 404);
   CHECK(s(unknown.body, "error").find("D9") != std::string::npos);
-  auto long_message = submit(rt, "L1", "+15557770001", "D1", "north", false, std::string(1601, 'x'));
+  auto long_message =
+      submit(rt, "L1", "+15557770001", "D1", "north", false, std::string(1601, 'x'));
   CHECK(long_message.status == 400);
   CHECK(s(long_message.body, "field") == "message");
   CHECK(s(long_message.body, "error").find("1601") != std::string::npos);
@@ -419,8 +448,11 @@ TEST_CASE("inbound SMS reach their leads through signed webhooks, once per Messa
 
   // A replay of a delivered webhook (same MessageSid, validly signed) changes nothing.
   std::vector<std::pair<std::string, std::string>> params{
-      {"EventType", "onMessageAdded"}, {"ConversationSid", s(a.body.at("lead"), "conversation_sid")},
-      {"MessageSid", "IM00000000000000000000000000000001"}, {"Author", "+15557770001"}, {"Body", "hi"}};
+      {"EventType", "onMessageAdded"},
+      {"ConversationSid", s(a.body.at("lead"), "conversation_sid")},
+      {"MessageSid", "IM00000000000000000000000000000001"},
+      {"Author", "+15557770001"},
+      {"Body", "hi"}};
   const auto signature = twilio::twilio_signature(auth_token, url, params);
   auto first = rt.conversations_webhook(params, signature);
   CHECK(first.status == 200);
@@ -437,7 +469,8 @@ TEST_CASE("inbound SMS reach their leads through signed webhooks, once per Messa
     form.emplace(k, v);
   form.erase("MessageSid");
   form.emplace("MessageSid", "IM00000000000000000000000000000002");
-  auto forged = http.Post("/v1/webhooks/twilio/conversations", httplib::Headers{{"X-Twilio-Signature", signature}}, form);
+  auto forged = http.Post("/v1/webhooks/twilio/conversations",
+                          httplib::Headers{{"X-Twilio-Signature", signature}}, form);
   REQUIRE(forged);
   CHECK(forged->status == 403);
   auto unsigned_call = http.Post("/v1/webhooks/twilio/conversations", form);
@@ -446,7 +479,8 @@ TEST_CASE("inbound SMS reach their leads through signed webhooks, once per Messa
   auto bad_token = http.Get("/v1/leads/L1", httplib::Headers{{"Authorization", "Bearer wrong"}});
   REQUIRE(bad_token);
   CHECK(bad_token->status == 401);
-  auto good_token = http.Get("/v1/leads/L1", httplib::Headers{{"Authorization", "Bearer leads-api-token"}});
+  auto good_token =
+      http.Get("/v1/leads/L1", httplib::Headers{{"Authorization", "Bearer leads-api-token"}});
   REQUIRE(good_token);
   CHECK(good_token->status == 200);
   std::this_thread::sleep_for(100ms);
@@ -454,7 +488,8 @@ TEST_CASE("inbound SMS reach their leads through signed webhooks, once per Messa
   rt.stop();
 }
 
-TEST_CASE("a message whose outcome was unknown is found by its step id, not sent twice", "[leads]") {
+TEST_CASE("a message whose outcome was unknown is found by its step id, not sent twice",
+          "[leads]") {
   emulator_fixture emu;
   temp_dir dir;
   runtime rt{test_config(dir, emu)};
@@ -469,12 +504,14 @@ TEST_CASE("a message whose outcome was unknown is found by its step id, not sent
   rt.stop();
 }
 
-TEST_CASE("every Twilio write that times out after taking effect is looked up, never repeated", "[leads]") {
+TEST_CASE("every Twilio write that times out after taking effect is looked up, never repeated",
+          "[leads]") {
   emulator_fixture emu;
   temp_dir dir;
   auto cfg = test_config(dir, emu);
   cfg.twilio.read_timeout = 1s;
-  cfg.leads.webhook_url = "http://127.0.0.1:9/v1/webhooks/twilio/conversations";  // registered, never called
+  cfg.leads.webhook_url =
+      "http://127.0.0.1:9/v1/webhooks/twilio/conversations";  // registered, never called
   runtime rt{cfg};
   rt.start();
   // Each write is applied and then never answered: the client gives up without knowing.
@@ -495,13 +532,15 @@ TEST_CASE("every Twilio write that times out after taking effect is looked up, n
   rt.stop();
 }
 
-TEST_CASE("a binding held by an existing conversation (50416) is adopted, never failing the lead", "[leads]") {
+TEST_CASE("a binding held by an existing conversation (50416) is adopted, never failing the lead",
+          "[leads]") {
   emulator_fixture emu;
   temp_dir dir;
   runtime rt{test_config(dir, emu)};
   // A conversation made outside switchboard already binds the customer through the first proxy.
   auto c = emu.client();
-  auto made = c.Post("/conversations/v1/Conversations", httplib::Params{{"FriendlyName", "made by hand"}});
+  auto made =
+      c.Post("/conversations/v1/Conversations", httplib::Params{{"FriendlyName", "made by hand"}});
   REQUIRE(made);
   REQUIRE(made->status == 201);
   const auto existing = s(json::parse(made->body), "sid");
@@ -520,13 +559,15 @@ TEST_CASE("a binding held by an existing conversation (50416) is adopted, never 
   rt.stop();
 }
 
-TEST_CASE("a lead that cannot open fails with the reason, and its half-made conversation is closed", "[leads]") {
+TEST_CASE("a lead that cannot open fails with the reason, and its half-made conversation is closed",
+          "[leads]") {
   emulator_fixture emu;
   temp_dir dir;
   runtime rt{test_config(dir, emu)};
   // Made outside switchboard: the location's number is bound through the first proxy already.
   auto c = emu.client();
-  auto made = c.Post("/conversations/v1/Conversations", httplib::Params{{"FriendlyName", "made by hand"}});
+  auto made =
+      c.Post("/conversations/v1/Conversations", httplib::Params{{"FriendlyName", "made by hand"}});
   REQUIRE(made);
   const auto other = s(json::parse(made->body), "sid");
   REQUIRE(c.Post("/conversations/v1/Conversations/" + other + "/Participants",
@@ -547,11 +588,14 @@ TEST_CASE("a lead that cannot open fails with the reason, and its half-made conv
         return s(conv, "state") == "closed";
     return false;
   }));
-  CHECK(eventually([&] { return s(get(rt, "conversations", s(lead, "conversation_id")).body, "status") == "closed"; }));
+  CHECK(eventually([&] {
+    return s(get(rt, "conversations", s(lead, "conversation_id")).body, "status") == "closed";
+  }));
   rt.stop();
 }
 
-TEST_CASE("after the retry budget a lead invocation is parked, visible, and resumes to completion", "[leads]") {
+TEST_CASE("after the retry budget a lead invocation is parked, visible, and resumes to completion",
+          "[leads]") {
   emulator_fixture emu;
   temp_dir dir;
   auto cfg = test_config(dir, emu);
@@ -607,7 +651,8 @@ TEST_CASE("a cancelled parked submit releases its lead and conversation", "[lead
   rt.stop();
 }
 
-TEST_CASE("a lead interrupted by a stop resumes after the restart, its effects done once", "[leads]") {
+TEST_CASE("a lead interrupted by a stop resumes after the restart, its effects done once",
+          "[leads]") {
   emulator_fixture emu;
   temp_dir dir;
   auto cfg = test_config(dir, emu);
@@ -640,7 +685,8 @@ TEST_CASE("an Idempotency-Key answers a repeated create as the first one did", "
   keyed_request r;
   r.service = "leads";
   r.idempotency_key = "form-submission-77";
-  r.body = R"({"customer_name":"Bo","customer_phone":"+15557770005","dealer_id":"D1","location_id":"south","message":"hi"})";
+  r.body =
+      R"({"customer_name":"Bo","customer_phone":"+15557770005","dealer_id":"D1","location_id":"south","message":"hi"})";
   auto first = rt.invoke(r);
   auto second = rt.invoke(r);
   REQUIRE(first.status == 201);
@@ -658,7 +704,8 @@ TEST_CASE("an Idempotency-Key answers a repeated create as the first one did", "
   rt.stop();
 }
 
-TEST_CASE("durable timers: the dealer is reminded when no reply came, also across a restart", "[leads]") {
+TEST_CASE("durable timers: the dealer is reminded when no reply came, also across a restart",
+          "[leads]") {
   emulator_fixture emu;
   temp_dir dir;
   auto cfg = test_config(dir, emu);
@@ -691,7 +738,9 @@ TEST_CASE("an inactive lead is closed by its timer, and its conversation with it
   REQUIRE(a.status == 201);
   CHECK(eventually([&] { return s(lead_of(rt, "L1"), "status") == "closed"; }, 10s));
   CHECK(s(lead_of(rt, "L1"), "close_reason") == "inactive");
-  CHECK(eventually([&] { return s(*emu.conversation(s(a.body.at("lead"), "conversation_sid")), "state") == "closed"; }));
+  CHECK(eventually([&] {
+    return s(*emu.conversation(s(a.body.at("lead"), "conversation_sid")), "state") == "closed";
+  }));
   rt.stop();
 }
 
@@ -755,9 +804,11 @@ private:
   std::thread thread_;
 };
 
-} // namespace
+}  // namespace
 
-TEST_CASE("form leads are stored, then forwarded to both systems with retries and an idempotency key", "[leads]") {
+TEST_CASE(
+    "form leads are stored, then forwarded to both systems with retries and an idempotency key",
+    "[leads]") {
   temp_dir dir;
   receiver tracking{2};
   receiver marketing{-1};  // always fails: dead after the budget
@@ -779,7 +830,8 @@ TEST_CASE("form leads are stored, then forwarded to both systems with retries an
   const auto id = s(a.body, "id");
   CHECK(eventually([&] { return tracking.accepted().size() == 1; }));
   CHECK(tracking.accepted().begin()->first == id + ":lead_tracking");
-  CHECK(json::parse(tracking.accepted().begin()->second).at("lead").at("email") == "ana@example.com");
+  CHECK(json::parse(tracking.accepted().begin()->second).at("lead").at("email") ==
+        "ana@example.com");
   CHECK(tracking.requests() == 3);
   auto forwards_done = [&] {
     auto v = get(rt, "form-leads", id);
@@ -805,12 +857,15 @@ TEST_CASE("form leads are stored, then forwarded to both systems with retries an
   rt.stop();
 }
 
-TEST_CASE("a closed lead's proxy number is free when close answers: 50 close-then-submit pairs from two clients at once",
-          "[leads]") {
+TEST_CASE(
+    "a closed lead's proxy number is free when close answers: 50 close-then-submit pairs from two "
+    "clients at once",
+    "[leads]") {
   emulator_fixture emu;
   temp_dir dir;
   auto cfg = test_config(dir, emu);
-  cfg.leads.proxy_numbers = {"+15550100001", "+15550100002"};  // two open conversations at a location
+  cfg.leads.proxy_numbers = {"+15550100001",
+                             "+15550100002"};  // two open conversations at a location
   runtime rt{cfg};
   rt.start();
   std::atomic<int> phone{0};
@@ -873,7 +928,8 @@ TEST_CASE("a closed lead's proxy number is free when close answers: 50 close-the
   rt.stop();
 }
 
-TEST_CASE("a submit that finds its number still being released waits for it instead of failing", "[leads]") {
+TEST_CASE("a submit that finds its number still being released waits for it instead of failing",
+          "[leads]") {
   emulator_fixture emu;
   temp_dir dir;
   auto cfg = test_config(dir, emu);
@@ -886,7 +942,8 @@ TEST_CASE("a submit that finds its number still being released waits for it inst
   REQUIRE(submit(rt, "L1", "+15557770001", "D1", "north").status == 201);
   const auto conv = s(lead_of(rt, "L1"), "conversation_id");
   // Twilio takes its time to close the conversation: the number stays bound meanwhile.
-  emu.faults(R"({"seed": 1, "rules": [{"route": "POST /conversations/v1/Conversations/*", "latency_ms": 400}]})");
+  emu.faults(
+      R"({"seed": 1, "rules": [{"route": "POST /conversations/v1/Conversations/*", "latency_ms": 400}]})");
   keyed_answer closing;
   std::thread closer([&] { closing = post(rt, "leads", "L1", "close"); });
   CHECK(eventually([&] { return s(get(rt, "conversations", conv).body, "status") == "closing"; }));
@@ -898,7 +955,8 @@ TEST_CASE("a submit that finds its number still being released waits for it inst
   rt.stop();
 }
 
-TEST_CASE("a lead refused for want of a proxy number is readable as failed, with the reason", "[leads]") {
+TEST_CASE("a lead refused for want of a proxy number is readable as failed, with the reason",
+          "[leads]") {
   emulator_fixture emu;
   temp_dir dir;
   auto cfg = test_config(dir, emu);

@@ -17,9 +17,9 @@
 #include "support/temp_dir.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <httplib.h>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
-#include <httplib.h>
 
 #include <atomic>
 #include <chrono>
@@ -287,17 +287,17 @@ struct crm {
 /// MassTransit's JSON envelope around `message`, as MassTransit publishes it.
 std::string envelope(const std::string& message_id, const std::string& type,
                      const json::object& message) {
-  return json::serialize(json::object{
-      {"messageId", message_id},
-      {"correlationId", message_id},
-      {"conversationId", message_id},
-      {"sourceAddress", "rabbitmq://localhost/crm"},
-      {"destinationAddress", "rabbitmq://localhost/Crm.Events:" + type},
-      {"messageType", json::array{json::value("urn:message:Crm.Events:" + type)}},
-      {"message", message},
-      {"sentTime", "2026-11-23T14:00:00.1234567Z"},
-      {"headers", json::object{}},
-      {"host", json::object{{"machineName", "crm-1"}, {"processName", "Crm.Api"}}}});
+  return json::serialize(
+      json::object{{"messageId", message_id},
+                   {"correlationId", message_id},
+                   {"conversationId", message_id},
+                   {"sourceAddress", "rabbitmq://localhost/crm"},
+                   {"destinationAddress", "rabbitmq://localhost/Crm.Events:" + type},
+                   {"messageType", json::array{json::value("urn:message:Crm.Events:" + type)}},
+                   {"message", message},
+                   {"sentTime", "2026-11-23T14:00:00.1234567Z"},
+                   {"headers", json::object{}},
+                   {"host", json::object{{"machineName", "crm-1"}, {"processName", "Crm.Api"}}}});
 }
 
 /// The CRM's publisher: persistent messages, publisher confirms, ids counting up.
@@ -337,8 +337,10 @@ struct crm_publisher {
 json::object status_changed(const std::string& application, std::int64_t version,
                             const std::string& status, const std::string& manager = "AM-1",
                             const std::string& applicant = "P-1") {
-  return {{"applicationId", application}, {"applicantId", applicant},
-          {"accountManagerId", manager},  {"status", status},
+  return {{"applicationId", application},
+          {"applicantId", applicant},
+          {"accountManagerId", manager},
+          {"status", status},
           {"version", version}};
 }
 
@@ -365,12 +367,13 @@ std::map<std::string, std::vector<std::int64_t>> applied_versions(const json::ar
     std::string object;
     const json::value* payload = nullptr;
     if (path.find("/Documents") != std::string::npos && params.contains("Data")) {
-      object = "doc:" + (last_segment == "Documents" ? std::string{params.at("UniqueName").as_string()}
-                                                     : last_segment);
+      object =
+          "doc:" + (last_segment == "Documents" ? std::string{params.at("UniqueName").as_string()}
+                                                : last_segment);
       payload = &params.at("Data");
     } else if (path.find("/Items") != std::string::npos && params.contains("Data")) {
-      object = "item:" + (last_segment == "Items" ? std::string{params.at("Key").as_string()}
-                                                  : last_segment);
+      object = "item:" +
+               (last_segment == "Items" ? std::string{params.at("Key").as_string()} : last_segment);
       payload = &params.at("Data");
     } else if (path.find("/Workers/") != std::string::npos && params.contains("Attributes")) {
       object = "worker:" + last_segment;
@@ -412,9 +415,10 @@ auto paced(Pred pred) {
 
 }  // namespace
 
-TEST_CASE("propagation: CRM events in, enriched documents, map items and worker attributes out, "
-          "newest version of each entity, never an older one after a newer",
-          "[propagation][rmq]") {
+TEST_CASE(
+    "propagation: CRM events in, enriched documents, map items and worker attributes out, "
+    "newest version of each entity, never an older one after a newer",
+    "[propagation][rmq]") {
   crm w;
   w.start();
   crm_publisher pub(w);
@@ -474,14 +478,15 @@ TEST_CASE("propagation: CRM events in, enriched documents, map items and worker 
                        {"accountManagerPhone", m.at("phone")},
                        {"version", final_version(a)}};
   };
-  REQUIRE(eventually(paced([&] {
-                       for (int a = 1; a <= apps; ++a)
-                         if (!w.at_version("application", "A-" + std::to_string(a), final_version(a)))
-                           return false;
-                       return w.at_version("agent", "agent-7", 3) &&
-                              w.at_version("agent", "agent-8", 3) && w.all_written();
-                     }),
-                     30s));
+  REQUIRE(
+      eventually(paced([&] {
+                   for (int a = 1; a <= apps; ++a)
+                     if (!w.at_version("application", "A-" + std::to_string(a), final_version(a)))
+                       return false;
+                   return w.at_version("agent", "agent-7", 3) &&
+                          w.at_version("agent", "agent-8", 3) && w.all_written();
+                 }),
+                 30s));
   for (int a = 1; a <= apps; ++a) {
     const auto id = "A-" + std::to_string(a);
     INFO(id);
@@ -517,9 +522,10 @@ TEST_CASE("propagation: CRM events in, enriched documents, map items and worker 
   check_never_older(w.request_log());
 }
 
-TEST_CASE("propagation: 429s, 5xx and timeouts from Twilio during a stream of updates, every "
-          "final state written, nothing dead, the 429s counted",
-          "[propagation][rmq][faults]") {
+TEST_CASE(
+    "propagation: 429s, 5xx and timeouts from Twilio during a stream of updates, every "
+    "final state written, nothing dead, the 429s counted",
+    "[propagation][rmq][faults]") {
   crm w;
   w.cfg.twilio.read_timeout = 300ms;  // a silent Twilio is given up on quickly, then retried
   w.start();
@@ -571,7 +577,8 @@ TEST_CASE("propagation: 429s, 5xx and timeouts from Twilio during a stream of up
     CHECK(d.at("version") == versions);
     CHECK(d.at("status") == "s15");
     CHECK(d.at("accountManager") == "Grace Hopper");  // AM-1 on odd versions
-    CHECK(w.map_item(id) == json::value{{"status", "s15"}, {"accountManager", "Grace Hopper"},
+    CHECK(w.map_item(id) == json::value{{"status", "s15"},
+                                        {"accountManager", "Grace Hopper"},
                                         {"version", versions}});
   }
   for (const char* agent : {"agent-7", "agent-8"}) {
@@ -608,9 +615,10 @@ TEST_CASE("propagation: 429s, 5xx and timeouts from Twilio during a stream of up
   check_never_older(log);
 }
 
-TEST_CASE("propagation: a broker restart while 2000 persistent messages are consumed, every "
-          "message journaled once, every final state in Twilio",
-          "[propagation][rmq][restart]") {
+TEST_CASE(
+    "propagation: a broker restart while 2000 persistent messages are consumed, every "
+    "message journaled once, every final state in Twilio",
+    "[propagation][rmq][restart]") {
   crm w;
   w.start();
 
@@ -656,10 +664,11 @@ TEST_CASE("propagation: a broker restart while 2000 persistent messages are cons
           props.message_id = id_of(k);
           const int a = k % apps + 1;
           const int v = k / apps + 1;
-          pub->publish(w.exchange("ApplicationStatusChanged"),
-                       envelope(props.message_id, "ApplicationStatusChanged",
-                                status_changed("A-" + std::to_string(a), v, "s" + std::to_string(v))),
-                       props);
+          pub->publish(
+              w.exchange("ApplicationStatusChanged"),
+              envelope(props.message_id, "ApplicationStatusChanged",
+                       status_changed("A-" + std::to_string(a), v, "s" + std::to_string(v))),
+              props);
         }
         if (!pub->wait_for_confirms(10s) || !pub->failed().empty())
           throw amqp::amqp_error("not confirmed: " + pub->error());
@@ -687,8 +696,11 @@ TEST_CASE("propagation: a broker restart while 2000 persistent messages are cons
   REQUIRE(eventually([&] { return w.rt->last_sequence() >= 200; }, 30s));
   REQUIRE(testing::rabbitmq_script("restart") == 0);
   crm_side.join();
-  INFO("published before the restart was noticed: " << before_outage.load() << "; batches "
-       "published again: " << republished.load() << ", last error: " << publish_error);
+  INFO("published before the restart was noticed: " << before_outage.load()
+                                                    << "; batches "
+                                                       "published again: "
+                                                    << republished.load()
+                                                    << ", last error: " << publish_error);
   REQUIRE(published_all);
   REQUIRE(outage);
   CHECK(before_outage.load() < total);
@@ -696,8 +708,8 @@ TEST_CASE("propagation: a broker restart while 2000 persistent messages are cons
   std::vector<std::string> ids;
   for (int k = 0; k < total; ++k)
     ids.push_back(id_of(k));
-  REQUIRE(eventually(paced([&] { return w.rt->last_sequence() >= static_cast<std::uint64_t>(total); }),
-                     60s));
+  REQUIRE(eventually(
+      paced([&] { return w.rt->last_sequence() >= static_cast<std::uint64_t>(total); }), 60s));
   REQUIRE(eventually(paced([&] { return testing::ready_count(w.prefix) == 0; }), 30s));
   const auto events = journal(*w.rt);
   std::map<std::string, int> times;
@@ -725,9 +737,10 @@ TEST_CASE("propagation: a broker restart while 2000 persistent messages are cons
   CHECK(w.rt->dead_letters().empty());
 }
 
-TEST_CASE("propagation: an undecodable and an unmapped message go to the error queue with the "
-          "reason, the good ones around them propagate",
-          "[propagation][rmq]") {
+TEST_CASE(
+    "propagation: an undecodable and an unmapped message go to the error queue with the "
+    "reason, the good ones around them propagate",
+    "[propagation][rmq]") {
   crm w;
   w.start();
   crm_publisher pub(w);
@@ -768,9 +781,10 @@ TEST_CASE("propagation: an undecodable and an unmapped message go to the error q
   CHECK(testing::ready_count(w.prefix) == 0);
 }
 
-TEST_CASE("propagation: a rebuild over HTTP re-reads the CRM and rewrites the documents, state "
-          "readable over HTTP, bad rebuild requests answered 400",
-          "[propagation][rmq][rebuild]") {
+TEST_CASE(
+    "propagation: a rebuild over HTTP re-reads the CRM and rewrites the documents, state "
+    "readable over HTTP, bad rebuild requests answered 400",
+    "[propagation][rmq][rebuild]") {
   crm w;
   w.start();
   crm_publisher pub(w);
@@ -796,13 +810,13 @@ TEST_CASE("propagation: a rebuild over HTTP re-reads the CRM and rewrites the do
   CHECK(r->get_header_value("Location") == status_url);
   json::value progress;
   REQUIRE(eventually(paced([&] {
-        auto s = api.Get(status_url);
-        if (!s || s->status != 200)
-          return false;
-        progress = json::parse(s->body);
-        return progress.at("state") == "done";
-      }),
-      30s));
+                       auto s = api.Get(status_url);
+                       if (!s || s->status != 200)
+                         return false;
+                       progress = json::parse(s->body);
+                       return progress.at("state") == "done";
+                     }),
+                     30s));
   INFO(json::serialize(progress));
   CHECK(progress.at("kind") == "application");
   CHECK(progress.at("total").to_number<std::int64_t>() == 2);
@@ -837,12 +851,12 @@ TEST_CASE("propagation: a rebuild over HTTP re-reads the CRM and rewrites the do
     const char* body;
     const char* says;
   };
-  for (const auto& bad : {bad_case{"[\"application\"]", "JSON object"},
-                          bad_case{"{\"kind\": 7}", "string members"},
-                          bad_case{"not json", "JSON object"},
-                          bad_case{"{\"id\": \"A-1\"}", "needs its \\\"kind\\\""},
-                          bad_case{"{\"kind\": \"application\", \"entity\": \"A-1\"}",
-                                   "unknown member \\\"entity\\\""}}) {
+  for (const auto& bad :
+       {bad_case{"[\"application\"]", "JSON object"}, bad_case{"{\"kind\": 7}", "string members"},
+        bad_case{"not json", "JSON object"},
+        bad_case{"{\"id\": \"A-1\"}", "needs its \\\"kind\\\""},
+        bad_case{"{\"kind\": \"application\", \"entity\": \"A-1\"}",
+                 "unknown member \\\"entity\\\""}}) {
     INFO(bad.body);
     auto b = api.Post("/v1/rebuild", bad.body, "application/json");
     REQUIRE(b);
@@ -895,9 +909,10 @@ TEST_CASE("propagation: a rebuild over HTTP re-reads the CRM and rewrites the do
   CHECK(one_done.at("done").to_number<std::int64_t>() == 1);
 }
 
-TEST_CASE("propagation: a restarted runtime resumes, re-applies no event, and writes what was "
-          "still pending",
-          "[propagation][rmq][resume]") {
+TEST_CASE(
+    "propagation: a restarted runtime resumes, re-applies no event, and writes what was "
+    "still pending",
+    "[propagation][rmq][resume]") {
   crm w;
   w.cfg.targets[0].max_attempts = 1000;  // documents keep failing below; they must not go dead
   w.start();
@@ -946,10 +961,10 @@ TEST_CASE("propagation: a restarted runtime resumes, re-applies no event, and wr
     crm_publisher pub(w);
     amqp::outgoing_message props;
     props.message_id = first_ids.back();
-    pub.pub.publish(w.exchange("ApplicationStatusChanged"),
-                    envelope(first_ids.back(), "ApplicationStatusChanged",
-                             status_changed("A-4", 3, "s3")),
-                    props);
+    pub.pub.publish(
+        w.exchange("ApplicationStatusChanged"),
+        envelope(first_ids.back(), "ApplicationStatusChanged", status_changed("A-4", 3, "s3")),
+        props);
     pub.n = 1000;
     pub.publish("ApplicationStatusChanged", status_changed("A-2", 4, "s4"));
     pub.confirm();
@@ -984,4 +999,3 @@ TEST_CASE("propagation: a restarted runtime resumes, re-applies no event, and wr
   }
   CHECK(w.rt->dead_letters().empty());
 }
-

@@ -125,9 +125,10 @@ bool returns_within(F f, std::chrono::seconds limit) {
 
 }  // namespace
 
-TEST_CASE("propagation: a lookup with wrong SQL fails start with the key, and leaves nothing "
-          "running",
-          "[runtime][propagation]") {
+TEST_CASE(
+    "propagation: a lookup with wrong SQL fails start with the key, and leaves nothing "
+    "running",
+    "[runtime][propagation]") {
   temp_dir dir;
   auto cfg = base_config(dir);
   cfg.enrichment.lookups[0].sql = "SELECT name FROM account_manager WHERE id = ?";  // no such table
@@ -197,9 +198,10 @@ TEST_CASE("propagation: stop returns while Twilio does not answer and a rebuild 
   CHECK_THROWS(rt.rebuild());  // after stop
 }
 
-TEST_CASE("propagation: status is served while the AMQP sources start and says why they are "
-          "not connected",
-          "[runtime][propagation]") {
+TEST_CASE(
+    "propagation: status is served while the AMQP sources start and says why they are "
+    "not connected",
+    "[runtime][propagation]") {
   temp_dir dir;
   auto cfg = base_config(dir);
   cfg.http.enabled = true;
@@ -221,15 +223,17 @@ TEST_CASE("propagation: status is served while the AMQP sources start and says w
   std::thread monitor([&] {
     if (!eventually([&] { return !rt.listen_address().empty(); }, 30s))
       return;
-    all_listed = eventually([&] {
-      const auto sources = rt.propagation_status().as_object().at("sources").as_array();
-      if (sources.size() != cfg.amqp_sources.size())
-        return false;
-      for (const auto& s : sources)
-        if (s.as_object().at("last_error").as_string().empty())
-          return false;
-      return true;
-    }, 30s);
+    all_listed = eventually(
+        [&] {
+          const auto sources = rt.propagation_status().as_object().at("sources").as_array();
+          if (sources.size() != cfg.amqp_sources.size())
+            return false;
+          for (const auto& s : sources)
+            if (s.as_object().at("last_error").as_string().empty())
+              return false;
+          return true;
+        },
+        30s);
   });
   rt.start();
   monitor.join();

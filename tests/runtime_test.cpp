@@ -4,12 +4,12 @@
 #include "switchboard/runtime.hpp"
 
 #include "runtime/runtime_access.hpp"
-#include "support/temp_dir.hpp"
 #include "support/eventually.hpp"
+#include "support/temp_dir.hpp"
 
+#include <httplib.h>
 #include <caf/all.hpp>
 #include <catch2/catch.hpp>
-#include <httplib.h>
 
 #include <atomic>
 #include <chrono>
@@ -82,7 +82,7 @@ struct collector {
 
 using testing::eventually;
 
-} // namespace
+}  // namespace
 
 TEST_CASE("published events are durable and reach matching subscriptions", "[runtime]") {
   temp_dir dir;
@@ -315,8 +315,8 @@ TEST_CASE("one entity's events stay in order across partitions and concurrent pr
         std::mt19937 local{seed};
         for (int i = 0; i < per_producer; ++i) {
           auto entity = "E-" + std::to_string(local() % 20);
-          rt.publish(make_event("e.changed", "p" + std::to_string(p) + "-" + std::to_string(i),
-                                i, entity));
+          rt.publish(make_event("e.changed", "p" + std::to_string(p) + "-" + std::to_string(i), i,
+                                entity));
         }
       });
     for (auto& t : threads)
@@ -341,7 +341,7 @@ TEST_CASE("stale entity versions are dropped when asked", "[runtime]") {
   opts.drop_stale_versions = true;
   rt.subscribe(opts, c.handler());
   std::vector<std::pair<std::string, std::uint64_t>> versions{
-    {"v1", 1}, {"v3", 3}, {"v2", 2}, {"v3-again", 3}, {"v4", 4}};
+      {"v1", 1}, {"v3", 3}, {"v2", 2}, {"v3-again", 3}, {"v4", 4}};
   for (auto& [id, v] : versions) {
     auto ev = make_event("acct.updated", id, 0, "ACC-1");
     ev.entity_version = v;
@@ -430,8 +430,7 @@ TEST_CASE("when the root supervisor gives up, wait() says why", "[runtime][super
   caf::anon_send_exit(internal::runtime_access::consumers(rt), caf::exit_reason::kill);
   auto outcome = rt.wait();
   CHECK(outcome.failed);
-  CHECK(outcome.reason.find("supervisor 'root' gave up: child 'consumers'") !=
-        std::string::npos);
+  CHECK(outcome.reason.find("supervisor 'root' gave up: child 'consumers'") != std::string::npos);
   CHECK(rt.stop().failed);
 }
 

@@ -14,10 +14,10 @@ struct dead_letter_info {
   std::uint64_t id = 0;
   std::string consumer;
   std::uint64_t sequence = 0;
-  std::string reason;            ///< "terminal error" or "retries exhausted"
+  std::string reason;  ///< "terminal error" or "retries exhausted"
   std::uint32_t attempts = 0;
   std::string last_error;
   std::string parked_at;
 };
 
-} // namespace switchboard
+}  // namespace switchboard

@@ -4,9 +4,9 @@
 /// The event envelope: CloudEvents 1.0 in JSON with switchboard's extension attributes
 /// (since 0.1). See DESIGN.md, "The event envelope on the wire".
 
-#include "switchboard/export.hpp"
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
+#include "switchboard/export.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -33,12 +33,12 @@ struct event {
   std::string entity_kind;      ///< `entitykind`, e.g. `application`. Required.
   std::string entity_id;        ///< `entityid`, e.g. `A-1001`. Required.
   std::optional<std::uint64_t> entity_version;  ///< `entityversion`: a stale version never wins.
-  std::string correlation_id;   ///< `correlationid`: carried on every log line about the event.
-  std::string causation_id;     ///< `causationid`: the id of the event that caused this one.
-  std::string traceparent;      ///< `traceparent`: W3C trace context.
+  std::string correlation_id;  ///< `correlationid`: carried on every log line about the event.
+  std::string causation_id;    ///< `causationid`: the id of the event that caused this one.
+  std::string traceparent;     ///< `traceparent`: W3C trace context.
   std::optional<std::uint64_t> sequence;  ///< `journalsequence`: set once the journal stored it.
-  boost::json::object data;     ///< `data`: the payload, a JSON object. Required.
-  boost::json::object extensions;  ///< other extension attributes, kept verbatim.
+  boost::json::object data;               ///< `data`: the payload, a JSON object. Required.
+  boost::json::object extensions;         ///< other extension attributes, kept verbatim.
 };
 
 /// Events travel between actors as shared immutable pointers: routing to N consumers copies
@@ -47,11 +47,11 @@ using event_ptr = std::shared_ptr<const event>;
 
 /// Limits the codec enforces on untrusted input. Every limit has a safe default.
 struct codec_limits {
-  std::size_t max_event_bytes = 256 * 1024;   ///< whole serialized event
-  std::size_t max_depth = 32;                 ///< nesting of objects/arrays inside `data`
-  std::size_t max_string_bytes = 64 * 1024;   ///< any one string value in `data` or extensions
-  std::size_t max_attribute_bytes = 1024;     ///< each context attribute (id, type, source, ...)
-  std::size_t max_batch_events = 1000;        ///< events in one `application/cloudevents-batch+json`
+  std::size_t max_event_bytes = 256 * 1024;  ///< whole serialized event
+  std::size_t max_depth = 32;                ///< nesting of objects/arrays inside `data`
+  std::size_t max_string_bytes = 64 * 1024;  ///< any one string value in `data` or extensions
+  std::size_t max_attribute_bytes = 1024;    ///< each context attribute (id, type, source, ...)
+  std::size_t max_batch_events = 1000;       ///< events in one `application/cloudevents-batch+json`
   std::size_t max_batch_bytes = 4 * 1024 * 1024;  ///< whole batch document
 };
 
@@ -80,7 +80,8 @@ SWITCHBOARD_API decode_result decode_event(const char* json, const codec_limits&
 
 /// Decodes one event from an already parsed JSON value (e.g. one item of a batch). The
 /// size limit is checked against the value's serialized size.
-SWITCHBOARD_API decode_result decode_event(const boost::json::value& json, const codec_limits& limits = {});
+SWITCHBOARD_API decode_result decode_event(const boost::json::value& json,
+                                           const codec_limits& limits = {});
 
 /// Decodes a batch (`application/cloudevents-batch+json`: a JSON array of events). Each item
 /// is decoded on its own, so one bad item does not reject the others. If the document itself
@@ -90,7 +91,8 @@ struct batch_decode_result {
   std::vector<decode_result> items;
   std::optional<decode_error> document_error;
 };
-SWITCHBOARD_API batch_decode_result decode_event_batch(std::string_view json, const codec_limits& limits = {});
+SWITCHBOARD_API batch_decode_result decode_event_batch(std::string_view json,
+                                                       const codec_limits& limits = {});
 
 /// The CloudEvents JSON object of an event (structured mode). `encode_event(decode(x))`
 /// reproduces every attribute of x.
@@ -101,9 +103,10 @@ SWITCHBOARD_API std::string encode_event(const event& ev);
 
 /// Checks the members a valid event must have (the same rules as the decoder), for events
 /// built in code rather than decoded. Returns the first problem, or nothing.
-SWITCHBOARD_API std::optional<decode_error> validate_event(const event& ev, const codec_limits& limits = {});
+SWITCHBOARD_API std::optional<decode_error> validate_event(const event& ev,
+                                                           const codec_limits& limits = {});
 
 /// Current UTC time as RFC 3339 with millisecond precision, e.g. `2026-11-23T14:00:00.123Z`.
 SWITCHBOARD_API std::string rfc3339_now();
 
-} // namespace switchboard
+}  // namespace switchboard

@@ -6,11 +6,11 @@
 /// classes and functions of the public headers, and nothing of the actor system inside.
 
 #if defined(_WIN32)
-#  if defined(SWITCHBOARD_BUILDING)
-#    define SWITCHBOARD_API __declspec(dllexport)
-#  else
-#    define SWITCHBOARD_API __declspec(dllimport)
-#  endif
+#if defined(SWITCHBOARD_BUILDING)
+#define SWITCHBOARD_API __declspec(dllexport)
 #else
-#  define SWITCHBOARD_API __attribute__((visibility("default")))
+#define SWITCHBOARD_API __declspec(dllimport)
+#endif
+#else
+#define SWITCHBOARD_API __attribute__((visibility("default")))
 #endif

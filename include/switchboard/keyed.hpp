@@ -17,14 +17,14 @@ namespace switchboard {
 /// `POST /v1/{service}` (a new key) or `GET /v1/{service}/{key}`. Services: `leads`, `dealers`,
 /// `conversations`, `invocations`, `form-leads`.
 struct keyed_request {
-  std::string method = "POST";    ///< "GET" or "POST"
+  std::string method = "POST";  ///< "GET" or "POST"
   std::string service;
-  std::string key;                ///< "" = create with a new id (POST) or list (GET)
-  std::string handler;            ///< "" for GET and for creates
-  std::string body;               ///< JSON text ("" = {})
-  std::string idempotency_key;    ///< the Idempotency-Key header: the same key within 24 h
-                                  ///< answers as the first call did, without running again
-  std::string status_filter;      ///< GET /v1/invocations?status=
+  std::string key;              ///< "" = create with a new id (POST) or list (GET)
+  std::string handler;          ///< "" for GET and for creates
+  std::string body;             ///< JSON text ("" = {})
+  std::string idempotency_key;  ///< the Idempotency-Key header: the same key within 24 h
+                                ///< answers as the first call did, without running again
+  std::string status_filter;    ///< GET /v1/invocations?status=
 };
 
 /// The answer to a keyed request: an HTTP status and a JSON body (errors carry `error`).
@@ -33,4 +33,4 @@ struct keyed_answer {
   boost::json::value body;
 };
 
-} // namespace switchboard
+}  // namespace switchboard

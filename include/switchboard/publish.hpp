@@ -14,9 +14,9 @@ namespace switchboard {
 /// What `runtime::publish` reports once the event is durable.
 struct publish_receipt {
   enum class outcome { accepted, duplicate };
-  std::string id;                  ///< the event's id
+  std::string id;  ///< the event's id
   outcome status = outcome::accepted;
-  std::uint64_t sequence = 0;      ///< its journal sequence (the original's, for a duplicate)
+  std::uint64_t sequence = 0;  ///< its journal sequence (the original's, for a duplicate)
 };
 
 /// Thrown through the `publish` future (and by `publish` itself for invalid events).
@@ -25,4 +25,4 @@ public:
   using std::runtime_error::runtime_error;
 };
 
-} // namespace switchboard
+}  // namespace switchboard

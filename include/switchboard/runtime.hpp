@@ -51,8 +51,8 @@ struct runtime_access;  // switchboard's own tests reach the actor system throug
 
 /// How a runtime ended.
 struct run_outcome {
-  bool failed = false;             ///< true if the root supervisor gave up
-  std::string reason;              ///< why, when failed
+  bool failed = false;  ///< true if the root supervisor gave up
+  std::string reason;   ///< why, when failed
 };
 
 class SWITCHBOARD_API runtime {
@@ -136,7 +136,8 @@ public:
   /// Drains and stops. Idempotent. Returns how it ended.
   run_outcome stop();
 
-  // --- entity-state propagation (since 0.3; needs `sources.amqp`, `targets` or `enrichment.lookups`) ---------
+  // --- entity-state propagation (since 0.3; needs `sources.amqp`, `targets` or
+  // `enrichment.lookups`) ---------
 
   /// True when this runtime propagates entity state (see `config::propagates_state`).
   bool propagates_state() const;
@@ -150,7 +151,8 @@ public:
 
   /// The stored state of one entity as JSON (kind, id, version, revision, sequence, state,
   /// updated_at), or nothing if it has none.
-  std::optional<boost::json::value> entity_state(const std::string& kind, const std::string& id) const;
+  std::optional<boost::json::value> entity_state(const std::string& kind,
+                                                 const std::string& id) const;
 
   /// Figures of the propagation: per AMQP source, per target (pending, written, dead, writes,
   /// 429s, ...) and the lookup cache.
@@ -190,4 +192,4 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
-} // namespace switchboard
+}  // namespace switchboard

@@ -30,18 +30,18 @@ public:
 
 /// How a subscription retries a failing handler.
 struct retry_policy {
-  std::size_t max_attempts = 5;                 ///< attempts in all, including the first
-  std::chrono::milliseconds initial{50};        ///< delay before the first retry
-  std::chrono::milliseconds max{5'000};         ///< cap of the doubling delay
-  double jitter = 0.2;                          ///< each delay is scaled by 1 ± jitter at random
+  std::size_t max_attempts = 5;           ///< attempts in all, including the first
+  std::chrono::milliseconds initial{50};  ///< delay before the first retry
+  std::chrono::milliseconds max{5'000};   ///< cap of the doubling delay
+  double jitter = 0.2;                    ///< each delay is scaled by 1 ± jitter at random
 };
 
 /// What a subscription consumes and how.
 struct subscription_options {
-  std::string pattern;           ///< `a.b`, `a.*` or `*`
-  std::string name;              ///< durable consumer name (checkpointed); "" = ephemeral,
-                                 ///< starting at the journal's end, not checkpointed
-  std::size_t partitions = 1;    ///< parallel lanes; one entity always uses the same lane
+  std::string pattern;               ///< `a.b`, `a.*` or `*`
+  std::string name;                  ///< durable consumer name (checkpointed); "" = ephemeral,
+                                     ///< starting at the journal's end, not checkpointed
+  std::size_t partitions = 1;        ///< parallel lanes; one entity always uses the same lane
   std::size_t max_in_flight = 1024;  ///< credit: events handed on but not yet done
   retry_policy retry;
   bool drop_stale_versions = false;  ///< skip events whose entityversion is older than the
@@ -58,4 +58,4 @@ struct subscription {
   std::string pattern;
 };
 
-} // namespace switchboard
+}  // namespace switchboard

@@ -5,13 +5,13 @@
 /// pure logic. The supervisor actor (src/actors/supervisor.hpp) executes these decisions;
 /// keeping them here lets them be tested without an actor system.
 
-#include "switchboard/export.hpp"
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <string_view>
 #include <vector>
+#include "switchboard/export.hpp"
 
 namespace switchboard {
 
@@ -51,8 +51,9 @@ SWITCHBOARD_API bool should_restart(restart_policy policy, bool abnormal_exit) n
 
 /// The indices (in start order) of the children to restart when child `failed` of
 /// `child_count` fails under `strategy`. Always contains `failed`.
-SWITCHBOARD_API std::vector<std::size_t> children_to_restart(restart_strategy strategy, std::size_t failed,
-                                             std::size_t child_count);
+SWITCHBOARD_API std::vector<std::size_t> children_to_restart(restart_strategy strategy,
+                                                             std::size_t failed,
+                                                             std::size_t child_count);
 
 /// The restarts a supervisor did recently, to enforce its restart intensity.
 class SWITCHBOARD_API restart_window {
@@ -80,6 +81,7 @@ private:
 };
 
 /// The delay before the `nth` restart inside the current window (n >= 1).
-SWITCHBOARD_API std::chrono::milliseconds backoff_delay(const restart_backoff& backoff, std::size_t nth) noexcept;
+SWITCHBOARD_API std::chrono::milliseconds backoff_delay(const restart_backoff& backoff,
+                                                        std::size_t nth) noexcept;
 
-} // namespace switchboard
+}  // namespace switchboard

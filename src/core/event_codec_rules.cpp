@@ -65,8 +65,6 @@ std::string too_big_reason(std::size_t limit) {
 
 // --- attribute names -----------------------------------------------------------------------
 
-
-
 attr classify(std::string_view k) noexcept {
   switch (k.size()) {
     case 2:
@@ -196,27 +194,20 @@ std::optional<std::string> time_problem(std::string_view s) {
   };
   using p = core::rfc3339_problem;
   switch (problem) {
-    case p::none:
-      return std::nullopt;
-    case p::format:
-      return std::string("must be ") + rfc3339_example;
+    case p::none: return std::nullopt;
+    case p::format: return std::string("must be ") + rfc3339_example;
     case p::zone_missing:
       return std::string("must be ") + rfc3339_example +
              " (the time zone, Z or +hh:mm, is missing)";
-    case p::month:
-      return out_of_range("month", f.month, "01-12");
+    case p::month: return out_of_range("month", f.month, "01-12");
     case p::day:
-      return out_of_range("day", f.day, "01-" + std::to_string(core::days_in_month(f.year, f.month)));
-    case p::hour:
-      return out_of_range("hour", f.hour, "00-23");
-    case p::minute:
-      return out_of_range("minute", f.minute, "00-59");
-    case p::second:
-      return out_of_range("second", f.second, "00-60");
-    case p::offset_hour:
-      return out_of_range("offset hour", f.offset_hour, "00-23");
-    case p::offset_minute:
-      return out_of_range("offset minute", f.offset_minute, "00-59");
+      return out_of_range("day", f.day,
+                          "01-" + std::to_string(core::days_in_month(f.year, f.month)));
+    case p::hour: return out_of_range("hour", f.hour, "00-23");
+    case p::minute: return out_of_range("minute", f.minute, "00-59");
+    case p::second: return out_of_range("second", f.second, "00-60");
+    case p::offset_hour: return out_of_range("offset hour", f.offset_hour, "00-23");
+    case p::offset_minute: return out_of_range("offset minute", f.offset_minute, "00-59");
   }
   return std::string("must be ") + rfc3339_example;
 }
@@ -462,4 +453,4 @@ std::optional<decode_error> extension_value_problem(std::string_view name, const
   }
 }
 
-} // namespace switchboard::core::codec
+}  // namespace switchboard::core::codec

@@ -55,7 +55,8 @@ std::string event::*string_member(attr a) noexcept;
 const char* required_hint(std::string_view name) noexcept;
 std::optional<std::string> extension_name_problem(std::string_view name);
 /// Checks a context attribute's string value; `name` is its wire name.
-std::optional<decode_error> string_attribute_problem(attr a, std::string_view name, std::string_view s,
+std::optional<decode_error> string_attribute_problem(attr a, std::string_view name,
+                                                     std::string_view s,
                                                      const codec_limits& limits);
 
 /// Sizes as Boost.JSON serializes them.
@@ -69,7 +70,8 @@ void append_path_key(std::string& path, std::string_view key);
 /// `limits.max_event_bytes`. Iterative, so a deep value built in code cannot overflow the stack.
 std::optional<decode_error> walk_tree(const boost::json::object& root, std::string_view root_name,
                                       const codec_limits& limits, std::size_t* size);
-std::optional<decode_error> extension_value_problem(std::string_view name, const boost::json::value& v,
+std::optional<decode_error> extension_value_problem(std::string_view name,
+                                                    const boost::json::value& v,
                                                     const codec_limits& limits);
 
-} // namespace switchboard::core::codec
+}  // namespace switchboard::core::codec

@@ -19,4 +19,4 @@ inline std::string exception_text(const std::exception_ptr& ep) {
   }
 }
 
-} // namespace switchboard::core
+}  // namespace switchboard::core

@@ -50,4 +50,4 @@ inline std::vector<std::pair<std::string, std::string>> parse_form(std::string_v
   return out;
 }
 
-} // namespace switchboard::core
+}  // namespace switchboard::core

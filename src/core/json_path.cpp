@@ -28,20 +28,17 @@ const json::value* find_path(const json::value& v, std::string_view path) {
 
 std::optional<std::string> scalar_text(const json::value& v) {
   switch (v.kind()) {
-    case json::kind::string:
-      return std::string(v.get_string().data(), v.get_string().size());
+    case json::kind::string: return std::string(v.get_string().data(), v.get_string().size());
     case json::kind::int64:
     case json::kind::uint64:
-    case json::kind::bool_:
-      return json::serialize(v);
+    case json::kind::bool_: return json::serialize(v);
     case json::kind::double_: {
       const double d = v.get_double();
       if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15)
         return std::to_string(static_cast<long long>(d));
       return std::nullopt;
     }
-    default:
-      return std::nullopt;
+    default: return std::nullopt;
   }
 }
 
@@ -59,7 +56,8 @@ std::optional<std::string> walk(std::string_view tmpl, Literal literal, Field fi
       continue;
     }
     if (c == '}')
-      return "has a '}' without its '{' at offset " + std::to_string(i) + " (write '}}' for a literal brace)";
+      return "has a '}' without its '{' at offset " + std::to_string(i) +
+             " (write '}}' for a literal brace)";
     if (c == '{') {
       const auto end = tmpl.find('}', i + 1);
       if (end == std::string_view::npos)
@@ -81,7 +79,7 @@ std::optional<std::string> walk(std::string_view tmpl, Literal literal, Field fi
   return std::nullopt;
 }
 
-} // namespace
+}  // namespace
 
 rendered render_template(std::string_view tmpl, std::string_view kind, std::string_view id,
                          const json::value& state) {
@@ -116,7 +114,8 @@ rendered render_template(std::string_view tmpl, std::string_view kind, std::stri
 
 std::optional<std::string> template_problem(std::string_view tmpl) {
   return walk(
-      tmpl, [](std::string_view) {}, [](std::string_view) -> std::optional<std::string> { return std::nullopt; });
+      tmpl, [](std::string_view) {},
+      [](std::string_view) -> std::optional<std::string> { return std::nullopt; });
 }
 
-} // namespace switchboard::core
+}  // namespace switchboard::core

@@ -34,4 +34,4 @@ rendered render_template(std::string_view tmpl, std::string_view kind, std::stri
 /// Checks a template's syntax (balanced braces, non-empty names); the problem, if any.
 std::optional<std::string> template_problem(std::string_view tmpl);
 
-} // namespace switchboard::core
+}  // namespace switchboard::core

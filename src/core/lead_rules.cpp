@@ -12,8 +12,8 @@ bool valid_key(std::string_view id) noexcept {
   if (id.empty() || id.size() > 128)
     return false;
   for (char c : id)
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-          c == '-'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+          c == '.' || c == '-'))
       return false;
   return true;
 }
@@ -27,21 +27,24 @@ std::size_t characters(std::string_view utf8) noexcept {
 }
 
 std::variant<lead_submission, input_problem> parse_submission(const json::value& body,
-                                                             std::size_t max_message_chars) {
+                                                              std::size_t max_message_chars) {
   const auto* obj = body.if_object();
   if (obj == nullptr)
-    return input_problem{"", "the body must be a JSON object with customer_name, customer_phone, dealer_id, "
-                             "location_id and message"};
-  static const char* const known[] = {"customer_name", "customer_phone", "dealer_id", "location_id", "message",
-                                      "replace"};
+    return input_problem{
+        "",
+        "the body must be a JSON object with customer_name, customer_phone, dealer_id, "
+        "location_id and message"};
+  static const char* const known[] = {"customer_name", "customer_phone", "dealer_id",
+                                      "location_id",   "message",        "replace"};
   for (const auto& member : *obj) {
     bool ok = false;
     for (const char* k : known)
       ok = ok || member.key() == k;
     if (!ok)
-      return input_problem{std::string(member.key()),
-                           "is not a member of a lead; allowed: customer_name, customer_phone, dealer_id, "
-                           "location_id, message, replace"};
+      return input_problem{
+          std::string(member.key()),
+          "is not a member of a lead; allowed: customer_name, customer_phone, dealer_id, "
+          "location_id, message, replace"};
   }
   lead_submission s;
   auto text = [&](const char* name, std::string& out) -> std::optional<input_problem> {
@@ -63,8 +66,8 @@ std::variant<lead_submission, input_problem> parse_submission(const json::value&
     if (auto p = text(name, *out))
       return *p;
   if (auto p = e164_problem(s.customer_phone))
-    return input_problem{"customer_phone", "is \"" + s.customer_phone.substr(0, 32) + "\", which " + *p +
-                                               "; write it in E.164, e.g. +15551234567"};
+    return input_problem{"customer_phone", "is \"" + s.customer_phone.substr(0, 32) + "\", which " +
+                                               *p + "; write it in E.164, e.g. +15551234567"};
   if (!valid_key(s.dealer_id))
     return input_problem{"dealer_id", "must be 1 to 128 of A-Z, a-z, 0-9, '_', '.', '-'"};
   if (!valid_key(s.location_id))
@@ -74,7 +77,8 @@ std::variant<lead_submission, input_problem> parse_submission(const json::value&
   const auto n = characters(s.message);
   if (n > max_message_chars)
     return input_problem{"message", "has " + std::to_string(n) + " characters; at most " +
-                                        std::to_string(max_message_chars) + " are allowed (shorten it)"};
+                                        std::to_string(max_message_chars) +
+                                        " are allowed (shorten it)"};
   if (const auto* r = obj->if_contains("replace"); r != nullptr && !r->is_null()) {
     if (!r->is_bool())
       return input_problem{"replace", "must be true or false"};
@@ -84,12 +88,16 @@ std::variant<lead_submission, input_problem> parse_submission(const json::value&
 }
 
 json::value to_json(const lead_submission& s) {
-  return json::object{{"customer_name", s.customer_name}, {"customer_phone", s.customer_phone},
-                      {"dealer_id", s.dealer_id},         {"location_id", s.location_id},
-                      {"message", s.message},             {"replace", s.replace}};
+  return json::object{{"customer_name", s.customer_name},
+                      {"customer_phone", s.customer_phone},
+                      {"dealer_id", s.dealer_id},
+                      {"location_id", s.location_id},
+                      {"message", s.message},
+                      {"replace", s.replace}};
 }
 
-std::optional<std::string> choose_proxy(const std::vector<std::string>& pool, const std::set<std::string>& in_use) {
+std::optional<std::string> choose_proxy(const std::vector<std::string>& pool,
+                                        const std::set<std::string>& in_use) {
   for (const auto& number : pool)
     if (in_use.count(number) == 0)
       return number;
@@ -114,13 +122,17 @@ std::optional<Enum> parse_name(const std::string_view (&names)[N], std::string_v
       return static_cast<Enum>(i);
   return std::nullopt;
 }
-} // namespace
+}  // namespace
 
-std::string_view to_string(lead_status s) noexcept { return lead_status_names[static_cast<std::size_t>(s)]; }
+std::string_view to_string(lead_status s) noexcept {
+  return lead_status_names[static_cast<std::size_t>(s)];
+}
 std::string_view to_string(conversation_status s) noexcept {
   return conversation_status_names[static_cast<std::size_t>(s)];
 }
-std::string_view to_string(close_reason r) noexcept { return close_reason_names[static_cast<std::size_t>(r)]; }
+std::string_view to_string(close_reason r) noexcept {
+  return close_reason_names[static_cast<std::size_t>(r)];
+}
 
 std::optional<lead_status> lead_status_of(std::string_view text) noexcept {
   return parse_name<lead_status>(lead_status_names, text);
@@ -142,7 +154,8 @@ bool active_conversation(std::string_view stored_status) noexcept {
   return s && active(*s);
 }
 
-admission_effects decide_admission(const admission_snapshot& seen, const lead_submission& submission,
+admission_effects decide_admission(const admission_snapshot& seen,
+                                   const lead_submission& submission,
                                    const std::vector<std::string>& proxy_pool) {
   using verdict = admission_effects::verdict;
   admission_effects out;
@@ -178,4 +191,4 @@ admission_effects decide_admission(const admission_snapshot& seen, const lead_su
   return out;
 }
 
-} // namespace switchboard::core
+}  // namespace switchboard::core

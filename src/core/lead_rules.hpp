@@ -2,7 +2,8 @@
 
 // The web-to-text lead rules that need no database and no network: what a valid submission
 // is, which proxy number a new conversation takes, how message templates are filled, and what
-// an admission decides. Pure functions, tested without an actor system (tests/core/lead_rules_test.cpp).
+// an admission decides. Pure functions, tested without an actor system
+// (tests/core/lead_rules_test.cpp).
 
 #include <boost/json/value.hpp>
 
@@ -22,7 +23,7 @@ struct lead_submission {
   std::string dealer_id;
   std::string location_id;
   std::string message;
-  bool replace = false;        ///< close an open lead of the same phone, dealer and location
+  bool replace = false;  ///< close an open lead of the same phone, dealer and location
 };
 
 /// What is wrong with an input: the member and a sentence a user can act on.
@@ -34,7 +35,7 @@ struct input_problem {
 /// Reads and checks a submission: required string members, an E.164 customer phone, ids made
 /// of [A-Za-z0-9_.-], a message of at most `max_message_chars` characters, no unknown members.
 std::variant<lead_submission, input_problem> parse_submission(const boost::json::value& body,
-                                                             std::size_t max_message_chars);
+                                                              std::size_t max_message_chars);
 
 /// The submission as JSON (what an invocation records).
 boost::json::value to_json(const lead_submission& s);
@@ -48,7 +49,8 @@ std::size_t characters(std::string_view utf8) noexcept;
 /// The proxy number for a new conversation: the first number of `pool` that no conversation
 /// still open uses with the same customer or the same location (`in_use`), so that every SMS
 /// binding (address, proxy address) stays unique; nothing when every number is taken.
-std::optional<std::string> choose_proxy(const std::vector<std::string>& pool, const std::set<std::string>& in_use);
+std::optional<std::string> choose_proxy(const std::vector<std::string>& pool,
+                                        const std::set<std::string>& in_use);
 
 /// What a submission does given the lead already open for its phone, dealer and location.
 enum class admission { open_new, already_open, replace_open };
@@ -78,23 +80,24 @@ bool active_conversation(std::string_view stored_status) noexcept;
 
 /// What the admission of a submission sees, read in the transaction that applies its effects.
 struct admission_snapshot {
-  bool lead_exists = false;                     ///< the lead id is taken (a repeat of the submit)
-  bool location_known = false;                  ///< the dealer has the location
-  std::optional<std::string> open_lead;         ///< the active lead of the same phone, dealer, location
-  std::optional<std::string> open_conversation; ///< the active conversation of (customer, location phone)
-  std::set<std::string> proxies_in_use;         ///< numbers binding the customer or the location now
-  std::set<std::string> proxies_releasing;      ///< of those, held only by conversations closing now
+  bool lead_exists = false;              ///< the lead id is taken (a repeat of the submit)
+  bool location_known = false;           ///< the dealer has the location
+  std::optional<std::string> open_lead;  ///< the active lead of the same phone, dealer, location
+  std::optional<std::string>
+      open_conversation;                 ///< the active conversation of (customer, location phone)
+  std::set<std::string> proxies_in_use;  ///< numbers binding the customer or the location now
+  std::set<std::string> proxies_releasing;  ///< of those, held only by conversations closing now
 };
 
 /// What the admission decided: the effects to apply, in this order, in the same transaction.
 struct admission_effects {
   enum class verdict {
-    exists,         ///< nothing to do: this lead was admitted before
+    exists,  ///< nothing to do: this lead was admitted before
     unknown_location,
-    already_open,   ///< refused: `open_lead` is open and no replace was asked for
-    no_free_proxy,  ///< refused: every number of the pool binds the customer or the location
+    already_open,      ///< refused: `open_lead` is open and no replace was asked for
+    no_free_proxy,     ///< refused: every number of the pool binds the customer or the location
     wait_for_release,  ///< no number is free now, but one is being released: try again soon
-    admit,          ///< insert the lead (after closing `close_lead`) into a conversation
+    admit,             ///< insert the lead (after closing `close_lead`) into a conversation
   };
   verdict what = verdict::admit;
   std::optional<std::string> close_lead;         ///< replaced: close it (reason `replaced`) first
@@ -103,7 +106,8 @@ struct admission_effects {
 };
 
 /// The web-to-text admission rules (DESIGN.md) as one pure decision.
-admission_effects decide_admission(const admission_snapshot& seen, const lead_submission& submission,
+admission_effects decide_admission(const admission_snapshot& seen,
+                                   const lead_submission& submission,
                                    const std::vector<std::string>& proxy_pool);
 
-} // namespace switchboard::core
+}  // namespace switchboard::core

@@ -220,8 +220,8 @@ amqp_decode_result decode_amqp_message(std::string_view body, std::string_view c
   json::parse_options opt;
   opt.max_depth = limits.max_depth + 1;
   json::error_code ec;
-  json::value v = json::parse(json::string_view(body.data(), body.size()), ec,
-                              json::storage_ptr(), opt);
+  json::value v =
+      json::parse(json::string_view(body.data(), body.size()), ec, json::storage_ptr(), opt);
   if (ec == json::error::too_deep)
     return failure("message body nests objects and arrays deeper than " +
                    std::to_string(limits.max_depth) + " levels below the envelope (max_depth); " +

@@ -19,8 +19,9 @@ inline std::optional<std::string> e164_problem(std::string_view text) {
   const auto digits = text.substr(1);
   for (char c : digits)
     if (c < '0' || c > '9')
-      return std::string{"has a character other than a digit after the '+' (no spaces, dashes or "
-                         "brackets)"};
+      return std::string{
+          "has a character other than a digit after the '+' (no spaces, dashes or "
+          "brackets)"};
   if (digits.size() < 8 || digits.size() > 15)
     return "has " + std::to_string(digits.size()) +
            " digits; E.164 numbers have 8 to 15 after the '+'";
@@ -29,4 +30,4 @@ inline std::optional<std::string> e164_problem(std::string_view text) {
   return std::nullopt;
 }
 
-} // namespace switchboard::core
+}  // namespace switchboard::core

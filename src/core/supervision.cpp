@@ -8,36 +8,27 @@ namespace switchboard {
 
 std::string_view to_string(restart_strategy s) noexcept {
   switch (s) {
-    case restart_strategy::one_for_one:
-      return "one_for_one";
-    case restart_strategy::one_for_all:
-      return "one_for_all";
-    case restart_strategy::rest_for_one:
-      return "rest_for_one";
+    case restart_strategy::one_for_one: return "one_for_one";
+    case restart_strategy::one_for_all: return "one_for_all";
+    case restart_strategy::rest_for_one: return "rest_for_one";
   }
   return "unknown";
 }
 
 std::string_view to_string(restart_policy p) noexcept {
   switch (p) {
-    case restart_policy::permanent:
-      return "permanent";
-    case restart_policy::transient:
-      return "transient";
-    case restart_policy::temporary:
-      return "temporary";
+    case restart_policy::permanent: return "permanent";
+    case restart_policy::transient: return "transient";
+    case restart_policy::temporary: return "temporary";
   }
   return "unknown";
 }
 
 bool should_restart(restart_policy policy, bool abnormal_exit) noexcept {
   switch (policy) {
-    case restart_policy::permanent:
-      return true;
-    case restart_policy::transient:
-      return abnormal_exit;
-    case restart_policy::temporary:
-      return false;
+    case restart_policy::permanent: return true;
+    case restart_policy::transient: return abnormal_exit;
+    case restart_policy::temporary: return false;
   }
   return false;
 }
@@ -50,15 +41,12 @@ std::vector<std::size_t> children_to_restart(restart_strategy strategy, std::siz
   std::size_t first = failed;
   std::size_t last = failed + 1;
   switch (strategy) {
-    case restart_strategy::one_for_one:
-      break;
+    case restart_strategy::one_for_one: break;
     case restart_strategy::one_for_all:
       first = 0;
       last = child_count;
       break;
-    case restart_strategy::rest_for_one:
-      last = child_count;
-      break;
+    case restart_strategy::rest_for_one: last = child_count; break;
   }
   for (auto i = first; i < last; ++i)
     result.push_back(i);
@@ -92,4 +80,4 @@ std::chrono::milliseconds backoff_delay(const restart_backoff& backoff, std::siz
   return core::doubling_delay(backoff.initial, std::max(backoff.max, backoff.initial), nth);
 }
 
-} // namespace switchboard
+}  // namespace switchboard

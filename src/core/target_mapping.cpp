@@ -43,8 +43,7 @@ namespace {
 
 /// Renders one template member; false with `error` naming the member and the placeholder.
 bool render(const char* member, const std::string& tmpl, std::string_view entity_kind,
-            std::string_view id, const json::value& state, std::string& out,
-            std::string* error) {
+            std::string_view id, const json::value& state, std::string& out, std::string* error) {
   auto r = render_template(tmpl, entity_kind, id, state);
   if (r.text && !r.text->empty()) {
     out = std::move(*r.text);
@@ -86,7 +85,7 @@ std::optional<target_object> object_of(const target_config& t, std::string_view 
   return o;
 }
 
-} // namespace
+}  // namespace
 
 std::optional<target_object> target_object_of(const target_config& target, std::string_view kind,
                                               std::string_view id, const json::object& state,
@@ -128,9 +127,8 @@ std::optional<target_config_problem> target_problem(const target_config& t) {
   auto required = [&](const char* member, const std::string& value,
                       const char* allowed) -> std::optional<target_config_problem> {
     if (value.empty())
-      return problem(member, std::string{"is required for type "} + to_string(t.type) +
-                                 " but empty",
-                     allowed);
+      return problem(
+          member, std::string{"is required for type "} + to_string(t.type) + " but empty", allowed);
     return std::nullopt;
   };
   auto templ = [&](const char* member, const std::string& value,
@@ -170,8 +168,7 @@ std::optional<target_config_problem> target_problem(const target_config& t) {
     if (field.empty())
       return problem(key, "has an empty output field name", "a non-empty field name");
     if (!outputs.insert(field).second)
-      return problem(key, "repeats the output field '" + field + "'",
-                     "each output field once");
+      return problem(key, "repeats the output field '" + field + "'", "each output field once");
     if (path.empty() || path.front() == '.' || path.back() == '.' ||
         path.find("..") != std::string::npos)
       return problem(key, "has the malformed state path '" + path + "' for '" + field + "'",
@@ -191,4 +188,4 @@ std::optional<target_config_problem> target_problem(const target_config& t) {
   return std::nullopt;
 }
 
-} // namespace switchboard::core
+}  // namespace switchboard::core

@@ -54,8 +54,7 @@ target_mapping map_target(const target_config& target, std::string_view kind, st
 
 /// Only the object of `map_target` (cheaper: no payload).
 std::optional<target_object> target_object_of(const target_config& target, std::string_view kind,
-                                              std::string_view id,
-                                              const boost::json::object& state,
+                                              std::string_view id, const boost::json::object& state,
                                               std::string* error = nullptr);
 
 /// A problem with a target's configuration, for config checks: the member (relative to the
@@ -71,4 +70,4 @@ std::optional<target_config_problem> target_problem(const target_config& target)
 
 const char* to_string(target_config::kind k) noexcept;
 
-} // namespace switchboard::core
+}  // namespace switchboard::core

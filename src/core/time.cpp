@@ -9,8 +9,8 @@ constexpr std::int64_t days_from_civil(std::int64_t y, int m, int d) {
   // Count years from March so that the leap day is the last day of the counted year.
   y -= m <= 2 ? 1 : 0;
   const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const std::int64_t year_of_era = y - era * 400;                   // [0, 399]
-  const int month_from_march = m > 2 ? m - 3 : m + 9;                 // [0, 11]
+  const std::int64_t year_of_era = y - era * 400;                             // [0, 399]
+  const int month_from_march = m > 2 ? m - 3 : m + 9;                         // [0, 11]
   const std::int64_t day_of_year = (153 * month_from_march + 2) / 5 + d - 1;  // [0, 365]
   const std::int64_t day_of_era =
       year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;  // [0, 146096]

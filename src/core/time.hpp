@@ -12,7 +12,8 @@ namespace switchboard::core {
 /// Milliseconds since 1970-01-01T00:00:00Z, now (the system clock): what durable timers and
 /// idempotency windows store.
 inline std::int64_t unix_millis_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -21,7 +22,7 @@ struct rfc3339_fields {
   int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
   std::int64_t micros = 0;  ///< fraction, truncated to microseconds
   int offset_hour = 0, offset_minute = 0;
-  int offset_sign = 1;      ///< +1 east of UTC (or Z), -1 west
+  int offset_sign = 1;  ///< +1 east of UTC (or Z), -1 west
 };
 
 /// Why a text is not an RFC 3339 timestamp; `none` when it is one.
@@ -29,7 +30,13 @@ enum class rfc3339_problem {
   none,
   format,        ///< not shaped like 2026-11-23T14:00:00[.fff](Z|+hh:mm)
   zone_missing,  ///< shaped right up to the seconds, but no Z or +hh:mm
-  month, day, hour, minute, second, offset_hour, offset_minute,  ///< out of range
+  month,
+  day,
+  hour,
+  minute,
+  second,
+  offset_hour,
+  offset_minute,  ///< out of range
 };
 
 /// Parses `text` into `out`, checking shape and ranges (days per month with leap years,

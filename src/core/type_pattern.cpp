@@ -5,11 +5,11 @@ namespace switchboard::core {
 namespace {
 
 bool is_type_char(char c) noexcept {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '.' || c == '_' || c == '-' || c == ':' || c == '/';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-' || c == ':' || c == '/';
 }
 
-} // namespace
+}  // namespace
 
 std::optional<type_pattern> type_pattern::parse(std::string_view text, std::string& why) {
   auto fail = [&](std::string_view rule) -> std::optional<type_pattern> {
@@ -41,14 +41,12 @@ std::optional<type_pattern> type_pattern::parse(std::string_view text, std::stri
 
 bool type_pattern::matches(std::string_view type) const noexcept {
   switch (kind_) {
-    case kind::all:
-      return true;
-    case kind::exact:
-      return type == prefix_;
+    case kind::all: return true;
+    case kind::exact: return type == prefix_;
     case kind::prefix:
       return type.size() > prefix_.size() && type.substr(0, prefix_.size()) == prefix_;
   }
   return false;
 }
 
-} // namespace switchboard::core
+}  // namespace switchboard::core

@@ -23,11 +23,11 @@ public:
 private:
   enum class kind { exact, prefix, all };
   type_pattern(std::string text, kind k, std::string prefix)
-    : text_(std::move(text)), kind_(k), prefix_(std::move(prefix)) {}
+      : text_(std::move(text)), kind_(k), prefix_(std::move(prefix)) {}
 
   std::string text_;
   kind kind_;
   std::string prefix_;  // for `a.*`: "a." (with the dot)
 };
 
-} // namespace switchboard::core
+}  // namespace switchboard::core

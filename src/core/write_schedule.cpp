@@ -207,4 +207,4 @@ void write_schedule::forget_idle(time_point now) {
   }
 }
 
-} // namespace switchboard::core
+}  // namespace switchboard::core

@@ -28,9 +28,9 @@
 namespace switchboard::core {
 
 struct write_limits {
-  std::size_t concurrency = 4;                   ///< writes in flight in all (at least 1)
-  std::chrono::milliseconds min_interval{50};    ///< per pacing group, between write starts
-  std::size_t max_attempts = 10;                 ///< failed attempts before a key is dead
+  std::size_t concurrency = 4;                 ///< writes in flight in all (at least 1)
+  std::chrono::milliseconds min_interval{50};  ///< per pacing group, between write starts
+  std::size_t max_attempts = 10;               ///< failed attempts before a key is dead
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{10'000};
 };
@@ -79,7 +79,7 @@ struct write_schedule_counts {
   std::uint64_t coalesced = 0;  ///< pending revisions replaced by a newer one before a write
   std::uint64_t started = 0;    ///< writes started (first attempts and retries)
   std::uint64_t ok = 0;
-  std::uint64_t retried = 0;    ///< failed attempts that will be tried again
+  std::uint64_t retried = 0;  ///< failed attempts that will be tried again
   std::uint64_t dead = 0;
 };
 
@@ -134,14 +134,14 @@ private:
   };
 
   struct key_state {
-    std::uint64_t newest = 0;     ///< newest revision offered
-    std::uint64_t written = 0;    ///< newest revision written
-    std::uint64_t dead_at = 0;    ///< newest revision given up on
+    std::uint64_t newest = 0;   ///< newest revision offered
+    std::uint64_t written = 0;  ///< newest revision written
+    std::uint64_t dead_at = 0;  ///< newest revision given up on
     bool in_flight = false;
-    std::uint64_t flying = 0;     ///< the revision of the write in flight
-    std::size_t attempts = 0;     ///< failed attempts since the last success or fresh start
-    time_point not_before{};      ///< retry delay
-    std::optional<slot> queued;   ///< its entry in waiting_, if waiting
+    std::uint64_t flying = 0;    ///< the revision of the write in flight
+    std::size_t attempts = 0;    ///< failed attempts since the last success or fresh start
+    time_point not_before{};     ///< retry delay
+    std::optional<slot> queued;  ///< its entry in waiting_, if waiting
     std::optional<time_point> idle_since;  ///< nothing to do since then: forgotten later
     std::string group;
   };
@@ -169,4 +169,4 @@ private:
   write_schedule_counts counts_;
 };
 
-} // namespace switchboard::core
+}  // namespace switchboard::core

@@ -8,18 +8,18 @@
 #include "switchboard/runtime.hpp"
 #include "switchboard/version.hpp"
 
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <boost/version.hpp>
 #include <caf/config.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
+#include <pthread.h>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <optional>
-#include <pthread.h>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -33,10 +33,9 @@ constexpr int exit_gave_up = 3;
 
 std::string version_line() {
   return std::string{"switchboard "} + switchboard::version_string + " (CAF " +
-         std::to_string(CAF_VERSION / 10000) + "." + std::to_string(CAF_VERSION / 100 % 100) +
-         "." + std::to_string(CAF_VERSION % 100) + ", Boost " +
-         std::to_string(BOOST_VERSION / 100000) + "." + std::to_string(BOOST_VERSION / 100 % 1000) +
-         ")";
+         std::to_string(CAF_VERSION / 10000) + "." + std::to_string(CAF_VERSION / 100 % 100) + "." +
+         std::to_string(CAF_VERSION % 100) + ", Boost " + std::to_string(BOOST_VERSION / 100000) +
+         "." + std::to_string(BOOST_VERSION / 100 % 1000) + ")";
 }
 
 void setup_logging(const std::string& level) {
@@ -173,11 +172,12 @@ int run_twilio_emulator(switchboard::adapters::twilio::emulator_options options)
   return exit_ok;
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"switchboard: an actor-model message bus that keeps external services in step "
-               "with a domain's state"};
+  CLI::App app{
+      "switchboard: an actor-model message bus that keeps external services in step "
+      "with a domain's state"};
   app.require_subcommand(1);
 
   std::string config_path;
@@ -185,7 +185,7 @@ int main(int argc, char** argv) {
   std::string listen;
   auto* run_cmd = app.add_subcommand("run", "Run the daemon until SIGTERM or SIGINT");
   run_cmd->add_option("--config,-c", config_path, "Configuration file (JSON, comments allowed)")
-    ->required();
+      ->required();
   run_cmd->add_option("--data-dir", data_dir, "Directory for SQLite files (overrides data_dir)");
   run_cmd->add_option("--listen", listen,
                       "HTTP address HOST:PORT (overrides http.host/http.port; port 0 = any)");
@@ -199,19 +199,19 @@ int main(int argc, char** argv) {
   switchboard::adapters::twilio::emulator_options emulator_options;
   bool no_rate_limits = false;
   auto* emulator_cmd = app.add_subcommand(
-    "twilio-emulator",
-    "Serve Twilio's Sync, Conversations and TaskRouter APIs locally until SIGTERM or SIGINT");
+      "twilio-emulator",
+      "Serve Twilio's Sync, Conversations and TaskRouter APIs locally until SIGTERM or SIGINT");
   emulator_cmd->add_option("--host", emulator_options.host, "Address to listen on")
-    ->capture_default_str();
+      ->capture_default_str();
   emulator_cmd->add_option("--port", emulator_options.port, "Port to listen on (0 = any)")
-    ->capture_default_str();
+      ->capture_default_str();
   emulator_cmd->add_option("--account-sid", emulator_options.account_sid,
                            "Account SID clients authenticate with (default: TWILIO_ACCOUNT_SID)");
   emulator_cmd->add_option("--auth-token", emulator_options.auth_token,
                            "Auth token clients authenticate with and webhooks are signed with "
                            "(default: TWILIO_AUTH_TOKEN)");
   emulator_cmd->add_option("--seed", emulator_options.seed, "Seed of the fault generator")
-    ->capture_default_str();
+      ->capture_default_str();
   emulator_cmd->add_flag("--no-rate-limits", no_rate_limits,
                          "Do not enforce Sync's 20 writes/s per object");
 

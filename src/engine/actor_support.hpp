@@ -4,11 +4,11 @@
 
 #include "core/exception_text.hpp"
 
+#include <spdlog/spdlog.h>
 #include <caf/error.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/scheduled_actor.hpp>
 #include <caf/sec.hpp>
-#include <spdlog/spdlog.h>
 
 #include <exception>
 #include <string>
@@ -20,14 +20,14 @@ namespace switchboard::actors {
 template <class Self>
 void install_exception_logger(Self* self, std::string actor_name) {
   self->set_exception_handler(
-    [name = std::move(actor_name)](caf::scheduled_actor*, std::exception_ptr& ep) -> caf::error {
-      auto what = core::exception_text(ep);
-      spdlog::error("actor '{}' failed with an exception: {}", name, what);
-      return caf::make_error(caf::sec::runtime_error, std::move(what));
-    });
+      [name = std::move(actor_name)](caf::scheduled_actor*, std::exception_ptr& ep) -> caf::error {
+        auto what = core::exception_text(ep);
+        spdlog::error("actor '{}' failed with an exception: {}", name, what);
+        return caf::make_error(caf::sec::runtime_error, std::move(what));
+      });
 }
 
-} // namespace switchboard::actors
+}  // namespace switchboard::actors
 
 #include "switchboard/event.hpp"
 
@@ -40,4 +40,4 @@ inline std::string log_context(const event& ev) {
          " id=" + ev.id + " type=" + ev.type + "]";
 }
 
-} // namespace switchboard::actors
+}  // namespace switchboard::actors

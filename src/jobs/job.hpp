@@ -32,10 +32,10 @@ enum class phase { created, running, stopping, stopped };
 
 /// Secrets, read from the environment once by the runtime (the one place that reads it).
 struct secrets {
-  std::string api_token;        ///< SWITCHBOARD_API_TOKEN
+  std::string api_token;          ///< SWITCHBOARD_API_TOKEN
   std::string twilio_auth_token;  ///< TWILIO_AUTH_TOKEN (inbound webhook signatures)
-  std::string amqp_password;    ///< SWITCHBOARD_AMQP_PASSWORD (overrides the URL's)
-  std::string failpoint;        ///< SWITCHBOARD_FAILPOINT: crash-injection tests only
+  std::string amqp_password;      ///< SWITCHBOARD_AMQP_PASSWORD (overrides the URL's)
+  std::string failpoint;          ///< SWITCHBOARD_FAILPOINT: crash-injection tests only
 };
 
 /// What the runtime lends its jobs. Valid from `prepare` to `stop`.
@@ -71,4 +71,4 @@ public:
   virtual std::vector<ports::http_route> routes() { return {}; }
 };
 
-} // namespace switchboard::jobs
+}  // namespace switchboard::jobs

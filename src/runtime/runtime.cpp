@@ -6,9 +6,9 @@
 
 #include "runtime/secrets.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/json.hpp>
 #include <caf/all.hpp>
-#include <spdlog/spdlog.h>
 
 #include <stdexcept>
 #include <thread>
@@ -23,7 +23,8 @@ void runtime::impl::make_jobs(runtime& self) {
         return listen_address;
       },
       [&self](event ev, std::function<void(bool, const std::string&)> done) {
-        self.publish_async(std::move(ev), [done = std::move(done)](const publish_receipt* r, const std::string& error) {
+        self.publish_async(std::move(ev), [done = std::move(done)](const publish_receipt* r,
+                                                                   const std::string& error) {
           done(r != nullptr, error);
         });
       },
@@ -116,7 +117,8 @@ void runtime::start() {
 
   d.caf_cfg = std::make_unique<caf::actor_system_config>();
   d.caf_cfg->set("scheduler.max-threads", d.cfg.scheduler.max_threads);
-  d.caf_cfg->set("work-stealing.moderate-sleep-duration", caf::timespan{d.cfg.scheduler.moderate_sleep});
+  d.caf_cfg->set("work-stealing.moderate-sleep-duration",
+                 caf::timespan{d.cfg.scheduler.moderate_sleep});
   bool up = false;
   d.control.run([&] {
     d.sys = std::make_unique<caf::actor_system>(*d.caf_cfg);
@@ -140,7 +142,8 @@ void runtime::start() {
     if (raw->state == impl::phase::running && !raw->stop_requested) {
       raw->outcome.failed = true;
       raw->outcome.reason = actors::describe_exit_reason(reason);
-      spdlog::critical("switchboard cannot go on: the root supervisor stopped: {}", raw->outcome.reason);
+      spdlog::critical("switchboard cannot go on: the root supervisor stopped: {}",
+                       raw->outcome.reason);
     }
     raw->cv.notify_all();
   });
@@ -149,9 +152,10 @@ void runtime::start() {
     adapters::http::http_server::hooks hooks;
     hooks.api_token = d.env.api_token;
     if (hooks.api_token.empty())
-      spdlog::warn("SWITCHBOARD_API_TOKEN is not set: the HTTP API under /v1/ (ingest, read, "
-                   "dead letters) refuses every request with 401 until switchboard is restarted "
-                   "with it set; /health and /ready stay open");
+      spdlog::warn(
+          "SWITCHBOARD_API_TOKEN is not set: the HTTP API under /v1/ (ingest, read, "
+          "dead letters) refuses every request with 401 until switchboard is restarted "
+          "with it set; /health and /ready stay open");
     hooks.limits = d.cfg.limits;
     hooks.ready = [raw] {
       std::lock_guard<std::mutex> guard{raw->mu};
@@ -193,7 +197,9 @@ void runtime::start() {
 run_outcome runtime::wait() {
   auto& d = *impl_;
   std::unique_lock<std::mutex> lock{d.mu};
-  d.cv.wait(lock, [&] { return d.stop_requested || d.outcome.failed || d.state == impl::phase::stopped; });
+  d.cv.wait(lock, [&] {
+    return d.stop_requested || d.outcome.failed || d.state == impl::phase::stopped;
+  });
   return d.outcome;
 }
 
@@ -241,9 +247,10 @@ run_outcome runtime::stop() {
     if (behind == 0)
       break;
     if (std::chrono::steady_clock::now() >= deadline) {
-      spdlog::warn("runtime: drain timed out after {} ms; {} subscription(s) had not reached "
-                   "sequence {} (durable ones resume from their checkpoint)",
-                   d.cfg.drain_timeout.count(), behind, last);
+      spdlog::warn(
+          "runtime: drain timed out after {} ms; {} subscription(s) had not reached "
+          "sequence {} (durable ones resume from their checkpoint)",
+          d.cfg.drain_timeout.count(), behind, last);
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -260,7 +267,7 @@ run_outcome runtime::stop() {
   d.root = nullptr;
   d.control.run([&] { d.sys.reset(); });  // waits for every actor to finish
   for (auto it = d.jobs.rbegin(); it != d.jobs.rend(); ++it)
-    (*it)->stop();  // the jobs' own threads (their actors are gone)
+    (*it)->stop();    // the jobs' own threads (their actors are gone)
   d.writer->flush();  // the last checkpoints and dead letters
   {
     std::lock_guard<std::mutex> guard{d.query_mu};
@@ -281,8 +288,9 @@ bool runtime::propagates_state() const { return jobs::propagation_job::configure
 
 std::string runtime::rebuild(const std::string& kind, const std::string& id) {
   if (impl_->propagation == nullptr)
-    throw std::logic_error("rebuild: entity-state propagation is not running (configure `sources.amqp`, "
-                           "`targets` or `enrichment.lookups`, and start the runtime)");
+    throw std::logic_error(
+        "rebuild: entity-state propagation is not running (configure `sources.amqp`, "
+        "`targets` or `enrichment.lookups`, and start the runtime)");
   return impl_->propagation->rebuild(kind, id);
 }
 
@@ -290,28 +298,34 @@ std::optional<rebuild_progress> runtime::rebuild_status(const std::string& id) c
   return impl_->propagation ? impl_->propagation->rebuild_status(id) : std::nullopt;
 }
 
-std::optional<boost::json::value> runtime::entity_state(const std::string& kind, const std::string& id) const {
+std::optional<boost::json::value> runtime::entity_state(const std::string& kind,
+                                                        const std::string& id) const {
   return impl_->propagation ? impl_->propagation->entity_state(kind, id) : std::nullopt;
 }
 
 boost::json::value runtime::propagation_status() const {
-  return impl_->propagation ? impl_->propagation->status() : boost::json::value(boost::json::object{});
+  return impl_->propagation ? impl_->propagation->status()
+                            : boost::json::value(boost::json::object{});
 }
 
 bool runtime::runs_leads() const { return jobs::leads_job::configured(impl_->cfg); }
 
 keyed_answer runtime::invoke(const keyed_request& request) {
   if (impl_->leads == nullptr)
-    return keyed_answer{404, boost::json::object{{"error", "lead conversations and form leads are not configured on this "
-                                                           "server: set leads.proxy_numbers (and leads.dealers) or a "
-                                                           "form_leads URL, and start the runtime"}}};
+    return keyed_answer{
+        404, boost::json::object{{"error",
+                                  "lead conversations and form leads are not configured on this "
+                                  "server: set leads.proxy_numbers (and leads.dealers) or a "
+                                  "form_leads URL, and start the runtime"}}};
   return impl_->leads->invoke(request);
 }
 
-keyed_answer runtime::conversations_webhook(const std::vector<std::pair<std::string, std::string>>& params,
-                                            const std::string& signature) {
+keyed_answer runtime::conversations_webhook(
+    const std::vector<std::pair<std::string, std::string>>& params, const std::string& signature) {
   if (impl_->leads == nullptr)
-    return keyed_answer{404, boost::json::object{{"error", "lead conversations are not configured on this server"}}};
+    return keyed_answer{
+        404,
+        boost::json::object{{"error", "lead conversations are not configured on this server"}}};
   return impl_->leads->conversations_webhook(params, signature);
 }
 
@@ -326,4 +340,4 @@ std::string runtime::listen_address() const {
 
 const config& runtime::configuration() const { return impl_->cfg; }
 
-} // namespace switchboard
+}  // namespace switchboard

@@ -17,4 +17,4 @@ struct runtime_access {
   static caf::actor consumers(runtime& rt);
 };
 
-} // namespace switchboard::internal
+}  // namespace switchboard::internal

@@ -9,11 +9,11 @@
 #include "adapters/sqlite/journal_store.hpp"
 #include "engine/bus/bus.hpp"
 #include "engine/journal/journal.hpp"
+#include "engine/lane.hpp"
 #include "engine/supervision/supervisor.hpp"
 #include "jobs/job.hpp"
 #include "jobs/leads/job.hpp"
 #include "jobs/propagation/job.hpp"
-#include "engine/lane.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -103,4 +103,4 @@ struct runtime::impl {
   void abandon_start();
 };
 
-} // namespace switchboard
+}  // namespace switchboard

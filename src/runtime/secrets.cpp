@@ -9,7 +9,7 @@ std::string env(const char* name) {
   const char* value = std::getenv(name);
   return value != nullptr ? value : "";
 }
-} // namespace
+}  // namespace
 
 jobs::secrets read_secrets() {
   jobs::secrets s;
@@ -20,4 +20,4 @@ jobs::secrets read_secrets() {
   return s;
 }
 
-} // namespace switchboard::internal
+}  // namespace switchboard::internal

@@ -9,4 +9,4 @@ namespace switchboard::internal {
 /// SWITCHBOARD_API_TOKEN, TWILIO_AUTH_TOKEN, SWITCHBOARD_AMQP_PASSWORD, SWITCHBOARD_FAILPOINT.
 jobs::secrets read_secrets();
 
-} // namespace switchboard::internal
+}  // namespace switchboard::internal

@@ -6,9 +6,9 @@
 #include "core/type_pattern.hpp"
 #include "runtime/runtime_access.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/json.hpp>
 #include <caf/all.hpp>
-#include <spdlog/spdlog.h>
 
 #include <filesystem>
 #include <stdexcept>
@@ -25,7 +25,7 @@ dead_letter_info to_info(const adapters::sqlite::dead_letter& d) {
                           d.attempts, d.last_error, d.parked_at};
 }
 
-} // namespace
+}  // namespace
 
 supervisor_spec runtime::impl::consumers_spec() {
   supervisor_spec spec;
@@ -43,7 +43,8 @@ supervisor_actor runtime::impl::consumers() const {
   return caf::actor_cast<supervisor_actor>(sys->registry().get(consumers_name));
 }
 
-std::shared_ptr<actors::subscription_entry> runtime::impl::find_by_name(const std::string& name) const {
+std::shared_ptr<actors::subscription_entry> runtime::impl::find_by_name(
+    const std::string& name) const {
   std::lock_guard<std::mutex> guard{mu};
   for (auto& [id, entry] : subscriptions)
     if (entry->durable && entry->options.name == name)
@@ -57,13 +58,13 @@ std::string runtime::impl::request_consumers(const child_spec& spec) {
   control.run([&] {
     caf::scoped_actor self{*sys};
     self->request(consumers(), std::chrono::seconds(10), start_child_atom_v, spec)
-      .receive([](const caf::actor&) {},
-               [&](const caf::error& err) {
-                 // "already has a child": the supervisor restarted meanwhile and started it.
-                 auto text = actors::describe_exit_reason(err);
-                 if (text.find("already has a child") == std::string::npos)
-                   error = text;
-               });
+        .receive([](const caf::actor&) {},
+                 [&](const caf::error& err) {
+                   // "already has a child": the supervisor restarted meanwhile and started it.
+                   auto text = actors::describe_exit_reason(err);
+                   if (text.find("already has a child") == std::string::npos)
+                     error = text;
+                 });
   });
   return error;
 }
@@ -74,7 +75,7 @@ bool runtime::impl::stop_consumer(std::uint64_t id) {
     caf::scoped_actor self{*sys};
     self->request(consumers(), std::chrono::seconds(10), stop_child_atom_v,
                   "subscription-" + std::to_string(id))
-      .receive([&](bool found) { existed = found; }, [](const caf::error&) {});
+        .receive([&](bool found) { existed = found; }, [](const caf::error&) {});
   });
   return existed;
 }
@@ -94,13 +95,13 @@ void runtime::impl::open_journal() {
   std::error_code ec;
   std::filesystem::create_directories(cfg.data_dir, ec);
   if (ec)
-    throw std::runtime_error("cannot create the data directory '" + cfg.data_dir + "': " + ec.message() +
-                             " (set data_dir or --data-dir)");
+    throw std::runtime_error("cannot create the data directory '" + cfg.data_dir +
+                             "': " + ec.message() + " (set data_dir or --data-dir)");
   journal_opts.path = (std::filesystem::path{cfg.data_dir} / "journal.db").string();
   try {
-    writer = std::make_shared<actors::journal_writer>(journal_opts, [this](std::vector<event_ptr> committed) {
-      tail->append(std::move(committed));
-    });
+    writer = std::make_shared<actors::journal_writer>(
+        journal_opts,
+        [this](std::vector<event_ptr> committed) { tail->append(std::move(committed)); });
   } catch (const std::exception& e) {
     throw std::runtime_error("cannot open the journal: " + std::string{e.what()});
   }
@@ -115,7 +116,7 @@ void runtime::impl::open_journal() {
 }
 
 void runtime::publish_async(
-  event ev, std::function<void(const publish_receipt*, const std::string& error)> done) {
+    event ev, std::function<void(const publish_receipt*, const std::string& error)> done) {
   auto& d = *impl_;
   if (ev.time.empty())
     ev.time = rfc3339_now();
@@ -130,27 +131,27 @@ void runtime::publish_async(
     std::lock_guard<std::mutex> guard{d.mu};
     if (d.state != impl::phase::running) {
       done(nullptr, d.state == impl::phase::created
-                      ? "runtime is not started; call start() first"
-                      : "runtime is stopping; the event was not accepted");
+                        ? "runtime is not started; call start() first"
+                        : "runtime is stopping; the event was not accepted");
       return;
     }
     writer = d.writer;
   }
   auto id = ev.id;
-  writer->append(std::move(ev), [id = std::move(id), done = std::move(done)](
-                                    const actors::append_result& r) {
-    if (!r.ok) {
-      done(nullptr, "event '" + id + "' was not stored: " + r.error +
-                      (r.retryable ? " (nothing was stored; publish it again later)" : ""));
-      return;
-    }
-    publish_receipt receipt{id,
-                            r.status == adapters::sqlite::append_status::accepted
-                              ? publish_receipt::outcome::accepted
-                              : publish_receipt::outcome::duplicate,
-                            r.sequence};
-    done(&receipt, {});
-  });
+  writer->append(
+      std::move(ev), [id = std::move(id), done = std::move(done)](const actors::append_result& r) {
+        if (!r.ok) {
+          done(nullptr, "event '" + id + "' was not stored: " + r.error +
+                            (r.retryable ? " (nothing was stored; publish it again later)" : ""));
+          return;
+        }
+        publish_receipt receipt{id,
+                                r.status == adapters::sqlite::append_status::accepted
+                                    ? publish_receipt::outcome::accepted
+                                    : publish_receipt::outcome::duplicate,
+                                r.sequence};
+        done(&receipt, {});
+      });
 }
 
 std::future<publish_receipt> runtime::publish(event ev) {
@@ -250,9 +251,8 @@ void runtime::replay_from_time(const std::string& name, const std::string& rfc33
   auto& d = *impl_;
   if (!d.writer)
     throw std::logic_error("replay_from_time: the runtime is not started");
-  auto seq = d.query([&](adapters::sqlite::journal_store& s) {
-    return s.sequence_before_time(rfc3339);
-  });
+  auto seq =
+      d.query([&](adapters::sqlite::journal_store& s) { return s.sequence_before_time(rfc3339); });
   if (!seq)
     throw std::invalid_argument("replay_from_time: '" + rfc3339 +
                                 "' is not an RFC 3339 time such as 2026-11-23T14:00:00Z");
@@ -263,7 +263,7 @@ std::vector<event> runtime::read(std::uint64_t after, std::size_t limit) const {
   if (!impl_->writer)
     return {};
   return impl_->query(
-    [&](adapters::sqlite::journal_store& s) { return s.read_after(after, limit); });
+      [&](adapters::sqlite::journal_store& s) { return s.read_after(after, limit); });
 }
 
 std::uint64_t runtime::last_sequence() const {
@@ -287,8 +287,7 @@ bool runtime::retry_dead_letter(std::uint64_t id) {
   auto& d = *impl_;
   if (!d.writer)
     return false;
-  auto letter =
-    d.query([&](adapters::sqlite::journal_store& s) { return s.find_dead_letter(id); });
+  auto letter = d.query([&](adapters::sqlite::journal_store& s) { return s.find_dead_letter(id); });
   if (!letter)
     return false;
   std::shared_ptr<actors::subscription_entry> entry;
@@ -301,9 +300,8 @@ bool runtime::retry_dead_letter(std::uint64_t id) {
   auto consumer = entry ? entry->get_current() : consumer_actor{};
   if (!consumer)
     return false;
-  auto events = d.query([&](adapters::sqlite::journal_store& s) {
-    return s.read_after(letter->sequence - 1, 1);
-  });
+  auto events = d.query(
+      [&](adapters::sqlite::journal_store& s) { return s.read_after(letter->sequence - 1, 1); });
   if (events.empty() || events.front().sequence != letter->sequence)
     return false;
   if (!discard_dead_letter(id))
@@ -318,9 +316,7 @@ bool runtime::discard_dead_letter(std::uint64_t id) {
   if (!d.writer)
     return false;
   auto removed = std::make_shared<bool>(false);
-  d.writer->run([id, removed](ports::journal_storage& s) {
-    *removed = s.remove_dead_letter(id);
-  });
+  d.writer->run([id, removed](ports::journal_storage& s) { *removed = s.remove_dead_letter(id); });
   d.writer->flush();
   return *removed;
 }
@@ -339,4 +335,4 @@ caf::actor internal::runtime_access::consumers(runtime& rt) {
   return caf::actor_cast<caf::actor>(rt.impl_->consumers());
 }
 
-} // namespace switchboard
+}  // namespace switchboard

@@ -7,12 +7,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
 #include <thread>
-#include <unistd.h>
 
 using namespace switchboard;
 using namespace switchboard::actors;
@@ -66,10 +66,9 @@ struct waiter {
   }
 };
 
-} // namespace
+}  // namespace
 
-TEST_CASE("an append is acknowledged only once another connection can read it",
-          "[journal]") {
+TEST_CASE("an append is acknowledged only once another connection can read it", "[journal]") {
   temp_journal tj;
   std::vector<std::uint64_t> committed;
   journal_writer writer{tj.options, [&](std::vector<event_ptr> evs) {
@@ -121,11 +120,10 @@ TEST_CASE("a full disk fails the batch, acknowledges nothing, and the journal re
   waiter w;
   std::vector<append_result> results(40);
   for (std::size_t i = 0; i < results.size(); ++i)
-    writer.append(make_event("big-" + std::to_string(i), 8 * 1024),
-                  [&, i](const append_result& r) {
-                    results[i] = r;
-                    w.tick();
-                  });
+    writer.append(make_event("big-" + std::to_string(i), 8 * 1024), [&, i](const append_result& r) {
+      results[i] = r;
+      w.tick();
+    });
   REQUIRE(w.wait_for(results.size()));
   std::size_t failed = 0;
   std::uint64_t last_ok = 0;

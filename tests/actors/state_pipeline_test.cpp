@@ -588,8 +588,8 @@ TEST_CASE("state_pipeline: a live update racing a refresh keeps the newer state"
   constexpr int applications = 10;  // one page: the refresh loads them all before storing any
   auto id_of = [](int i) { return "A-" + std::to_string(100 + i); };
   for (int i = 0; i < applications; ++i)
-    pipeline.handle(fed(app_event("e" + std::to_string(i), id_of(i), 1,
-                                  {{"accountManagerId", 7}, {"step", 1}})));
+    pipeline.handle(fed(
+        app_event("e" + std::to_string(i), id_of(i), 1, {{"accountManagerId", 7}, {"step", 1}})));
 
   // When the refresh stores the first application, the last one gets a live update: the
   // refresh holds it at revision 1 and must not put the state of its older base over it.
@@ -783,17 +783,16 @@ TEST_CASE("state_pipeline: refresh of one manager's applications among many enti
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < entities; ++i) {
     const int manager = i % (entities / managed) == 0 ? 7 : 8;
-    json::object base{{"number", "X-" + std::to_string(i)},
-                      {"status", "new"},
-                      {"accountManagerId", manager}};
+    json::object base{
+        {"number", "X-" + std::to_string(i)}, {"status", "new"}, {"accountManagerId", manager}};
     json::object state = base;
     state["accountManager"] = {{"id", manager},
                                {"name", manager == 7 ? "Ann Smith" : "Bob Jones"},
                                {"email", manager == 7 ? "ann@example.com" : "bob@example.com"}};
     state["applicantDetails"] = nullptr;
     state["crm"] = nullptr;
-    store->put("application", "A-" + std::to_string(i), 1, static_cast<std::uint64_t>(i + 1),
-               base, state);
+    store->put("application", "A-" + std::to_string(i), 1, static_cast<std::uint64_t>(i + 1), base,
+               state);
   }
   const auto t1 = std::chrono::steady_clock::now();
   std::size_t scanned = 0;
@@ -823,8 +822,8 @@ TEST_CASE("state_pipeline: refresh of one manager's applications among many enti
   const auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
   WARN(entities << " entities put in " << secs(t1 - t0) << " s; entities_with over them ("
                 << managed << " match, pages of 200): " << secs(t2 - t1) * 1e3
-                << " ms; refresh of manager 7's " << managed << " applications: "
-                << secs(t4 - t3) * 1e3 << " ms (" << managed / secs(t4 - t3)
+                << " ms; refresh of manager 7's " << managed
+                << " applications: " << secs(t4 - t3) * 1e3 << " ms (" << managed / secs(t4 - t3)
                 << " entities/s, invalidation to job done)");
 }
 

@@ -23,9 +23,9 @@ using leave_atom = caf::atom_constant<caf::atom("t_leave")>;
 
 caf::behavior worker(caf::event_based_actor* self) {
   return {
-    [self](crash_atom) { self->quit(caf::make_error(caf::sec::runtime_error, "boom")); },
-    [](throw_atom) { throw std::runtime_error("thrown on purpose"); },
-    [self](leave_atom) { self->quit(); },
+      [self](crash_atom) { self->quit(caf::make_error(caf::sec::runtime_error, "boom")); },
+      [](throw_atom) { throw std::runtime_error("thrown on purpose"); },
+      [self](leave_atom) { self->quit(); },
   };
 }
 
@@ -35,7 +35,7 @@ struct fixture {
   caf::scheduler::test_coordinator* sched = nullptr;
   std::shared_ptr<std::vector<std::string>> log = std::make_shared<std::vector<std::string>>();
   std::shared_ptr<std::map<std::string, caf::actor>> current =
-    std::make_shared<std::map<std::string, caf::actor>>();
+      std::make_shared<std::map<std::string, caf::actor>>();
   caf::actor observer;
   std::vector<caf::actor> to_stop;
 
@@ -48,15 +48,15 @@ struct fixture {
     observer = sys->spawn([log = log](caf::event_based_actor*) -> caf::behavior {
       return {[log](const std::string& line) { log->push_back(line); },
               [log](const supervision_event& e) {
-        std::string line = e.supervisor + ":" + std::string{to_string(e.what)};
-        if (!e.child.empty())
-          line += ":" + e.child;
-        if (e.what == supervision_event::kind::started)
-          line += "#" + std::to_string(e.generation);
-        if (e.what == supervision_event::kind::restart_scheduled)
-          line += ":" + std::to_string(e.delay_ms) + "ms";
-        log->push_back(line);
-      }};
+                std::string line = e.supervisor + ":" + std::string{to_string(e.what)};
+                if (!e.child.empty())
+                  line += ":" + e.child;
+                if (e.what == supervision_event::kind::started)
+                  line += "#" + std::to_string(e.generation);
+                if (e.what == supervision_event::kind::restart_scheduled)
+                  line += ":" + std::to_string(e.delay_ms) + "ms";
+                log->push_back(line);
+              }};
     });
   }
 
@@ -101,9 +101,9 @@ struct fixture {
   void watch_exit(const supervisor_actor& sup, std::string label) {
     // Through the observer, so the line is ordered after the supervisor's last events.
     caf::actor_cast<caf::abstract_actor*>(sup)->attach_functor(
-      [obs = observer, label](const caf::error& reason) {
-        caf::anon_send(obs, label + ":exit:" + actors::describe_exit_reason(reason));
-      });
+        [obs = observer, label](const caf::error& reason) {
+          caf::anon_send(obs, label + ":exit:" + actors::describe_exit_reason(reason));
+        });
   }
 
   /// Runs everything now runnable, then fires every timer and runs again, until quiet.
@@ -121,14 +121,12 @@ struct fixture {
     return result;
   }
 
-  void crash(const std::string& id) {
-    caf::anon_send(current->at(id), crash_atom::value);
-  }
+  void crash(const std::string& id) { caf::anon_send(current->at(id), crash_atom::value); }
 };
 
 using lines = std::vector<std::string>;
 
-} // namespace
+}  // namespace
 
 TEST_CASE_METHOD(fixture, "a supervisor starts its children in order", "[supervisor]") {
   start(spec("s", restart_strategy::one_for_one, {"a", "b", "c"}));
@@ -169,9 +167,8 @@ TEST_CASE_METHOD(fixture, "rest_for_one restarts the failed child and those star
   take_log();
   crash("b");
   settle();
-  CHECK(take_log() == lines{"s:failed:b", "s:stopped:d", "s:stopped:c",
-                            "s:restart_scheduled:10ms", "s:started:b#2", "s:started:c#2",
-                            "s:started:d#2"});
+  CHECK(take_log() == lines{"s:failed:b", "s:stopped:d", "s:stopped:c", "s:restart_scheduled:10ms",
+                            "s:started:b#2", "s:started:c#2", "s:started:d#2"});
 }
 
 TEST_CASE_METHOD(fixture, "a child that throws is restarted and the reason is reported",
@@ -211,7 +208,7 @@ TEST_CASE_METHOD(fixture, "restart policies: transient and temporary children", 
   std::vector<std::string> running;
   sys->spawn([sup, &running](caf::event_based_actor* self) {
     self->request(sup, caf::infinite, which_children_atom_v)
-      .then([&running](const std::vector<std::string>& ids) { running = ids; });
+        .then([&running](const std::vector<std::string>& ids) { running = ids; });
   });
   settle();
   CHECK(std::find(running.begin(), running.end(), "perm") != running.end());
@@ -243,8 +240,8 @@ TEST_CASE_METHOD(fixture, "exceeding the restart intensity stops all children an
   settle();
   crash("b");
   settle();
-  CHECK(take_log() == lines{"s:failed:b", "s:restart_scheduled:0ms", "s:started:b#2",
-                            "s:failed:b", "s:restart_scheduled:0ms", "s:started:b#3"});
+  CHECK(take_log() == lines{"s:failed:b", "s:restart_scheduled:0ms", "s:started:b#2", "s:failed:b",
+                            "s:restart_scheduled:0ms", "s:started:b#3"});
   crash("b");  // the third failure within 1 s: more than 2 restarts
   settle();
   auto got = take_log();
@@ -253,7 +250,8 @@ TEST_CASE_METHOD(fixture, "exceeding the restart intensity stops all children an
   CHECK(got[1] == "s:escalated:b");
   CHECK(got[2] == "s:stopped:c");
   CHECK(got[3] == "s:stopped:a");
-  CHECK(got[4].find("s:exit:supervisor 's' gave up: child 'b' failed more than 2 times within 1000 ms") ==
+  CHECK(got[4].find(
+            "s:exit:supervisor 's' gave up: child 'b' failed more than 2 times within 1000 ms") ==
         0);
   CHECK(got[4].find("last reason: runtime_error: boom") != std::string::npos);
 }
@@ -305,7 +303,8 @@ TEST_CASE_METHOD(fixture, "the root supervisor's failure reaches whoever watches
   settle();
   auto got = take_log();
   REQUIRE(!got.empty());
-  CHECK(got.back().find("root:exit:supervisor 'root' gave up: child 'inner' failed more than 0 times") == 0);
+  CHECK(got.back().find(
+            "root:exit:supervisor 'root' gave up: child 'inner' failed more than 0 times") == 0);
   CHECK(got.back().find("supervisor 'inner' gave up: child 'x'") != std::string::npos);
 }
 
@@ -316,8 +315,7 @@ TEST_CASE_METHOD(fixture, "an exit request stops children in reverse order, then
   take_log();
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
   settle();
-  CHECK(take_log() ==
-        lines{"s:stopped:c", "s:stopped:b", "s:stopped:a", "s:exit:user_shutdown"});
+  CHECK(take_log() == lines{"s:stopped:c", "s:stopped:b", "s:stopped:a", "s:exit:user_shutdown"});
 }
 
 TEST_CASE_METHOD(fixture, "children can be added and removed at run time", "[supervisor]") {
@@ -328,17 +326,17 @@ TEST_CASE_METHOD(fixture, "children can be added and removed at run time", "[sup
   std::string duplicate_error;
   sys->spawn([&, sup](caf::event_based_actor* self) {
     self->request(sup, caf::infinite, start_child_atom_v, child("dyn"))
-      .then([&](const caf::actor& a) { added = static_cast<bool>(a); });
+        .then([&](const caf::actor& a) { added = static_cast<bool>(a); });
     self->request(sup, caf::infinite, start_child_atom_v, child("a"))
-      .then([](const caf::actor&) {},
-            [&](const caf::error& e) { duplicate_error = actors::describe_exit_reason(e); });
+        .then([](const caf::actor&) {},
+              [&](const caf::error& e) { duplicate_error = actors::describe_exit_reason(e); });
   });
   settle();
   CHECK(added);
   CHECK(duplicate_error.find("already has a child 'a'") != std::string::npos);
   sys->spawn([&, sup](caf::event_based_actor* self) {
     self->request(sup, caf::infinite, stop_child_atom_v, std::string{"dyn"})
-      .then([&](bool existed) { removed = existed; });
+        .then([&](bool existed) { removed = existed; });
   });
   settle();
   CHECK(removed);

@@ -3,29 +3,29 @@
 // in Twilio hold the newest state of every entity, bursts cost few writes, faults and crashes
 // lose nothing, and what cannot be written is recorded as a dead write.
 
-#include "engine/supervision/supervisor.hpp"
 #include "jobs/propagation/sync_writer.hpp"
 #include "adapters/sqlite/state_store.hpp"
 #include "adapters/twilio/client.hpp"
 #include "adapters/twilio/emulator.hpp"
+#include "engine/supervision/supervisor.hpp"
 #include "support/eventually.hpp"
 #include "support/temp_dir.hpp"
 
+#include <httplib.h>
+#include <boost/json.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
-#include <httplib.h>
-#include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
 #include <atomic>
-#include <thread>
 #include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -154,10 +154,10 @@ struct fixture {
       return a;
     };
     caf::scoped_actor self{*sys};
-    self->request(sup, 5s, start_child_atom_v, spec).receive([](const caf::actor&) {},
-                                                             [](const caf::error& e) {
-      FAIL("starting the writer failed: " << caf::to_string(e));
-    });
+    self->request(sup, 5s, start_child_atom_v, spec)
+        .receive(
+            [](const caf::actor&) {},
+            [](const caf::error& e) { FAIL("starting the writer failed: " << caf::to_string(e)); });
     return w;
   }
 
@@ -194,9 +194,9 @@ std::vector<std::int64_t> applied_ns(const json::array& log, const std::string& 
     if (o.at("method") != "POST")
       continue;
     const std::string path{o.at("path").as_string()};
-    const bool update = path.size() >= path_suffix.size() &&
-                        path.compare(path.size() - path_suffix.size(), path_suffix.size(),
-                                     path_suffix) == 0;
+    const bool update =
+        path.size() >= path_suffix.size() &&
+        path.compare(path.size() - path_suffix.size(), path_suffix.size(), path_suffix) == 0;
     const auto* params = o.at("params").if_object();
     const bool create =
         params != nullptr && params->contains("UniqueName") &&
@@ -215,7 +215,7 @@ std::vector<std::int64_t> applied_ns(const json::array& log, const std::string& 
   return ns;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("sync writer: states in, documents, map items and worker attributes out, newest state",
           "[sync_writer]") {
@@ -223,8 +223,8 @@ TEST_CASE("sync writer: states in, documents, map items and worker attributes ou
   const auto ws = f.created_sid("/taskrouter/v1/Workspaces", {{"FriendlyName", "agents"}});
   std::map<std::string, std::string> worker_sids;
   for (const char* agent : {"ana", "bo"})
-    worker_sids[agent] = f.created_sid("/taskrouter/v1/Workspaces/" + ws + "/Workers",
-                                       {{"FriendlyName", agent}});
+    worker_sids[agent] =
+        f.created_sid("/taskrouter/v1/Workspaces/" + ws + "/Workers", {{"FriendlyName", agent}});
 
   auto documents = f.document_target();
   documents.fields = {{"status", "status"}, {"n", "n"}, {"owner", "owner.name"}};
@@ -292,9 +292,10 @@ TEST_CASE("sync writer: states in, documents, map items and worker attributes ou
   CHECK(item_writer->stats().dead == 0);
 }
 
-TEST_CASE("sync writer: a burst of 200 updates of one entity costs few writes, the last state "
-          "lands",
-          "[sync_writer]") {
+TEST_CASE(
+    "sync writer: a burst of 200 updates of one entity costs few writes, the last state "
+    "lands",
+    "[sync_writer]") {
   fixture f;
   auto writer = f.start(f.document_target());
   const auto began = std::chrono::steady_clock::now();
@@ -327,9 +328,10 @@ TEST_CASE("sync writer: a burst of 200 updates of one entity costs few writes, t
     CHECK(ns[i] > ns[i - 1]);
 }
 
-TEST_CASE("sync writer: 429s, 5xx and timeouts, every final state written, never an older one "
-          "after a newer",
-          "[sync_writer]") {
+TEST_CASE(
+    "sync writer: 429s, 5xx and timeouts, every final state written, never an older one "
+    "after a newer",
+    "[sync_writer]") {
   fixture f;
   f.set_faults(R"({"seed": 11, "rules":[
       {"route":"POST /sync/v1/Services/*/Documents/*", "rate_429":0.15, "retry_after_s":1,
@@ -422,11 +424,12 @@ TEST_CASE("sync writer: after a restart of the process, the backlog is written",
   CHECK(writer->stats().ok == 600);
 }
 
-TEST_CASE("sync writer: a terminal failure is a dead write, other entities go on", "[sync_writer]") {
+TEST_CASE("sync writer: a terminal failure is a dead write, other entities go on",
+          "[sync_writer]") {
   fixture f;
   const auto ws = f.created_sid("/taskrouter/v1/Workspaces", {{"FriendlyName", "agents"}});
-  const auto real = f.created_sid("/taskrouter/v1/Workspaces/" + ws + "/Workers",
-                                  {{"FriendlyName", "ana"}});
+  const auto real =
+      f.created_sid("/taskrouter/v1/Workspaces/" + ws + "/Workers", {{"FriendlyName", "ana"}});
   target_config workers;
   workers.name = "agents";
   workers.type = target_config::kind::taskrouter_worker;
@@ -453,8 +456,8 @@ TEST_CASE("sync writer: a terminal failure is a dead write, other entities go on
   CHECK(writer->stats().dead == 2);
 
   // A newer state of a dead entity starts afresh.
-  const auto fixed = f.created_sid("/taskrouter/v1/Workspaces/" + ws + "/Workers",
-                                   {{"FriendlyName", "nameless"}});
+  const auto fixed =
+      f.created_sid("/taskrouter/v1/Workspaces/" + ws + "/Workers", {{"FriendlyName", "nameless"}});
   f.put("agent", "nameless", {{"workerSid", fixed}, {"desk", 5}});
   REQUIRE(eventually([&] { return f.store->counts("agents", "agent").written == 2; }));
   CHECK(json::parse(c.fetch_worker(ws, fixed).text("attributes")).at("desk") == 5);

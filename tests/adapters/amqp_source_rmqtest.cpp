@@ -43,21 +43,23 @@ amqp_source_config source_config(const std::string& what) {
   c.heartbeat = 5s;
   c.reconnect_initial = 50ms;
   c.reconnect_max = 1s;
-  c.messages.push_back({status_changed, "application.status_changed", "application",
-                        "applicationId", "version"});
+  c.messages.push_back(
+      {status_changed, "application.status_changed", "application", "applicationId", "version"});
   return c;
 }
 
-std::string message_id(int n) { return "00000000-0000-0000-0000-" + std::to_string(100000000000 + n); }
+std::string message_id(int n) {
+  return "00000000-0000-0000-0000-" + std::to_string(100000000000 + n);
+}
 
 /// A MassTransit envelope as MassTransit publishes it (about 400 bytes).
 std::string masstransit_body(int n, const char* type = status_changed) {
-  return R"({"messageId":")" + message_id(n) +
-         R"(","correlationId":"c-)" + std::to_string(n) +
+  return R"({"messageId":")" + message_id(n) + R"(","correlationId":"c-)" + std::to_string(n) +
          R"(","conversationId":"conv-1","sourceAddress":"rabbitmq://localhost/crm_api",)"
          R"("destinationAddress":"rabbitmq://localhost/Crm.Events:ApplicationStatusChanged",)"
-         R"("messageType":[")" + type + R"("],"message":{"applicationId":"A-)" +
-         std::to_string(n % 7) + R"(","version":)" + std::to_string(n) +
+         R"("messageType":[")" +
+         type + R"("],"message":{"applicationId":"A-)" + std::to_string(n % 7) + R"(","version":)" +
+         std::to_string(n) +
          R"(,"status":"approved"},"sentTime":"2026-11-23T14:00:00.1234567Z","headers":{},)"
          R"("host":{"machineName":"crm-1","processName":"Crm.Api"}})";
 }
@@ -73,7 +75,8 @@ void declare(const amqp_source_config& c) {
   }
 }
 
-void publish_range(const std::string& exchange, int from, int to, const char* type = status_changed) {
+void publish_range(const std::string& exchange, int from, int to,
+                   const char* type = status_changed) {
   amqp_publisher pub(rabbitmq_params());
   for (int n = from; n < to; ++n)
     pub.publish(exchange, masstransit_body(n, type));
@@ -106,10 +109,10 @@ config runtime_config(const temp_dir& dir) {
 /// `runtime::publish_async` adapted to the source's publish_fn, as the daemon wires it.
 publish_fn into(runtime& rt) {
   return [&rt](event ev, publish_done done) {
-    rt.publish_async(std::move(ev), [done = std::move(done)](const publish_receipt* r,
-                                                             const std::string& error) {
-      done(r != nullptr, error);
-    });
+    rt.publish_async(std::move(ev),
+                     [done = std::move(done)](const publish_receipt* r, const std::string& error) {
+                       done(r != nullptr, error);
+                     });
   };
 }
 
@@ -271,13 +274,14 @@ TEST_CASE("undecodable and unmapped messages go to the error queue with the reas
   CHECK(bad_json->header("x-custom") == "kept");
 
   CHECK(unmapped->body == masstransit_body(2, "urn:message:Crm.Events:LeadCreated"));
-  CHECK_THAT(unmapped->header("MT-Reason").value_or(""),
-             Catch::Contains("urn:message:Crm.Events:LeadCreated") &&
-                 Catch::Contains(status_changed));
+  CHECK_THAT(
+      unmapped->header("MT-Reason").value_or(""),
+      Catch::Contains("urn:message:Crm.Events:LeadCreated") && Catch::Contains(status_changed));
 }
 
-TEST_CASE("a journal failure leaves the delivery unacknowledged until it comes back and is stored once",
-          "[amqp][rmq]") {
+TEST_CASE(
+    "a journal failure leaves the delivery unacknowledged until it comes back and is stored once",
+    "[amqp][rmq]") {
   auto cfg = source_config("journal-fails");
   cleanup gone{cfg};
   declare(cfg);
@@ -323,13 +327,15 @@ TEST_CASE("a dropped connection is re-established and consuming goes on", "[amqp
   REQUIRE(eventually([&] { return source.stats().acked == 100; }, 30s));
 
   REQUIRE(testing::rabbitmq_script("ctl close_all_connections 'switchboard test'") == 0);
-  REQUIRE(eventually([&] { return source.stats().reconnects >= 1 && source.stats().connected; }, 30s));
+  REQUIRE(
+      eventually([&] { return source.stats().reconnects >= 1 && source.stats().connected; }, 30s));
   CHECK_THAT(source.stats().last_error, Catch::Contains("switchboard test") ||
                                             Catch::Contains("CONNECTION_FORCED") ||
                                             Catch::Contains("closed"));
 
   publish_range(cfg.exchanges[0], 100, 200);
-  REQUIRE(eventually([&] { return journal(rt).size() == 200 && ready_count(cfg.queue) == 0; }, 30s));
+  REQUIRE(
+      eventually([&] { return journal(rt).size() == 200 && ready_count(cfg.queue) == 0; }, 30s));
   source.stop();
   auto events = journal(rt);
   for (int n = 0; n < 200; ++n)
@@ -415,7 +421,8 @@ TEST_CASE("a hung broker is noticed by missed heartbeats, and consuming resumes 
   CHECK_THAT(source.stats().last_error, Catch::Contains("heartbeat"));
   REQUIRE(testing::rabbitmq_script("resume") == 0);
 
-  REQUIRE(eventually([&] { return source.stats().connected && source.stats().reconnects >= 1; }, 60s));
+  REQUIRE(
+      eventually([&] { return source.stats().connected && source.stats().reconnects >= 1; }, 60s));
   publish_range(cfg.exchanges[0], 50, 100);
   REQUIRE(eventually([&] { return journal(rt).size() == 100; }, 30s));
   source.stop();
@@ -443,6 +450,6 @@ TEST_CASE("a wrong password is reported with what to check", "[amqp][rmq]") {
   source.start();
   REQUIRE(eventually([&] { return !source.stats().last_error.empty(); }, 30s));
   source.stop();
-  CHECK_THAT(source.stats().last_error, Catch::Contains("log in") &&
-                                            Catch::Contains("SWITCHBOARD_AMQP_PASSWORD"));
+  CHECK_THAT(source.stats().last_error,
+             Catch::Contains("log in") && Catch::Contains("SWITCHBOARD_AMQP_PASSWORD"));
 }

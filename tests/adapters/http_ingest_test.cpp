@@ -7,8 +7,8 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
-#include "support/temp_dir.hpp"
 #include "support/eventually.hpp"
+#include "support/temp_dir.hpp"
 
 #include <algorithm>
 #include <atomic>

@@ -83,8 +83,7 @@ std::vector<std::uint64_t> sequences_of(const std::vector<event>& events) {
 
 }  // namespace
 
-TEST_CASE("appended events read back unchanged, with sequences 1..N in order",
-          "[journal_store]") {
+TEST_CASE("appended events read back unchanged, with sequences 1..N in order", "[journal_store]") {
   temp_dir dir;
   journal_store store(writer_options(dir.file("journal.db")));
   CHECK(store.last_sequence() == 0);
@@ -110,8 +109,9 @@ TEST_CASE("appended events read back unchanged, with sequences 1..N in order",
   {
     // The columns other tools query; the body leaves the sequence to `seq`.
     SQLite::Database raw(dir.file("journal.db"), SQLite::OPEN_READONLY);
-    SQLite::Statement row(raw, "SELECT source, id, entity_kind, entity_id, entity_version, "
-                               "time_us, body FROM events WHERE seq = 3");
+    SQLite::Statement row(raw,
+                          "SELECT source, id, entity_kind, entity_id, entity_version, "
+                          "time_us, body FROM events WHERE seq = 3");
     REQUIRE(row.executeStep());
     CHECK(row.getColumn(0).getString() == "tests/journal");
     CHECK(row.getColumn(1).getString() == "e-3");
@@ -426,10 +426,10 @@ TEST_CASE("sequence_before_time gives the replay start for a time", "[journal_st
                             make_event("e-3", "2026-11-23T15:00:30+01:00")};  // 14:00:30Z
   store.append(events);
 
-  CHECK(store.sequence_before_time("2026-11-23T14:00:00Z") == 0u);       // before all
-  CHECK(store.sequence_before_time("2026-11-23T14:00:10Z") == 0u);       // at the first
-  CHECK(store.sequence_before_time("2026-11-23T14:00:15Z") == 1u);       // between
-  CHECK(store.sequence_before_time("2026-11-23T14:00:20.5Z") == 1u);     // at the second
+  CHECK(store.sequence_before_time("2026-11-23T14:00:00Z") == 0u);    // before all
+  CHECK(store.sequence_before_time("2026-11-23T14:00:10Z") == 0u);    // at the first
+  CHECK(store.sequence_before_time("2026-11-23T14:00:15Z") == 1u);    // between
+  CHECK(store.sequence_before_time("2026-11-23T14:00:20.5Z") == 1u);  // at the second
   CHECK(store.sequence_before_time("2026-11-23T14:00:20.500001Z") == 2u);
   CHECK(store.sequence_before_time("2026-11-23T09:00:25-05:00") == 2u);  // 14:00:25Z
   CHECK(store.sequence_before_time("2026-11-23T14:00:31Z") == 3u);       // after all

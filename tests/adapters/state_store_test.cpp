@@ -196,8 +196,9 @@ TEST_CASE("state_store: entities_with finds a kind's entities by values in their
   state_store store(dir.file("state.db"));
   std::int64_t seq = 0;
   auto put = [&](const std::string& kind, const std::string& id, json::object base) {
-    REQUIRE(store.put(kind, id, std::nullopt, static_cast<std::uint64_t>(++seq), base, base)
-                .outcome == outcome::stored);
+    REQUIRE(
+        store.put(kind, id, std::nullopt, static_cast<std::uint64_t>(++seq), base, base).outcome ==
+        outcome::stored);
   };
   // Matched as the lookup cache keys them (core::scalar_text): by text.
   put("application", "int", obj({{"managerId", 7}}));
@@ -250,8 +251,7 @@ TEST_CASE("state_store: entities_with finds a kind's entities by values in their
   CHECK_FALSE(state_store::sqlite_json_path("a\"b"));
   CHECK_THROWS_WITH(store.entities_with("application", {"say \"hi\""}, {"7"}, 10),
                     Catch::Contains("the dotted path \"say \"hi\"\" cannot be looked up"));
-  CHECK_THROWS_AS(store.entities_with("application", {"a", "b"}, {"7"}, 10),
-                  std::invalid_argument);
+  CHECK_THROWS_AS(store.entities_with("application", {"a", "b"}, {"7"}, 10), std::invalid_argument);
 }
 
 TEST_CASE("state_store: the ledger tracks per target what is unwritten, written and dead",

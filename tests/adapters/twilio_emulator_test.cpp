@@ -863,9 +863,11 @@ TEST_CASE("Sync objects are found by SID and unique name among many, after delet
   CHECK(body_of(c.Get(docs + "/doc-8")).at("data").at("n") == 8);
 
   // A document with a TTL disappears once it expires; the others stay.
-  REQUIRE(c.Post(docs, httplib::Params{{"UniqueName", "short-lived"}, {"Ttl", "1"}})->status == 201);
+  REQUIRE(c.Post(docs, httplib::Params{{"UniqueName", "short-lived"}, {"Ttl", "1"}})->status ==
+          201);
   CHECK(c.Get(docs + "/short-lived")->status == 200);
-  CHECK(switchboard::testing::eventually([&] { return c.Get(docs + "/short-lived")->status == 404; }, 5s));
+  CHECK(switchboard::testing::eventually(
+      [&] { return c.Get(docs + "/short-lived")->status == 404; }, 5s));
   CHECK(body_of(c.Get(docs + "/doc-199")).at("data").at("n") == 199);
   CHECK(c.Post(docs, httplib::Params{{"UniqueName", "short-lived"}})->status == 201);
 }

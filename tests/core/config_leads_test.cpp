@@ -49,7 +49,7 @@ void require_lead_defaults(const config& c) {
   CHECK_FALSE(runs_leads(c));
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("a full leads configuration is read with every member", "[config][leads]") {
   const auto cfg = parsed(R"({
@@ -74,7 +74,8 @@ TEST_CASE("a full leads configuration is read with every member", "[config][lead
   const auto& l = cfg.leads;
   CHECK(l.proxy_numbers == std::vector<std::string>{"+15550009999", "+447700900123"});
   CHECK(l.webhook_url == "https://sb.example.com/v1/webhooks/twilio/conversations");
-  CHECK(l.first_message == "{lead_id} {dealer_name}/{location_name}: {customer_name} ({customer_phone}): {message}");
+  CHECK(l.first_message ==
+        "{lead_id} {dealer_name}/{location_name}: {customer_name} ({customer_phone}): {message}");
   CHECK(l.reminder_message == "{{still}} waiting: {customer_name}");
   CHECK(l.reminder_after == std::chrono::milliseconds{0});
   CHECK(l.close_inactive_after == std::chrono::milliseconds{86'400'000});
@@ -104,8 +105,9 @@ TEST_CASE("a full leads configuration is read with every member", "[config][lead
   CHECK(runs_leads(cfg));
 }
 
-TEST_CASE("without leads sections, and in the shipped example, leads keep their defaults and do not run",
-          "[config][leads]") {
+TEST_CASE(
+    "without leads sections, and in the shipped example, leads keep their defaults and do not run",
+    "[config][leads]") {
   require_lead_defaults(parsed("{}"));
   require_lead_defaults(parsed(R"({"leads": {}, "form_leads": {}})"));
   const auto shipped = load_config_file(example_path);
@@ -123,9 +125,11 @@ TEST_CASE("leads run with a proxy number or a form-lead URL", "[config][leads]")
 
 TEST_CASE("phone numbers that are not E.164 name the number's key and why", "[config][leads]") {
   SECTION("a proxy number") {
-    const auto e = config_error_of(R"({"leads": {"proxy_numbers": ["+15550009999", "+15550008888", "+1555"]}})");
+    const auto e = config_error_of(
+        R"({"leads": {"proxy_numbers": ["+15550009999", "+15550008888", "+1555"]}})");
     CHECK(e.key_path == "leads.proxy_numbers[2]");
-    CHECK_THAT(e.problem, Contains("\"+1555\"") && Contains("has 4 digits; E.164 numbers have 8 to 15"));
+    CHECK_THAT(e.problem,
+               Contains("\"+1555\"") && Contains("has 4 digits; E.164 numbers have 8 to 15"));
     CHECK_THAT(e.allowed, Contains("E.164"));
   }
   SECTION("a proxy number with spaces, or without '+'") {
@@ -133,7 +137,8 @@ TEST_CASE("phone numbers that are not E.164 name the number's key and why", "[co
                Contains("other than a digit"));
     CHECK_THAT(config_error_of(R"({"leads": {"proxy_numbers": ["15550009999"]}})").problem,
                Contains("does not start with '+'"));
-    CHECK_THAT(config_error_of(R"({"leads": {"proxy_numbers": [15550009999]}})").problem, Contains("not a string"));
+    CHECK_THAT(config_error_of(R"({"leads": {"proxy_numbers": [15550009999]}})").problem,
+               Contains("not a string"));
   }
   SECTION("a location phone") {
     const auto e = config_error_of(leads_with_dealers(R"([{"id": "d", "locations": [
@@ -142,7 +147,8 @@ TEST_CASE("phone numbers that are not E.164 name the number's key and why", "[co
     CHECK_THAT(e.problem, Contains("starts with 0 after the '+'"));
   }
   SECTION("a location without a phone") {
-    const auto e = config_error_of(leads_with_dealers(R"([{"id": "d", "locations": [{"id": "a"}]}])"));
+    const auto e =
+        config_error_of(leads_with_dealers(R"([{"id": "d", "locations": [{"id": "a"}]}])"));
     CHECK(e.key_path == "leads.dealers[0].locations[0].phone");
     CHECK(e.problem == "is missing");
     CHECK_THAT(e.allowed, Contains("E.164"));
@@ -151,17 +157,20 @@ TEST_CASE("phone numbers that are not E.164 name the number's key and why", "[co
 
 TEST_CASE("numbers and ids given twice name the second and the first", "[config][leads]") {
   SECTION("proxy numbers") {
-    const auto e = config_error_of(R"({"leads": {"proxy_numbers": ["+15550009999", "+15550008888", "+15550009999"]}})");
+    const auto e = config_error_of(
+        R"({"leads": {"proxy_numbers": ["+15550009999", "+15550008888", "+15550009999"]}})");
     CHECK(e.key_path == "leads.proxy_numbers[2]");
     CHECK(e.problem == "is \"+15550009999\", the same as leads.proxy_numbers[0]");
   }
   SECTION("dealer ids") {
-    const auto e = config_error_of(leads_with_dealers(R"([{"id": "d1"}, {"id": "d2"}, {"id": "d2"}])"));
+    const auto e =
+        config_error_of(leads_with_dealers(R"([{"id": "d1"}, {"id": "d2"}, {"id": "d2"}])"));
     CHECK(e.key_path == "leads.dealers[2].id");
     CHECK(e.problem == "is \"d2\", the id of leads.dealers[1] too");
   }
   SECTION("location ids within a dealer") {
-    const auto e = config_error_of(leads_with_dealers(R"([{"id": "d1", "locations": [{"id": "x", "phone": "+15550001111"}]},
+    const auto e = config_error_of(
+        leads_with_dealers(R"([{"id": "d1", "locations": [{"id": "x", "phone": "+15550001111"}]},
         {"id": "d2", "locations": [{"id": "x", "phone": "+15550001111"}, {"id": "x", "phone": "+15550002222"}]}])"));
     CHECK(e.key_path == "leads.dealers[1].locations[1].id");
     CHECK(e.problem == "is \"x\", the id of leads.dealers[1].locations[0] too");
@@ -173,7 +182,8 @@ TEST_CASE("dealer and location ids are non-empty and safe in URL paths", "[confi
     const auto e = config_error_of(leads_with_dealers(R"([{"name": "Acme"}])"));
     CHECK(e.key_path == "leads.dealers[0].id");
     CHECK(e.problem == "is missing");
-    const auto l = config_error_of(leads_with_dealers(R"([{"id": "d", "locations": [{"phone": "+15550001111"}]}])"));
+    const auto l = config_error_of(
+        leads_with_dealers(R"([{"id": "d", "locations": [{"phone": "+15550001111"}]}])"));
     CHECK(l.key_path == "leads.dealers[0].locations[0].id");
     CHECK(l.problem == "is missing");
   }
@@ -187,14 +197,17 @@ TEST_CASE("dealer and location ids are non-empty and safe in URL paths", "[confi
     CHECK(e.key_path == "leads.dealers[0].id");
     CHECK_THAT(e.problem, Contains("has the character '/'"));
     CHECK_THAT(e.allowed, Contains("letters, digits, '_', '.' and '-'"));
-    const auto l = config_error_of(leads_with_dealers(R"([{"id": "d", "locations": [{"id": "north branch",
+    const auto l =
+        config_error_of(leads_with_dealers(R"([{"id": "d", "locations": [{"id": "north branch",
         "phone": "+15550001111"}]}])"));
     CHECK(l.key_path == "leads.dealers[0].locations[0].id");
     CHECK_THAT(l.problem, Contains("has the character ' '"));
-    CHECK_THAT(config_error_of(leads_with_dealers(R"([{"id": "caf\u00e9"}])")).problem, Contains("has the character byte"));
+    CHECK_THAT(config_error_of(leads_with_dealers(R"([{"id": "caf\u00e9"}])")).problem,
+               Contains("has the character byte"));
   }
   SECTION("a path step") {
-    CHECK_THAT(config_error_of(leads_with_dealers(R"([{"id": ".."}])")).problem, Contains("directory step"));
+    CHECK_THAT(config_error_of(leads_with_dealers(R"([{"id": ".."}])")).problem,
+               Contains("directory step"));
   }
 }
 
@@ -218,7 +231,8 @@ TEST_CASE("dealers without proxy numbers are an error on the proxy numbers", "[c
 }
 
 TEST_CASE("URLs are \"\" or http(s) URLs", "[config][leads]") {
-  for (const std::string key : {"leads.webhook_url", "form_leads.lead_tracking_url", "form_leads.marketing_url"}) {
+  for (const std::string key :
+       {"leads.webhook_url", "form_leads.lead_tracking_url", "form_leads.marketing_url"}) {
     const auto dot = key.find('.');
     const auto text = [&](const std::string& url) {
       return "{\"" + key.substr(0, dot) + "\": {\"" + key.substr(dot + 1) + "\": \"" + url + "\"}}";
@@ -240,9 +254,11 @@ TEST_CASE("URLs are \"\" or http(s) URLs", "[config][leads]") {
 
 TEST_CASE("message templates take only the lead placeholders", "[config][leads]") {
   SECTION("an unknown placeholder is named, with the closest known one") {
-    const auto e = config_error_of(R"({"leads": {"first_message": "Hi {customer_nmae}: {message}"}})");
+    const auto e =
+        config_error_of(R"({"leads": {"first_message": "Hi {customer_nmae}: {message}"}})");
     CHECK(e.key_path == "leads.first_message");
-    CHECK(e.problem == "has the unknown placeholder '{customer_nmae}'; did you mean '{customer_name}'?");
+    CHECK(e.problem ==
+          "has the unknown placeholder '{customer_nmae}'; did you mean '{customer_name}'?");
     CHECK_THAT(e.allowed, Contains("{customer_name}, {customer_phone}, {message}, {dealer_name}, "
                                    "{location_name}, {lead_id}"));
     const auto far = config_error_of(R"({"leads": {"reminder_message": "{id} still waiting"}})");
@@ -250,8 +266,10 @@ TEST_CASE("message templates take only the lead placeholders", "[config][leads]"
     CHECK(far.problem == "has the unknown placeholder '{id}'");
   }
   SECTION("every known placeholder and literal braces are accepted") {
-    const std::string all = "{{x}} {customer_name}{customer_phone}{message}{dealer_name}{location_name}{lead_id}";
-    CHECK(parsed(R"({"leads": {"reminder_message": ")" + all + "\"}}").leads.reminder_message == all);
+    const std::string all =
+        "{{x}} {customer_name}{customer_phone}{message}{dealer_name}{location_name}{lead_id}";
+    CHECK(parsed(R"({"leads": {"reminder_message": ")" + all + "\"}}").leads.reminder_message ==
+          all);
   }
   SECTION("empty or malformed") {
     const auto empty = config_error_of(R"({"leads": {"first_message": ""}})");
@@ -260,13 +278,16 @@ TEST_CASE("message templates take only the lead placeholders", "[config][leads]"
     const auto open = config_error_of(R"({"leads": {"reminder_message": "Hi {customer_name"}})");
     CHECK(open.key_path == "leads.reminder_message");
     CHECK_THAT(open.problem, Contains("has a '{' without its '}'"));
-    CHECK_THAT(config_error_of(R"({"leads": {"first_message": "Hi {}"}})").problem, Contains("malformed placeholder"));
+    CHECK_THAT(config_error_of(R"({"leads": {"first_message": "Hi {}"}})").problem,
+               Contains("malformed placeholder"));
   }
 }
 
-TEST_CASE("backoff_initial_ms above backoff_max_ms in lead sections names the key given", "[config][leads]") {
+TEST_CASE("backoff_initial_ms above backoff_max_ms in lead sections names the key given",
+          "[config][leads]") {
   SECTION("leads, both given") {
-    const auto e = config_error_of(R"({"leads": {"backoff_initial_ms": 500, "backoff_max_ms": 100}})");
+    const auto e =
+        config_error_of(R"({"leads": {"backoff_initial_ms": 500, "backoff_max_ms": 100}})");
     CHECK(e.key_path == "leads.backoff_initial_ms");
     CHECK(e.problem == "is 500, larger than leads.backoff_max_ms (100)");
   }
@@ -289,18 +310,25 @@ TEST_CASE("lead settings out of range name the key and the range", "[config][lea
     const char* allowed;
   };
   const std::vector<bad> cases{
-      {R"({"leads": {"max_message_chars": 0}})", "leads.max_message_chars", "an integer from 1 to 1600"},
-      {R"({"leads": {"max_message_chars": 1601}})", "leads.max_message_chars", "an integer from 1 to 1600"},
+      {R"({"leads": {"max_message_chars": 0}})", "leads.max_message_chars",
+       "an integer from 1 to 1600"},
+      {R"({"leads": {"max_message_chars": 1601}})", "leads.max_message_chars",
+       "an integer from 1 to 1600"},
       {R"({"leads": {"workers": 65}})", "leads.workers", "an integer from 1 to 64"},
       {R"({"leads": {"max_attempts": 0}})", "leads.max_attempts", "an integer from 1 to 1000"},
-      {R"({"leads": {"answer_timeout_ms": 600001}})", "leads.answer_timeout_ms", "from 0 to 600000"},
-      {R"({"leads": {"passivate_after_ms": 0}})", "leads.passivate_after_ms", "from 1 to 86400000 (1 day)"},
-      {R"({"leads": {"passivate_after_ms": 86400001}})", "leads.passivate_after_ms", "from 1 to 86400000 (1 day)"},
+      {R"({"leads": {"answer_timeout_ms": 600001}})", "leads.answer_timeout_ms",
+       "from 0 to 600000"},
+      {R"({"leads": {"passivate_after_ms": 0}})", "leads.passivate_after_ms",
+       "from 1 to 86400000 (1 day)"},
+      {R"({"leads": {"passivate_after_ms": 86400001}})", "leads.passivate_after_ms",
+       "from 1 to 86400000 (1 day)"},
       {R"({"leads": {"reminder_after_ms": -1}})", "leads.reminder_after_ms", "from 0 to 86400000"},
       {R"({"leads": {"close_inactive_after_ms": 31536000001}})", "leads.close_inactive_after_ms",
        "from 0 to 31536000000 (365 days)"},
-      {R"({"form_leads": {"max_attempts": 1001}})", "form_leads.max_attempts", "an integer from 1 to 1000"},
-      {R"({"form_leads": {"timeout_ms": 0}})", "form_leads.timeout_ms", "from 1 to 3600000 (1 hour)"},
+      {R"({"form_leads": {"max_attempts": 1001}})", "form_leads.max_attempts",
+       "an integer from 1 to 1000"},
+      {R"({"form_leads": {"timeout_ms": 0}})", "form_leads.timeout_ms",
+       "from 1 to 3600000 (1 hour)"},
   };
   for (const auto& c : cases) {
     const auto e = config_error_of(c.text);
@@ -309,7 +337,8 @@ TEST_CASE("lead settings out of range name the key and the range", "[config][lea
     CHECK_THAT(e.problem, Contains("out of range"));
     CHECK_THAT(e.allowed, Contains(c.allowed));
   }
-  const auto edges = parsed(R"({"leads": {"max_message_chars": 1600, "workers": 64, "max_attempts": 1000,
+  const auto edges =
+      parsed(R"({"leads": {"max_message_chars": 1600, "workers": 64, "max_attempts": 1000,
       "answer_timeout_ms": 600000, "passivate_after_ms": 86400000}})");
   CHECK(edges.leads.max_message_chars == 1600);
   CHECK(edges.leads.workers == 64);
@@ -320,9 +349,11 @@ TEST_CASE("unknown keys in lead sections suggest the closest", "[config][leads]"
   const auto e = config_error_of(R"({"leads": {"proxy_number": ["+15550009999"]}})");
   CHECK(e.key_path == "leads.proxy_number");
   CHECK_THAT(e.problem, Contains("did you mean 'proxy_numbers'?"));
-  const auto l = config_error_of(leads_with_dealers(R"([{"id": "d", "locations": [{"id": "a", "phone": "+15550001111",
+  const auto l = config_error_of(
+      leads_with_dealers(R"([{"id": "d", "locations": [{"id": "a", "phone": "+15550001111",
       "number": "x"}]}])"));
   CHECK(l.key_path == "leads.dealers[0].locations[0].number");
   CHECK_THAT(l.allowed, Contains("'id', 'name', 'phone'"));
-  CHECK_THAT(config_error_of(R"({"form_leads": {"timeout": 5}})").problem, Contains("did you mean 'timeout_ms'?"));
+  CHECK_THAT(config_error_of(R"({"form_leads": {"timeout": 5}})").problem,
+             Contains("did you mean 'timeout_ms'?"));
 }

@@ -79,7 +79,7 @@ void require_defaults(const config& c) {
   CHECK(c.drain_timeout == d.drain_timeout);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("the shipped config/switchboard.json loads and holds the embedded defaults", "[config]") {
   const auto result = load_config_file(example_path);
@@ -152,12 +152,16 @@ TEST_CASE("keys left out keep their defaults", "[config]") {
 }
 
 TEST_CASE("error messages have the form file: key: problem, allowed: ...", "[config]") {
-  CHECK(config_error{"a.json", "http.port", "is 70000 (an integer), out of range", "an integer from 0 to 65535"}
-            .message() == "a.json: http.port: is 70000 (an integer), out of range; allowed: an integer from 0 to 65535");
+  CHECK(config_error{"a.json", "http.port", "is 70000 (an integer), out of range",
+                     "an integer from 0 to 65535"}
+            .message() ==
+        "a.json: http.port: is 70000 (an integer), out of range; allowed: an integer from 0 to "
+        "65535");
   CHECK(config_error{"a.json", "$", "is empty", ""}.message() == "a.json: $: is empty");
 }
 
-TEST_CASE("an unknown key is an error that lists the allowed keys and suggests the closest", "[config]") {
+TEST_CASE("an unknown key is an error that lists the allowed keys and suggests the closest",
+          "[config]") {
   SECTION("typo inside a section") {
     const auto msg = error_for(R"({"scheduler": {"max_thread": 4}})");
     CHECK_THAT(msg, StartsWith("site.json: scheduler.max_thread: unknown key 'max_thread'"));
@@ -171,11 +175,13 @@ TEST_CASE("an unknown key is an error that lists the allowed keys and suggests t
     CHECK_THAT(msg, Contains("'worker_threads'"));
   }
   SECTION("two edits away still gets a suggestion; three do not") {
-    CHECK_THAT(error_for(R"({"scheduler": {"max_thred": 4}})"), Contains("did you mean 'max_threads'?"));
+    CHECK_THAT(error_for(R"({"scheduler": {"max_thred": 4}})"),
+               Contains("did you mean 'max_threads'?"));
     CHECK_THAT(error_for(R"({"scheduler": {"mx_thred": 4}})"), !Contains("did you mean"));
   }
   SECTION("case and dashes do not hide the intended key") {
-    CHECK_THAT(error_for(R"({"http": {"Worker-Threads": 4}})"), Contains("did you mean 'worker_threads'?"));
+    CHECK_THAT(error_for(R"({"http": {"Worker-Threads": 4}})"),
+               Contains("did you mean 'worker_threads'?"));
   }
   SECTION("a missing unit suffix") {
     CHECK_THAT(error_for(R"({"drain_timeout": 5})"), Contains("did you mean 'drain_timeout_ms'?"));
@@ -192,8 +198,9 @@ TEST_CASE("an unknown key is an error that lists the allowed keys and suggests t
     CHECK_THAT(msg, !Contains("did you mean"));
   }
   SECTION("an unknown key is reported even when a valid key comes first") {
-    CHECK_THAT(error_for(R"({"log": {"level": "warn", "format": "json"}})"),
-               StartsWith("site.json: log.format: unknown key 'format'; allowed: the keys 'level'"));
+    CHECK_THAT(
+        error_for(R"({"log": {"level": "warn", "format": "json"}})"),
+        StartsWith("site.json: log.format: unknown key 'format'; allowed: the keys 'level'"));
   }
 }
 
@@ -204,7 +211,8 @@ TEST_CASE("secrets in the file are rejected and point to the environment", "[con
     CHECK_THAT(msg, Contains("SWITCHBOARD_API_TOKEN"));
     CHECK_THAT(msg, !Contains("s3cr3t-value"));
   }
-  SECTION("Twilio auth token in a section nobody knows: the secret message wins over 'unknown key'") {
+  SECTION(
+      "Twilio auth token in a section nobody knows: the secret message wins over 'unknown key'") {
     const auto msg = error_for(R"({"twilio": {"account": "AC1", "auth_token": "s3cr3t-value"}})");
     CHECK_THAT(msg, StartsWith("site.json: twilio.auth_token: looks like a secret"));
     CHECK_THAT(msg, Contains("TWILIO_AUTH_TOKEN"));
@@ -217,8 +225,10 @@ TEST_CASE("secrets in the file are rejected and point to the environment", "[con
     CHECK_THAT(msg, Contains("SWITCHBOARD_API_TOKEN"));
   }
   SECTION("passwords and secrets, in any case") {
-    CHECK_THAT(error_for(R"({"db": {"Password": "x"}})"), Contains("db.Password: looks like a secret"));
-    CHECK_THAT(error_for(R"({"client_secret": "x"})"), Contains("client_secret: looks like a secret"));
+    CHECK_THAT(error_for(R"({"db": {"Password": "x"}})"),
+               Contains("db.Password: looks like a secret"));
+    CHECK_THAT(error_for(R"({"client_secret": "x"})"),
+               Contains("client_secret: looks like a secret"));
     CHECK_THAT(error_for(R"({"client_secret": "x"})"), Contains("environment"));
   }
 }
@@ -234,23 +244,27 @@ TEST_CASE("out-of-range values name the key, the value and the range", "[config]
       {R"({"http": {"port": 70000}})", "http.port", "is 70000 (an integer), out of range",
        "allowed: an integer from 0 to 65535"},
       {R"({"http": {"port": -1}})", "http.port", "is -1 (an integer)", "from 0 to 65535"},
-      {R"({"http": {"port": 18446744073709551616}})", "http.port", "out of range", "from 0 to 65535"},
+      {R"({"http": {"port": 18446744073709551616}})", "http.port", "out of range",
+       "from 0 to 65535"},
       {R"({"scheduler": {"max_threads": 0}})", "scheduler.max_threads", "is 0", "from 1 to 256"},
-      {R"({"scheduler": {"max_threads": 257}})", "scheduler.max_threads", "is 257", "from 1 to 256"},
+      {R"({"scheduler": {"max_threads": 257}})", "scheduler.max_threads", "is 257",
+       "from 1 to 256"},
       {R"({"http": {"worker_threads": 1025}})", "http.worker_threads", "is 1025", "from 1 to 1024"},
-      {R"({"http": {"keep_alive_max_count": 0}})", "http.keep_alive_max_count", "is 0", "from 1 to"},
+      {R"({"http": {"keep_alive_max_count": 0}})", "http.keep_alive_max_count", "is 0",
+       "from 1 to"},
       {R"({"http": {"read_timeout_ms": 0}})", "http.read_timeout_ms", "is 0",
        "milliseconds from 1 to 3600000 (1 hour)"},
       {R"({"supervision": {"within_ms": 86400001}})", "supervision.within_ms", "is 86400001",
        "from 1 to 86400000 (1 day)"},
-      {R"({"supervision": {"max_restarts": -1}})", "supervision.max_restarts", "is -1", "from 0 to 1000"},
+      {R"({"supervision": {"max_restarts": -1}})", "supervision.max_restarts", "is -1",
+       "from 0 to 1000"},
       {R"({"limits": {"max_depth": 0}})", "limits.max_depth", "is 0", "from 1 to 256"},
       {R"({"limits": {"max_event_bytes": 1073741825}})", "limits.max_event_bytes", "is 1073741825",
        "bytes from 1 to 1073741824 (1 GiB)"},
       {R"({"limits": {"max_batch_bytes": 0}})", "limits.max_batch_bytes", "is 0", "bytes from 1"},
       {R"({"drain_timeout_ms": -5})", "drain_timeout_ms", "is -5", "from 0 to 3600000"},
-      {R"({"scheduler": {"moderate_sleep_us": 1000001}})", "scheduler.moderate_sleep_us", "is 1000001",
-       "microseconds from 0 to 1000000"},
+      {R"({"scheduler": {"moderate_sleep_us": 1000001}})", "scheduler.moderate_sleep_us",
+       "is 1000001", "microseconds from 0 to 1000000"},
       {R"({"data_dir": ""})", "data_dir", "is \"\" (an empty string)", "non-empty"},
       {R"({"http": {"host": ""}})", "http.host", "empty", "host name or IP address"},
       {R"({"http": {"host": "10.0.0.1:8080"}})", "http.host", "contains a port", "http.port"},
@@ -269,36 +283,46 @@ TEST_CASE("values at the edges of their ranges are accepted", "[config]") {
   CHECK(parsed(R"({"http": {"port": 0}})").http.port == 0);
   CHECK(parsed(R"({"http": {"port": 65535}})").http.port == 65535);
   CHECK(parsed(R"({"scheduler": {"max_threads": 256}})").scheduler.max_threads == 256);
-  CHECK(parsed(R"({"limits": {"max_event_bytes": 1073741824}})").limits.max_event_bytes == 1073741824);
+  CHECK(parsed(R"({"limits": {"max_event_bytes": 1073741824}})").limits.max_event_bytes ==
+        1073741824);
   CHECK(parsed(R"({"http": {"port": 8e3}})").http.port == 8000);  // a whole number in exponent form
   CHECK(parsed(R"({"http": {"host": "[::1]"}})").http.host == "::1");
 }
 
-TEST_CASE("values of the wrong JSON type name the value, its type and what is allowed", "[config]") {
+TEST_CASE("values of the wrong JSON type name the value, its type and what is allowed",
+          "[config]") {
   CHECK_THAT(error_for(R"({"http": {"port": "8080"}})"),
-             Contains("site.json: http.port: is \"8080\" (a string), not an integer; allowed: an integer from 0 to 65535"));
+             Contains("site.json: http.port: is \"8080\" (a string), not an integer; allowed: an "
+                      "integer from 0 to 65535"));
   CHECK_THAT(error_for(R"({"http": {"port": 80.5}})"),
              Contains("http.port: is 80.5 (a number), not a whole number"));
-  CHECK_THAT(error_for(R"({"http": {"enabled": "yes"}})"),
-             Contains("http.enabled: is \"yes\" (a string), not a boolean; allowed: true or false"));
-  CHECK_THAT(error_for(R"({"http": {"host": 127}})"), Contains("http.host: is 127 (an integer), not a string"));
+  CHECK_THAT(
+      error_for(R"({"http": {"enabled": "yes"}})"),
+      Contains("http.enabled: is \"yes\" (a string), not a boolean; allowed: true or false"));
+  CHECK_THAT(error_for(R"({"http": {"host": 127}})"),
+             Contains("http.host: is 127 (an integer), not a string"));
   CHECK_THAT(error_for(R"({"data_dir": null})"), Contains("data_dir: is null, not a string"));
   CHECK_THAT(error_for(R"({"http": [8080]})"),
-             Contains("http: is [8080] (an array), not an object; allowed: a JSON object with the keys 'enabled'"));
+             Contains("http: is [8080] (an array), not an object; allowed: a JSON object with the "
+                      "keys 'enabled'"));
   CHECK_THAT(error_for(R"([1, 2])"), Contains("site.json: $: is [1,2] (an array), not an object"));
-  CHECK_THAT(error_for(R"({"log": {"level": 3}})"), Contains("log.level: is 3 (an integer), not a string"));
+  CHECK_THAT(error_for(R"({"log": {"level": 3}})"),
+             Contains("log.level: is 3 (an integer), not a string"));
 }
 
 TEST_CASE("an unknown log level lists the levels and suggests the closest", "[config]") {
   const auto msg = error_for(R"({"log": {"level": "warning"}})");
   CHECK_THAT(msg, StartsWith("site.json: log.level: is \"warning\" (a string), not a log level"));
-  CHECK_THAT(msg, Contains("allowed: one of 'trace', 'debug', 'info', 'warn', 'error', 'critical', 'off'"));
+  CHECK_THAT(
+      msg,
+      Contains("allowed: one of 'trace', 'debug', 'info', 'warn', 'error', 'critical', 'off'"));
   CHECK_THAT(error_for(R"({"log": {"level": "INFO"}})"), Contains("did you mean 'info'?"));
 }
 
 TEST_CASE("backoff_initial_ms above backoff_max_ms names both keys", "[config]") {
   SECTION("both given") {
-    const auto msg = error_for(R"({"supervision": {"backoff_initial_ms": 500, "backoff_max_ms": 100}})");
+    const auto msg =
+        error_for(R"({"supervision": {"backoff_initial_ms": 500, "backoff_max_ms": 100}})");
     CHECK_THAT(msg, StartsWith("site.json: supervision.backoff_initial_ms: is 500"));
     CHECK_THAT(msg, Contains("supervision.backoff_max_ms (100)"));
   }
@@ -352,23 +376,28 @@ TEST_CASE("load_config_file reports file problems with the path and what to do",
     const std::string path = dir.path() + "/nope.json";
     const auto result = load_config_file(path);
     REQUIRE_FALSE(result);
-    CHECK_THAT(result.error.message(), StartsWith(path + ": $: cannot open: No such file or directory"));
+    CHECK_THAT(result.error.message(),
+               StartsWith(path + ": $: cannot open: No such file or directory"));
     CHECK_THAT(result.error.message(), Contains("config/switchboard.json"));
   }
   SECTION("a directory") {
     const auto result = load_config_file(dir.path());
     REQUIRE_FALSE(result);
-    CHECK_THAT(result.error.message(), StartsWith(dir.path() + ": $: cannot read: it is a directory"));
+    CHECK_THAT(result.error.message(),
+               StartsWith(dir.path() + ": $: cannot read: it is a directory"));
   }
   SECTION("empty file") {
     const auto path = dir.write("empty.json", "");
     const auto result = load_config_file(path);
     REQUIRE_FALSE(result);
-    CHECK(result.error.message() == path + ": $: is empty; allowed: a JSON object; {} uses every default "
-                                           "(see config/switchboard.json)");
+    CHECK(result.error.message() ==
+          path +
+              ": $: is empty; allowed: a JSON object; {} uses every default "
+              "(see config/switchboard.json)");
   }
   SECTION("too large") {
-    const auto path = dir.write("huge.json", "{\"data_dir\": \"" + std::string(1024 * 1024, 'a') + "\"}");
+    const auto path =
+        dir.write("huge.json", "{\"data_dir\": \"" + std::string(1024 * 1024, 'a') + "\"}");
     const auto result = load_config_file(path);
     REQUIRE_FALSE(result);
     CHECK_THAT(result.error.message(), StartsWith(path + ": $: is larger than 1 MiB"));
@@ -411,25 +440,27 @@ TEST_CASE("listen override HOST:PORT sets host and port and enables HTTP", "[con
   }
 }
 
-TEST_CASE("listen override rejects what cannot be listened on and leaves the config alone", "[config]") {
+TEST_CASE("listen override rejects what cannot be listened on and leaves the config alone",
+          "[config]") {
   struct bad {
     const char* arg;
     const char* problem;
   };
-  for (const auto& b : std::vector<bad>{{"127.0.0.1", "has no port"},
-                                        {"127.0.0.1:", "has no port"},
-                                        {":8080", "has no host"},
-                                        {"[]:8080", "has no host"},
-                                        {"localhost:http", "port is not a number"},
-                                        {"localhost:-1", "port is not a number"},
-                                        {"localhost:80x", "port is not a number"},
-                                        {"localhost:65536", "port is out of range"},
-                                        {"localhost:99999999999999999999999", "port is out of range"},
-                                        {"::1:8080", "without brackets"},
-                                        {"[::1]", "no port"},
-                                        {"[::1:8080", "closing ']'"},
-                                        {"my host:80", "whitespace"},
-                                        {"", "has no port"}}) {
+  for (const auto& b :
+       std::vector<bad>{{"127.0.0.1", "has no port"},
+                        {"127.0.0.1:", "has no port"},
+                        {":8080", "has no host"},
+                        {"[]:8080", "has no host"},
+                        {"localhost:http", "port is not a number"},
+                        {"localhost:-1", "port is not a number"},
+                        {"localhost:80x", "port is not a number"},
+                        {"localhost:65536", "port is out of range"},
+                        {"localhost:99999999999999999999999", "port is out of range"},
+                        {"::1:8080", "without brackets"},
+                        {"[::1]", "no port"},
+                        {"[::1:8080", "closing ']'"},
+                        {"my host:80", "whitespace"},
+                        {"", "has no port"}}) {
     config cfg;
     const auto error = apply_listen_override(cfg, b.arg);
     INFO(b.arg);

@@ -12,8 +12,8 @@ TEST_CASE("dotted paths find nested members and nothing else", "[core][json_path
   CHECK(find_path(v, "a.b.c")->as_int64() == 7);
   CHECK(find_path(v, "") == &v);
   CHECK(find_path(v, "a.x") == nullptr);
-  CHECK(find_path(v, "s.len") == nullptr);   // a step into a string
-  CHECK(find_path(v, "arr.0") == nullptr);   // arrays are not indexed
+  CHECK(find_path(v, "s.len") == nullptr);  // a step into a string
+  CHECK(find_path(v, "arr.0") == nullptr);  // arrays are not indexed
 }
 
 TEST_CASE("scalars have text, structures and fractions do not", "[core][json_path]") {

@@ -1,7 +1,7 @@
 // The pure lead rules (src/core/lead_rules.hpp, src/core/phone.hpp, src/core/form.hpp).
 
-#include "core/form.hpp"
 #include "core/lead_rules.hpp"
+#include "core/form.hpp"
 #include "core/phone.hpp"
 
 #include <boost/json.hpp>
@@ -13,8 +13,11 @@ namespace json = boost::json;
 namespace {
 
 json::object good() {
-  return {{"customer_name", "Ana"},  {"customer_phone", "+15557770001"}, {"dealer_id", "D1"},
-          {"location_id", "north"}, {"message", "Is the red one still there?"}};
+  return {{"customer_name", "Ana"},
+          {"customer_phone", "+15557770001"},
+          {"dealer_id", "D1"},
+          {"location_id", "north"},
+          {"message", "Is the red one still there?"}};
 }
 
 std::string problem_field(const json::value& v, std::size_t max = 1600) {
@@ -23,7 +26,7 @@ std::string problem_field(const json::value& v, std::size_t max = 1600) {
   return p != nullptr ? p->field : "<none>";
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("E.164 numbers: a plus, a country code, 8 to 15 digits", "[lead_rules]") {
   CHECK_FALSE(e164_problem("+15557770001"));
@@ -46,7 +49,8 @@ TEST_CASE("a submission is read with every field checked", "[lead_rules]") {
   replace["replace"] = true;
   CHECK(std::get<lead_submission>(parse_submission(replace, 1600)).replace);
 
-  for (const char* field : {"customer_name", "customer_phone", "dealer_id", "location_id", "message"}) {
+  for (const char* field :
+       {"customer_name", "customer_phone", "dealer_id", "location_id", "message"}) {
     auto missing = good();
     missing.erase(field);
     CHECK(problem_field(missing) == field);
@@ -87,7 +91,8 @@ TEST_CASE("a message is measured in characters, as Twilio counts them", "[lead_r
   CHECK(problem_field(m, 10) == "<none>");
 }
 
-TEST_CASE("a new conversation takes the first proxy number its customer and location do not use", "[lead_rules]") {
+TEST_CASE("a new conversation takes the first proxy number its customer and location do not use",
+          "[lead_rules]") {
   const std::vector<std::string> pool{"+15550100001", "+15550100002", "+15550100003"};
   CHECK(choose_proxy(pool, {}) == "+15550100001");
   CHECK(choose_proxy(pool, {"+15550100001"}) == "+15550100002");
@@ -121,7 +126,8 @@ TEST_CASE("form bodies decode as Twilio sends them", "[lead_rules]") {
   CHECK(parse_form("%zz=1")[0].first == "%zz");
 }
 
-TEST_CASE("decide_admission applies the web-to-text rules to what the transaction saw", "[lead_rules]") {
+TEST_CASE("decide_admission applies the web-to-text rules to what the transaction saw",
+          "[lead_rules]") {
   using verdict = admission_effects::verdict;
   const std::vector<std::string> pool{"+15550000001", "+15550000002"};
   lead_submission sub;
@@ -158,7 +164,8 @@ TEST_CASE("decide_admission applies the web-to-text rules to what the transactio
     CHECK(e.join_conversation == std::optional<std::string>{"cv-1"});
     CHECK_FALSE(e.new_proxy);
   }
-  SECTION("another location's lead with the same customer and location phone shares its conversation") {
+  SECTION(
+      "another location's lead with the same customer and location phone shares its conversation") {
     seen.open_conversation = "cv-7";
     const auto e = decide_admission(seen, sub, pool);
     CHECK(e.what == verdict::admit);
@@ -185,8 +192,8 @@ TEST_CASE("decide_admission applies the web-to-text rules to what the transactio
 TEST_CASE("lead and conversation statuses read back as what was stored", "[lead_rules]") {
   for (auto s : {lead_status::opening, lead_status::open, lead_status::closed, lead_status::failed})
     CHECK(lead_status_of(to_string(s)) == s);
-  for (auto s : {conversation_status::opening, conversation_status::open, conversation_status::closing,
-                 conversation_status::closed})
+  for (auto s : {conversation_status::opening, conversation_status::open,
+                 conversation_status::closing, conversation_status::closed})
     CHECK(conversation_status_of(to_string(s)) == s);
   CHECK_FALSE(lead_status_of("opened"));
   CHECK(active_lead("opening"));

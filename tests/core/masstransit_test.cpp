@@ -19,21 +19,21 @@ amqp_source_config source() {
   s.name = "crm";
   s.queue = "switchboard.crm";
   s.messages.push_back({"urn:message:Crm.Events:ApplicationStatusChanged",
-                        "application.status_changed", "application", "applicationId",
-                        "version"});
+                        "application.status_changed", "application", "applicationId", "version"});
   s.messages.push_back({"urn:message:Crm.Events:AccountManagerAllocated",
                         "account.manager_allocated", "account", "account.id", ""});
   return s;
 }
 
-std::string envelope(const std::string& message, const std::string& type =
-                                                     "urn:message:Crm.Events:ApplicationStatusChanged",
+std::string envelope(const std::string& message,
+                     const std::string& type = "urn:message:Crm.Events:ApplicationStatusChanged",
                      const std::string& extra = "") {
   return R"({"messageId":"0b4e0000-1d2c-0015-5d0f-08dc0c3e1a2b","correlationId":"c-42",)"
          R"("conversationId":"conv-1","initiatorId":"i-7",)"
          R"("sourceAddress":"rabbitmq://localhost/crm","destinationAddress":"rabbitmq://localhost/Crm.Events:ApplicationStatusChanged",)"
-         R"("messageType":[")" + type + R"(","urn:message:Crm.Events:IApplicationEvent"],)" +
-         R"("message":)" + message + "," + extra +
+         R"("messageType":[")" +
+         type + R"(","urn:message:Crm.Events:IApplicationEvent"],)" + R"("message":)" + message +
+         "," + extra +
          R"("sentTime":"2026-11-23T14:00:00.1234567Z","headers":{},)"
          R"("host":{"machineName":"crm-1","processName":"Crm.Api","frameworkVersion":"8.0"}})";
 }
@@ -94,8 +94,7 @@ TEST_CASE("the mapping is chosen by any URN of messageType, ids may be nested an
   CHECK(r2.value->type == "application.event");
 }
 
-TEST_CASE("an unmapped message type names the URNs seen and the configured ones",
-          "[masstransit]") {
+TEST_CASE("an unmapped message type names the URNs seen and the configured ones", "[masstransit]") {
   auto r = decode_amqp_message(envelope(approved, "urn:message:Crm.Events:LeadCreated"), mt_json,
                                source(), {});
   REQUIRE_FALSE(r);
@@ -113,11 +112,15 @@ TEST_CASE("MassTransit envelopes with bad fields are rejected with the field nam
     CHECK_FALSE(r);
     return r.error;
   };
-  CHECK_THAT(error_of(R"({"messageType":["urn:message:Crm.Events:ApplicationStatusChanged"],"message":{}})"),
-             Catch::Contains("'messageId' is missing"));
+  CHECK_THAT(
+      error_of(
+          R"({"messageType":["urn:message:Crm.Events:ApplicationStatusChanged"],"message":{}})"),
+      Catch::Contains("'messageId' is missing"));
   CHECK_THAT(error_of(R"({"messageId":"m1","message":{}})"), Catch::Contains("'messageType'"));
-  CHECK_THAT(error_of(R"({"messageId":"m1","messageType":["urn:message:Crm.Events:ApplicationStatusChanged"],"message":[1]})"),
-             Catch::Contains("'message' must be a JSON object"));
+  CHECK_THAT(
+      error_of(
+          R"({"messageId":"m1","messageType":["urn:message:Crm.Events:ApplicationStatusChanged"],"message":[1]})"),
+      Catch::Contains("'message' must be a JSON object"));
   CHECK_THAT(error_of(envelope(R"({"version":1})")),
              Catch::Contains("message.applicationId") && Catch::Contains("missing"));
   CHECK_THAT(error_of(envelope(R"({"applicationId":{"x":1},"version":1})")),

@@ -30,7 +30,7 @@ TEST_CASE("the restart window allows N restarts per period and then refuses", "[
   CHECK(w.try_record(t0 + 200ms));
   CHECK_FALSE(w.try_record(t0 + 300ms));  // a fourth within one second
   CHECK(w.recent(t0 + 300ms) == 3);
-  CHECK(w.recent(t0 + 1000ms) == 2);      // the first has left the window (half-open)
+  CHECK(w.recent(t0 + 1000ms) == 2);  // the first has left the window (half-open)
   CHECK(w.try_record(t0 + 1000ms));
   CHECK_FALSE(w.try_record(t0 + 1050ms));
   CHECK(w.recent(t0 + 5s) == 0);

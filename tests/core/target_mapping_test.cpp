@@ -28,7 +28,7 @@ target_config document_target() {
   return t;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("target mapping: a document named from the id holds the whole state",
           "[target_mapping]") {

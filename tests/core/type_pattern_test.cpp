@@ -18,7 +18,7 @@ std::string parse_error(const char* text) {
   REQUIRE_FALSE(p);
   return why;
 }
-} // namespace
+}  // namespace
 
 TEST_CASE("exact patterns match one type", "[pattern]") {
   auto p = parse_ok("application.created");

@@ -42,11 +42,12 @@ std::vector<write_ticket> drain(write_schedule& s, time_point now) {
   return out;
 }
 
-} // namespace
+}  // namespace
 
-TEST_CASE("write schedule: a burst of 1000 revisions of one key in 1 s costs about 20 writes, "
-          "the last of the newest revision",
-          "[write_schedule]") {
+TEST_CASE(
+    "write schedule: a burst of 1000 revisions of one key in 1 s costs about 20 writes, "
+    "the last of the newest revision",
+    "[write_schedule]") {
   write_schedule s{limits()};
   std::vector<std::pair<time_point, std::uint64_t>> writes;  // start time, revision
   std::uint64_t revision = 0;
@@ -61,7 +62,7 @@ TEST_CASE("write schedule: a burst of 1000 revisions of one key in 1 s costs abo
     }
   }
   // Then let time run until nothing is left.
-  for (auto now = t0 + 1001ms; s.next_wakeup(); ) {
+  for (auto now = t0 + 1001ms; s.next_wakeup();) {
     now = std::max(now, *s.next_wakeup());
     for (const auto& t : drain(s, now)) {
       writes.emplace_back(now, t.revision);
@@ -205,9 +206,10 @@ TEST_CASE("write schedule: a 429 delays only that key, by its Retry-After", "[wr
   CHECK(s.counts().retried == 1);
 }
 
-TEST_CASE("write schedule: backoff grows with jitter within bounds, dead after max_attempts, a "
-          "newer revision starts afresh",
-          "[write_schedule]") {
+TEST_CASE(
+    "write schedule: backoff grows with jitter within bounds, dead after max_attempts, a "
+    "newer revision starts afresh",
+    "[write_schedule]") {
   write_schedule s{limits(4, 0ms, 4), 42};
   s.offer("k", 7, t0);
   auto now = t0;
@@ -330,9 +332,10 @@ TEST_CASE("write schedule: properties under random offers, latencies and failure
           continue;
         }
         const auto roll = draw(10);
-        const auto result = roll < 6   ? write_result::ok()
-                            : roll < 8 ? write_result::retry_in(std::chrono::milliseconds{draw(300)})
-                                       : write_result::backoff();
+        const auto result = roll < 6 ? write_result::ok()
+                            : roll < 8
+                                ? write_result::retry_in(std::chrono::milliseconds{draw(300)})
+                                : write_result::backoff();
         if (result.what == write_result::kind::ok) {
           CHECK(it->ticket.revision > written[it->ticket.key]);
           written[it->ticket.key] = it->ticket.revision;

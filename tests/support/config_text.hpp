@@ -32,4 +32,4 @@ inline config parsed(const std::string& text) {
   return *result.value;
 }
 
-} // namespace switchboard::testing
+}  // namespace switchboard::testing

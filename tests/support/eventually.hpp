@@ -19,4 +19,4 @@ bool eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::second
   return pred();
 }
 
-} // namespace switchboard::testing
+}  // namespace switchboard::testing

@@ -33,4 +33,4 @@ public:
   std::filesystem::path path;
 };
 
-} // namespace switchboard::testing
+}  // namespace switchboard::testing

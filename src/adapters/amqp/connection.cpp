@@ -18,7 +18,8 @@ timeval to_timeval(std::chrono::milliseconds ms) {
 std::string method_name(std::uint16_t class_id, std::uint16_t method_id) {
   if (class_id == 0 && method_id == 0)
     return {};
-  const char* name = amqp_method_name((static_cast<amqp_method_number_t>(class_id) << 16) | method_id);
+  const char* name =
+      amqp_method_name((static_cast<amqp_method_number_t>(class_id) << 16) | method_id);
   return name != nullptr ? std::string(" (in reply to ") + name + ")" : std::string{};
 }
 
@@ -41,14 +42,10 @@ std::string connection_params::url() const {
 
 std::string reply_text(const amqp_rpc_reply_t& r) {
   switch (r.reply_type) {
-    case AMQP_RESPONSE_NORMAL:
-      return "ok";
-    case AMQP_RESPONSE_NONE:
-      return "no reply from the broker (an RPC reply was expected)";
-    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-      return std::string(amqp_error_string2(r.library_error));
-    case AMQP_RESPONSE_SERVER_EXCEPTION:
-      break;
+    case AMQP_RESPONSE_NORMAL: return "ok";
+    case AMQP_RESPONSE_NONE: return "no reply from the broker (an RPC reply was expected)";
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION: return std::string(amqp_error_string2(r.library_error));
+    case AMQP_RESPONSE_SERVER_EXCEPTION: break;
   }
   if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD && r.reply.decoded != nullptr) {
     const auto* m = static_cast<const amqp_connection_close_t*>(r.reply.decoded);
@@ -93,19 +90,19 @@ connection::connection(const connection_params& params, int channels) : params_(
     entry.value.kind = AMQP_FIELD_KIND_UTF8;
     entry.value.value.bytes = bytes(params_.connection_name);
     amqp_table_t props{params_.connection_name.empty() ? 0 : 1, &entry};
-    auto login = amqp_login_with_properties(state_, params_.vhost.c_str(), 0, 131072,
-                                            static_cast<int>(params_.heartbeat.count()), &props,
-                                            AMQP_SASL_METHOD_PLAIN, params_.username.c_str(),
-                                            params_.password.c_str());
+    auto login = amqp_login_with_properties(
+        state_, params_.vhost.c_str(), 0, 131072, static_cast<int>(params_.heartbeat.count()),
+        &props, AMQP_SASL_METHOD_PLAIN, params_.username.c_str(), params_.password.c_str());
     if (login.reply_type != AMQP_RESPONSE_NORMAL) {
       broken_ = true;
       std::string hint;
       if (reply_code_of(login) == AMQP_ACCESS_REFUSED ||
           (login.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
            login.library_error == AMQP_STATUS_CONNECTION_CLOSED))
-        hint = " (the broker closed the connection during login: check the user name, the "
-               "password in SWITCHBOARD_AMQP_PASSWORD and the user's access to vhost '" +
-               params_.vhost + "')";
+        hint =
+            " (the broker closed the connection during login: check the user name, the "
+            "password in SWITCHBOARD_AMQP_PASSWORD and the user's access to vhost '" +
+            params_.vhost + "')";
       throw amqp_error("cannot log in to " + params_.url() + ": " + reply_text(login) + hint,
                        reply_code_of(login));
     }
@@ -200,8 +197,8 @@ void connection::confirm_select(amqp_channel_t ch) {
 }
 
 std::string connection::consume(const std::string& queue, amqp_channel_t ch) {
-  auto* ok = amqp_basic_consume(state_, ch, bytes(queue), amqp_empty_bytes, 0, 0, 0,
-                                amqp_empty_table);
+  auto* ok =
+      amqp_basic_consume(state_, ch, bytes(queue), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
   check_last("consuming from queue '" + queue + "'");
   return ok != nullptr ? std::string(view(ok->consumer_tag)) : std::string{};
 }

@@ -24,9 +24,9 @@ struct connection_params {
   std::string vhost = "/";
   std::string username = "guest";
   std::string password = "guest";
-  std::chrono::seconds heartbeat{10};            ///< 0 = off
-  std::chrono::milliseconds rpc_timeout{15'000}; ///< connect and every synchronous call
-  std::string connection_name;                   ///< shown by `rabbitmqctl list_connections`
+  std::chrono::seconds heartbeat{10};             ///< 0 = off
+  std::chrono::milliseconds rpc_timeout{15'000};  ///< connect and every synchronous call
+  std::string connection_name;                    ///< shown by `rabbitmqctl list_connections`
 
   /// "amqp://guest@127.0.0.1:5672/" (never the password): names the broker in errors.
   std::string url() const;

@@ -17,8 +17,8 @@ amqp_publisher::amqp_publisher(const connection_params& params, std::size_t max_
 std::uint64_t amqp_publisher::publish(const std::string& exchange, std::string_view body,
                                       const outgoing_message& msg) {
   if (!error_.empty())
-    throw amqp_error("cannot publish to exchange '" + exchange + "': the connection failed earlier: " +
-                     error_);
+    throw amqp_error("cannot publish to exchange '" + exchange +
+                     "': the connection failed earlier: " + error_);
   // Keep the window bounded: wait until half of it is confirmed.
   if (unconfirmed_.size() >= max_unconfirmed_) {
     while (unconfirmed_.size() > max_unconfirmed_ / 2 && error_.empty())
@@ -68,7 +68,8 @@ std::uint64_t amqp_publisher::publish(const std::string& exchange, std::string_v
 bool amqp_publisher::wait_for_confirms(std::chrono::milliseconds timeout) {
   const auto deadline = clock::now() + timeout;
   while (!unconfirmed_.empty() && error_.empty()) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
     if (left.count() <= 0)
       break;
     read_confirms(left);

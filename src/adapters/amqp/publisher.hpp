@@ -18,9 +18,9 @@ namespace switchboard::adapters::amqp {
 
 /// Properties of one published message.
 struct outgoing_message {
-  std::string routing_key;                    ///< ignored by fanout exchanges
+  std::string routing_key;  ///< ignored by fanout exchanges
   std::string content_type = "application/vnd.masstransit+json";
-  std::string message_id;                     ///< AMQP `message-id` property; "" = none
+  std::string message_id;  ///< AMQP `message-id` property; "" = none
   std::vector<std::pair<std::string, std::string>> headers;  ///< string headers
 };
 

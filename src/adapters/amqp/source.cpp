@@ -92,7 +92,10 @@ public:
 struct amqp_source::impl {
   impl(amqp_source_config c, std::string password, codec_limits l, publish_fn p,
        std::chrono::milliseconds st)
-      : cfg(std::move(c)), limits(l), publish(std::move(p)), stop_timeout(st),
+      : cfg(std::move(c)),
+        limits(l),
+        publish(std::move(p)),
+        stop_timeout(st),
         box(std::make_shared<completion_box>()) {
     params.host = cfg.host;
     params.port = cfg.port;
@@ -121,8 +124,8 @@ struct amqp_source::impl {
 
   // -- source-thread state, per connection --
   std::uint64_t generation = 0;
-  core::ack_window window;                      // deliveries not yet acknowledged
-  std::size_t awaiting = 0;                     // handed on, not yet done
+  core::ack_window window;                              // deliveries not yet acknowledged
+  std::size_t awaiting = 0;                             // handed on, not yet done
   std::map<std::uint64_t, std::uint64_t> error_copies;  // publish seq -> delivery tag
   std::uint64_t next_publish_seq = 1;
   bool acked_on_this_connection = false;
@@ -233,17 +236,19 @@ void amqp_source::impl::serve(connection& conn) {
     flush_acks(conn);
     if (stopping && (awaiting == 0 || clock::now() >= stop_deadline)) {
       if (awaiting != 0)
-        spdlog::warn("amqp source '{}': stopping with {} deliveries not yet durable; they stay "
-                     "in queue '{}' and are redelivered",
-                     cfg.name, awaiting, cfg.queue);
+        spdlog::warn(
+            "amqp source '{}': stopping with {} deliveries not yet durable; they stay "
+            "in queue '{}' and are redelivered",
+            cfg.name, awaiting, cfg.queue);
       return;
     }
     // rabbitmq-c may hold whole frames or bytes already read: poll() would not see those.
     if (!amqp_frames_enqueued(conn.state()) && !amqp_data_in_buffer(conn.state())) {
       auto wait = max_poll;
       if (stopping)
-        wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                  stop_deadline - clock::now()) + 1ms);
+        wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(stop_deadline -
+                                                                                    clock::now()) +
+                                  1ms);
       pollfd p[2] = {{fd, POLLIN, 0}, {box->wake_fd, POLLIN, 0}};
       ::poll(p, 2, static_cast<int>(std::max<std::int64_t>(0, wait.count())));
     }
@@ -276,7 +281,8 @@ void amqp_source::impl::read_frames(connection& conn, bool stopping) {
         reply.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
       // Not a delivery (a confirm, a close, a cancel): rabbitmq-c put the frame back.
       amqp_frame_t frame;
-      conn.check_status(amqp_simple_wait_frame(st, &frame), "reading from queue '" + cfg.queue + "'");
+      conn.check_status(amqp_simple_wait_frame(st, &frame),
+                        "reading from queue '" + cfg.queue + "'");
       on_frame(conn, frame);
       continue;
     }
@@ -295,8 +301,7 @@ void amqp_source::impl::on_frame(connection& conn, const amqp_frame_t& frame) {
                                : error_copies.find(ack->delivery_tag);
       if (!ack->multiple && end != error_copies.end())
         ++end;
-      auto begin = ack->multiple ? error_copies.begin()
-                                 : error_copies.find(ack->delivery_tag);
+      auto begin = ack->multiple ? error_copies.begin() : error_copies.find(ack->delivery_tag);
       std::uint64_t confirmed = 0;
       for (auto it = begin; it != end; ++it, ++confirmed)
         mark_done(it->second);
@@ -310,7 +315,8 @@ void amqp_source::impl::on_frame(connection& conn, const amqp_frame_t& frame) {
     case AMQP_BASIC_RETURN_METHOD: {
       // Not expected (no mandatory publishes); read and drop the returned content.
       amqp_message_t msg;
-      conn.check(amqp_read_message(conn.state(), frame.channel, &msg, 0), "reading a returned message");
+      conn.check(amqp_read_message(conn.state(), frame.channel, &msg, 0),
+                 "reading a returned message");
       amqp_destroy_message(&msg);
       return;
     }
@@ -331,8 +337,7 @@ void amqp_source::impl::on_frame(connection& conn, const amqp_frame_t& frame) {
       conn.check(r, "consuming from queue '" + cfg.queue + "'");
       return;
     }
-    default:
-      return;
+    default: return;
   }
 }
 
@@ -433,8 +438,8 @@ void amqp_source::impl::flush_acks(connection& conn) {
 
 amqp_source::amqp_source(amqp_source_config cfg, std::string password, codec_limits limits,
                          publish_fn publish, std::chrono::milliseconds stop_timeout)
-    : impl_(std::make_shared<impl>(std::move(cfg), std::move(password), limits,
-                                   std::move(publish), stop_timeout)) {}
+    : impl_(std::make_shared<impl>(std::move(cfg), std::move(password), limits, std::move(publish),
+                                   stop_timeout)) {}
 
 amqp_source::~amqp_source() { stop(); }
 

@@ -35,12 +35,13 @@ using publish_fn = std::function<void(event, publish_done)>;
 
 /// Counters of one source since `start()`.
 struct amqp_source_stats {
-  std::uint64_t delivered = 0;       ///< deliveries received (redeliveries included)
-  std::uint64_t acked = 0;           ///< deliveries acknowledged to the broker
-  std::uint64_t to_error_queue = 0;  ///< undecodable messages the broker confirmed in the error queue
-  std::uint64_t reconnects = 0;      ///< connections established after the first
-  bool connected = false;            ///< consuming right now
-  std::string last_error;            ///< the last connection or journal problem, "" if none
+  std::uint64_t delivered = 0;  ///< deliveries received (redeliveries included)
+  std::uint64_t acked = 0;      ///< deliveries acknowledged to the broker
+  std::uint64_t to_error_queue =
+      0;                         ///< undecodable messages the broker confirmed in the error queue
+  std::uint64_t reconnects = 0;  ///< connections established after the first
+  bool connected = false;        ///< consuming right now
+  std::string last_error;        ///< the last connection or journal problem, "" if none
 };
 
 class amqp_source {
@@ -48,8 +49,7 @@ public:
   /// Nothing connects before `start()`. `password` comes from SWITCHBOARD_AMQP_PASSWORD.
   /// `stop_timeout` bounds how long `stop()` waits for the journal to confirm deliveries
   /// already handed on.
-  amqp_source(amqp_source_config cfg, std::string password, codec_limits limits,
-              publish_fn publish,
+  amqp_source(amqp_source_config cfg, std::string password, codec_limits limits, publish_fn publish,
               std::chrono::milliseconds stop_timeout = std::chrono::seconds(5));
   /// Stops if running.
   ~amqp_source();

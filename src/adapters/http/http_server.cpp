@@ -91,10 +91,10 @@ void reply_unknown_dead_letter(httplib::Response& res, const std::string& id, co
                   "; list them with GET /v1/dead-letters");
 }
 
-} // namespace
+}  // namespace
 
 http_server::http_server(http_config cfg, hooks h)
-  : cfg_(std::move(cfg)), hooks_(std::move(h)), server_(std::make_unique<httplib::Server>()) {
+    : cfg_(std::move(cfg)), hooks_(std::move(h)), server_(std::make_unique<httplib::Server>()) {
   auto& s = *server_;
   // 0.11.4 defaults: Nagle on (40 ms stalls on keep-alive), 5 requests per connection and no
   // body limit. Fix all three.
@@ -131,10 +131,10 @@ http_server::http_server(http_config cfg, hooks h)
     reply_error(res, res.status, what);
   });
   s.set_exception_handler(
-    [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-      spdlog::error("http: {} {} failed: {}", req.method, req.path, core::exception_text(ep));
-      reply_json(res, 500, R"({"error":"internal error; see the server log"})");
-    });
+      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+        spdlog::error("http: {} {} failed: {}", req.method, req.path, core::exception_text(ep));
+        reply_json(res, 500, R"({"error":"internal error; see the server log"})");
+      });
 }
 
 bool http_server::authorized(const httplib::Request& req, httplib::Response& res) const {
@@ -289,7 +289,8 @@ void http_server::add_job_route(const ports::http_route& route) {
   else if (route.method == "PUT")
     s.Put(route.pattern, handle);
   else
-    throw std::invalid_argument("http_server: route " + route.pattern + " has an unknown method " + route.method);
+    throw std::invalid_argument("http_server: route " + route.pattern + " has an unknown method " +
+                                route.method);
 }
 
 http_server::~http_server() { stop(); }
@@ -334,4 +335,4 @@ void http_server::stop() {
   }
 }
 
-} // namespace switchboard::adapters::http
+}  // namespace switchboard::adapters::http

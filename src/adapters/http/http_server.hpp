@@ -25,7 +25,7 @@ namespace httplib {
 class Server;
 struct Request;
 struct Response;
-}
+}  // namespace httplib
 
 namespace switchboard::adapters::http {
 
@@ -78,4 +78,4 @@ private:
   std::thread thread_;
 };
 
-} // namespace switchboard::adapters::http
+}  // namespace switchboard::adapters::http

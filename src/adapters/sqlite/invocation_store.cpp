@@ -55,7 +55,7 @@ invocation_row invocation_of(SQLite::Statement& q) {
   return r;
 }
 
-} // namespace
+}  // namespace
 
 invocation_store::invocation_store(SQLite::Database& db) : db_(db) {
   write([&] { db_.exec(schema); });
@@ -77,11 +77,12 @@ void invocation_store::write(const std::function<void()>& fn) {
   }
 }
 
-std::uint64_t invocation_store::create_invocation(const invocation_spec& spec, const std::string& now,
-                                            std::int64_t now_ms) {
-  SQLite::Statement q(db_,
-                      "INSERT INTO invocations(service, key, handler, body, status, created_at, updated_at) "
-                      "VALUES(?, ?, ?, ?, 'running', ?, ?)");
+std::uint64_t invocation_store::create_invocation(const invocation_spec& spec,
+                                                  const std::string& now, std::int64_t now_ms) {
+  SQLite::Statement q(
+      db_,
+      "INSERT INTO invocations(service, key, handler, body, status, created_at, updated_at) "
+      "VALUES(?, ?, ?, ?, 'running', ?, ?)");
   q.bind(1, spec.service);
   q.bind(2, spec.key);
   q.bind(3, spec.handler);
@@ -92,9 +93,10 @@ std::uint64_t invocation_store::create_invocation(const invocation_spec& spec, c
   const auto n = static_cast<std::uint64_t>(db_.getLastInsertRowid());
   if (!spec.idempotency_key.empty()) {
     // REPLACE: a key older than the window may be taken again.
-    SQLite::Statement k(db_,
-                        "INSERT OR REPLACE INTO idempotency(service, idempotency_key, invocation, created_ms) "
-                        "VALUES(?, ?, ?, ?)");
+    SQLite::Statement k(
+        db_,
+        "INSERT OR REPLACE INTO idempotency(service, idempotency_key, invocation, created_ms) "
+        "VALUES(?, ?, ?, ?)");
     k.bind(1, spec.service);
     k.bind(2, spec.idempotency_key);
     k.bind(3, static_cast<std::int64_t>(n));
@@ -105,10 +107,12 @@ std::uint64_t invocation_store::create_invocation(const invocation_spec& spec, c
 }
 
 std::optional<std::uint64_t> invocation_store::idempotent(const std::string& service,
-                                                    const std::string& idempotency_key, std::int64_t since_ms) {
-  SQLite::Statement q(db_,
-                      "SELECT invocation FROM idempotency WHERE service = ? AND idempotency_key = ? AND "
-                      "created_ms >= ?");
+                                                          const std::string& idempotency_key,
+                                                          std::int64_t since_ms) {
+  SQLite::Statement q(
+      db_,
+      "SELECT invocation FROM idempotency WHERE service = ? AND idempotency_key = ? AND "
+      "created_ms >= ?");
   q.bind(1, service);
   q.bind(2, idempotency_key);
   q.bind(3, since_ms);
@@ -118,7 +122,8 @@ std::optional<std::uint64_t> invocation_store::idempotent(const std::string& ser
 }
 
 std::optional<invocation_row> invocation_store::invocation(std::uint64_t n) {
-  SQLite::Statement q(db_, std::string{"SELECT "} + invocation_columns + " FROM invocations WHERE n = ?");
+  SQLite::Statement q(
+      db_, std::string{"SELECT "} + invocation_columns + " FROM invocations WHERE n = ?");
   q.bind(1, static_cast<std::int64_t>(n));
   if (!q.executeStep())
     return std::nullopt;
@@ -126,7 +131,8 @@ std::optional<invocation_row> invocation_store::invocation(std::uint64_t n) {
 }
 
 std::vector<std::uint64_t> invocation_store::running_invocations(const std::string& service) {
-  SQLite::Statement q(db_, "SELECT n FROM invocations WHERE status = 'running' AND service = ? ORDER BY n");
+  SQLite::Statement q(
+      db_, "SELECT n FROM invocations WHERE status = 'running' AND service = ? ORDER BY n");
   q.bind(1, service);
   std::vector<std::uint64_t> out;
   while (q.executeStep())
@@ -134,9 +140,11 @@ std::vector<std::uint64_t> invocation_store::running_invocations(const std::stri
   return out;
 }
 
-std::vector<invocation_row> invocation_store::invocations(const std::string& status, std::size_t limit) {
-  SQLite::Statement q(db_, std::string{"SELECT "} + invocation_columns +
-                               " FROM invocations WHERE (? = '' OR status = ?) ORDER BY n DESC LIMIT ?");
+std::vector<invocation_row> invocation_store::invocations(const std::string& status,
+                                                          std::size_t limit) {
+  SQLite::Statement q(db_,
+                      std::string{"SELECT "} + invocation_columns +
+                          " FROM invocations WHERE (? = '' OR status = ?) ORDER BY n DESC LIMIT ?");
   q.bind(1, status);
   q.bind(2, status);
   q.bind(3, static_cast<std::int64_t>(limit));
@@ -146,9 +154,11 @@ std::vector<invocation_row> invocation_store::invocations(const std::string& sta
   return out;
 }
 
-std::vector<invocation_row> invocation_store::invocations_of(const std::string& service, const std::string& key_prefix) {
-  SQLite::Statement q(db_, std::string{"SELECT "} + invocation_columns +
-                               " FROM invocations WHERE service = ? AND substr(key, 1, ?) = ? ORDER BY n");
+std::vector<invocation_row> invocation_store::invocations_of(const std::string& service,
+                                                             const std::string& key_prefix) {
+  SQLite::Statement q(
+      db_, std::string{"SELECT "} + invocation_columns +
+               " FROM invocations WHERE service = ? AND substr(key, 1, ?) = ? ORDER BY n");
   q.bind(1, service);
   q.bind(2, static_cast<std::int64_t>(key_prefix.size()));
   q.bind(3, key_prefix);
@@ -158,9 +168,11 @@ std::vector<invocation_row> invocation_store::invocations_of(const std::string& 
   return out;
 }
 
-void invocation_store::set_invocation(std::uint64_t n, const std::string& status, const std::string& result,
-                                const std::string& error, const std::string& now) {
-  SQLite::Statement q(db_, "UPDATE invocations SET status = ?, result = ?, error = ?, updated_at = ? WHERE n = ?");
+void invocation_store::set_invocation(std::uint64_t n, const std::string& status,
+                                      const std::string& result, const std::string& error,
+                                      const std::string& now) {
+  SQLite::Statement q(
+      db_, "UPDATE invocations SET status = ?, result = ?, error = ?, updated_at = ? WHERE n = ?");
   q.bind(1, status);
   q.bind(2, result);
   q.bind(3, error);
@@ -177,13 +189,15 @@ std::optional<step_row> invocation_store::step(std::uint64_t invocation, const s
   q.bind(2, name);
   if (!q.executeStep())
     return std::nullopt;
-  return step_row{text(q, 0), text(q, 1), q.getColumn(2).getInt64(), text(q, 3), text(q, 4), text(q, 5)};
+  return step_row{text(q, 0), text(q, 1), q.getColumn(2).getInt64(),
+                  text(q, 3), text(q, 4), text(q, 5)};
 }
 
 void invocation_store::record_step(std::uint64_t invocation, const step_row& s) {
-  SQLite::Statement q(db_,
-                      "INSERT OR REPLACE INTO steps(invocation, name, status, attempts, result, error, updated_at) "
-                      "VALUES(?, ?, ?, ?, ?, ?, ?)");
+  SQLite::Statement q(
+      db_,
+      "INSERT OR REPLACE INTO steps(invocation, name, status, attempts, result, error, updated_at) "
+      "VALUES(?, ?, ?, ?, ?, ?, ?)");
   q.bind(1, static_cast<std::int64_t>(invocation));
   q.bind(2, s.name);
   q.bind(3, s.status);
@@ -201,12 +215,14 @@ std::vector<step_row> invocation_store::steps(std::uint64_t invocation) {
   q.bind(1, static_cast<std::int64_t>(invocation));
   std::vector<step_row> out;
   while (q.executeStep())
-    out.push_back(step_row{text(q, 0), text(q, 1), q.getColumn(2).getInt64(), text(q, 3), text(q, 4), text(q, 5)});
+    out.push_back(step_row{text(q, 0), text(q, 1), q.getColumn(2).getInt64(), text(q, 3),
+                           text(q, 4), text(q, 5)});
   return out;
 }
 
 void invocation_store::reset_step_attempts(std::uint64_t invocation) {
-  SQLite::Statement q(db_, "UPDATE steps SET attempts = 0 WHERE invocation = ? AND status != 'done'");
+  SQLite::Statement q(db_,
+                      "UPDATE steps SET attempts = 0 WHERE invocation = ? AND status != 'done'");
   q.bind(1, static_cast<std::int64_t>(invocation));
   q.exec();
 }
@@ -215,7 +231,8 @@ void invocation_store::reset_step_attempts(std::uint64_t invocation) {
 
 std::uint64_t invocation_store::add_timer(const timer_row& t) {
   SQLite::Statement q(db_,
-                      "INSERT INTO timers(due_ms, service, key, handler, body, status) VALUES(?, ?, ?, ?, ?, 'pending')");
+                      "INSERT INTO timers(due_ms, service, key, handler, body, status) VALUES(?, "
+                      "?, ?, ?, ?, 'pending')");
   q.bind(1, t.due_ms);
   q.bind(2, t.service);
   q.bind(3, t.key);
@@ -233,15 +250,16 @@ std::optional<std::int64_t> invocation_store::next_timer_due() {
 }
 
 std::vector<timer_row> invocation_store::due_timers(std::int64_t now_ms, std::size_t limit) {
-  SQLite::Statement q(db_,
-                      "SELECT n, due_ms, service, key, handler, body FROM timers WHERE status = 'pending' "
-                      "AND due_ms <= ? ORDER BY due_ms LIMIT ?");
+  SQLite::Statement q(
+      db_,
+      "SELECT n, due_ms, service, key, handler, body FROM timers WHERE status = 'pending' "
+      "AND due_ms <= ? ORDER BY due_ms LIMIT ?");
   q.bind(1, now_ms);
   q.bind(2, static_cast<std::int64_t>(limit));
   std::vector<timer_row> out;
   while (q.executeStep())
-    out.push_back(timer_row{unsigned_of(q, 0), q.getColumn(1).getInt64(), text(q, 2), text(q, 3), text(q, 4),
-                            text(q, 5)});
+    out.push_back(timer_row{unsigned_of(q, 0), q.getColumn(1).getInt64(), text(q, 2), text(q, 3),
+                            text(q, 4), text(q, 5)});
   return out;
 }
 
@@ -273,8 +291,9 @@ SQLite::Database open_named(const std::string& path) try {
                            " (check that data_dir is writable)");
 }
 
-} // namespace
+}  // namespace
 
-durable_database::durable_database(const std::string& path) : db_(open_named(path)), journal_(db_) {}
+durable_database::durable_database(const std::string& path)
+    : db_(open_named(path)), journal_(db_) {}
 
-} // namespace switchboard::adapters::sqlite
+}  // namespace switchboard::adapters::sqlite

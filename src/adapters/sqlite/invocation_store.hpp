@@ -23,11 +23,13 @@ public:
   void write(const std::function<void()>& fn) override;
   std::uint64_t create_invocation(const ports::invocation_spec& spec, const std::string& now,
                                   std::int64_t now_ms) override;
-  std::optional<std::uint64_t> idempotent(const std::string& service, const std::string& idempotency_key,
+  std::optional<std::uint64_t> idempotent(const std::string& service,
+                                          const std::string& idempotency_key,
                                           std::int64_t since_ms) override;
   std::optional<ports::invocation_row> invocation(std::uint64_t n) override;
   std::vector<std::uint64_t> running_invocations(const std::string& service) override;
-  std::vector<ports::invocation_row> invocations(const std::string& status, std::size_t limit) override;
+  std::vector<ports::invocation_row> invocations(const std::string& status,
+                                                 std::size_t limit) override;
   std::vector<ports::invocation_row> invocations_of(const std::string& service,
                                                     const std::string& key_prefix) override;
   void set_invocation(std::uint64_t n, const std::string& status, const std::string& result,
@@ -58,4 +60,4 @@ private:
   invocation_store journal_;
 };
 
-} // namespace switchboard::adapters::sqlite
+}  // namespace switchboard::adapters::sqlite

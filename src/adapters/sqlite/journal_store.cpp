@@ -55,8 +55,7 @@ const char* advice(store_error::kind k) {
     case store_error::kind::busy:
       return "another connection holds the write lock; make sure only one switchboard writes "
              "this journal, then retry";
-    case store_error::kind::io:
-      return "check the disk and the file system (dmesg), then retry";
+    case store_error::kind::io: return "check the disk and the file system (dmesg), then retry";
     case store_error::kind::other: break;
   }
   return "check that the file is a switchboard journal and is not corrupt (sqlite3 FILE "
@@ -93,8 +92,8 @@ struct journal_store::impl {
 
   [[noreturn]] void fail(const std::string& what, const SQLite::Exception& e) const {
     const auto k = kind_of(e.getErrorCode());
-    throw store_error(k, "journal database '" + options.path + "': " + what + " failed: " +
-                             e.what() + "; " + advice(k));
+    throw store_error(k, "journal database '" + options.path + "': " + what +
+                             " failed: " + e.what() + "; " + advice(k));
   }
 
   SQLite::Statement& cached(std::optional<SQLite::Statement>& slot, const char* sql) {
@@ -115,10 +114,13 @@ struct journal_store::impl {
       const auto mode = db.execAndGet("PRAGMA journal_mode=WAL").getString();
       if (mode != "wal")
         throw store_error(store_error::kind::other,
-                          "journal database '" + options.path + "': could not switch to WAL mode "
-                          "(SQLite kept journal_mode '" + mode + "'); put the data directory on "
-                          "a local file system that supports shared memory (not NFS or tmpfs "
-                          "without mmap)");
+                          "journal database '" + options.path +
+                              "': could not switch to WAL mode "
+                              "(SQLite kept journal_mode '" +
+                              mode +
+                              "'); put the data directory on "
+                              "a local file system that supports shared memory (not NFS or tmpfs "
+                              "without mmap)");
       db.exec(options.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
       // Each batch dirties up to one page of the (source, id) index per event (ids are
       // random); a 64 MiB cache keeps them from being spilled mid-transaction, and
@@ -155,7 +157,7 @@ struct journal_store::impl {
       return outcomes;
     std::string body;
     try {
-      statement_use{cached(begin, "BEGIN IMMEDIATE")}->exec();
+      statement_use { cached(begin, "BEGIN IMMEDIATE") } -> exec();
       try {
         std::int64_t next = 1;
         {
@@ -204,7 +206,7 @@ struct journal_store::impl {
             outcomes[i] = {append_status::duplicate, original_sequence(ev)};
           }
         }
-        statement_use{cached(commit, "COMMIT")}->exec();
+        statement_use { cached(commit, "COMMIT") } -> exec();
       } catch (...) {
         rollback_if_open();
         throw;
@@ -307,8 +309,8 @@ std::optional<std::uint64_t> journal_store::sequence_before_time(std::string_vie
     // at or after the time; if none is, everything stored is before it.
     std::optional<std::int64_t> first;
     {
-      statement_use s{impl_->cached(impl_->events_from_time,
-                                    "SELECT MIN(seq) FROM events WHERE time_us >= ?")};
+      statement_use s{
+          impl_->cached(impl_->events_from_time, "SELECT MIN(seq) FROM events WHERE time_us >= ?")};
       s->bind(1, *time_us);
       s->executeStep();
       if (!s->isColumnNull(0))
@@ -333,10 +335,11 @@ std::uint64_t journal_store::checkpoint(const std::string& consumer) {
 
 void journal_store::save_checkpoint(const std::string& consumer, std::uint64_t sequence) {
   try {
-    statement_use s{impl_->cached(
-        impl_->put_checkpoint,
-        "INSERT INTO checkpoints(consumer, seq, updated_at) VALUES (?, ?, ?) "
-        "ON CONFLICT(consumer) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at")};
+    statement_use s{
+        impl_->cached(impl_->put_checkpoint,
+                      "INSERT INTO checkpoints(consumer, seq, updated_at) VALUES (?, ?, ?) "
+                      "ON CONFLICT(consumer) DO UPDATE SET seq = excluded.seq, updated_at = "
+                      "excluded.updated_at")};
     s->bindNoCopy(1, consumer);
     s->bind(2, to_db(sequence));
     s->bind(3, rfc3339_now());
@@ -367,8 +370,8 @@ std::uint64_t journal_store::park(const std::string& consumer, std::uint64_t seq
   }
 }
 
-std::vector<dead_letter> journal_store::dead_letters(const std::string& consumer,
-                                                     std::size_t limit, std::uint64_t after_id) {
+std::vector<dead_letter> journal_store::dead_letters(const std::string& consumer, std::size_t limit,
+                                                     std::uint64_t after_id) {
   std::vector<dead_letter> out;
   if (limit == 0 || after_id >= max_db_integer)
     return out;
@@ -433,4 +436,4 @@ std::unique_ptr<journal_storage> open_journal_storage(const journal_options& opt
   return std::make_unique<adapters::sqlite::journal_store>(options);
 }
 
-} // namespace switchboard::ports
+}  // namespace switchboard::ports

@@ -58,9 +58,8 @@ public:
   void save_checkpoint(const std::string& consumer, std::uint64_t sequence) override;
 
   /// Parks an event for a consumer; returns the dead letter id.
-  std::uint64_t park(const std::string& consumer, std::uint64_t sequence,
-                     const std::string& reason, std::uint32_t attempts,
-                     const std::string& last_error) override;
+  std::uint64_t park(const std::string& consumer, std::uint64_t sequence, const std::string& reason,
+                     std::uint32_t attempts, const std::string& last_error) override;
   /// Dead letters, oldest first, optionally of one consumer, with id > `after_id`.
   std::vector<dead_letter> dead_letters(const std::string& consumer = {}, std::size_t limit = 100,
                                         std::uint64_t after_id = 0) override;
@@ -78,4 +77,4 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
-} // namespace switchboard::adapters::sqlite
+}  // namespace switchboard::adapters::sqlite

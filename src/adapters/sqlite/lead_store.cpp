@@ -45,7 +45,8 @@ std::string text(SQLite::Statement& q, int column) { return q.getColumn(column).
 
 constexpr const char* lead_columns =
     "id, status, dealer_id, location_id, customer_name, customer_phone, message, location_phone, "
-    "proxy_number, conversation_id, created_at, opened_at, closed_at, close_reason, replaced_by, error, "
+    "proxy_number, conversation_id, created_at, opened_at, closed_at, close_reason, replaced_by, "
+    "error, "
     "customer_messages, dealer_messages, reminders_sent, last_activity_ms";
 
 lead_row lead_of(SQLite::Statement& q) {
@@ -102,7 +103,7 @@ std::int64_t conversation_number(const std::string& id) {
   return n;
 }
 
-} // namespace
+}  // namespace
 
 lead_store::lead_store(SQLite::Database& db) : db_(db) { db_.exec(schema); }
 
@@ -117,10 +118,11 @@ std::string lead_store::upsert_location(const location_row& l) {
   get.bind(2, l.location_id);
   if (get.executeStep())
     previous = text(get, 0);
-  SQLite::Statement put(db_,
-                        "INSERT INTO locations(dealer_id, location_id, dealer_name, name, phone) "
-                        "VALUES(?, ?, ?, ?, ?) ON CONFLICT(dealer_id, location_id) DO UPDATE SET "
-                        "dealer_name = excluded.dealer_name, name = excluded.name, phone = excluded.phone");
+  SQLite::Statement put(
+      db_,
+      "INSERT INTO locations(dealer_id, location_id, dealer_name, name, phone) "
+      "VALUES(?, ?, ?, ?, ?) ON CONFLICT(dealer_id, location_id) DO UPDATE SET "
+      "dealer_name = excluded.dealer_name, name = excluded.name, phone = excluded.phone");
   put.bind(1, l.dealer_id);
   put.bind(2, l.location_id);
   put.bind(3, l.dealer_name);
@@ -131,18 +133,20 @@ std::string lead_store::upsert_location(const location_row& l) {
 }
 
 std::string lead_store::seed_location(const location_row& l) {
-  SQLite::Statement get(db_, "SELECT phone, config_phone FROM locations WHERE dealer_id = ? AND location_id = ?");
+  SQLite::Statement get(
+      db_, "SELECT phone, config_phone FROM locations WHERE dealer_id = ? AND location_id = ?");
   get.bind(1, l.dealer_id);
   get.bind(2, l.location_id);
   std::string phone = l.phone;
   if (get.executeStep() && text(get, 1) == l.phone)
     phone = text(get, 0);  // the file did not change: a change made at run time stays
   get.reset();
-  SQLite::Statement put(db_,
-                        "INSERT INTO locations(dealer_id, location_id, dealer_name, name, phone, config_phone) "
-                        "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(dealer_id, location_id) DO UPDATE SET "
-                        "dealer_name = excluded.dealer_name, name = excluded.name, phone = excluded.phone, "
-                        "config_phone = excluded.config_phone");
+  SQLite::Statement put(
+      db_,
+      "INSERT INTO locations(dealer_id, location_id, dealer_name, name, phone, config_phone) "
+      "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(dealer_id, location_id) DO UPDATE SET "
+      "dealer_name = excluded.dealer_name, name = excluded.name, phone = excluded.phone, "
+      "config_phone = excluded.config_phone");
   put.bind(1, l.dealer_id);
   put.bind(2, l.location_id);
   put.bind(3, l.dealer_name);
@@ -153,7 +157,8 @@ std::string lead_store::seed_location(const location_row& l) {
   return phone;
 }
 
-std::optional<location_row> lead_store::location(const std::string& dealer, const std::string& location) {
+std::optional<location_row> lead_store::location(const std::string& dealer,
+                                                 const std::string& location) {
   SQLite::Statement q(db_,
                       "SELECT dealer_id, dealer_name, location_id, name, phone FROM locations "
                       "WHERE dealer_id = ? AND location_id = ?");
@@ -175,13 +180,16 @@ std::vector<location_row> lead_store::locations(const std::string& dealer) {
   return out;
 }
 
-// --- leads and conversations ------------------------------------------------------------------------
+// --- leads and conversations
+// ------------------------------------------------------------------------
 
-std::optional<std::string> lead_store::active_lead(const std::string& customer_phone, const std::string& dealer,
+std::optional<std::string> lead_store::active_lead(const std::string& customer_phone,
+                                                   const std::string& dealer,
                                                    const std::string& location) {
-  SQLite::Statement q(db_,
-                      "SELECT id FROM leads WHERE customer_phone = ? AND dealer_id = ? AND location_id = ? "
-                      "AND status IN ('opening', 'open')");
+  SQLite::Statement q(
+      db_,
+      "SELECT id FROM leads WHERE customer_phone = ? AND dealer_id = ? AND location_id = ? "
+      "AND status IN ('opening', 'open')");
   q.bind(1, customer_phone);
   q.bind(2, dealer);
   q.bind(3, location);
@@ -192,9 +200,10 @@ std::optional<std::string> lead_store::active_lead(const std::string& customer_p
 
 std::optional<conversation_row> lead_store::active_conversation(const std::string& customer_phone,
                                                                 const std::string& location_phone) {
-  SQLite::Statement q(db_, std::string{"SELECT "} + conversation_columns +
-                               " FROM conversations WHERE customer_phone = ? AND location_phone = ? AND "
-                               "status IN ('opening', 'open')");
+  SQLite::Statement q(db_,
+                      std::string{"SELECT "} + conversation_columns +
+                          " FROM conversations WHERE customer_phone = ? AND location_phone = ? AND "
+                          "status IN ('opening', 'open')");
   q.bind(1, customer_phone);
   q.bind(2, location_phone);
   if (!q.executeStep())
@@ -202,14 +211,16 @@ std::optional<conversation_row> lead_store::active_conversation(const std::strin
   return conversation_of(q);
 }
 
-proxy_use lead_store::proxies_in_use(const std::string& customer_phone, const std::string& location_phone) {
+proxy_use lead_store::proxies_in_use(const std::string& customer_phone,
+                                     const std::string& location_phone) {
   // A number may be a customer in one conversation and a location in another: check both
   // ways. Two lookups in the partial indexes of conversations not yet closed, not a scan.
-  SQLite::Statement q(db_,
-                      "SELECT proxy_number, status FROM conversations WHERE status != 'closed' AND "
-                      "customer_phone IN (?1, ?2) "
-                      "UNION SELECT proxy_number, status FROM conversations WHERE status != 'closed' AND "
-                      "location_phone IN (?1, ?2)");
+  SQLite::Statement q(
+      db_,
+      "SELECT proxy_number, status FROM conversations WHERE status != 'closed' AND "
+      "customer_phone IN (?1, ?2) "
+      "UNION SELECT proxy_number, status FROM conversations WHERE status != 'closed' AND "
+      "location_phone IN (?1, ?2)");
   q.bind(1, customer_phone);
   q.bind(2, location_phone);
   proxy_use out;
@@ -229,9 +240,10 @@ proxy_use lead_store::proxies_in_use(const std::string& customer_phone, const st
 conversation_row lead_store::insert_conversation(const std::string& customer_phone,
                                                  const std::string& location_phone,
                                                  const std::string& proxy, const std::string& now) {
-  SQLite::Statement q(db_,
-                      "INSERT INTO conversations(customer_phone, location_phone, proxy_number, status, "
-                      "created_at) VALUES(?, ?, ?, 'opening', ?)");
+  SQLite::Statement q(
+      db_,
+      "INSERT INTO conversations(customer_phone, location_phone, proxy_number, status, "
+      "created_at) VALUES(?, ?, ?, 'opening', ?)");
   q.bind(1, customer_phone);
   q.bind(2, location_phone);
   q.bind(3, proxy);
@@ -251,7 +263,8 @@ std::optional<conversation_row> lead_store::conversation(const std::string& id) 
   const auto n = conversation_number(id);
   if (n == 0)
     return std::nullopt;
-  SQLite::Statement q(db_, std::string{"SELECT "} + conversation_columns + " FROM conversations WHERE n = ?");
+  SQLite::Statement q(
+      db_, std::string{"SELECT "} + conversation_columns + " FROM conversations WHERE n = ?");
   q.bind(1, n);
   if (!q.executeStep())
     return std::nullopt;
@@ -276,9 +289,10 @@ void lead_store::set_conversation_sid(const std::string& id, const std::string& 
 
 void lead_store::set_conversation_status(const std::string& id, const std::string& status,
                                          const std::string& now) {
-  SQLite::Statement q(db_,
-                      "UPDATE conversations SET status = ?, closed_at = CASE WHEN ? = 'closed' THEN ? "
-                      "ELSE closed_at END WHERE n = ?");
+  SQLite::Statement q(
+      db_,
+      "UPDATE conversations SET status = ?, closed_at = CASE WHEN ? = 'closed' THEN ? "
+      "ELSE closed_at END WHERE n = ?");
   q.bind(1, status);
   q.bind(2, status);
   q.bind(3, now);
@@ -287,9 +301,10 @@ void lead_store::set_conversation_status(const std::string& id, const std::strin
 }
 
 std::vector<std::string> lead_store::conversation_leads(const std::string& id, bool active_only) {
-  SQLite::Statement q(db_, active_only ? "SELECT id FROM leads WHERE conversation_id = ? AND status IN "
-                                         "('opening', 'open') ORDER BY created_at, id"
-                                       : "SELECT id FROM leads WHERE conversation_id = ? ORDER BY created_at, id");
+  SQLite::Statement q(
+      db_, active_only ? "SELECT id FROM leads WHERE conversation_id = ? AND status IN "
+                         "('opening', 'open') ORDER BY created_at, id"
+                       : "SELECT id FROM leads WHERE conversation_id = ? ORDER BY created_at, id");
   q.bind(1, id);
   std::vector<std::string> out;
   while (q.executeStep())
@@ -298,11 +313,12 @@ std::vector<std::string> lead_store::conversation_leads(const std::string& id, b
 }
 
 void lead_store::insert_lead(const lead_row& l) {
-  SQLite::Statement q(db_,
-                      "INSERT INTO leads(id, status, dealer_id, location_id, customer_name, customer_phone, "
-                      "message, location_phone, proxy_number, conversation_id, created_at, closed_at, "
-                      "close_reason, error) "
-                      "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  SQLite::Statement q(
+      db_,
+      "INSERT INTO leads(id, status, dealer_id, location_id, customer_name, customer_phone, "
+      "message, location_phone, proxy_number, conversation_id, created_at, closed_at, "
+      "close_reason, error) "
+      "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   q.bind(1, l.id);
   q.bind(2, l.status);
   q.bind(3, l.dealer_id);
@@ -338,12 +354,13 @@ void lead_store::set_lead_open(const std::string& id, const std::string& now, st
   q.exec();
 }
 
-void lead_store::set_lead_closed(const std::string& id, const std::string& status, const std::string& reason,
-                                 const std::string& replaced_by, const std::string& error,
-                                 const std::string& now) {
-  SQLite::Statement q(db_,
-                      "UPDATE leads SET status = ?, close_reason = ?, replaced_by = ?, error = ?, closed_at = ? "
-                      "WHERE id = ?");
+void lead_store::set_lead_closed(const std::string& id, const std::string& status,
+                                 const std::string& reason, const std::string& replaced_by,
+                                 const std::string& error, const std::string& now) {
+  SQLite::Statement q(
+      db_,
+      "UPDATE leads SET status = ?, close_reason = ?, replaced_by = ?, error = ?, closed_at = ? "
+      "WHERE id = ?");
   q.bind(1, status);
   q.bind(2, reason);
   q.bind(3, replaced_by);
@@ -354,9 +371,10 @@ void lead_store::set_lead_closed(const std::string& id, const std::string& statu
 }
 
 void lead_store::count_inbound(const std::string& id, bool from_customer, std::int64_t now_ms) {
-  SQLite::Statement q(db_, from_customer
-                               ? "UPDATE leads SET customer_messages = customer_messages + 1, last_activity_ms = ? WHERE id = ?"
-                               : "UPDATE leads SET dealer_messages = dealer_messages + 1, last_activity_ms = ? WHERE id = ?");
+  SQLite::Statement q(db_, from_customer ? "UPDATE leads SET customer_messages = customer_messages "
+                                           "+ 1, last_activity_ms = ? WHERE id = ?"
+                                         : "UPDATE leads SET dealer_messages = dealer_messages + "
+                                           "1, last_activity_ms = ? WHERE id = ?");
   q.bind(1, now_ms);
   q.bind(2, id);
   q.exec();
@@ -368,13 +386,15 @@ void lead_store::count_reminder(const std::string& id) {
   q.exec();
 }
 
-// --- inbound messages and form leads ------------------------------------------------------------------
+// --- inbound messages and form leads
+// ------------------------------------------------------------------
 
 bool lead_store::record_inbound(const std::string& message_sid, const std::string& conversation_sid,
                                 const std::string& author, const std::string& now) {
-  SQLite::Statement q(db_,
-                      "INSERT OR IGNORE INTO inbound(message_sid, conversation_sid, author, received_at) "
-                      "VALUES(?, ?, ?, ?)");
+  SQLite::Statement q(
+      db_,
+      "INSERT OR IGNORE INTO inbound(message_sid, conversation_sid, author, received_at) "
+      "VALUES(?, ?, ?, ?)");
   q.bind(1, message_sid);
   q.bind(2, conversation_sid);
   q.bind(3, author);
@@ -382,7 +402,8 @@ bool lead_store::record_inbound(const std::string& message_sid, const std::strin
   return q.exec() == 1;
 }
 
-void lead_store::insert_form_lead(const std::string& id, const std::string& body, const std::string& now) {
+void lead_store::insert_form_lead(const std::string& id, const std::string& body,
+                                  const std::string& now) {
   SQLite::Statement q(db_, "INSERT INTO form_leads(id, body, received_at) VALUES(?, ?, ?)");
   q.bind(1, id);
   q.bind(2, body);
@@ -398,4 +419,4 @@ std::optional<std::pair<std::string, std::string>> lead_store::form_lead(const s
   return std::make_pair(text(q, 0), text(q, 1));
 }
 
-} // namespace switchboard::adapters::sqlite
+}  // namespace switchboard::adapters::sqlite

@@ -40,10 +40,10 @@ struct lead_row {
 };
 
 struct conversation_row {
-  std::string id;           ///< "cv-N"
-  std::string status;       ///< opening | open | closing | closed
+  std::string id;      ///< "cv-N"
+  std::string status;  ///< opening | open | closing | closed
   std::string customer_phone, location_phone, proxy_number;
-  std::string sid;          ///< Twilio's CH sid once known
+  std::string sid;  ///< Twilio's CH sid once known
   std::string created_at, closed_at;
   std::string unique_name() const { return "sb-" + id; }
 };
@@ -80,19 +80,21 @@ public:
   std::vector<location_row> locations(const std::string& dealer);
 
   // --- leads and conversations ----------------------------------------------------------------
-  std::optional<std::string> active_lead(const std::string& customer_phone, const std::string& dealer,
-                                         const std::string& location);
+  std::optional<std::string> active_lead(const std::string& customer_phone,
+                                         const std::string& dealer, const std::string& location);
   std::optional<conversation_row> active_conversation(const std::string& customer_phone,
                                                       const std::string& location_phone);
   /// Proxy numbers of conversations not yet closed that bind `customer_phone` or
   /// `location_phone`; `releasing` are those held only by conversations that are closing.
   proxy_use proxies_in_use(const std::string& customer_phone, const std::string& location_phone);
-  conversation_row insert_conversation(const std::string& customer_phone, const std::string& location_phone,
-                                       const std::string& proxy, const std::string& now);
+  conversation_row insert_conversation(const std::string& customer_phone,
+                                       const std::string& location_phone, const std::string& proxy,
+                                       const std::string& now);
   std::optional<conversation_row> conversation(const std::string& id);
   std::optional<conversation_row> conversation_by_sid(const std::string& sid);
   void set_conversation_sid(const std::string& id, const std::string& sid);
-  void set_conversation_status(const std::string& id, const std::string& status, const std::string& now);
+  void set_conversation_status(const std::string& id, const std::string& status,
+                               const std::string& now);
   /// Leads of a conversation; only the active ones (opening, open) when `active_only`.
   std::vector<std::string> conversation_leads(const std::string& id, bool active_only);
 
@@ -100,12 +102,14 @@ public:
   std::optional<lead_row> lead(const std::string& id);
   void set_lead_open(const std::string& id, const std::string& now, std::int64_t now_ms);
   void set_lead_closed(const std::string& id, const std::string& status, const std::string& reason,
-                       const std::string& replaced_by, const std::string& error, const std::string& now);
+                       const std::string& replaced_by, const std::string& error,
+                       const std::string& now);
   /// Counts an inbound message of the customer (`from_customer`) or of the location.
   void count_inbound(const std::string& id, bool from_customer, std::int64_t now_ms);
   void count_reminder(const std::string& id);
 
-  // --- inbound messages and form leads --------------------------------------------------------------
+  // --- inbound messages and form leads
+  // --------------------------------------------------------------
   /// Records an inbound message id; false if it was recorded before (a replay).
   bool record_inbound(const std::string& message_sid, const std::string& conversation_sid,
                       const std::string& author, const std::string& now);
@@ -117,4 +121,4 @@ private:
   SQLite::Database& db_;
 };
 
-} // namespace switchboard::adapters::sqlite
+}  // namespace switchboard::adapters::sqlite

@@ -55,4 +55,4 @@ private:
   SQLite::Statement& s_;
 };
 
-} // namespace switchboard::adapters::sqlite::internal
+}  // namespace switchboard::adapters::sqlite::internal

@@ -385,9 +385,8 @@ std::optional<std::string> state_store::sqlite_json_path(const std::string& dott
   std::size_t start = 0;
   for (;;) {
     const auto dot = dotted.find('.', start);
-    const auto name = std::string_view(dotted).substr(start, dot == std::string::npos
-                                                                 ? std::string::npos
-                                                                 : dot - start);
+    const auto name = std::string_view(dotted).substr(
+        start, dot == std::string::npos ? std::string::npos : dot - start);
     if (name.empty())
       return std::nullopt;
     for (const char c : name)
@@ -433,9 +432,13 @@ std::vector<stored_state> state_store::entities_with(const std::string& entity_k
     const auto v = "?" + std::to_string(5 + 2 * i);
     const auto x = "json_extract(e.base, " + p + ")";
     sql += " AND (CASE json_type(e.base, " + p + ") WHEN 'text' THEN " + x +
-           " WHEN 'integer' THEN CAST(" + x + " AS TEXT) WHEN 'true' THEN 'true' WHEN 'false' "
-           "THEN 'false' WHEN 'real' THEN CASE WHEN " + x + " = CAST(" + x + " AS INTEGER) AND "
-           "abs(" + x + ") < 9.0e15 THEN CAST(CAST(" + x + " AS INTEGER) AS TEXT) END END) = " + v;
+           " WHEN 'integer' THEN CAST(" + x +
+           " AS TEXT) WHEN 'true' THEN 'true' WHEN 'false' "
+           "THEN 'false' WHEN 'real' THEN CASE WHEN " +
+           x + " = CAST(" + x +
+           " AS INTEGER) AND "
+           "abs(" +
+           x + ") < 9.0e15 THEN CAST(CAST(" + x + " AS INTEGER) AS TEXT) END END) = " + v;
   }
   sql += " ORDER BY e.id LIMIT ?3";
   std::lock_guard<std::mutex> guard{impl_->mu};

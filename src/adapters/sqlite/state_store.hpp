@@ -112,8 +112,7 @@ public:
   /// holding '"') or if the sizes differ; store_error on SQLite failures.
   std::vector<stored_state> entities_with(const std::string& entity_kind,
                                           const std::vector<std::string>& paths,
-                                          const std::vector<std::string>& texts,
-                                          std::size_t limit,
+                                          const std::vector<std::string>& texts, std::size_t limit,
                                           const std::string& after_id = {}) const;
 
   /// The SQLite JSON path ('$."a"."b"') of a dotted path ("a.b"), every member name quoted so
@@ -158,4 +157,4 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
-} // namespace switchboard::adapters::sqlite
+}  // namespace switchboard::adapters::sqlite

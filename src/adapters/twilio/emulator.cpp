@@ -195,7 +195,7 @@ using namespace internal;
 
 constexpr const char* json_type = "application/json";
 constexpr std::size_t request_log_capacity = 10000;
-constexpr auto longest_hold = std::chrono::minutes{10};    // a "timeout" fault gives up after
+constexpr auto longest_hold = std::chrono::minutes{10};  // a "timeout" fault gives up after
 
 json::object error_body(int status, int code, const std::string& message) {
   return {{"code", code},

@@ -35,32 +35,33 @@ namespace switchboard::adapters::twilio {
 /// fault is drawn from a random generator seeded with `emulator_options::seed`, so the same
 /// requests in the same order meet the same faults.
 ///
-/// JSON (POST /_emulator/faults): {"seed": 7, "rules": [{"route": "POST /sync/v1/Services/*/Documents/*",
+/// JSON (POST /_emulator/faults): {"seed": 7, "rules": [{"route": "POST
+/// /sync/v1/Services/*/Documents/*",
 ///   "rate_429": 0.5, "retry_after_s": 1, "rate_5xx": 0.1, "status_5xx": 503, "latency_ms": 20,
 ///   "rate_timeout": 0.05, "timeout_applies": true}]}
 struct fault_rule {
   std::string route = "*";
-  double rate_429 = 0;           ///< answer 429 (code 20429) with Retry-After, not applied
+  double rate_429 = 0;  ///< answer 429 (code 20429) with Retry-After, not applied
   int retry_after_s = 1;
-  double rate_5xx = 0;           ///< answer `status_5xx`; applied or not per `apply_on_5xx`
+  double rate_5xx = 0;  ///< answer `status_5xx`; applied or not per `apply_on_5xx`
   int status_5xx = 503;
-  bool apply_on_5xx = false;     ///< whether the write happened before the 5xx
-  int latency_ms = 0;            ///< added before answering
-  double rate_timeout = 0;       ///< never answer (hold the connection until the client gives up)
-  bool timeout_applies = true;   ///< whether the write happened before the silence
+  bool apply_on_5xx = false;    ///< whether the write happened before the 5xx
+  int latency_ms = 0;           ///< added before answering
+  double rate_timeout = 0;      ///< never answer (hold the connection until the client gives up)
+  bool timeout_applies = true;  ///< whether the write happened before the silence
 };
 
 struct emulator_options {
   std::string host = "127.0.0.1";
-  std::uint16_t port = 0;            ///< 0 picks a free port
-  std::string account_sid;           ///< "AC" + 32 hex; from TWILIO_ACCOUNT_SID if empty
-  std::string auth_token;            ///< from TWILIO_AUTH_TOKEN if empty
+  std::uint16_t port = 0;   ///< 0 picks a free port
+  std::string account_sid;  ///< "AC" + 32 hex; from TWILIO_ACCOUNT_SID if empty
+  std::string auth_token;   ///< from TWILIO_AUTH_TOKEN if empty
   std::uint64_t seed = 1;
   std::vector<fault_rule> faults;
-  bool enforce_rate_limits = true;   ///< Sync's 20 writes/s per object → 429/54009
-  double sync_writes_per_s = 20;     ///< per Sync object (document, map, list; items count
-                                     ///< against their map or list)
-  double sync_burst_window_s = 10;   ///< a token bucket of sync_writes_per_s × this many writes
+  bool enforce_rate_limits = true;  ///< Sync's 20 writes/s per object → 429/54009
+  double sync_writes_per_s = 20;    ///< per Sync object (document, map, list; items count
+                                    ///< against their map or list)
+  double sync_burst_window_s = 10;  ///< a token bucket of sync_writes_per_s × this many writes
   /// `url`, `links` and paging URLs name Twilio's hosts (https://sync.twilio.com/v1/...) instead
   /// of this emulator (http://HOST:PORT/sync/v1/...), for clients that rewrite Twilio's URLs.
   bool twilio_urls = false;
@@ -90,4 +91,4 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
-} // namespace switchboard::adapters::twilio
+}  // namespace switchboard::adapters::twilio

@@ -158,4 +158,4 @@ private:
   std::thread thread_;
 };
 
-} // namespace switchboard::adapters::twilio::internal
+}  // namespace switchboard::adapters::twilio::internal

@@ -41,7 +41,8 @@ void drop_expired(context& ctx) {
     const auto before = s.documents.size();
     s.documents.remove_if([&](const sync_document& d) { return !keep(d.expires); });
     s.documents_index.stale = s.documents_index.stale || s.documents.size() != before;
-    for (auto [collections, index] : {std::pair{&s.maps, &s.maps_index}, std::pair{&s.lists, &s.lists_index}}) {
+    for (auto [collections, index] :
+         {std::pair{&s.maps, &s.maps_index}, std::pair{&s.lists, &s.lists_index}}) {
       const auto count = collections->size();
       collections->remove_if([&](const sync_collection& c) { return !keep(c.expires); });
       index->stale = index->stale || collections->size() != count;
@@ -78,14 +79,17 @@ sync_service& service_of(context& ctx, const std::string& name) {
   return *it;
 }
 
-sync_service::name_index& index_of(sync_service& s, const std::list<sync_document>&) { return s.documents_index; }
+sync_service::name_index& index_of(sync_service& s, const std::list<sync_document>&) {
+  return s.documents_index;
+}
 sync_service::name_index& index_of(sync_service& s, const std::list<sync_collection>& l) {
   return &l == &s.maps ? s.maps_index : s.lists_index;
 }
 
 /// The object of `objects` (a list of `s`) with this SID or unique name, or nullptr.
 template <typename T>
-T* find_named(sync_service& s, std::list<T>& objects, const std::string& name, std::string_view prefix) {
+T* find_named(sync_service& s, std::list<T>& objects, const std::string& name,
+              std::string_view prefix) {
   auto& index = index_of(s, objects);
   if (index.stale) {
     index.by_name.clear();
@@ -103,7 +107,9 @@ T* find_named(sync_service& s, std::list<T>& objects, const std::string& name, s
   // A SID-shaped name means a SID; anything else a unique name (a unique name may not look
   // like a SID, see check_unique_name).
   const bool by_sid = rules::is_sid(name, prefix);
-  return (by_sid ? found->sid == name : (found->unique_name && *found->unique_name == name)) ? found : nullptr;
+  return (by_sid ? found->sid == name : (found->unique_name && *found->unique_name == name))
+             ? found
+             : nullptr;
 }
 
 /// Adds the object just appended to `objects` to its index.

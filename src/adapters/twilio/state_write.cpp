@@ -40,7 +40,7 @@ std::string failure_text(const call_result& r) {
                            : r.message;
 }
 
-} // namespace
+}  // namespace
 
 state_write_result write_state(client& twilio, const core::target_object& object,
                                const json::object& payload, seen_revisions& seen) {
@@ -154,4 +154,4 @@ state_write_result write_state(client& twilio, const core::target_object& object
   return out;
 }
 
-} // namespace switchboard::adapters::twilio
+}  // namespace switchboard::adapters::twilio

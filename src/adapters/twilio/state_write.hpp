@@ -40,9 +40,9 @@ private:
 
 /// What one state write came to, and what it cost.
 struct state_write_result {
-  core::write_result result;  ///< ok, retry_after (429/503), backoff, give_up (terminal)
-  std::string error;          ///< failures: the last call's message, with Twilio's code
-  std::size_t writes = 0;     ///< write requests sent (POSTs: updates, creates)
+  core::write_result result;     ///< ok, retry_after (429/503), backoff, give_up (terminal)
+  std::string error;             ///< failures: the last call's message, with Twilio's code
+  std::size_t writes = 0;        ///< write requests sent (POSTs: updates, creates)
   std::size_t rate_limited = 0;  ///< 429 answers
   std::size_t conflicts = 0;     ///< 409/412 answers
 };
@@ -50,4 +50,4 @@ struct state_write_result {
 state_write_result write_state(client& twilio, const core::target_object& object,
                                const boost::json::object& payload, seen_revisions& seen);
 
-} // namespace switchboard::adapters::twilio
+}  // namespace switchboard::adapters::twilio

@@ -5,8 +5,8 @@
 #include "engine/bus/async_handler.hpp"
 #include "engine/supervision/supervisor.hpp"
 
-#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
+#include <caf/all.hpp>
 
 #include <algorithm>
 #include <random>
@@ -18,8 +18,9 @@ namespace switchboard::actors {
 // -- journal_tail ------------------------------------------------------------------------
 
 journal_tail::journal_tail(std::size_t capacity, std::uint64_t last_sequence)
-  : capacity_(std::max<std::size_t>(capacity, 1)), first_(last_sequence + 1),
-    last_(last_sequence) {}
+    : capacity_(std::max<std::size_t>(capacity, 1)),
+      first_(last_sequence + 1),
+      last_(last_sequence) {}
 
 void journal_tail::append(std::vector<event_ptr> events) {
   std::vector<consumer_actor> wake;
@@ -123,8 +124,8 @@ struct partition_state {
   consumer_actor owner;
   const async_event_handler* async = nullptr;  // in entry->handler, when it is one
   batch_queue queue;
-  std::uint32_t attempts = 0;   // failed attempts of the event at the head
-  bool waiting = false;         // a retry of the head is scheduled
+  std::uint32_t attempts = 0;  // failed attempts of the event at the head
+  bool waiting = false;        // a retry of the head is scheduled
   std::uint64_t retry_token = 0;
   bool handling = false;  // an async handler has the head; `handled` is on its way
   std::uint64_t handle_token = 0;
@@ -267,32 +268,32 @@ partition_actor::behavior_type partition_impl(partition_ptr self,
   self->state.async = self->state.entry->handler.target<async_event_handler>();
   install_exception_logger(self, "partition of " + self->state.entry->consumer_name());
   return {
-    [self](work_atom, const event_batch& batch) {
-      self->state.queue.push(batch);
-      if (!self->state.busy())
+      [self](work_atom, const event_batch& batch) {
+        self->state.queue.push(batch);
+        if (!self->state.busy())
+          process(self);
+      },
+      [self](retry_atom, std::uint64_t token) {
+        if (token != self->state.retry_token || !self->state.waiting)
+          return;
+        self->state.waiting = false;
         process(self);
-    },
-    [self](retry_atom, std::uint64_t token) {
-      if (token != self->state.retry_token || !self->state.waiting)
-        return;
-      self->state.waiting = false;
-      process(self);
-    },
-    [self](resume_atom) {
-      if (!self->state.busy())
+      },
+      [self](resume_atom) {
+        if (!self->state.busy())
+          process(self);
+      },
+      [self](handled_atom, std::uint64_t token, const std::string& failure, bool terminal) {
+        auto& st = self->state;
+        if (token != st.handle_token || !st.handling)
+          return;
+        st.handling = false;
+        std::vector<std::uint64_t> done;
+        settle_head(self, handler_outcome{failure, terminal}, done);
+        if (!done.empty())
+          self->send(st.owner, done_atom_v, std::move(done));
         process(self);
-    },
-    [self](handled_atom, std::uint64_t token, const std::string& failure, bool terminal) {
-      auto& st = self->state;
-      if (token != st.handle_token || !st.handling)
-        return;
-      st.handling = false;
-      std::vector<std::uint64_t> done;
-      settle_head(self, handler_outcome{failure, terminal}, done);
-      if (!done.empty())
-        self->send(st.owner, done_atom_v, std::move(done));
-      process(self);
-    },
+      },
   };
 }
 
@@ -330,11 +331,11 @@ struct consumer_state {
   std::shared_ptr<subscription_entry> entry;
   std::shared_ptr<const bus_context> ctx;
   std::vector<partition_actor> partitions;
-  std::uint64_t cursor = 0;         // the last sequence examined
-  in_flight_window in_flight;        // handed to a partition, not done yet
-  std::uint64_t published = 0;      // the last progress made visible / checkpointed
-  bool positioned = false;          // cursor known (durable consumers read their checkpoint)
-  bool fetching = false;            // a disk read is under way
+  std::uint64_t cursor = 0;     // the last sequence examined
+  in_flight_window in_flight;   // handed to a partition, not done yet
+  std::uint64_t published = 0;  // the last progress made visible / checkpointed
+  bool positioned = false;      // cursor known (durable consumers read their checkpoint)
+  bool fetching = false;        // a disk read is under way
 };
 
 using consumer_ptr = consumer_actor::stateful_pointer<consumer_state>;
@@ -385,12 +386,11 @@ void pump(consumer_ptr self) {
     if (st.ctx->tail->read(st.cursor, want, batch) == journal_tail::read_status::evicted) {
       st.fetching = true;
       consumer_actor me = self;
-      st.ctx->reader->fetch(st.cursor, static_cast<std::uint32_t>(want),
-                            [me](std::shared_ptr<const std::vector<event_ptr>> events,
-                                 std::string error) {
-                              caf::anon_send(me, fetched_atom_v, event_batch{std::move(events)},
-                                             std::move(error));
-                            });
+      st.ctx->reader->fetch(
+          st.cursor, static_cast<std::uint32_t>(want),
+          [me](std::shared_ptr<const std::vector<event_ptr>> events, std::string error) {
+            caf::anon_send(me, fetched_atom_v, event_batch{std::move(events)}, std::move(error));
+          });
       return;
     }
     if (batch.empty())
@@ -422,9 +422,8 @@ consumer_actor::behavior_type consumer_impl(consumer_ptr self,
     st.partitions.push_back(self->spawn<caf::linked>(partition_impl, st.entry, st.ctx, me));
   st.entry->set_current(me);
   st.ctx->tail->add_listener(me);
-  self->attach_functor([tail = st.ctx->tail, addr = self->address()] {
-    tail->remove_listener(addr);
-  });
+  self->attach_functor(
+      [tail = st.ctx->tail, addr = self->address()] { tail->remove_listener(addr); });
 
   // Where to start: a replay request, else the progress of a previous incarnation, else the
   // saved checkpoint (durable) or the journal's end at subscribe time (ephemeral, set by the
@@ -443,48 +442,48 @@ consumer_actor::behavior_type consumer_impl(consumer_ptr self,
                                });
   }
   return {
-    [self](wake_atom) { pump(self); },
-    [self](fetched_atom, const event_batch& events, const std::string& error) {
-      self->state.fetching = false;
-      if (!error.empty() || !events) {
-        spdlog::warn("consumer '{}': reading the journal failed ({}), retrying",
-                     self->state.entry->consumer_name(), error);
-        self->delayed_send(self, std::chrono::milliseconds(200), wake_atom_v);
-        return;
-      }
-      if (events->empty()) {
-        // The tail said "on disk" but the disk had nothing yet: look again shortly.
-        self->delayed_send(self, std::chrono::milliseconds(20), wake_atom_v);
-        return;
-      }
-      std::vector<event_ptr> copy(*events);
-      dispatch(self, copy);
-      advance(self);
-      pump(self);
-    },
-    [self](checkpoint_atom, std::uint64_t saved, const std::string& error) {
-      if (!error.empty())
-        throw std::runtime_error("cannot read the checkpoint of consumer '" +
-                                 self->state.entry->options.name + "': " + error);
-      if (!self->state.positioned)
-        position(self, saved);
-    },
-    [self](done_atom, const std::vector<std::uint64_t>& seqs) {
-      for (auto seq : seqs)
-        self->state.in_flight.erase(seq);
-      advance(self);
-      pump(self);
-    },
-    [self](redeliver_atom, const event_ptr& ev) {
-      auto& parts = self->state.partitions;
-      auto lane = partition_of(ev->entity_kind, ev->entity_id, parts.size());
-      self->send(parts[lane], work_atom_v,
-                 event_batch{std::make_shared<const std::vector<event_ptr>>(1, ev)});
-    },
+      [self](wake_atom) { pump(self); },
+      [self](fetched_atom, const event_batch& events, const std::string& error) {
+        self->state.fetching = false;
+        if (!error.empty() || !events) {
+          spdlog::warn("consumer '{}': reading the journal failed ({}), retrying",
+                       self->state.entry->consumer_name(), error);
+          self->delayed_send(self, std::chrono::milliseconds(200), wake_atom_v);
+          return;
+        }
+        if (events->empty()) {
+          // The tail said "on disk" but the disk had nothing yet: look again shortly.
+          self->delayed_send(self, std::chrono::milliseconds(20), wake_atom_v);
+          return;
+        }
+        std::vector<event_ptr> copy(*events);
+        dispatch(self, copy);
+        advance(self);
+        pump(self);
+      },
+      [self](checkpoint_atom, std::uint64_t saved, const std::string& error) {
+        if (!error.empty())
+          throw std::runtime_error("cannot read the checkpoint of consumer '" +
+                                   self->state.entry->options.name + "': " + error);
+        if (!self->state.positioned)
+          position(self, saved);
+      },
+      [self](done_atom, const std::vector<std::uint64_t>& seqs) {
+        for (auto seq : seqs)
+          self->state.in_flight.erase(seq);
+        advance(self);
+        pump(self);
+      },
+      [self](redeliver_atom, const event_ptr& ev) {
+        auto& parts = self->state.partitions;
+        auto lane = partition_of(ev->entity_kind, ev->entity_id, parts.size());
+        self->send(parts[lane], work_atom_v,
+                   event_batch{std::make_shared<const std::vector<event_ptr>>(1, ev)});
+      },
   };
 }
 
-} // namespace
+}  // namespace
 
 child_spec consumer_child(std::shared_ptr<subscription_entry> entry,
                           std::shared_ptr<const bus_context> ctx) {
@@ -495,4 +494,4 @@ child_spec consumer_child(std::shared_ptr<subscription_entry> entry,
                     }};
 }
 
-} // namespace switchboard::actors
+}  // namespace switchboard::actors

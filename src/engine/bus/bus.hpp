@@ -12,8 +12,8 @@
 // A consumer's partitions are linked to it: if a partition fails, the consumer fails and its
 // supervisor restarts it from the last progress, so at-least-once holds.
 
-#include "engine/journal/journal.hpp"
 #include "core/type_pattern.hpp"
+#include "engine/journal/journal.hpp"
 #include "protocols/messages.hpp"
 #include "switchboard/subscription.hpp"
 
@@ -65,14 +65,17 @@ struct subscription_entry {
   subscription_options options;
   core::type_pattern pattern;
   event_handler handler;
-  bool durable = false;                   // named: checkpointed in the journal
-  std::atomic<std::uint64_t> progress{0};  // every sequence <= this is done
+  bool durable = false;                                  // named: checkpointed in the journal
+  std::atomic<std::uint64_t> progress{0};                // every sequence <= this is done
   std::atomic<std::uint64_t> restart_after{UINT64_MAX};  // replay request, else UINT64_MAX
 
   subscription_entry(std::uint64_t id_, subscription_options opts, core::type_pattern p,
                      event_handler h)
-    : id(id_), options(std::move(opts)), pattern(std::move(p)), handler(std::move(h)),
-      durable(!options.name.empty()) {}
+      : id(id_),
+        options(std::move(opts)),
+        pattern(std::move(p)),
+        handler(std::move(h)),
+        durable(!options.name.empty()) {}
 
   /// The consumer name used for checkpoints and dead letters.
   std::string consumer_name() const {
@@ -107,4 +110,4 @@ child_spec consumer_child(std::shared_ptr<subscription_entry> entry,
 /// Which partition of `n` serves an entity: stable across runs and platforms.
 std::size_t partition_of(const std::string& kind, const std::string& id, std::size_t n);
 
-} // namespace switchboard::actors
+}  // namespace switchboard::actors

@@ -6,10 +6,10 @@
 
 #include "engine/durable/invocations.hpp"
 
-#include "engine/supervision/supervisor.hpp"
 #include "core/policy/backoff.hpp"
 #include "core/time.hpp"
 #include "engine/lane.hpp"
+#include "engine/supervision/supervisor.hpp"
 #include "switchboard/event.hpp"
 
 #include <spdlog/spdlog.h>
@@ -43,7 +43,8 @@ inline json::value parse_or_null(const std::string& text) {
   return ec ? json::value(nullptr) : v;
 }
 
-inline std::chrono::milliseconds backoff_with_jitter(const step_retry_policy& p, std::int64_t attempts) {
+inline std::chrono::milliseconds backoff_with_jitter(const step_retry_policy& p,
+                                                     std::int64_t attempts) {
   return core::backoff_delay({p.backoff_initial, std::max(p.backoff_max, p.backoff_initial), 0.2},
                              static_cast<std::size_t>(std::max<std::int64_t>(attempts, 1)));
 }
@@ -51,16 +52,18 @@ inline std::chrono::milliseconds backoff_with_jitter(const step_retry_policy& p,
 /// How long `call` waits for its callee before this step counts as one retryable attempt.
 constexpr auto call_wait = std::chrono::seconds(30);
 
-} // namespace internal
+}  // namespace internal
 
 using internal::backoff_with_jitter;
 using internal::call_wait;
 using internal::parse_or_null;
 
-// --- the engine's state -----------------------------------------------------------------------------
+// --- the engine's state
+// -----------------------------------------------------------------------------
 
 struct step_context::runner {
-  explicit runner(std::unique_ptr<ports::durable_connection> c) : conn(std::move(c)), store(conn->journal()) {}
+  explicit runner(std::unique_ptr<ports::durable_connection> c)
+      : conn(std::move(c)), store(conn->journal()) {}
   std::unique_ptr<ports::durable_connection> conn;
   ports::invocation_journal& store;
 };
@@ -137,7 +140,8 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
   void failpoint(const std::string& step, const char* phase) {
     if (options.failpoint.empty() || options.failpoint != step + ":" + phase)
       return;
-    spdlog::critical("failpoint {}:{} reached: killing the process (SWITCHBOARD_FAILPOINT)", step, phase);
+    spdlog::critical("failpoint {}:{} reached: killing the process (SWITCHBOARD_FAILPOINT)", step,
+                     phase);
     spdlog::default_logger()->flush();
     std::raise(SIGKILL);
   }
@@ -180,7 +184,8 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
 
   // --- creating and dispatching ---
 
-  std::pair<std::uint64_t, bool> submit_with(ports::invocation_journal& store, const invocation_spec& spec,
+  std::pair<std::uint64_t, bool> submit_with(ports::invocation_journal& store,
+                                             const invocation_spec& spec,
                                              std::chrono::milliseconds window) {
     std::uint64_t n = 0;
     bool existed = false;
@@ -219,19 +224,22 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
   /// After a failed attempt: the delay before the next one, or -1 once the invocation is parked
   /// (its step used `attempts` of the budget).
   std::int64_t retry_or_park(step_context& ctx, service_rt& s, const invocation_row& row,
-                             std::int64_t attempts, const std::string& error, std::chrono::milliseconds after) {
+                             std::int64_t attempts, const std::string& error,
+                             std::chrono::milliseconds after) {
     if (stopping.load())
       return -1;  // the next start resumes it
     if (attempts < static_cast<std::int64_t>(s.spec.retry.max_attempts)) {
       const auto delay = std::max(after, backoff_with_jitter(s.spec.retry, attempts));
-      spdlog::info("{}: {} {}/{}/{}: attempt {} failed ({}); again in {} ms", options.name, row.id(), row.service, row.key,
-                   row.handler, attempts, error, delay.count());
+      spdlog::info("{}: {} {}/{}/{}: attempt {} failed ({}); again in {} ms", options.name,
+                   row.id(), row.service, row.key, row.handler, attempts, error, delay.count());
       return delay.count();
     }
-    const auto why = "parked after " + std::to_string(attempts) + " attempts of one step; last error: " + error +
-                     " (POST /v1/invocations/" + row.id() + "/resume or /cancel)";
+    const auto why = "parked after " + std::to_string(attempts) +
+                     " attempts of one step; last error: " + error + " (POST /v1/invocations/" +
+                     row.id() + "/resume or /cancel)";
     ctx.write([&] { ctx.journal().set_invocation(row.n, "parked", "", why, rfc3339_now()); });
-    spdlog::warn("{}: {} {}/{}/{} {}", options.name, row.id(), row.service, row.key, row.handler, why);
+    spdlog::warn("{}: {} {}/{}/{} {}", options.name, row.id(), row.service, row.key, row.handler,
+                 why);
     count("parked");
     notify(row.n);
     return -1;
@@ -267,7 +275,8 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
         throw step_terminal("service '" + row->service + "' has no handler '" + row->handler + "'");
       try {
         auto result = handler->second(ctx);
-        ctx.write([&] { r.store.set_invocation(n, "done", json::serialize(result), "", rfc3339_now()); });
+        ctx.write(
+            [&] { r.store.set_invocation(n, "done", json::serialize(result), "", rfc3339_now()); });
         count("done");
       } catch (const step_terminal&) {
         throw;
@@ -277,7 +286,8 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
         // Not a step's verdict (the database failed, an answer had an unexpected shape): nothing
         // after the last recorded step counts as done, so running again is safe; it uses the
         // budget of the step it happened in.
-        spdlog::error("{}: {} {}/{}/{}: {}", options.name, row->id(), row->service, row->key, row->handler, e.what());
+        spdlog::error("{}: {} {}/{}/{}: {}", options.name, row->id(), row->service, row->key,
+                      row->handler, e.what());
         return retry_or_park(ctx, s, *row, std::max<std::int64_t>(ctx.attempts_, 1), e.what(), {});
       }
     } catch (const step_terminal& e) {
@@ -288,12 +298,13 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
         r.store.set_invocation(n, "failed", "", e.what(), rfc3339_now());
       });
       dispatch_all(r.store, follow_ups);
-      spdlog::warn("{}: {} {}/{}/{} failed: {}", options.name, row->id(), row->service, row->key, row->handler, e.what());
+      spdlog::warn("{}: {} {}/{}/{} failed: {}", options.name, row->id(), row->service, row->key,
+                   row->handler, e.what());
       count("failed");
     } catch (const std::exception& e) {
       // The database or a bug: nothing was recorded as done, so running again is safe.
-      spdlog::error("{}: {} {}/{}/{}: {}; again in 1 s", options.name, row->id(), row->service, row->key, row->handler,
-                    e.what());
+      spdlog::error("{}: {} {}/{}/{}: {}; again in 1 s", options.name, row->id(), row->service,
+                    row->key, row->handler, e.what());
       return stopping.load() ? -1 : 1000;
     }
     notify(n);
@@ -310,5 +321,4 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
   invocation_engine& owner() { return *owner_; }
 };
 
-
-} // namespace switchboard::actors
+}  // namespace switchboard::actors

@@ -2,10 +2,11 @@
 
 namespace switchboard::actors {
 
-// --- invocation_engine ---------------------------------------------------------------------------------
+// --- invocation_engine
+// ---------------------------------------------------------------------------------
 
 invocation_engine::invocation_engine(engine_options options, std::vector<service_spec> services)
-  : impl_(std::make_shared<impl>()) {
+    : impl_(std::make_shared<impl>()) {
   auto& d = *impl_;
   d.owner_ = this;
   d.options = std::move(options);
@@ -27,7 +28,8 @@ invocation_engine::invocation_engine(engine_options options, std::vector<service
     try {
       conn = raw->options.open_connection();
     } catch (const std::exception& e) {
-      spdlog::critical("{}: the timer thread cannot open its database: {}", raw->options.name, e.what());
+      spdlog::critical("{}: the timer thread cannot open its database: {}", raw->options.name,
+                       e.what());
       return;
     }
     auto* store = &conn->journal();
@@ -39,7 +41,8 @@ invocation_engine::invocation_engine(engine_options options, std::vector<service
           for (auto& t : store->due_timers(core::unix_millis_now(), 256)) {
             store->set_timer_status(t.n, "fired");
             auto n = store->create_invocation(
-                {t.service, t.key, t.handler, t.body, "timer:" + std::to_string(t.n)}, rfc3339_now(), core::unix_millis_now());
+                {t.service, t.key, t.handler, t.body, "timer:" + std::to_string(t.n)},
+                rfc3339_now(), core::unix_millis_now());
             fired.emplace_back(t, n);
           }
         });
@@ -67,7 +70,8 @@ std::pair<std::uint64_t, bool> invocation_engine::submit(const invocation_spec& 
   return impl_->submit_with(*impl_->api_store, spec, window);
 }
 
-std::optional<invocation_row> invocation_engine::wait(std::uint64_t n, std::chrono::milliseconds timeout) {
+std::optional<invocation_row> invocation_engine::wait(std::uint64_t n,
+                                                      std::chrono::milliseconds timeout) {
   auto& d = *impl_;
   return d.wait(
       n, timeout,
@@ -125,7 +129,8 @@ bool invocation_engine::cancel(std::uint64_t n) {
       auto& s = d.service(row->service);
       if (s.spec.on_fail)
         follow_ups = s.spec.on_fail(*d.api_conn, *row, "cancelled by request");
-      d.api_store->set_invocation(n, "cancelled", "", "cancelled by request; " + row->error, rfc3339_now());
+      d.api_store->set_invocation(n, "cancelled", "", "cancelled by request; " + row->error,
+                                  rfc3339_now());
       cancelled = true;
     });
     d.dispatch_all(*d.api_store, follow_ups);
@@ -137,7 +142,8 @@ bool invocation_engine::cancel(std::uint64_t n) {
   return cancelled;
 }
 
-void invocation_engine::dispatch(const std::string& service, const std::string& key, std::uint64_t n) {
+void invocation_engine::dispatch(const std::string& service, const std::string& key,
+                                 std::uint64_t n) {
   impl_->dispatch(service, key, n);
 }
 
@@ -180,4 +186,4 @@ void invocation_engine::stop() {
   d.api_conn.reset();
 }
 
-} // namespace switchboard::actors
+}  // namespace switchboard::actors

@@ -55,8 +55,9 @@ namespace switchboard::actors {
 /// `ambiguous`: the effect may have happened; the next attempt runs the step's `find` first.
 class step_retry : public std::runtime_error {
 public:
-  explicit step_retry(const std::string& what, std::chrono::milliseconds after = {}, bool ambiguous = false)
-    : std::runtime_error(what), after_(after), ambiguous_(ambiguous) {}
+  explicit step_retry(const std::string& what, std::chrono::milliseconds after = {},
+                      bool ambiguous = false)
+      : std::runtime_error(what), after_(after), ambiguous_(ambiguous) {}
   std::chrono::milliseconds after() const noexcept { return after_; }
   bool ambiguous() const noexcept { return ambiguous_; }
 
@@ -109,7 +110,8 @@ public:
   /// A local state change: `change` runs inside one transaction that also records the step.
   /// Invocations queued with `enqueue` inside it are created in the same transaction and
   /// dispatched after the commit.
-  boost::json::value local(const std::string& name, const std::function<boost::json::value()>& change);
+  boost::json::value local(const std::string& name,
+                           const std::function<boost::json::value()>& change);
 
   /// Only inside `local`: creates another invocation in the same transaction.
   void enqueue(ports::invocation_spec spec);
@@ -119,8 +121,9 @@ public:
   /// Calls a handler of another keyed service and waits for its result, as the step `name`
   /// (idempotent: the callee invocation is keyed by this step). The callee's failure is this
   /// step's terminal failure; while it is parked or still running this step retries.
-  boost::json::value call(const std::string& name, const std::string& service, const std::string& key,
-                          const std::string& handler, const boost::json::value& body);
+  boost::json::value call(const std::string& name, const std::string& service,
+                          const std::string& key, const std::string& handler,
+                          const boost::json::value& body);
 
   /// Schedules a durable timer (inside `local`): `handler` of `service`/`key` runs at `due_ms`.
   void schedule(std::int64_t due_ms, const std::string& service, const std::string& key,
@@ -143,7 +146,7 @@ private:
   std::vector<std::uint64_t> queued_;
   bool in_local_ = false;
   bool timer_added_ = false;
-  std::int64_t attempts_ = 0;  // of the step that failed last, for the retry budget
+  std::int64_t attempts_ = 0;                  // of the step that failed last, for the retry budget
   std::vector<ports::step_row> pending_done_;  // done, not yet committed
 };
 
@@ -167,7 +170,7 @@ struct engine_options {
   /// naming the database when it cannot.
   std::function<std::unique_ptr<ports::durable_connection>()> open_connection;
   std::chrono::milliseconds passivate_after{60'000};
-  std::string failpoint;                         ///< "" = none; else "<step>:<before|after>"
+  std::string failpoint;  ///< "" = none; else "<step>:<before|after>"
 };
 
 /// An invocation as the HTTP side reports it.
@@ -229,4 +232,4 @@ private:
   std::shared_ptr<impl> impl_;
 };
 
-} // namespace switchboard::actors
+}  // namespace switchboard::actors

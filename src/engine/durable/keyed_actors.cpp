@@ -7,7 +7,8 @@
 
 namespace switchboard::actors {
 
-void invocation_engine::impl::dispatch(const std::string& service_name, const std::string& key, std::uint64_t n) {
+void invocation_engine::impl::dispatch(const std::string& service_name, const std::string& key,
+                                       std::uint64_t n) {
   auto& s = service(service_name);
   keyed_router_actor to;
   {
@@ -19,7 +20,8 @@ void invocation_engine::impl::dispatch(const std::string& service_name, const st
     caf::anon_send(to, dispatch_atom_v, key, n);
 }
 
-// --- actors -----------------------------------------------------------------------------------------
+// --- actors
+// -----------------------------------------------------------------------------------------
 
 namespace {
 
@@ -43,7 +45,8 @@ void run(entity_pointer self, std::uint64_t n) {
   });
 }
 
-keyed_entity_actor::behavior_type entity(entity_pointer self, invocation_engine::impl::service_rt* service,
+keyed_entity_actor::behavior_type entity(entity_pointer self,
+                                         invocation_engine::impl::service_rt* service,
                                          std::string key) {
   self->state.key = std::move(key);
   self->state.service = service;
@@ -102,7 +105,8 @@ struct router_state {
 
 using router_pointer = keyed_router_actor::stateful_pointer<router_state>;
 
-keyed_router_actor::behavior_type router(router_pointer self, std::shared_ptr<invocation_engine::impl> engine,
+keyed_router_actor::behavior_type router(router_pointer self,
+                                         std::shared_ptr<invocation_engine::impl> engine,
                                          std::string service_name) {
   auto* service = &engine->service(service_name);
   self->state.engine = engine;
@@ -121,7 +125,8 @@ keyed_router_actor::behavior_type router(router_pointer self, std::shared_ptr<in
       if (auto row = r.store.invocation(n))
         caf::anon_send(me, dispatch_atom_v, row->key, n);
   });
-  const auto tick = std::max<std::chrono::milliseconds>(engine->options.passivate_after / 2, std::chrono::milliseconds{50});
+  const auto tick = std::max<std::chrono::milliseconds>(engine->options.passivate_after / 2,
+                                                        std::chrono::milliseconds{50});
   self->delayed_send(self, tick, passivate_atom_v);
   return {
       [self](dispatch_atom, const std::string& key, std::uint64_t n) {
@@ -161,7 +166,7 @@ keyed_router_actor::behavior_type router(router_pointer self, std::shared_ptr<in
   };
 }
 
-} // namespace
+}  // namespace
 
 child_spec invocation_engine::child(const supervision_config& supervision) {
   supervisor_spec spec;
@@ -172,9 +177,10 @@ child_spec invocation_engine::child(const supervision_config& supervision) {
   for (auto& [name, s] : impl_->services)
     spec.children.push_back(child_spec{"router:" + name, restart_policy::permanent,
                                        [engine = impl_, name = name](caf::actor_system& sys) {
-                                         return caf::actor_cast<caf::actor>(sys.spawn(router, engine, name));
+                                         return caf::actor_cast<caf::actor>(
+                                             sys.spawn(router, engine, name));
                                        }});
   return supervisor_child(std::move(spec));
 }
 
-} // namespace switchboard::actors
+}  // namespace switchboard::actors

@@ -4,10 +4,11 @@
 
 namespace switchboard::actors {
 
-// --- step_context -----------------------------------------------------------------------------------
+// --- step_context
+// -----------------------------------------------------------------------------------
 
 step_context::step_context(invocation_engine& engine, runner& r, invocation_row inv)
-  : engine_(engine), conn_(*r.conn), journal_(r.store), inv_(std::move(inv)) {
+    : engine_(engine), conn_(*r.conn), journal_(r.store), inv_(std::move(inv)) {
   auto parsed = parse_or_null(inv_.body);
   if (parsed.is_object())
     body_ = std::move(parsed.get_object());
@@ -25,7 +26,9 @@ json::value step_context::effect(const std::string& name, const std::function<js
   const bool unknown = s && s->status == "started";
   const std::int64_t attempts = (s ? s->attempts : 0) + 1;
   attempts_ = attempts;
-  write([&] { journal_.record_step(n, {name, "started", attempts, "", s ? s->error : "", rfc3339_now()}); });
+  write([&] {
+    journal_.record_step(n, {name, "started", attempts, "", s ? s->error : "", rfc3339_now()});
+  });
   if (unknown && find) {
     // The last attempt's outcome is unknown (a crash, a timeout): learn it before acting again.
     if (auto found = find()) {
@@ -39,11 +42,14 @@ json::value step_context::effect(const std::string& name, const std::function<js
     result = run();
   } catch (const step_retry& e) {
     write([&] {
-      journal_.record_step(n, {name, e.ambiguous() ? "started" : "retry", attempts, "", e.what(), rfc3339_now()});
+      journal_.record_step(
+          n, {name, e.ambiguous() ? "started" : "retry", attempts, "", e.what(), rfc3339_now()});
     });
     throw;
   } catch (const step_terminal& e) {
-    write([&] { journal_.record_step(n, {name, "failed", attempts, "", e.what(), rfc3339_now()}); });
+    write([&] {
+      journal_.record_step(n, {name, "failed", attempts, "", e.what(), rfc3339_now()});
+    });
     throw;
   }
   d.failpoint(name, "after");
@@ -63,7 +69,8 @@ void step_context::write(const std::function<void()>& fn) {
   pending_done_.clear();
 }
 
-json::value step_context::local(const std::string& name, const std::function<json::value()>& change) {
+json::value step_context::local(const std::string& name,
+                                const std::function<json::value()>& change) {
   auto& d = *engine_.impl_;
   const auto n = inv_.n;
   const auto s = journal_.step(n, name);
@@ -85,7 +92,9 @@ json::value step_context::local(const std::string& name, const std::function<jso
     in_local_ = false;
     queued_.clear();
     attempts_ = (s ? s->attempts : 0) + 1;
-    write([&] { journal_.record_step(n, {name, "retry", attempts_, "", e.what(), rfc3339_now()}); });
+    write([&] {
+      journal_.record_step(n, {name, "retry", attempts_, "", e.what(), rfc3339_now()});
+    });
     throw;
   } catch (...) {
     in_local_ = false;
@@ -122,8 +131,9 @@ void step_context::schedule(std::int64_t due_ms, const std::string& service, con
   timer_added_ = true;
 }
 
-json::value step_context::call(const std::string& name, const std::string& service, const std::string& key,
-                               const std::string& handler, const json::value& body) {
+json::value step_context::call(const std::string& name, const std::string& service,
+                               const std::string& key, const std::string& handler,
+                               const json::value& body) {
   auto& d = *engine_.impl_;
   const auto n = inv_.n;
   const auto s = journal_.step(n, name);
@@ -137,10 +147,11 @@ json::value step_context::call(const std::string& name, const std::string& servi
     if (auto found = journal_.idempotent(service, id, 0))
       callee = *found;
     else
-      callee = journal_.create_invocation({service, key, handler, json::serialize(body), id}, rfc3339_now(),
-                                        core::unix_millis_now());
+      callee = journal_.create_invocation({service, key, handler, json::serialize(body), id},
+                                          rfc3339_now(), core::unix_millis_now());
   });
-  d.dispatch(service, key, callee);  // new, or (after a crash) waiting for a router; a repeat is skipped
+  d.dispatch(service, key,
+             callee);  // new, or (after a crash) waiting for a router; a repeat is skipped
   auto row = d.wait(callee, call_wait, [&] { return journal_.invocation(callee); });
   if (!row)
     throw step_terminal("the callee invocation inv-" + std::to_string(callee) + " disappeared");
@@ -150,14 +161,14 @@ json::value step_context::call(const std::string& name, const std::string& servi
     pending_done_.push_back({name, "done", attempts_, row->result, "", rfc3339_now()});
     return result;
   }
-  const auto error = row->status == "failed" || row->status == "cancelled"
-                         ? what + " " + row->status + ": " + row->error
-                         : what + " is " + row->status + (row->error.empty() ? "" : ": " + row->error);
+  const auto error =
+      row->status == "failed" || row->status == "cancelled"
+          ? what + " " + row->status + ": " + row->error
+          : what + " is " + row->status + (row->error.empty() ? "" : ": " + row->error);
   write([&] { journal_.record_step(n, {name, "retry", attempts_, "", error, rfc3339_now()}); });
   if (row->status == "failed" || row->status == "cancelled")
     throw step_terminal(error);
   throw step_retry(error);
 }
 
-
-} // namespace switchboard::actors
+}  // namespace switchboard::actors

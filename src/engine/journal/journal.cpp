@@ -9,12 +9,12 @@ namespace switchboard::actors {
 
 using ports::store_error;
 
-journal_writer::journal_writer(ports::journal_options options,
-                               committed_callback on_committed, std::size_t max_batch)
-  : options_(std::move(options)),
-    store_(ports::open_journal_storage(options_)),
-    on_committed_(std::move(on_committed)),
-    max_batch_(std::max<std::size_t>(1, max_batch)) {
+journal_writer::journal_writer(ports::journal_options options, committed_callback on_committed,
+                               std::size_t max_batch)
+    : options_(std::move(options)),
+      store_(ports::open_journal_storage(options_)),
+      on_committed_(std::move(on_committed)),
+      max_batch_(std::max<std::size_t>(1, max_batch)) {
   last_sequence_ = store_->last_sequence();
   thread_ = std::thread([this] { loop(); });
 }
@@ -146,8 +146,8 @@ void journal_writer::loop() {
       // cost a second fsync per commit. They only bound redelivery, so a little lag is fine.
       auto checkpoints_due = [&] {
         return !checkpoints_.empty() &&
-               (stopping_ || std::chrono::steady_clock::now() - last_checkpoints >=
-                               checkpoint_interval);
+               (stopping_ ||
+                std::chrono::steady_clock::now() - last_checkpoints >= checkpoint_interval);
       };
       for (;;) {
         if (stopping_ || !appends_.empty() || !parks_.empty() || !jobs_.empty() ||
@@ -158,8 +158,7 @@ void journal_writer::loop() {
         else
           wake_.wait_until(lock, last_checkpoints + checkpoint_interval);
       }
-      if (stopping_ && appends_.empty() && checkpoints_.empty() && parks_.empty() &&
-          jobs_.empty())
+      if (stopping_ && appends_.empty() && checkpoints_.empty() && parks_.empty() && jobs_.empty())
         return;
       // Group commit: take what is queued, up to max_batch events per transaction.
       if (appends_.size() <= max_batch_) {
@@ -189,8 +188,8 @@ void journal_writer::loop() {
       } catch (const std::exception& e) {
         ok = false;
         error = e.what();
-        spdlog::error("journal: could not park event {} for consumer '{}': {}",
-                      p.letter.sequence, p.letter.consumer, error);
+        spdlog::error("journal: could not park event {} for consumer '{}': {}", p.letter.sequence,
+                      p.letter.consumer, error);
       }
       if (p.done)
         p.done(ok, error);
@@ -202,8 +201,8 @@ void journal_writer::loop() {
         store_->save_checkpoint(consumer, seq);
       } catch (const std::exception& e) {
         // Not fatal: the consumer re-handles events past its last saved checkpoint.
-        spdlog::warn("journal: could not save checkpoint {} of consumer '{}': {}", seq,
-                     consumer, e.what());
+        spdlog::warn("journal: could not save checkpoint {} of consumer '{}': {}", seq, consumer,
+                     e.what());
       }
     }
     for (auto& job : jobs) {
@@ -267,4 +266,4 @@ void journal_reader::checkpoint(std::string consumer, checkpoint_callback done) 
        [shared](const std::string& error) { (*shared)(0, error); });
 }
 
-} // namespace switchboard::actors
+}  // namespace switchboard::actors

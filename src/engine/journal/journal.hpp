@@ -12,8 +12,8 @@
 // producer gets the error, nothing of the batch is acknowledged) and the next batch tries
 // again, so the journal recovers by itself once the condition (full disk, lock) clears.
 
-#include "engine/ports/journal_storage.hpp"
 #include "engine/lane.hpp"
+#include "engine/ports/journal_storage.hpp"
 #include "switchboard/event.hpp"
 
 #include <condition_variable>
@@ -101,8 +101,8 @@ private:
   std::map<std::string, std::uint64_t> checkpoints_;
   std::vector<pending_park> parks_;
   std::vector<std::function<void(ports::journal_storage&)>> jobs_;
-  std::uint64_t submitted_ = 0;  // work items queued so far
-  std::uint64_t completed_ = 0;  // work items finished so far
+  std::uint64_t submitted_ = 0;         // work items queued so far
+  std::uint64_t completed_ = 0;         // work items finished so far
   std::uint64_t checkpoint_calls_ = 0;  // save_checkpoint calls coalesced into checkpoints_
   std::uint64_t last_sequence_ = 0;
   bool stopping_ = false;
@@ -117,7 +117,7 @@ private:
 class journal_reader {
 public:
   using fetch_callback =
-    std::function<void(std::shared_ptr<const std::vector<event_ptr>> events, std::string error)>;
+      std::function<void(std::shared_ptr<const std::vector<event_ptr>> events, std::string error)>;
   using checkpoint_callback = std::function<void(std::uint64_t sequence, std::string error)>;
 
   explicit journal_reader(ports::journal_options options);
@@ -142,4 +142,4 @@ private:
   engine::lane lane_;  // last: drained and joined before the connection goes
 };
 
-} // namespace switchboard::actors
+}  // namespace switchboard::actors

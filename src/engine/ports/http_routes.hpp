@@ -49,4 +49,4 @@ inline http_reply json_reply(int status, std::string body) {
   return r;
 }
 
-} // namespace switchboard::ports
+}  // namespace switchboard::ports

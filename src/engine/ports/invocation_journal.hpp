@@ -56,14 +56,16 @@ public:
   virtual std::uint64_t create_invocation(const invocation_spec& spec, const std::string& now,
                                           std::int64_t now_ms) = 0;
   /// The invocation that took `idempotency_key` in `service` at or after `since_ms`.
-  virtual std::optional<std::uint64_t> idempotent(const std::string& service, const std::string& idempotency_key,
+  virtual std::optional<std::uint64_t> idempotent(const std::string& service,
+                                                  const std::string& idempotency_key,
                                                   std::int64_t since_ms) = 0;
   virtual std::optional<invocation_row> invocation(std::uint64_t n) = 0;
   virtual std::vector<std::uint64_t> running_invocations(const std::string& service) = 0;
   /// Invocations in `status` ("" = any), newest first.
   virtual std::vector<invocation_row> invocations(const std::string& status, std::size_t limit) = 0;
   /// Invocations of `service` whose key starts with `key_prefix`.
-  virtual std::vector<invocation_row> invocations_of(const std::string& service, const std::string& key_prefix) = 0;
+  virtual std::vector<invocation_row> invocations_of(const std::string& service,
+                                                     const std::string& key_prefix) = 0;
   virtual void set_invocation(std::uint64_t n, const std::string& status, const std::string& result,
                               const std::string& error, const std::string& now) = 0;
 
@@ -87,4 +89,4 @@ public:
   virtual invocation_journal& journal() = 0;
 };
 
-} // namespace switchboard::ports
+}  // namespace switchboard::ports

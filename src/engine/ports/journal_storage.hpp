@@ -37,11 +37,11 @@ private:
 };
 
 struct journal_options {
-  std::string path;                         ///< database file; created with its schema
-  bool synchronous_full = true;             ///< fsync every commit (FULL) vs NORMAL
+  std::string path;                            ///< database file; created with its schema
+  bool synchronous_full = true;                ///< fsync every commit (FULL) vs NORMAL
   std::optional<std::int64_t> max_page_count;  ///< caps the file (tests simulate a full disk)
   int busy_timeout_ms = 5000;
-  bool read_only = false;                   ///< a reader connection
+  bool read_only = false;  ///< a reader connection
 };
 
 enum class append_status { accepted, duplicate };
@@ -52,13 +52,13 @@ struct append_outcome {
 };
 
 struct dead_letter {
-  std::uint64_t id = 0;          ///< dead letter id (not the event sequence)
-  std::string consumer;          ///< the consumer that gave up on the event
-  std::uint64_t sequence = 0;    ///< the event's journal sequence
-  std::string reason;            ///< "terminal" or "retries exhausted"
+  std::uint64_t id = 0;        ///< dead letter id (not the event sequence)
+  std::string consumer;        ///< the consumer that gave up on the event
+  std::uint64_t sequence = 0;  ///< the event's journal sequence
+  std::string reason;          ///< "terminal" or "retries exhausted"
   std::uint32_t attempts = 0;
   std::string last_error;
-  std::string parked_at;         ///< RFC 3339 UTC
+  std::string parked_at;  ///< RFC 3339 UTC
 };
 
 class journal_storage {
@@ -86,10 +86,12 @@ public:
   virtual void save_checkpoint(const std::string& consumer, std::uint64_t sequence) = 0;
 
   /// Parks an event for a consumer; returns the dead letter id.
-  virtual std::uint64_t park(const std::string& consumer, std::uint64_t sequence, const std::string& reason,
-                             std::uint32_t attempts, const std::string& last_error) = 0;
+  virtual std::uint64_t park(const std::string& consumer, std::uint64_t sequence,
+                             const std::string& reason, std::uint32_t attempts,
+                             const std::string& last_error) = 0;
   /// Dead letters, oldest first, optionally of one consumer, with id > `after_id`.
-  virtual std::vector<dead_letter> dead_letters(const std::string& consumer = {}, std::size_t limit = 100,
+  virtual std::vector<dead_letter> dead_letters(const std::string& consumer = {},
+                                                std::size_t limit = 100,
                                                 std::uint64_t after_id = 0) = 0;
   virtual std::optional<dead_letter> find_dead_letter(std::uint64_t id) = 0;
   /// Removes a dead letter (after a retry was handed on, or to discard it); false if unknown.
@@ -106,4 +108,4 @@ public:
 /// (adapters/sqlite/journal_store.cpp).
 std::unique_ptr<journal_storage> open_journal_storage(const journal_options& options);
 
-} // namespace switchboard::ports
+}  // namespace switchboard::ports

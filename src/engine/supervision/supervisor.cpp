@@ -2,8 +2,8 @@
 
 #include "engine/actor_support.hpp"
 
-#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
+#include <caf/all.hpp>
 
 #include <algorithm>
 #include <optional>
@@ -14,21 +14,16 @@ namespace switchboard {
 std::string_view to_string(supervision_event::kind k) noexcept {
   using kind = supervision_event::kind;
   switch (k) {
-    case kind::started:
-      return "started";
-    case kind::failed:
-      return "failed";
-    case kind::stopped:
-      return "stopped";
-    case kind::restart_scheduled:
-      return "restart_scheduled";
-    case kind::escalated:
-      return "escalated";
+    case kind::started: return "started";
+    case kind::failed: return "failed";
+    case kind::stopped: return "stopped";
+    case kind::restart_scheduled: return "restart_scheduled";
+    case kind::escalated: return "escalated";
   }
   return "unknown";
 }
 
-} // namespace switchboard
+}  // namespace switchboard
 
 namespace switchboard::actors {
 
@@ -54,14 +49,14 @@ struct supervisor_state {
   static inline const char* name = "switchboard.supervisor";
 
   supervisor_spec spec;
-  std::vector<child_slot> children;            // start order
+  std::vector<child_slot> children;  // start order
   std::optional<restart_window> window;
   phase current = phase::running;
-  std::vector<std::string> stop_queue;         // children to stop, front first
-  caf::actor_addr awaiting_stop;               // the child we sent an exit to
-  std::vector<std::string> pending_restart;    // children to start when the round ends
+  std::vector<std::string> stop_queue;       // children to stop, front first
+  caf::actor_addr awaiting_stop;             // the child we sent an exit to
+  std::vector<std::string> pending_restart;  // children to start when the round ends
   bool restart_scheduled = false;
-  std::uint64_t epoch = 0;                     // restart round; stale timers are ignored
+  std::uint64_t epoch = 0;  // restart round; stale timers are ignored
   caf::error exit_reason;
   std::vector<std::pair<std::string, caf::typed_response_promise<bool>>> removals;
   // The running children, shared with the functor that takes them down if this supervisor
@@ -109,9 +104,9 @@ void notify(self_ptr self, supervision_event::kind what, const std::string& chil
                     to_string(what), generation);
   }
   if (st.spec.observer)
-    caf::anon_send(st.spec.observer, supervision_event{what, st.spec.name, child, generation,
-                                                      static_cast<std::int64_t>(delay.count()),
-                                                      std::move(reason)});
+    caf::anon_send(st.spec.observer,
+                   supervision_event{what, st.spec.name, child, generation,
+                                     static_cast<std::int64_t>(delay.count()), std::move(reason)});
 }
 
 void handle_failure(self_ptr self, const std::string& id, const caf::error& reason);
@@ -170,14 +165,9 @@ void continue_stopping(self_ptr self) {
     return;
   }
   switch (st.current) {
-    case phase::shutting_down:
-      self->quit(st.exit_reason);
-      break;
-    case phase::restarting:
-      schedule_restart(self);
-      break;
-    case phase::running:
-      break;
+    case phase::shutting_down: self->quit(st.exit_reason); break;
+    case phase::restarting: schedule_restart(self); break;
+    case phase::running: break;
   }
 }
 
@@ -328,65 +318,65 @@ supervisor_actor::behavior_type supervisor_impl(self_ptr self, supervisor_spec s
     ids.push_back(slot.spec.id);
   start_in_order(self, ids);
   return {
-    [self](start_child_atom, child_spec& child) -> caf::result<caf::actor> {
-      auto& s = self->state;
-      if (s.current == phase::shutting_down)
-        return caf::make_error(caf::sec::runtime_error,
-                               "supervisor '" + s.spec.name + "' is shutting down");
-      if (child.id.empty() || !child.start)
-        return caf::make_error(caf::sec::invalid_argument,
-                               "child spec needs a non-empty id and a start function");
-      if (find_by_id(s, child.id) != nullptr)
-        return caf::make_error(caf::sec::invalid_argument, "supervisor '" + s.spec.name +
-                                                               "' already has a child '" +
-                                                               child.id + "'");
-      auto id = child.id;
-      s.children.push_back(child_slot{std::move(child), {}, 0, false});
-      start_child_now(self, s.children.back());
-      if (auto* slot = find_by_id(s, id); slot != nullptr && slot->handle)
-        return slot->handle;
-      return caf::make_error(caf::sec::runtime_error, "child '" + id + "' failed to start");
-    },
-    [self](stop_child_atom, const std::string& id) -> caf::result<bool> {
-      auto& s = self->state;
-      auto* slot = find_by_id(s, id);
-      if (slot == nullptr)
-        return false;
-      s.pending_restart.erase(std::remove(s.pending_restart.begin(), s.pending_restart.end(), id),
-                              s.pending_restart.end());
-      if (!slot->handle) {
-        s.children.erase(s.children.begin() + (slot - s.children.data()));
-        return true;
-      }
-      slot->remove_when_stopped = true;
-      if (std::find(s.stop_queue.begin(), s.stop_queue.end(), id) == s.stop_queue.end())
-        s.stop_queue.push_back(id);
-      auto rp = self->make_response_promise<bool>();
-      s.removals.emplace_back(id, rp);
-      continue_stopping(self);
-      return rp;
-    },
-    [self](which_children_atom) {
-      std::vector<std::string> running;
-      for (auto& slot : self->state.children)
-        if (slot.handle)
-          running.push_back(slot.spec.id);
-      return running;
-    },
-    [self](restart_atom, std::uint64_t epoch) {
-      auto& s = self->state;
-      if (epoch != s.epoch || s.current != phase::restarting || !s.restart_scheduled)
-        return;  // a stale timer from a round that was superseded
-      s.current = phase::running;
-      s.restart_scheduled = false;
-      auto pending = std::move(s.pending_restart);
-      s.pending_restart.clear();
-      start_in_order(self, pending);
-    },
+      [self](start_child_atom, child_spec& child) -> caf::result<caf::actor> {
+        auto& s = self->state;
+        if (s.current == phase::shutting_down)
+          return caf::make_error(caf::sec::runtime_error,
+                                 "supervisor '" + s.spec.name + "' is shutting down");
+        if (child.id.empty() || !child.start)
+          return caf::make_error(caf::sec::invalid_argument,
+                                 "child spec needs a non-empty id and a start function");
+        if (find_by_id(s, child.id) != nullptr)
+          return caf::make_error(
+              caf::sec::invalid_argument,
+              "supervisor '" + s.spec.name + "' already has a child '" + child.id + "'");
+        auto id = child.id;
+        s.children.push_back(child_slot{std::move(child), {}, 0, false});
+        start_child_now(self, s.children.back());
+        if (auto* slot = find_by_id(s, id); slot != nullptr && slot->handle)
+          return slot->handle;
+        return caf::make_error(caf::sec::runtime_error, "child '" + id + "' failed to start");
+      },
+      [self](stop_child_atom, const std::string& id) -> caf::result<bool> {
+        auto& s = self->state;
+        auto* slot = find_by_id(s, id);
+        if (slot == nullptr)
+          return false;
+        s.pending_restart.erase(std::remove(s.pending_restart.begin(), s.pending_restart.end(), id),
+                                s.pending_restart.end());
+        if (!slot->handle) {
+          s.children.erase(s.children.begin() + (slot - s.children.data()));
+          return true;
+        }
+        slot->remove_when_stopped = true;
+        if (std::find(s.stop_queue.begin(), s.stop_queue.end(), id) == s.stop_queue.end())
+          s.stop_queue.push_back(id);
+        auto rp = self->make_response_promise<bool>();
+        s.removals.emplace_back(id, rp);
+        continue_stopping(self);
+        return rp;
+      },
+      [self](which_children_atom) {
+        std::vector<std::string> running;
+        for (auto& slot : self->state.children)
+          if (slot.handle)
+            running.push_back(slot.spec.id);
+        return running;
+      },
+      [self](restart_atom, std::uint64_t epoch) {
+        auto& s = self->state;
+        if (epoch != s.epoch || s.current != phase::restarting || !s.restart_scheduled)
+          return;  // a stale timer from a round that was superseded
+        s.current = phase::running;
+        s.restart_scheduled = false;
+        auto pending = std::move(s.pending_restart);
+        s.pending_restart.clear();
+        start_in_order(self, pending);
+      },
   };
 }
 
-} // namespace
+}  // namespace
 
 supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_spec spec) {
   return sys.spawn(supervisor_impl, std::move(spec));
@@ -401,7 +391,8 @@ child_spec supervisor_child(supervisor_spec spec, restart_policy restart) {
 
 child_spec supervisor_child(std::string id, std::function<supervisor_spec()> make_spec,
                             restart_policy restart) {
-  return child_spec{std::move(id), restart, [make_spec = std::move(make_spec)](caf::actor_system& sys) {
+  return child_spec{std::move(id), restart,
+                    [make_spec = std::move(make_spec)](caf::actor_system& sys) {
                       return caf::actor_cast<caf::actor>(spawn_supervisor(sys, make_spec()));
                     }};
 }
@@ -438,4 +429,4 @@ std::string describe_exit_reason(const caf::error& reason) {
   return text;
 }
 
-} // namespace switchboard::actors
+}  // namespace switchboard::actors

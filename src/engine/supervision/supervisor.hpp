@@ -47,4 +47,4 @@ std::string describe_exit_reason(const caf::error& reason);
 /// True if `reason` is the exit reason of a supervisor that gave up.
 bool is_gave_up(const caf::error& reason);
 
-} // namespace switchboard::actors
+}  // namespace switchboard::actors

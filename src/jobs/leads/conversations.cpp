@@ -16,19 +16,17 @@ using core::to_string;
 
 namespace {
 std::string text_of(conversation_status s) { return std::string{to_string(s)}; }
-} // namespace
+}  // namespace
 
 /// A Twilio answer as a step's outcome: the body when it succeeded, else the right exception.
 json::value ok_or_throw(const tw::call_result& r) {
   switch (r.kind) {
-    case tw::outcome::ok:
-      return r.body;
-    case tw::outcome::retryable:
-      throw step_retry(r.message, r.retry_after);
-    case tw::outcome::ambiguous:
-      throw step_retry(r.message, {}, true);
+    case tw::outcome::ok: return r.body;
+    case tw::outcome::retryable: throw step_retry(r.message, r.retry_after);
+    case tw::outcome::ambiguous: throw step_retry(r.message, {}, true);
     default:
-      throw step_terminal(r.message + (r.code != 0 ? " (Twilio error " + std::to_string(r.code) + ")" : ""));
+      throw step_terminal(r.message +
+                          (r.code != 0 ? " (Twilio error " + std::to_string(r.code) + ")" : ""));
   }
 }
 
@@ -60,7 +58,8 @@ std::uint64_t begin_conversation_close(lead_connection& c, const conversation_ro
 
 bool claim_conversation_release(lead_connection& c, const std::string& id) {
   auto conv = c.leads.conversation(id);
-  if (!conv || !core::active_conversation(conv->status) || !c.leads.conversation_leads(conv->id, true).empty())
+  if (!conv || !core::active_conversation(conv->status) ||
+      !c.leads.conversation_leads(conv->id, true).empty())
     return false;  // a conversation stays open while any lead uses it
   c.leads.set_conversation_status(conv->id, text_of(conversation_status::closing), rfc3339_now());
   return true;
@@ -73,13 +72,14 @@ std::optional<std::uint64_t> release_conversation(lead_connection& c, const std:
                                        core::unix_millis_now());
 }
 
-std::optional<std::uint64_t> end_lead(lead_connection& c, const std::string& id, core::lead_status status,
-                                      const std::string& reason, const std::string& replaced_by,
-                                      const std::string& error) {
+std::optional<std::uint64_t> end_lead(lead_connection& c, const std::string& id,
+                                      core::lead_status status, const std::string& reason,
+                                      const std::string& replaced_by, const std::string& error) {
   auto lead = c.leads.lead(id);
   if (!lead || !core::active_lead(lead->status))
     return std::nullopt;
-  c.leads.set_lead_closed(id, std::string{to_string(status)}, reason, replaced_by, error, rfc3339_now());
+  c.leads.set_lead_closed(id, std::string{to_string(status)}, reason, replaced_by, error,
+                          rfc3339_now());
   return release_conversation(c, lead->conversation_id);
 }
 
@@ -91,7 +91,8 @@ json::value lead_services::conversation_open(step_context& ctx) {
   if (conv->status == text_of(conversation_status::open) && !conv->sid.empty())
     return json::object{{"sid", conv->sid}};
   if (conv->status != text_of(conversation_status::opening))
-    throw step_terminal("conversation " + conv->id + " is " + conv->status + ", it cannot open again");
+    throw step_terminal("conversation " + conv->id + " is " + conv->status +
+                        ", it cannot open again");
   const auto unique_name = conv->unique_name();
   auto find_by_name = [&]() -> std::optional<json::value> {
     auto found = lookup(twilio_of(ctx).fetch_conversation(unique_name));
@@ -119,10 +120,12 @@ json::value lead_services::conversation_open(step_context& ctx) {
     const auto& url = cfg.leads.webhook_url;
     auto find_webhook = [&]() -> std::optional<json::value> {
       // Twilio's own URL: the client maps it to the configured host (the emulator's too).
-      auto page = lookup(twilio_of(ctx).fetch_page("https://conversations.twilio.com/v1/Conversations/" + sid + "/Webhooks"));
+      auto page = lookup(twilio_of(ctx).fetch_page(
+          "https://conversations.twilio.com/v1/Conversations/" + sid + "/Webhooks"));
       if (!page)
         return std::nullopt;
-      if (const auto* list = page->as_object().if_contains("webhooks"); list != nullptr && list->is_array())
+      if (const auto* list = page->as_object().if_contains("webhooks");
+          list != nullptr && list->is_array())
         for (const auto& w : list->get_array()) {
           const auto* cfgv = w.as_object().if_contains("configuration");
           if (cfgv != nullptr && cfgv->is_object() && str(cfgv->as_object(), "url") == url)
@@ -148,7 +151,8 @@ json::value lead_services::conversation_open(step_context& ctx) {
     auto page = lookup(r);
     if (!page)
       return std::nullopt;
-    if (const auto* list = page->as_object().if_contains("conversations"); list != nullptr && list->is_array())
+    if (const auto* list = page->as_object().if_contains("conversations");
+        list != nullptr && list->is_array())
       for (const auto& c : list->get_array()) {
         const auto& o = c.as_object();
         const auto* binding = o.if_contains("participant_messaging_binding");
@@ -160,7 +164,8 @@ json::value lead_services::conversation_open(step_context& ctx) {
       }
     return std::nullopt;
   };
-  auto add = [&](const std::string& step, const std::string& address, const char* role, bool may_adopt) {
+  auto add = [&](const std::string& step, const std::string& address, const char* role,
+                 bool may_adopt) {
     auto find = [&]() -> std::optional<json::value> {
       if (auto holder = holder_of(address))
         return json::value(json::object{{"sid", *holder}});
@@ -169,8 +174,9 @@ json::value lead_services::conversation_open(step_context& ctx) {
     return ctx.effect(
         step,
         [&]() -> json::value {
-          auto r = twilio_of(ctx).add_sms_participant(sid, address, conv->proxy_number,
-                                                    json::object{{"role", role}, {"conversation", conv->id}});
+          auto r = twilio_of(ctx).add_sms_participant(
+              sid, address, conv->proxy_number,
+              json::object{{"role", role}, {"conversation", conv->id}});
           if (r.kind == tw::outcome::conflict && r.code == 50416) {
             // The pair is bound in a conversation already: an earlier attempt of ours, or one that
             // holds it from before. Use that conversation; never fail the lead over it.
@@ -179,8 +185,10 @@ json::value lead_services::conversation_open(step_context& ctx) {
               throw step_retry("Twilio says " + address + " via " + conv->proxy_number +
                                " is bound already, but no open conversation shows it yet");
             if (*holder != sid && !may_adopt)
-              throw step_terminal(address + " via " + conv->proxy_number + " is bound in conversation " + *holder +
-                                  ", not " + sid + "; close that conversation or add numbers to leads.proxy_numbers");
+              throw step_terminal(
+                  address + " via " + conv->proxy_number + " is bound in conversation " + *holder +
+                  ", not " + sid +
+                  "; close that conversation or add numbers to leads.proxy_numbers");
             return json::object{{"sid", *holder}, {"adopted", *holder != sid}};
           }
           ok_or_throw(r);
@@ -206,7 +214,8 @@ json::value lead_services::conversation_open(step_context& ctx) {
   add("conversation.location", conv->location_phone, "location", false);
   return ctx.local("conversation.ready", [&]() -> json::value {
     store_of(ctx).set_conversation_sid(conv->id, sid);
-    store_of(ctx).set_conversation_status(conv->id, text_of(conversation_status::open), rfc3339_now());
+    store_of(ctx).set_conversation_status(conv->id, text_of(conversation_status::open),
+                                          rfc3339_now());
     return json::object{{"sid", sid}};
   });
 }
@@ -233,12 +242,14 @@ json::value lead_services::conversation_close(step_context& ctx) {
         });
   }
   return ctx.local("conversation.closed", [&]() -> json::value {
-    store_of(ctx).set_conversation_status(conv->id, text_of(conversation_status::closed), rfc3339_now());
+    store_of(ctx).set_conversation_status(conv->id, text_of(conversation_status::closed),
+                                          rfc3339_now());
     return json::object{{"status", "closed"}};
   });
 }
 
-std::vector<std::uint64_t> lead_services::conversation_failed(lead_connection& c, const invocation_row& row,
+std::vector<std::uint64_t> lead_services::conversation_failed(lead_connection& c,
+                                                              const invocation_row& row,
                                                               const std::string& why) {
   if (row.handler != "open")
     return {};
@@ -250,7 +261,8 @@ std::vector<std::uint64_t> lead_services::conversation_failed(lead_connection& c
   if (!conv || conv->status != text_of(conversation_status::opening))
     return {};
   std::string sid;
-  if (auto created = c.journal().step(row.n, "conversation.create"); created && created->status == "done") {
+  if (auto created = c.journal().step(row.n, "conversation.create");
+      created && created->status == "done") {
     json::error_code ec;
     auto v = json::parse(created->result, ec);
     if (!ec && v.is_object())
@@ -264,4 +276,4 @@ std::vector<std::uint64_t> lead_services::conversation_failed(lead_connection& c
   return {begin_conversation_close(c, *conv)};
 }
 
-} // namespace switchboard::jobs::leads
+}  // namespace switchboard::jobs::leads

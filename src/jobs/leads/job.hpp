@@ -57,4 +57,4 @@ private:
 /// 404 and say how to configure leads.
 std::vector<ports::http_route> lead_routes(leads_job* job);
 
-} // namespace switchboard::jobs
+}  // namespace switchboard::jobs

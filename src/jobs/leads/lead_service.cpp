@@ -30,7 +30,8 @@ std::pair<std::string, std::string> split_url(const std::string& url) {
 }
 
 /// A lead as the admission stores it (status, number and conversation are the caller's).
-lead_row new_lead(const std::string& id, const core::lead_submission& sub, const adapters::sqlite::location_row& loc) {
+lead_row new_lead(const std::string& id, const core::lead_submission& sub,
+                  const adapters::sqlite::location_row& loc) {
   lead_row l;
   l.id = id;
   l.dealer_id = sub.dealer_id;
@@ -43,12 +44,13 @@ lead_row new_lead(const std::string& id, const core::lead_submission& sub, const
   return l;
 }
 
-} // namespace
+}  // namespace
 
 /// Sends a message into a lead's conversation as step `step`, at most once: a retry after an
 /// unknown outcome first lists the conversation's messages for this step's id.
-json::value lead_services::send_once(step_context& ctx, const std::string& step, const std::string& sid, const std::string& body,
-                      const std::string& lead_id) {
+json::value lead_services::send_once(step_context& ctx, const std::string& step,
+                                     const std::string& sid, const std::string& body,
+                                     const std::string& lead_id) {
   const auto step_id = ctx.step_id(step);
   return ctx.effect(
       step,
@@ -65,7 +67,8 @@ json::value lead_services::send_once(step_context& ctx, const std::string& step,
         auto page = lookup(twilio_of(ctx).list_messages(sid, listing));
         if (!page)
           return std::nullopt;
-        if (const auto* list = page->as_object().if_contains("messages"); list != nullptr && list->is_array())
+        if (const auto* list = page->as_object().if_contains("messages");
+            list != nullptr && list->is_array())
           for (const auto& m : list->get_array()) {
             json::error_code ec;
             auto attributes = json::parse(str(m.as_object(), "attributes"), ec);
@@ -80,9 +83,12 @@ json::value lead_services::send_once(step_context& ctx, const std::string& step,
 /// configuration checked its placeholders.
 std::string lead_services::render(lead_store& store, const std::string& tmpl, const lead_row& l) {
   auto loc = store.location(l.dealer_id, l.location_id);
-  const json::object values{{"customer_name", l.customer_name}, {"customer_phone", l.customer_phone},
-                            {"message", l.message},             {"dealer_name", loc ? loc->dealer_name : l.dealer_id},
-                            {"location_name", loc ? loc->name : l.location_id}, {"lead_id", l.id}};
+  const json::object values{{"customer_name", l.customer_name},
+                            {"customer_phone", l.customer_phone},
+                            {"message", l.message},
+                            {"dealer_name", loc ? loc->dealer_name : l.dealer_id},
+                            {"location_name", loc ? loc->name : l.location_id},
+                            {"lead_id", l.id}};
   auto r = core::render_template(tmpl, "", "", values);
   return r.text ? *r.text : tmpl;
 }
@@ -100,7 +106,8 @@ json::value lead_services::lead_submit(step_context& ctx) {
     // What the rules need, read in the transaction that applies their verdict.
     core::admission_snapshot seen;
     seen.lead_exists = store.lead(id).has_value();
-    const auto loc = seen.lead_exists ? std::nullopt : store.location(sub.dealer_id, sub.location_id);
+    const auto loc =
+        seen.lead_exists ? std::nullopt : store.location(sub.dealer_id, sub.location_id);
     seen.location_known = loc.has_value();
     std::optional<conversation_row> conv;
     if (loc) {
@@ -117,20 +124,22 @@ json::value lead_services::lead_submit(step_context& ctx) {
     using verdict = core::admission_effects::verdict;
     const auto effects = core::decide_admission(seen, sub, cfg.leads.proxy_numbers);
     switch (effects.what) {
-      case verdict::exists:
-        return json::object{{"outcome", "exists"}};
+      case verdict::exists: return json::object{{"outcome", "exists"}};
       case verdict::unknown_location:
-        throw step_terminal("dealer '" + sub.dealer_id + "' has no location '" + sub.location_id + "'");
+        throw step_terminal("dealer '" + sub.dealer_id + "' has no location '" + sub.location_id +
+                            "'");
       case verdict::already_open:
         return json::object{{"outcome", "already_open"}, {"lead_id", *seen.open_lead}};
       case verdict::wait_for_release:
-        throw step_retry("no proxy number of leads.proxy_numbers is free for " + sub.customer_phone + " at " +
-                         loc->phone + " yet: waiting for a closing conversation to release one");
+        throw step_retry("no proxy number of leads.proxy_numbers is free for " +
+                         sub.customer_phone + " at " + loc->phone +
+                         " yet: waiting for a closing conversation to release one");
       case verdict::no_free_proxy: {
         // Refused for good, and readable as such: the lead is stored as failed with the reason.
-        const auto why = "no free proxy number: all " + std::to_string(cfg.leads.proxy_numbers.size()) +
-                         " numbers of leads.proxy_numbers already bind " + sub.customer_phone + " or " +
-                         loc->phone + " in open conversations; add numbers to the pool or close leads";
+        const auto why =
+            "no free proxy number: all " + std::to_string(cfg.leads.proxy_numbers.size()) +
+            " numbers of leads.proxy_numbers already bind " + sub.customer_phone + " or " +
+            loc->phone + " in open conversations; add numbers to the pool or close leads";
         lead_row l = new_lead(id, sub, *loc);
         l.status = to_string(lead_status::failed);
         l.close_reason = to_string(core::close_reason::failed);
@@ -139,14 +148,15 @@ json::value lead_services::lead_submit(step_context& ctx) {
         store.insert_lead(l);
         return json::object{{"outcome", "failed"}, {"error", why}};
       }
-      case verdict::admit:
-        break;
+      case verdict::admit: break;
     }
     if (effects.close_lead)
       store.set_lead_closed(*effects.close_lead, std::string{to_string(lead_status::closed)},
-                            std::string{to_string(core::close_reason::replaced)}, id, "", rfc3339_now());
+                            std::string{to_string(core::close_reason::replaced)}, id, "",
+                            rfc3339_now());
     if (!conv)
-      conv = store.insert_conversation(sub.customer_phone, loc->phone, *effects.new_proxy, rfc3339_now());
+      conv = store.insert_conversation(sub.customer_phone, loc->phone, *effects.new_proxy,
+                                       rfc3339_now());
     lead_row l = new_lead(id, sub, *loc);
     l.status = to_string(lead_status::opening);
     l.proxy_number = conv->proxy_number;
@@ -171,19 +181,22 @@ json::value lead_services::lead_submit(step_context& ctx) {
   if (outcome == "failed")
     throw step_terminal(str(a, "error"));
 
-  auto opened = ctx.call("lead.conversation", "conversations", str(a, "conversation_id"), "open", json::object{});
+  auto opened = ctx.call("lead.conversation", "conversations", str(a, "conversation_id"), "open",
+                         json::object{});
   const auto sid = str(opened.as_object(), "sid");
   auto lead = store_of(ctx).lead(id);
   if (!lead || lead->status != to_string(lead_status::opening))
     return json::object{{"status", lead ? lead->status : "missing"}, {"lead_id", id}};
-  send_once(ctx, "lead.first-message", sid, render(store_of(ctx), cfg.leads.first_message, *lead), id);
+  send_once(ctx, "lead.first-message", sid, render(store_of(ctx), cfg.leads.first_message, *lead),
+            id);
   ctx.local("lead.opened", [&]() -> json::value {
     const auto now = core::unix_millis_now();
     store_of(ctx).set_lead_open(id, rfc3339_now(), now);
     if (cfg.leads.reminder_after.count() > 0)
       ctx.schedule(now + cfg.leads.reminder_after.count(), "leads", id, "remind", json::object{});
     if (cfg.leads.close_inactive_after.count() > 0)
-      ctx.schedule(now + cfg.leads.close_inactive_after.count(), "leads", id, "expire", json::object{});
+      ctx.schedule(now + cfg.leads.close_inactive_after.count(), "leads", id, "expire",
+                   json::object{});
     return json::object{};
   });
   return json::object{{"status", "open"}, {"lead_id", id}};
@@ -197,7 +210,8 @@ json::value lead_services::lead_close(step_context& ctx, const std::string& reas
       throw step_terminal("no lead " + id);
     json::object out{{"status", to_string(lead_status::closed)}, {"lead_id", id}};
     if (core::active_lead(lead->status)) {
-      store_of(ctx).set_lead_closed(id, std::string{to_string(lead_status::closed)}, reason, "", "", rfc3339_now());
+      store_of(ctx).set_lead_closed(id, std::string{to_string(lead_status::closed)}, reason, "", "",
+                                    rfc3339_now());
       if (claim_conversation_release(connection_of(ctx), lead->conversation_id))
         out["release"] = lead->conversation_id;
     }
@@ -234,7 +248,8 @@ json::value lead_services::lead_remind(step_context& ctx) {
   auto conv = store_of(ctx).conversation(lead->conversation_id);
   if (!conv || conv->sid.empty() || conv->status != to_string(core::conversation_status::open))
     return json::object{{"reminded", false}};
-  send_once(ctx, "lead.reminder", conv->sid, render(store_of(ctx), cfg.leads.reminder_message, *lead), id);
+  send_once(ctx, "lead.reminder", conv->sid,
+            render(store_of(ctx), cfg.leads.reminder_message, *lead), id);
   ctx.local("lead.reminded", [&]() -> json::value {
     store_of(ctx).count_reminder(id);
     return json::object{};
@@ -264,7 +279,8 @@ std::vector<std::uint64_t> lead_services::lead_failed(lead_connection& c, const 
                                                       const std::string& why) {
   if (row.handler != "submit")
     return {};
-  if (auto close = end_lead(c, row.key, lead_status::failed, std::string{to_string(core::close_reason::failed)}, "", why))
+  if (auto close = end_lead(c, row.key, lead_status::failed,
+                            std::string{to_string(core::close_reason::failed)}, "", why))
     return {*close};
   return {};
 }
@@ -275,7 +291,8 @@ json::value lead_services::dealer_set_location(step_context& ctx) {
   return ctx.local("dealer.set_location", [&]() -> json::value {
     auto existing = store_of(ctx).locations(dealer);
     auto location = str(b, "location");
-    adapters::sqlite::location_row row{dealer, str(b, "dealer_name"), location, str(b, "name"), str(b, "phone")};
+    adapters::sqlite::location_row row{dealer, str(b, "dealer_name"), location, str(b, "name"),
+                                       str(b, "phone")};
     for (const auto& l : existing) {
       if (row.dealer_name.empty())
         row.dealer_name = l.dealer_name;
@@ -283,7 +300,10 @@ json::value lead_services::dealer_set_location(step_context& ctx) {
         row.name = l.name;
     }
     const auto previous = store_of(ctx).upsert_location(row);
-    return json::object{{"dealer", dealer}, {"location", location}, {"phone", row.phone}, {"previous_phone", previous}};
+    return json::object{{"dealer", dealer},
+                        {"location", location},
+                        {"phone", row.phone},
+                        {"previous_phone", previous}};
   });
 }
 
@@ -292,7 +312,8 @@ json::value lead_services::forward(step_context& ctx) {
   const auto colon = key.rfind(':');
   const auto id = key.substr(0, colon);
   const auto target = key.substr(colon + 1);
-  const auto& url = target == "lead_tracking" ? cfg.form_leads.lead_tracking_url : cfg.form_leads.marketing_url;
+  const auto& url =
+      target == "lead_tracking" ? cfg.form_leads.lead_tracking_url : cfg.form_leads.marketing_url;
   if (url.empty())
     throw step_terminal("form_leads." + target + "_url is not configured any more");
   auto form = store_of(ctx).form_lead(id);
@@ -308,7 +329,8 @@ json::value lead_services::forward(step_context& ctx) {
                             static_cast<long>((timeout.count() % 1000) * 1000));
     json::error_code ec;
     auto lead = json::parse(form->first, ec);
-    const auto payload = json::serialize(json::object{{"id", id}, {"received_at", form->second}, {"lead", lead}});
+    const auto payload =
+        json::serialize(json::object{{"id", id}, {"received_at", form->second}, {"lead", lead}});
     // The same key on every attempt: the receiver keeps the first and answers repeats alike.
     httplib::Headers headers{{"Idempotency-Key", id + ":" + target}};
     auto res = client.Post(path.c_str(), headers, payload, "application/json");
@@ -333,38 +355,54 @@ json::value lead_services::forward(step_context& ctx) {
 }
 
 std::vector<actors::service_spec> lead_services::specs() {
-  const actors::step_retry_policy retry{cfg.leads.max_attempts, cfg.leads.backoff_initial, cfg.leads.backoff_max};
+  const actors::step_retry_policy retry{cfg.leads.max_attempts, cfg.leads.backoff_initial,
+                                        cfg.leads.backoff_max};
   auto* self = this;
-  auto as_leads = [](ports::durable_connection& c) -> lead_connection& { return static_cast<lead_connection&>(c); };
+  auto as_leads = [](ports::durable_connection& c) -> lead_connection& {
+    return static_cast<lead_connection&>(c);
+  };
   std::vector<actors::service_spec> services;
-  services.push_back(
-      {"leads", cfg.leads.workers, retry,
-       {{"submit", [self](step_context& c) { return self->lead_submit(c); }},
-        {"close",
-         [self](step_context& c) {
-           const auto reason = str(c.body(), "reason");
-           return self->lead_close(c, reason.empty() ? std::string{to_string(core::close_reason::closed)} : reason);
-         }},
-        {"inbound", [self](step_context& c) { return self->lead_inbound(c); }},
-        {"remind", [self](step_context& c) { return self->lead_remind(c); }},
-        {"expire", [self](step_context& c) { return self->lead_expire(c); }}},
-       [self, as_leads](ports::durable_connection& c, const invocation_row& row, const std::string& why) {
-         return self->lead_failed(as_leads(c), row, why);
-       }});
-  services.push_back({"conversations", cfg.leads.workers, retry,
+  services.push_back({"leads",
+                      cfg.leads.workers,
+                      retry,
+                      {{"submit", [self](step_context& c) { return self->lead_submit(c); }},
+                       {"close",
+                        [self](step_context& c) {
+                          const auto reason = str(c.body(), "reason");
+                          return self->lead_close(
+                              c, reason.empty() ? std::string{to_string(core::close_reason::closed)}
+                                                : reason);
+                        }},
+                       {"inbound", [self](step_context& c) { return self->lead_inbound(c); }},
+                       {"remind", [self](step_context& c) { return self->lead_remind(c); }},
+                       {"expire", [self](step_context& c) { return self->lead_expire(c); }}},
+                      [self, as_leads](ports::durable_connection& c, const invocation_row& row,
+                                       const std::string& why) {
+                        return self->lead_failed(as_leads(c), row, why);
+                      }});
+  services.push_back({"conversations",
+                      cfg.leads.workers,
+                      retry,
                       {{"open", [self](step_context& c) { return self->conversation_open(c); }},
                        {"close", [self](step_context& c) { return self->conversation_close(c); }}},
-                      [self, as_leads](ports::durable_connection& c, const invocation_row& row, const std::string& why) {
+                      [self, as_leads](ports::durable_connection& c, const invocation_row& row,
+                                       const std::string& why) {
                         return self->conversation_failed(as_leads(c), row, why);
                       }});
   services.push_back(
-      {"dealers", 1, retry, {{"set_location", [self](step_context& c) { return self->dealer_set_location(c); }}}, {}});
-  services.push_back({"forwards", 2,
-                      actors::step_retry_policy{cfg.form_leads.max_attempts, cfg.form_leads.backoff_initial,
-                                                cfg.form_leads.backoff_max},
-                      {{"forward", [self](step_context& c) { return self->forward(c); }}},
-                      {}});
+      {"dealers",
+       1,
+       retry,
+       {{"set_location", [self](step_context& c) { return self->dealer_set_location(c); }}},
+       {}});
+  services.push_back(
+      {"forwards",
+       2,
+       actors::step_retry_policy{cfg.form_leads.max_attempts, cfg.form_leads.backoff_initial,
+                                 cfg.form_leads.backoff_max},
+       {{"forward", [self](step_context& c) { return self->forward(c); }}},
+       {}});
   return services;
 }
 
-} // namespace switchboard::jobs::leads
+}  // namespace switchboard::jobs::leads

@@ -16,13 +16,16 @@ using ports::route_access;
 
 namespace {
 
-http_reply reply_of(const keyed_answer& a) { return ports::json_reply(a.status, json::serialize(a.body)); }
+http_reply reply_of(const keyed_answer& a) {
+  return ports::json_reply(a.status, json::serialize(a.body));
+}
 
 http_reply error_reply(int status, const std::string& why) {
   return ports::json_reply(status, json::serialize(json::object{{"error", why}}));
 }
 
-keyed_request request_of(const http_request& req, std::string service, std::string key, std::string handler) {
+keyed_request request_of(const http_request& req, std::string service, std::string key,
+                         std::string handler) {
   keyed_request r;
   r.method = req.method;
   r.service = std::move(service);
@@ -34,14 +37,15 @@ keyed_request request_of(const http_request& req, std::string service, std::stri
   return r;
 }
 
-} // namespace
+}  // namespace
 
 std::vector<ports::http_route> lead_routes(leads_job* job) {
   auto run = [job](const keyed_request& r) {
     if (job == nullptr)
-      return error_reply(404,
-                         "lead conversations and form leads are not configured on this server: set "
-                         "leads.proxy_numbers and leads.dealers, or a form_leads URL, in its configuration");
+      return error_reply(
+          404,
+          "lead conversations and form leads are not configured on this server: set "
+          "leads.proxy_numbers and leads.dealers, or a form_leads URL, in its configuration");
     return reply_of(job->invoke(r));
   };
   const std::string services = "(leads|dealers|conversations|invocations|form-leads)";
@@ -52,8 +56,10 @@ std::vector<ports::http_route> lead_routes(leads_job* job) {
          if (job == nullptr)
            return error_reply(404, "lead conversations are not configured on this server");
          if (req.header("Content-Type").rfind("application/x-www-form-urlencoded", 0) != 0)
-           return error_reply(415, "Twilio's conversation webhooks are application/x-www-form-urlencoded");
-         return reply_of(job->conversations_webhook(core::parse_form(req.body), req.header("X-Twilio-Signature")));
+           return error_reply(
+               415, "Twilio's conversation webhooks are application/x-www-form-urlencoded");
+         return reply_of(job->conversations_webhook(core::parse_form(req.body),
+                                                    req.header("X-Twilio-Signature")));
        }},
       {"POST", "/v1/(leads|form-leads)", route_access::bearer_token,
        [run](const http_request& req) { return run(request_of(req, req.matches[1], "", "")); }},
@@ -64,8 +70,10 @@ std::vector<ports::http_route> lead_routes(leads_job* job) {
       {"GET", "/v1/invocations", route_access::bearer_token,
        [run](const http_request& req) { return run(request_of(req, "invocations", "", "")); }},
       {"GET", "/v1/" + services + "/([^/]+)", route_access::bearer_token,
-       [run](const http_request& req) { return run(request_of(req, req.matches[1], req.matches[2], "")); }},
+       [run](const http_request& req) {
+         return run(request_of(req, req.matches[1], req.matches[2], ""));
+       }},
   };
 }
 
-} // namespace switchboard::jobs
+}  // namespace switchboard::jobs

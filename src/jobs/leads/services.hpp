@@ -38,7 +38,7 @@ using ports::invocation_row;
 class lead_connection final : public adapters::sqlite::durable_database {
 public:
   lead_connection(const std::string& path, const adapters::twilio::client_options& twilio)
-    : durable_database(path), leads(db()), twilio_options_(twilio) {}
+      : durable_database(path), leads(db()), twilio_options_(twilio) {}
 
   lead_store leads;
 
@@ -50,11 +50,16 @@ private:
   std::unique_ptr<adapters::twilio::client> twilio_;
 };
 
-inline lead_connection& connection_of(step_context& ctx) { return ctx.connection<lead_connection>(); }
+inline lead_connection& connection_of(step_context& ctx) {
+  return ctx.connection<lead_connection>();
+}
 inline lead_store& store_of(step_context& ctx) { return connection_of(ctx).leads; }
-inline adapters::twilio::client& twilio_of(step_context& ctx) { return connection_of(ctx).twilio(); }
+inline adapters::twilio::client& twilio_of(step_context& ctx) {
+  return connection_of(ctx).twilio();
+}
 
-// --- answers and JSON (views.cpp) ------------------------------------------------------------------
+// --- answers and JSON (views.cpp)
+// ------------------------------------------------------------------
 keyed_answer answer(int status, json::value body);
 keyed_answer error(int status, const std::string& why, json::object extra = {});
 std::string str(const json::object& o, const char* key);
@@ -79,9 +84,9 @@ bool claim_conversation_release(lead_connection& c, const std::string& id);
 std::optional<std::uint64_t> release_conversation(lead_connection& c, const std::string& id);
 /// Ends lead `id` (closed or failed, with its reason) and releases its conversation. Inside a
 /// write transaction; returns the close invocation to dispatch, if one was made.
-std::optional<std::uint64_t> end_lead(lead_connection& c, const std::string& id, core::lead_status status,
-                                      const std::string& reason, const std::string& replaced_by,
-                                      const std::string& error);
+std::optional<std::uint64_t> end_lead(lead_connection& c, const std::string& id,
+                                      core::lead_status status, const std::string& reason,
+                                      const std::string& replaced_by, const std::string& error);
 
 /// The handlers and the HTTP side share this: the configuration and the engine.
 struct lead_services {
@@ -94,18 +99,20 @@ struct lead_services {
   // conversations.cpp
   json::value conversation_open(step_context& ctx);
   json::value conversation_close(step_context& ctx);
-  std::vector<std::uint64_t> conversation_failed(lead_connection& c, const invocation_row& row, const std::string& why);
+  std::vector<std::uint64_t> conversation_failed(lead_connection& c, const invocation_row& row,
+                                                 const std::string& why);
 
   // lead_service.cpp
-  json::value send_once(step_context& ctx, const std::string& step, const std::string& sid, const std::string& body,
-                        const std::string& lead_id);
+  json::value send_once(step_context& ctx, const std::string& step, const std::string& sid,
+                        const std::string& body, const std::string& lead_id);
   std::string render(lead_store& store, const std::string& tmpl, const lead_row& l);
   json::value lead_submit(step_context& ctx);
   json::value lead_close(step_context& ctx, const std::string& reason);
   json::value lead_inbound(step_context& ctx);
   json::value lead_remind(step_context& ctx);
   json::value lead_expire(step_context& ctx);
-  std::vector<std::uint64_t> lead_failed(lead_connection& c, const invocation_row& row, const std::string& why);
+  std::vector<std::uint64_t> lead_failed(lead_connection& c, const invocation_row& row,
+                                         const std::string& why);
   json::value dealer_set_location(step_context& ctx);
   json::value forward(step_context& ctx);
   /// The services above, as the engine takes them.
@@ -119,10 +126,12 @@ struct lead_services {
 
   // job.cpp: requests that submit invocations
   std::string webhook_url() const;
-  keyed_answer outcome_of(std::uint64_t n, const std::function<keyed_answer(const json::value& result)>& done);
-  keyed_answer submit(const std::string& id, const std::string& body_text, const std::string& idempotency_key);
+  keyed_answer outcome_of(std::uint64_t n,
+                          const std::function<keyed_answer(const json::value& result)>& done);
+  keyed_answer submit(const std::string& id, const std::string& body_text,
+                      const std::string& idempotency_key);
   keyed_answer set_location(const std::string& dealer, const std::string& body_text);
   keyed_answer form_lead(const std::string& body_text, const std::string& idempotency_key);
 };
 
-} // namespace switchboard::jobs::leads
+}  // namespace switchboard::jobs::leads

@@ -53,10 +53,16 @@ json::value invocation_json(const actors::invocation_view& v) {
     json::error_code ec;
     result = json::parse(v.row.result, ec);
   }
-  return json::object{{"id", v.row.id()},          {"service", v.row.service}, {"key", v.row.key},
-                      {"handler", v.row.handler},  {"status", v.row.status},   {"result", result},
-                      {"error", v.row.error},      {"created_at", v.row.created_at},
-                      {"updated_at", v.row.updated_at}, {"steps", std::move(steps)}};
+  return json::object{{"id", v.row.id()},
+                      {"service", v.row.service},
+                      {"key", v.row.key},
+                      {"handler", v.row.handler},
+                      {"status", v.row.status},
+                      {"result", result},
+                      {"error", v.row.error},
+                      {"created_at", v.row.created_at},
+                      {"updated_at", v.row.updated_at},
+                      {"steps", std::move(steps)}};
 }
 
 std::optional<std::uint64_t> invocation_number(const std::string& id) {
@@ -72,13 +78,14 @@ std::optional<std::uint64_t> invocation_number(const std::string& id) {
 }
 
 void lead_services::with_leads(const std::function<void(lead_connection&)>& fn) {
-  engine->with_connection([&](ports::durable_connection& c) { fn(static_cast<lead_connection&>(c)); });
+  engine->with_connection(
+      [&](ports::durable_connection& c) { fn(static_cast<lead_connection&>(c)); });
 }
 
 std::optional<lead_row> lead_services::read_lead(const std::string& id, std::string* sid) {
   std::optional<lead_row> out;
   with_leads([&](lead_connection& db) {
-      auto& s = db.leads;
+    auto& s = db.leads;
     out = s.lead(id);
     if (out && sid != nullptr)
       if (auto c = s.conversation(out->conversation_id))
@@ -87,7 +94,8 @@ std::optional<lead_row> lead_services::read_lead(const std::string& id, std::str
   return out;
 }
 
-keyed_answer lead_services::lead_answer(const std::string& id, int status, const std::string& invocation) {
+keyed_answer lead_services::lead_answer(const std::string& id, int status,
+                                        const std::string& invocation) {
   std::string sid;
   auto lead = read_lead(id, &sid);
   if (!lead)
@@ -131,20 +139,23 @@ keyed_answer lead_services::get(const keyed_request& r) {
   if (service == "dealers") {
     std::vector<adapters::sqlite::location_row> locs;
     with_leads([&](lead_connection& db) {
-      auto& s = db.leads; locs = s.locations(key); });
+      auto& s = db.leads;
+      locs = s.locations(key);
+    });
     if (locs.empty())
       return error(404, "no dealer " + key);
     json::array out;
     for (auto& l : locs)
       out.push_back(json::object{{"id", l.location_id}, {"name", l.name}, {"phone", l.phone}});
-    return answer(200, json::object{{"id", key}, {"name", locs.front().dealer_name}, {"locations", std::move(out)}});
+    return answer(
+        200, json::object{
+                 {"id", key}, {"name", locs.front().dealer_name}, {"locations", std::move(out)}});
   }
   if (service == "invocations") {
     if (key.empty()) {
       std::vector<invocation_row> rows;
-      with_leads([&](lead_connection& db) {
-        rows = db.journal().invocations(r.status_filter, 100);
-      });
+      with_leads(
+          [&](lead_connection& db) { rows = db.journal().invocations(r.status_filter, 100); });
       json::array out;
       for (auto& row : rows)
         out.push_back(invocation_json({row, {}}));
@@ -152,7 +163,8 @@ keyed_answer lead_services::get(const keyed_request& r) {
     }
     auto n = invocation_number(key);
     auto v = n ? engine->view(*n) : std::nullopt;
-    return v ? answer(200, invocation_json(*v)) : error(404, "no invocation " + key + " (ids look like inv-12)");
+    return v ? answer(200, invocation_json(*v))
+             : error(404, "no invocation " + key + " (ids look like inv-12)");
   }
   if (service == "form-leads") {
     std::optional<std::pair<std::string, std::string>> form;
@@ -173,9 +185,12 @@ keyed_answer lead_services::get(const keyed_request& r) {
                                  {"error", f.error}});
     json::error_code ec;
     auto lead = json::parse(form->first, ec);
-    return answer(200, json::object{{"id", key}, {"received_at", form->second}, {"lead", lead}, {"forwards", std::move(out)}});
+    return answer(200, json::object{{"id", key},
+                                    {"received_at", form->second},
+                                    {"lead", lead},
+                                    {"forwards", std::move(out)}});
   }
   return error(404, "no such service: " + service);
 }
 
-} // namespace switchboard::jobs::leads
+}  // namespace switchboard::jobs::leads

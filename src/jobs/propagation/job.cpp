@@ -1,13 +1,13 @@
 #include "jobs/propagation/job.hpp"
 
-#include "jobs/propagation/state_pipeline.hpp"
-#include "engine/supervision/supervisor.hpp"
-#include "jobs/propagation/sync_writer.hpp"
 #include "adapters/amqp/source.hpp"
 #include "adapters/sqlite/state_store.hpp"
+#include "engine/supervision/supervisor.hpp"
+#include "jobs/propagation/state_pipeline.hpp"
+#include "jobs/propagation/sync_writer.hpp"
 
-#include <boost/json/object.hpp>
 #include <spdlog/spdlog.h>
+#include <boost/json/object.hpp>
 
 #include <filesystem>
 #include <mutex>
@@ -62,10 +62,11 @@ void propagation_job::prepare(host& h) {
   std::string targets;
   for (const auto& t : cfg.targets)
     targets += (targets.empty() ? "" : ", ") + t.name + " (" + t.entity_kind + ")";
-  spdlog::info("entity-state propagation: {} AMQP source(s), {} lookup(s), state of '{}' events in {} "
-               "lane(s) in {}, targets: {}",
-               cfg.amqp_sources.size(), cfg.enrichment.lookups.size(), cfg.state.pattern,
-               cfg.state.partitions, path, targets.empty() ? "none" : targets);
+  spdlog::info(
+      "entity-state propagation: {} AMQP source(s), {} lookup(s), state of '{}' events in {} "
+      "lane(s) in {}, targets: {}",
+      cfg.amqp_sources.size(), cfg.enrichment.lookups.size(), cfg.state.pattern,
+      cfg.state.partitions, path, targets.empty() ? "none" : targets);
 
   subscription_options opts;
   opts.pattern = cfg.state.pattern;
@@ -113,8 +114,8 @@ void propagation_job::start_intake() {
   if (d.sources_closed)
     return;  // the runtime is stopping already (stop() raced start())
   for (const auto& source : d.cfg.amqp_sources) {
-    auto s = std::make_unique<adapters::amqp::amqp_source>(source, password.empty() ? "guest" : password,
-                                                           d.cfg.limits, publish, d.cfg.drain_timeout);
+    auto s = std::make_unique<adapters::amqp::amqp_source>(
+        source, password.empty() ? "guest" : password, d.cfg.limits, publish, d.cfg.drain_timeout);
     s->start();  // returns at once: holding the lock here is short
     d.sources.push_back(std::move(s));
   }
@@ -149,7 +150,8 @@ std::optional<rebuild_progress> propagation_job::rebuild_status(const std::strin
   return impl_->pipeline->rebuild_status(id);
 }
 
-std::optional<json::value> propagation_job::entity_state(const std::string& kind, const std::string& id) const {
+std::optional<json::value> propagation_job::entity_state(const std::string& kind,
+                                                         const std::string& id) const {
   auto s = impl_->pipeline->state_of(kind, id);
   if (!s)
     return std::nullopt;
@@ -204,4 +206,4 @@ json::value propagation_job::status() const {
 
 std::vector<ports::http_route> propagation_job::routes() { return propagation_routes(this); }
 
-} // namespace switchboard::jobs
+}  // namespace switchboard::jobs

@@ -43,7 +43,8 @@ public:
 
   std::string rebuild(const std::string& kind, const std::string& id);
   std::optional<rebuild_progress> rebuild_status(const std::string& id) const;
-  std::optional<boost::json::value> entity_state(const std::string& kind, const std::string& id) const;
+  std::optional<boost::json::value> entity_state(const std::string& kind,
+                                                 const std::string& id) const;
 
 private:
   struct impl;
@@ -54,4 +55,4 @@ private:
 /// they answer 404 and say how to configure propagation.
 std::vector<ports::http_route> propagation_routes(propagation_job* job);
 
-} // namespace switchboard::jobs
+}  // namespace switchboard::jobs

@@ -18,9 +18,10 @@ http_reply error_reply(int status, const std::string& why) {
 }
 
 http_reply not_configured() {
-  return error_reply(404,
-                     "entity-state propagation is not configured on this server: add `sources.amqp`, "
-                     "`targets` or `enrichment.lookups` to its configuration");
+  return error_reply(
+      404,
+      "entity-state propagation is not configured on this server: add `sources.amqp`, "
+      "`targets` or `enrichment.lookups` to its configuration");
 }
 
 http_reply start_rebuild(propagation_job& job, const http_request& req) {
@@ -40,9 +41,10 @@ http_reply start_rebuild(propagation_job& job, const http_request& req) {
       return true;
     };
     if (obj == nullptr || !text_member("kind", kind) || !text_member("id", id))
-      return error_reply(400,
-                         "the body must be empty (rebuild everything) or a JSON object with optional "
-                         "string members \"kind\" and \"id\", e.g. {\"kind\": \"application\"}");
+      return error_reply(
+          400,
+          "the body must be empty (rebuild everything) or a JSON object with optional "
+          "string members \"kind\" and \"id\", e.g. {\"kind\": \"application\"}");
     for (const auto& member : *obj)
       if (member.key() != "kind" && member.key() != "id")
         return error_reply(400, "unknown member \"" + std::string(member.key()) +
@@ -51,8 +53,9 @@ http_reply start_rebuild(propagation_job& job, const http_request& req) {
       return error_reply(400, "an \"id\" needs its \"kind\": entity ids are unique per kind");
   }
   const auto rebuild_id = job.rebuild(kind, id);
-  auto reply = json_reply(
-      202, json::serialize(json::object{{"id", rebuild_id}, {"status_url", "/v1/rebuild/" + rebuild_id}}));
+  auto reply =
+      json_reply(202, json::serialize(json::object{{"id", rebuild_id},
+                                                   {"status_url", "/v1/rebuild/" + rebuild_id}}));
   reply.headers.emplace_back("Location", "/v1/rebuild/" + rebuild_id);
   return reply;
 }
@@ -85,20 +88,25 @@ http_reply state_of(propagation_job& job, const http_request& req) {
   return json_reply(200, json::serialize(*state));
 }
 
-} // namespace
+}  // namespace
 
 std::vector<ports::http_route> propagation_routes(propagation_job* job) {
   // Without the job every route answers how to turn it on.
   auto serve = [job](http_reply (*fn)(propagation_job&, const http_request&)) {
-    return [job, fn](const http_request& req) { return job != nullptr ? fn(*job, req) : not_configured(); };
+    return [job, fn](const http_request& req) {
+      return job != nullptr ? fn(*job, req) : not_configured();
+    };
   };
   return {
       {"POST", "/v1/rebuild", ports::route_access::bearer_token, serve(start_rebuild)},
-      {"GET", R"(/v1/rebuild/([A-Za-z0-9_-]+))", ports::route_access::bearer_token, serve(rebuild_progress_of)},
+      {"GET", R"(/v1/rebuild/([A-Za-z0-9_-]+))", ports::route_access::bearer_token,
+       serve(rebuild_progress_of)},
       {"GET", R"(/v1/state/([^/]+)/([^/]+))", ports::route_access::bearer_token, serve(state_of)},
       {"GET", "/v1/propagation", ports::route_access::bearer_token,
-       serve([](propagation_job& j, const http_request&) { return json_reply(200, json::serialize(j.status())); })},
+       serve([](propagation_job& j, const http_request&) {
+         return json_reply(200, json::serialize(j.status()));
+       })},
   };
 }
 
-} // namespace switchboard::jobs
+}  // namespace switchboard::jobs

@@ -8,8 +8,8 @@
 #include "engine/lane.hpp"
 #include "switchboard/subscription.hpp"  // terminal_error
 
-#include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
+#include <boost/json/serialize.hpp>
 
 #include <atomic>
 #include <deque>

@@ -8,13 +8,13 @@
 #include "engine/actor_support.hpp"
 #include "engine/lane.hpp"
 
+#include <spdlog/spdlog.h>
 #include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
@@ -59,7 +59,7 @@ struct io_lane {
   engine::lane thread;
 };
 
-} // namespace
+}  // namespace
 
 struct sync_writer::impl {
   target_config target;
@@ -118,30 +118,29 @@ struct sync_writer::impl {
 
   void post_backlog(std::string after_id, caf::actor reply_to) {
     // Spread over the lanes by cursor, so one busy lane does not hold every page.
-    lane_for(after_id).post([this, after_id = std::move(after_id),
-                             reply_to = std::move(reply_to)](io_lane&) {
-      std::vector<write_offer> page;
-      bool more = true;
-      std::string cursor = after_id;
-      try {
-        const auto states = store->unwritten(target.name, target.entity_kind,
-                                             options.backlog_page,
-                                             after_id.empty() ? std::string{} : target.entity_kind,
-                                             after_id);
-        page.reserve(states.size());
-        for (const auto& s : states)
-          page.push_back(offer_of(s));
-        more = states.size() >= options.backlog_page;
-        if (!states.empty())
-          cursor = states.back().id;
-      } catch (...) {
-        // An empty page with more to come: the actor asks again a little later.
-        spdlog::error("sync writer '{}': reading unwritten {} states failed: {}", target.name,
-                      target.entity_kind, core::exception_text(std::current_exception()));
-        page.clear();
-      }
-      caf::anon_send(reply_to, backlog_atom_v, std::move(page), more, std::move(cursor));
-    });
+    lane_for(after_id).post(
+        [this, after_id = std::move(after_id), reply_to = std::move(reply_to)](io_lane&) {
+          std::vector<write_offer> page;
+          bool more = true;
+          std::string cursor = after_id;
+          try {
+            const auto states =
+                store->unwritten(target.name, target.entity_kind, options.backlog_page,
+                                 after_id.empty() ? std::string{} : target.entity_kind, after_id);
+            page.reserve(states.size());
+            for (const auto& s : states)
+              page.push_back(offer_of(s));
+            more = states.size() >= options.backlog_page;
+            if (!states.empty())
+              cursor = states.back().id;
+          } catch (...) {
+            // An empty page with more to come: the actor asks again a little later.
+            spdlog::error("sync writer '{}': reading unwritten {} states failed: {}", target.name,
+                          target.entity_kind, core::exception_text(std::current_exception()));
+            page.clear();
+          }
+          caf::anon_send(reply_to, backlog_atom_v, std::move(page), more, std::move(cursor));
+        });
   }
 
   /// One write on a lane: the newest stored state of the entity, set on its object.
@@ -170,8 +169,8 @@ struct sync_writer::impl {
       report.error = std::move(mapped.error);
       return report;
     }
-    auto result = twilio::write_state(lane.client, mapped.write->object, mapped.write->payload,
-                                      lane.seen);
+    auto result =
+        twilio::write_state(lane.client, mapped.write->object, mapped.write->payload, lane.seen);
     writes_sent += result.writes;
     rate_limited += result.rate_limited;
     conflicts += result.conflicts;
@@ -287,10 +286,10 @@ sync_writer_actor::behavior_type writer_impl(writer_ptr self,
   limits.max_attempts = w.target.max_attempts;
   limits.backoff_initial = w.target.backoff_initial;
   limits.backoff_max = w.target.backoff_max;
-  const auto seed = w.options.seed != 0
-                        ? w.options.seed + w.starts.load()
-                        : static_cast<std::uint64_t>(
-                              std::chrono::steady_clock::now().time_since_epoch().count());
+  const auto seed =
+      w.options.seed != 0
+          ? w.options.seed + w.starts.load()
+          : static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   st.schedule = std::make_unique<core::write_schedule>(limits, seed);
   if (w.starts++ > 0)
     spdlog::info("sync writer '{}' restarted: reading its backlog of unwritten {} states",
@@ -301,70 +300,71 @@ sync_writer_actor::behavior_type writer_impl(writer_ptr self,
   pump(self);
 
   return {
-    [self](write_offer_atom, const write_offer& offer) {
-      self->state.schedule->offer(offer.id, offer.revision, self->clock().now(),
-                                  offer.pace_group);
-      pump(self);
-    },
-    [self](backlog_atom, const std::vector<write_offer>& page, bool more,
-           const std::string& cursor) {
-      auto& s = self->state;
-      const auto now = self->clock().now();
-      for (const auto& offer : page)
-        s.schedule->offer(offer.id, offer.revision, now, offer.pace_group);
-      s.backlog_reading = false;
-      s.backlog_more = more;
-      s.backlog_after = cursor;
-      if (page.empty() && more)
-        s.backlog_retry_at = now + 1s;  // the read failed (logged by the lane): again soon
-      if (s.rescan_after_read) {
-        s.rescan_after_read = false;
-        s.backlog_after.clear();
-        s.backlog_more = true;
-      }
-      pump(self);
-    },
-    [self](rescan_atom) {
-      auto& s = self->state;
-      s.schedule->forget_written();
-      if (s.backlog_reading) {
-        s.rescan_after_read = true;
-      } else {
-        s.backlog_after.clear();
-        s.backlog_more = true;
-        s.backlog_retry_at.reset();
-      }
-      pump(self);
-    },
-    [self](write_done_atom, const write_report& report) {
-      auto& s = self->state;
-      const auto done =
-          s.schedule->complete(report.id, report.revision, result_of(report), self->clock().now());
-      if (done.what == core::write_completion::kind::dead) {
-        spdlog::warn("sync writer '{}': gave up writing {} '{}' at revision {} after {} "
-                     "attempt(s): {}",
-                     s.writer->target.name, s.writer->target.entity_kind, report.id,
-                     done.revision, done.attempts, report.error);
-        // Count it before the lane records it: whoever sees the dead write in the store (the
-        // ledger's counts) then also sees it in stats().dead.
-        publish(self);
-        s.writer->post_dead(report.id, done.revision, report.error);
-      } else if (report.what != write_report::kind::written) {
-        spdlog::debug("sync writer '{}': {} '{}' will be retried: {}", s.writer->target.name,
-                      s.writer->target.entity_kind, report.id, report.error);
-      }
-      pump(self);
-    },
-    [self](pace_atom) {
-      // Forget the timer even if this was an older, superseded one: at worst one more wakeup,
-      // never a missed one.
-      self->state.timer_at.reset();
-      pump(self);
-    },
+      [self](write_offer_atom, const write_offer& offer) {
+        self->state.schedule->offer(offer.id, offer.revision, self->clock().now(),
+                                    offer.pace_group);
+        pump(self);
+      },
+      [self](backlog_atom, const std::vector<write_offer>& page, bool more,
+             const std::string& cursor) {
+        auto& s = self->state;
+        const auto now = self->clock().now();
+        for (const auto& offer : page)
+          s.schedule->offer(offer.id, offer.revision, now, offer.pace_group);
+        s.backlog_reading = false;
+        s.backlog_more = more;
+        s.backlog_after = cursor;
+        if (page.empty() && more)
+          s.backlog_retry_at = now + 1s;  // the read failed (logged by the lane): again soon
+        if (s.rescan_after_read) {
+          s.rescan_after_read = false;
+          s.backlog_after.clear();
+          s.backlog_more = true;
+        }
+        pump(self);
+      },
+      [self](rescan_atom) {
+        auto& s = self->state;
+        s.schedule->forget_written();
+        if (s.backlog_reading) {
+          s.rescan_after_read = true;
+        } else {
+          s.backlog_after.clear();
+          s.backlog_more = true;
+          s.backlog_retry_at.reset();
+        }
+        pump(self);
+      },
+      [self](write_done_atom, const write_report& report) {
+        auto& s = self->state;
+        const auto done = s.schedule->complete(report.id, report.revision, result_of(report),
+                                               self->clock().now());
+        if (done.what == core::write_completion::kind::dead) {
+          spdlog::warn(
+              "sync writer '{}': gave up writing {} '{}' at revision {} after {} "
+              "attempt(s): {}",
+              s.writer->target.name, s.writer->target.entity_kind, report.id, done.revision,
+              done.attempts, report.error);
+          // Count it before the lane records it: whoever sees the dead write in the store (the
+          // ledger's counts) then also sees it in stats().dead.
+          publish(self);
+          s.writer->post_dead(report.id, done.revision, report.error);
+        } else if (report.what != write_report::kind::written) {
+          spdlog::debug("sync writer '{}': {} '{}' will be retried: {}", s.writer->target.name,
+                        s.writer->target.entity_kind, report.id, report.error);
+        }
+        pump(self);
+      },
+      [self](pace_atom) {
+        // Forget the timer even if this was an older, superseded one: at worst one more wakeup,
+        // never a missed one.
+        self->state.timer_at.reset();
+        pump(self);
+      },
   };
 }
 
-} // namespace
+}  // namespace
 
 std::shared_ptr<sync_writer> sync_writer::create(target_config target,
                                                  twilio::client_options twilio_options,
@@ -443,4 +443,4 @@ const target_config& sync_writer::target() const noexcept { return impl_->target
 
 void sync_writer::stop() { impl_->stop(); }
 
-} // namespace switchboard::actors
+}  // namespace switchboard::actors

@@ -20,8 +20,8 @@
 // Twilio confirmed it, and as dead (mark_dead, with the last error) after `max_attempts` or a
 // terminal answer; a newer revision starts afresh.
 
-#include "switchboard/config.hpp"
 #include "protocols/messages.hpp"
+#include "switchboard/config.hpp"
 
 #include "adapters/twilio/client.hpp"
 
@@ -33,7 +33,7 @@
 namespace switchboard::adapters::sqlite {
 class state_store;
 struct stored_state;
-} // namespace switchboard::adapters::sqlite
+}  // namespace switchboard::adapters::sqlite
 
 namespace switchboard::actors {
 
@@ -54,9 +54,9 @@ struct sync_writer_stats {
 };
 
 struct sync_writer_options {
-  std::size_t io_threads = 0;          ///< 0 = the target's concurrency
-  std::size_t backlog_page = 256;      ///< entities per unwritten() page
-  std::uint64_t seed = 0;              ///< backoff jitter; 0 = from the clock
+  std::size_t io_threads = 0;      ///< 0 = the target's concurrency
+  std::size_t backlog_page = 256;  ///< entities per unwritten() page
+  std::uint64_t seed = 0;          ///< backoff jitter; 0 = from the clock
 };
 
 /// The Twilio client settings for `twilio` (credentials from TWILIO_ACCOUNT_SID and
@@ -107,4 +107,4 @@ private:
   std::shared_ptr<impl> impl_;
 };
 
-} // namespace switchboard::actors
+}  // namespace switchboard::actors
