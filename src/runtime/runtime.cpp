@@ -46,11 +46,7 @@ void runtime::impl::make_jobs(runtime& self) {
 }
 
 supervisor_spec runtime::impl::root_spec() {
-  supervisor_spec spec;
-  spec.name = "root";
-  spec.strategy = restart_strategy::one_for_one;
-  spec.intensity = {cfg.supervision.max_restarts, cfg.supervision.within};
-  spec.backoff = {cfg.supervision.backoff_initial, cfg.supervision.backoff_max};
+  auto spec = actors::supervisor_spec_of("root", cfg.supervision);
   spec.children.push_back(consumers_child());
   for (auto& job : jobs)
     for (auto& child : job->children(cfg.supervision))

@@ -28,11 +28,7 @@ dead_letter_info to_info(const adapters::sqlite::dead_letter& d) {
 }  // namespace
 
 supervisor_spec runtime::impl::consumers_spec() {
-  supervisor_spec spec;
-  spec.name = "consumers";
-  spec.strategy = restart_strategy::one_for_one;
-  spec.intensity = {cfg.supervision.max_restarts, cfg.supervision.within};
-  spec.backoff = {cfg.supervision.backoff_initial, cfg.supervision.backoff_max};
+  auto spec = actors::supervisor_spec_of("consumers", cfg.supervision);
   std::lock_guard<std::mutex> guard{mu};
   for (auto& [id, entry] : subscriptions)
     spec.children.push_back(actors::consumer_child(entry, ctx));

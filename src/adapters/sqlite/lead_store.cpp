@@ -105,7 +105,11 @@ std::int64_t conversation_number(const std::string& id) {
 
 }  // namespace
 
-lead_store::lead_store(SQLite::Database& db) : db_(db) { db_.exec(schema); }
+lead_store::lead_store(SQLite::Database& db) : db_(db) {
+  SQLite::Transaction creating(db_);  // the tables and indexes in one commit, not one each
+  db_.exec(schema);
+  creating.commit();
+}
 
 lead_store::~lead_store() = default;
 

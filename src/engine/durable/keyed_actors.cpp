@@ -169,11 +169,7 @@ keyed_router_actor::behavior_type router(router_pointer self,
 }  // namespace
 
 child_spec invocation_engine::child(const supervision_config& supervision) {
-  supervisor_spec spec;
-  spec.name = impl_->options.name;
-  spec.strategy = restart_strategy::one_for_one;
-  spec.intensity = {supervision.max_restarts, supervision.within};
-  spec.backoff = {supervision.backoff_initial, supervision.backoff_max};
+  auto spec = supervisor_spec_of(impl_->options.name, supervision);
   for (auto& [name, s] : impl_->services)
     spec.children.push_back(child_spec{"router:" + name, restart_policy::permanent,
                                        [engine = impl_, name = name](caf::actor_system& sys) {

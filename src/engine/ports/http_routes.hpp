@@ -4,6 +4,9 @@
 // and answers them, so a job owns its endpoints without knowing the server library. Adding an
 // endpoint is one entry in the job's routes.cpp.
 
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
 #include <functional>
 #include <string>
 #include <utility>
@@ -47,6 +50,11 @@ inline http_reply json_reply(int status, std::string body) {
   r.status = status;
   r.body = std::move(body);
   return r;
+}
+
+/// `{"error": why}`: how every route names what was wrong.
+inline http_reply error_reply(int status, const std::string& why) {
+  return json_reply(status, boost::json::serialize(boost::json::object{{"error", why}}));
 }
 
 }  // namespace switchboard::ports

@@ -17,12 +17,25 @@
 // All timing uses the actor clock, so CAF's test coordinator drives it deterministically.
 
 #include "protocols/messages.hpp"
+#include "switchboard/config.hpp"
 
 #include <caf/error.hpp>
 
 #include <string>
 
 namespace switchboard::actors {
+
+/// A supervisor's spec with the configured restart intensity and backoff, no children yet.
+inline supervisor_spec supervisor_spec_of(
+    std::string name, const supervision_config& supervision,
+    restart_strategy strategy = restart_strategy::one_for_one) {
+  supervisor_spec spec;
+  spec.name = std::move(name);
+  spec.strategy = strategy;
+  spec.intensity = {supervision.max_restarts, supervision.within};
+  spec.backoff = {supervision.backoff_initial, supervision.backoff_max};
+  return spec;
+}
 
 /// Spawns a supervisor that immediately starts `spec.children`.
 supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_spec spec);

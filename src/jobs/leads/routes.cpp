@@ -10,6 +10,7 @@
 namespace switchboard::jobs {
 
 namespace json = boost::json;
+using ports::error_reply;
 using ports::http_reply;
 using ports::http_request;
 using ports::route_access;
@@ -18,10 +19,6 @@ namespace {
 
 http_reply reply_of(const keyed_answer& a) {
   return ports::json_reply(a.status, json::serialize(a.body));
-}
-
-http_reply error_reply(int status, const std::string& why) {
-  return ports::json_reply(status, json::serialize(json::object{{"error", why}}));
 }
 
 keyed_request request_of(const http_request& req, std::string service, std::string key,

@@ -96,11 +96,8 @@ propagation_job::~propagation_job() {
 }
 
 std::vector<child_spec> propagation_job::children(const supervision_config& supervision) {
-  supervisor_spec spec;
-  spec.name = "writers";
-  spec.strategy = restart_strategy::one_for_one;  // one target's trouble never stops another
-  spec.intensity = {supervision.max_restarts, supervision.within};
-  spec.backoff = {supervision.backoff_initial, supervision.backoff_max};
+  // One for one: one target's trouble never stops another.
+  auto spec = actors::supervisor_spec_of("writers", supervision);
   for (const auto& w : impl_->writers)
     spec.children.push_back(w->child());
   return {actors::supervisor_child(std::move(spec))};

@@ -7,15 +7,12 @@
 namespace switchboard::jobs {
 
 namespace json = boost::json;
+using ports::error_reply;
 using ports::http_reply;
 using ports::http_request;
 using ports::json_reply;
 
 namespace {
-
-http_reply error_reply(int status, const std::string& why) {
-  return json_reply(status, json::serialize(json::object{{"error", why}}));
-}
 
 http_reply not_configured() {
   return error_reply(
