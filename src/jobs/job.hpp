@@ -14,7 +14,7 @@
 //   drain()          after the bus drained, before the HTTP server stops: let waiters go
 //   stop()           after the actor system is gone: join the job's own threads, close files
 
-#include "engine/ports/http_routes.hpp"
+#include "ports/http_routes.hpp"
 #include "protocols/messages.hpp"  // child_spec
 #include "switchboard/config.hpp"
 #include "switchboard/subscription.hpp"

@@ -8,7 +8,7 @@
 // token unless the route checks its own credentials.
 
 #include "adapters/http/ingest.hpp"
-#include "engine/ports/http_routes.hpp"
+#include "ports/http_routes.hpp"
 #include "switchboard/config.hpp"
 #include "switchboard/dead_letters.hpp"
 

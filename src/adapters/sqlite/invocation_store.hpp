@@ -7,7 +7,7 @@
 //
 // One connection is used from one thread at a time; every thread opens its own.
 
-#include "engine/ports/invocation_journal.hpp"
+#include "ports/invocation_journal.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
 

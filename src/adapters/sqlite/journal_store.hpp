@@ -10,7 +10,7 @@
 // Durability: with `synchronous = full` (the default) a committed transaction is on disk
 // (fsync'd) when `append` returns; that is what lets producers be acknowledged.
 
-#include "engine/ports/journal_storage.hpp"
+#include "ports/journal_storage.hpp"
 #include "switchboard/event.hpp"
 
 #include <cstdint>

@@ -12,7 +12,7 @@
 //
 // A lead_store uses its connection from one thread at a time; every thread opens its own.
 
-#include "engine/ports/invocation_journal.hpp"
+#include "ports/invocation_journal.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
 

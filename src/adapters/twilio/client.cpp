@@ -15,30 +15,6 @@ namespace switchboard::adapters::twilio {
 namespace json = boost::json;
 using std::chrono::milliseconds;
 
-const char* to_string(outcome o) noexcept {
-  switch (o) {
-    case outcome::ok: return "ok";
-    case outcome::retryable: return "retryable";
-    case outcome::ambiguous: return "ambiguous";
-    case outcome::conflict: return "conflict";
-    case outcome::terminal: return "terminal";
-  }
-  return "unknown";
-}
-
-std::string call_result::text(std::string_view key) const {
-  if (const auto* o = body.if_object())
-    if (const auto* v = o->if_contains(key))
-      if (const auto* s = v->if_string())
-        return std::string{*s};
-  return {};
-}
-
-std::string call_result::revision() const {
-  auto r = text("revision");
-  return r.empty() ? etag : r;
-}
-
 // --- classification -------------------------------------------------------------------------
 
 namespace {

@@ -13,6 +13,8 @@
 // https://taskrouter.twilio.com). With `base_url` = "http://127.0.0.1:PORT" the products map to
 // the emulator's prefixes /sync, /conversations and /taskrouter (see emulator.hpp).
 
+#include "ports/twilio.hpp"
+
 #include <boost/json.hpp>
 
 #include <chrono>
@@ -24,46 +26,16 @@
 
 namespace switchboard::adapters::twilio {
 
-/// What a caller may do after a call. Every failure falls in exactly one class.
-enum class outcome {
-  /// 2xx: Twilio did it; `body` holds its answer (null for 204 No Content).
-  ok,
-  /// Twilio did not do it, or the call only read: send the same request again after
-  /// `retry_after`. 429 (Retry-After honoured), 503, a connection that could not be opened
-  /// (nothing was sent), and any failure of a GET (a read changes nothing).
-  retryable,
-  /// A write that may or may not have happened: no answer (read timeout, connection reset after
-  /// sending), a 5xx other than 503, or a 2xx whose body is not JSON. Look at Twilio's state
-  /// (fetch the object, list the messages) before writing again.
-  ambiguous,
-  /// 409 or 412: the object is not in the state the request assumed (stale If-Match, the key or
-  /// unique name or SMS binding already exists). `code` says which; `current_revision` carries
-  /// the object's revision when Twilio's answer names it.
-  conflict,
-  /// Any other 4xx (bad input, not found, bad credentials) or a configuration failure (TLS
-  /// certificates): sending it again will not help. `code` and `message` say why.
-  terminal,
-};
-
-const char* to_string(outcome o) noexcept;
-
-/// The answer to one call.
-struct call_result {
-  outcome kind = outcome::terminal;
-  int status = 0;           ///< HTTP status; 0 when no answer came
-  boost::json::value body;  ///< ok: the parsed answer; failures: Twilio's error body if JSON
-  std::string etag;         ///< the ETag header without quotes (Sync and worker revisions)
-  int code = 0;             ///< failures: Twilio's error code (54103, 20429, ...); 0 if none
-  std::string message;      ///< failures: "METHOD path: what went wrong", for logs and users
-  std::chrono::milliseconds retry_after{0};     ///< retryable: wait at least this long
-  std::optional<std::string> current_revision;  ///< conflict: the object's revision, if known
-
-  explicit operator bool() const noexcept { return kind == outcome::ok; }
-  /// The string field `key` of `body` ("sid", "state", ...); empty if absent or not a string.
-  std::string text(std::string_view key) const;
-  /// The revision of the object answered: `body.revision` (Sync) or else the ETag (workers).
-  std::string revision() const;
-};
+// The calls' vocabulary and the interface this client implements are the port's
+// (ports/twilio.hpp); the names stay usable here.
+using ports::twilio::call_result;
+using ports::twilio::conversation_fields;
+using ports::twilio::conversation_state;
+using ports::twilio::conversation_webhook_fields;
+using ports::twilio::message_fields;
+using ports::twilio::message_listing;
+using ports::twilio::outcome;
+using ports::twilio::to_string;
 
 /// An HTTP answer, as `classify_answer` sees it.
 struct http_answer {
@@ -97,46 +69,15 @@ struct client_options {
   std::string ca_cert_path;  ///< PEM bundle for https; empty: the system's certificates
 };
 
-/// The fields of a new conversation; the ones left empty are not sent.
-struct conversation_fields {
-  std::optional<std::string> unique_name;  ///< choose it from the business key: it finds the
-                                           ///< conversation again after an ambiguous create
-  std::optional<std::string> friendly_name;
-  std::optional<boost::json::value> attributes;  ///< sent as a JSON string
-};
-
-enum class conversation_state { active, inactive, closed };
-
-struct message_fields {
-  std::optional<std::string> author;             ///< Twilio's default is "system"
-  std::string body;                              ///< at most 1600 characters
-  std::optional<boost::json::value> attributes;  ///< carry switchboard's step id here
-};
-
-/// A conversation-scoped webhook (Target "webhook" with a URL, "trigger", or "studio" + flow).
-struct conversation_webhook_fields {
-  std::string target = "webhook";
-  std::optional<std::string> url;
-  std::string method = "POST";
-  std::vector<std::string> filters;   ///< onMessageAdded, ...
-  std::vector<std::string> triggers;  ///< for target "trigger"
-  std::optional<std::string> flow_sid;
-};
-
-struct message_listing {
-  bool newest_first = false;
-  int page_size = 50;
-};
-
 /// Typed Twilio REST calls over kept-alive connections, one per product host. Safe to share
 /// between threads, but calls to one product queue behind each other on its connection: give
 /// each writer thread its own client for parallel calls. All calls BLOCK (see above).
-class client {
+class client final : public ports::twilio::twilio_api {
 public:
   /// Throws std::invalid_argument naming the missing setting when the account SID or token is
   /// neither given nor in the environment, or a URL is not http(s)://host[:port][/prefix].
   explicit client(client_options options = {});
-  ~client();
+  ~client() override;
   client(const client&) = delete;
   client& operator=(const client&) = delete;
 
@@ -147,64 +88,67 @@ public:
   call_result create_document(const std::string& service_sid,
                               const std::optional<std::string>& unique_name,
                               const boost::json::value& data,
-                              std::optional<std::chrono::seconds> ttl = std::nullopt);
-  call_result fetch_document(const std::string& service_sid, const std::string& document);
+                              std::optional<std::chrono::seconds> ttl = std::nullopt) override;
+  call_result fetch_document(const std::string& service_sid, const std::string& document) override;
   /// With `if_match`, Twilio applies the update only at that revision (else conflict 412/54103).
   call_result update_document(const std::string& service_sid, const std::string& document,
                               const boost::json::value& data,
                               const std::optional<std::string>& if_match = std::nullopt,
-                              std::optional<std::chrono::seconds> ttl = std::nullopt);
+                              std::optional<std::chrono::seconds> ttl = std::nullopt) override;
   call_result delete_document(const std::string& service_sid, const std::string& document,
-                              const std::optional<std::string>& if_match = std::nullopt);
+                              const std::optional<std::string>& if_match = std::nullopt) override;
 
-  call_result create_map(const std::string& service_sid, const std::string& unique_name);
+  call_result create_map(const std::string& service_sid, const std::string& unique_name) override;
   /// Conflict 409/54208 if the key exists: update it instead.
   call_result create_map_item(const std::string& service_sid, const std::string& map,
                               const std::string& key, const boost::json::value& data,
-                              std::optional<std::chrono::seconds> ttl = std::nullopt);
+                              std::optional<std::chrono::seconds> ttl = std::nullopt) override;
   call_result fetch_map_item(const std::string& service_sid, const std::string& map,
-                             const std::string& key);
+                             const std::string& key) override;
   call_result update_map_item(const std::string& service_sid, const std::string& map,
                               const std::string& key, const boost::json::value& data,
                               const std::optional<std::string>& if_match = std::nullopt,
-                              std::optional<std::chrono::seconds> ttl = std::nullopt);
+                              std::optional<std::chrono::seconds> ttl = std::nullopt) override;
   call_result delete_map_item(const std::string& service_sid, const std::string& map,
                               const std::string& key,
-                              const std::optional<std::string>& if_match = std::nullopt);
+                              const std::optional<std::string>& if_match = std::nullopt) override;
 
   // --- Conversations (`conversation`: a CH SID or a unique name) -----------------------------
 
-  call_result create_conversation(const conversation_fields& fields);
-  call_result fetch_conversation(const std::string& conversation);
-  call_result update_conversation_state(const std::string& conversation, conversation_state state);
+  call_result create_conversation(const conversation_fields& fields) override;
+  call_result fetch_conversation(const std::string& conversation) override;
+  call_result update_conversation_state(const std::string& conversation,
+                                        conversation_state state) override;
   /// An SMS participant: the customer's `address` reached through our `proxy_address`.
   /// Conflict 409/50416 while another open conversation holds the same pair.
   call_result add_sms_participant(
       const std::string& conversation, const std::string& address, const std::string& proxy_address,
-      const std::optional<boost::json::value>& attributes = std::nullopt);
-  call_result send_message(const std::string& conversation, const message_fields& fields);
+      const std::optional<boost::json::value>& attributes = std::nullopt) override;
+  call_result send_message(const std::string& conversation, const message_fields& fields) override;
   /// One page of messages; follow `body.meta.next_page_url` with fetch_page.
-  call_result list_messages(const std::string& conversation, const message_listing& listing = {});
+  call_result list_messages(const std::string& conversation,
+                            const message_listing& listing = {}) override;
   /// The conversations an SMS address takes part in (GET /v1/ParticipantConversations).
-  call_result participant_conversations(const std::string& address);
+  call_result participant_conversations(const std::string& address) override;
   call_result create_conversation_webhook(const std::string& conversation,
-                                          const conversation_webhook_fields& fields);
+                                          const conversation_webhook_fields& fields) override;
 
   // --- TaskRouter ----------------------------------------------------------------------------
 
-  call_result fetch_worker(const std::string& workspace_sid, const std::string& worker_sid);
+  call_result fetch_worker(const std::string& workspace_sid,
+                           const std::string& worker_sid) override;
   /// Replaces the worker's whole attribute object. Conflict 412/20412 on a stale `if_match`.
-  call_result update_worker_attributes(const std::string& workspace_sid,
-                                       const std::string& worker_sid,
-                                       const boost::json::value& attributes,
-                                       const std::optional<std::string>& if_match = std::nullopt);
+  call_result update_worker_attributes(
+      const std::string& workspace_sid, const std::string& worker_sid,
+      const boost::json::value& attributes,
+      const std::optional<std::string>& if_match = std::nullopt) override;
 
   // --- paging --------------------------------------------------------------------------------
 
   /// GET a `next_page_url` / `previous_page_url` from a list answer. Twilio's host names
   /// (https://conversations.twilio.com/v1/...) map to the configured product URL; a URL under
   /// a configured product URL is used as is. Terminal if it belongs to neither.
-  call_result fetch_page(const std::string& page_url);
+  call_result fetch_page(const std::string& page_url) override;
 
 private:
   struct impl;

@@ -33,7 +33,7 @@
 // Failpoints: SWITCHBOARD_FAILPOINT=<step>:<before|after> makes the process SIGKILL itself the
 // first time it reaches that point (crash-injection tests); unset in production.
 
-#include "engine/ports/invocation_journal.hpp"
+#include "ports/invocation_journal.hpp"
 #include "protocols/messages.hpp"
 #include "switchboard/config.hpp"
 

@@ -13,7 +13,7 @@
 // again, so the journal recovers by itself once the condition (full disk, lock) clears.
 
 #include "engine/lane.hpp"
-#include "engine/ports/journal_storage.hpp"
+#include "ports/journal_storage.hpp"
 #include "switchboard/event.hpp"
 
 #include <condition_variable>
