@@ -116,59 +116,66 @@ public:
   // --- Sync (`document`, `map`: a SID or a unique name) -------------------------------------
 
   virtual call_result create_document(const std::string& service_sid,
-                              const std::optional<std::string>& unique_name,
-                              const boost::json::value& data,
-                              std::optional<std::chrono::seconds> ttl = std::nullopt) = 0;
-  virtual call_result fetch_document(const std::string& service_sid, const std::string& document) = 0;
+                                      const std::optional<std::string>& unique_name,
+                                      const boost::json::value& data,
+                                      std::optional<std::chrono::seconds> ttl = std::nullopt) = 0;
+  virtual call_result fetch_document(const std::string& service_sid,
+                                     const std::string& document) = 0;
   /// With `if_match`, Twilio applies the update only at that revision (else conflict 412/54103).
   virtual call_result update_document(const std::string& service_sid, const std::string& document,
-                              const boost::json::value& data,
-                              const std::optional<std::string>& if_match = std::nullopt,
-                              std::optional<std::chrono::seconds> ttl = std::nullopt) = 0;
-  virtual call_result delete_document(const std::string& service_sid, const std::string& document,
-                              const std::optional<std::string>& if_match = std::nullopt) = 0;
+                                      const boost::json::value& data,
+                                      const std::optional<std::string>& if_match = std::nullopt,
+                                      std::optional<std::chrono::seconds> ttl = std::nullopt) = 0;
+  virtual call_result delete_document(
+      const std::string& service_sid, const std::string& document,
+      const std::optional<std::string>& if_match = std::nullopt) = 0;
 
-  virtual call_result create_map(const std::string& service_sid, const std::string& unique_name) = 0;
+  virtual call_result create_map(const std::string& service_sid,
+                                 const std::string& unique_name) = 0;
   /// Conflict 409/54208 if the key exists: update it instead.
   virtual call_result create_map_item(const std::string& service_sid, const std::string& map,
-                              const std::string& key, const boost::json::value& data,
-                              std::optional<std::chrono::seconds> ttl = std::nullopt) = 0;
+                                      const std::string& key, const boost::json::value& data,
+                                      std::optional<std::chrono::seconds> ttl = std::nullopt) = 0;
   virtual call_result fetch_map_item(const std::string& service_sid, const std::string& map,
-                             const std::string& key) = 0;
+                                     const std::string& key) = 0;
   virtual call_result update_map_item(const std::string& service_sid, const std::string& map,
-                              const std::string& key, const boost::json::value& data,
-                              const std::optional<std::string>& if_match = std::nullopt,
-                              std::optional<std::chrono::seconds> ttl = std::nullopt) = 0;
-  virtual call_result delete_map_item(const std::string& service_sid, const std::string& map,
-                              const std::string& key,
-                              const std::optional<std::string>& if_match = std::nullopt) = 0;
+                                      const std::string& key, const boost::json::value& data,
+                                      const std::optional<std::string>& if_match = std::nullopt,
+                                      std::optional<std::chrono::seconds> ttl = std::nullopt) = 0;
+  virtual call_result delete_map_item(
+      const std::string& service_sid, const std::string& map, const std::string& key,
+      const std::optional<std::string>& if_match = std::nullopt) = 0;
 
   // --- Conversations (`conversation`: a CH SID or a unique name) -----------------------------
 
   virtual call_result create_conversation(const conversation_fields& fields) = 0;
   virtual call_result fetch_conversation(const std::string& conversation) = 0;
-  virtual call_result update_conversation_state(const std::string& conversation, conversation_state state) = 0;
+  virtual call_result update_conversation_state(const std::string& conversation,
+                                                conversation_state state) = 0;
   /// An SMS participant: the customer's `address` reached through our `proxy_address`.
   /// Conflict 409/50416 while another open conversation holds the same pair.
   virtual call_result add_sms_participant(
       const std::string& conversation, const std::string& address, const std::string& proxy_address,
       const std::optional<boost::json::value>& attributes = std::nullopt) = 0;
-  virtual call_result send_message(const std::string& conversation, const message_fields& fields) = 0;
+  virtual call_result send_message(const std::string& conversation,
+                                   const message_fields& fields) = 0;
   /// One page of messages; follow `body.meta.next_page_url` with fetch_page.
-  virtual call_result list_messages(const std::string& conversation, const message_listing& listing = {}) = 0;
+  virtual call_result list_messages(const std::string& conversation,
+                                    const message_listing& listing = {}) = 0;
   /// The conversations an SMS address takes part in (GET /v1/ParticipantConversations).
   virtual call_result participant_conversations(const std::string& address) = 0;
   virtual call_result create_conversation_webhook(const std::string& conversation,
-                                          const conversation_webhook_fields& fields) = 0;
+                                                  const conversation_webhook_fields& fields) = 0;
 
   // --- TaskRouter ----------------------------------------------------------------------------
 
-  virtual call_result fetch_worker(const std::string& workspace_sid, const std::string& worker_sid) = 0;
+  virtual call_result fetch_worker(const std::string& workspace_sid,
+                                   const std::string& worker_sid) = 0;
   /// Replaces the worker's whole attribute object. Conflict 412/20412 on a stale `if_match`.
-  virtual call_result update_worker_attributes(const std::string& workspace_sid,
-                                       const std::string& worker_sid,
-                                       const boost::json::value& attributes,
-                                       const std::optional<std::string>& if_match = std::nullopt) = 0;
+  virtual call_result update_worker_attributes(
+      const std::string& workspace_sid, const std::string& worker_sid,
+      const boost::json::value& attributes,
+      const std::optional<std::string>& if_match = std::nullopt) = 0;
 
   // --- paging --------------------------------------------------------------------------------
 
@@ -176,7 +183,6 @@ public:
   /// (https://conversations.twilio.com/v1/...) map to the configured product URL; a URL under
   /// a configured product URL is used as is. Terminal if it belongs to neither.
   virtual call_result fetch_page(const std::string& page_url) = 0;
-
 };
 
 }  // namespace switchboard::ports::twilio

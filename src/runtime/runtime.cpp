@@ -4,6 +4,7 @@
 
 #include "runtime/runtime_impl.hpp"
 
+#include "runtime/job_adapters.hpp"
 #include "runtime/secrets.hpp"
 
 #include <spdlog/spdlog.h>
@@ -39,7 +40,7 @@ void runtime::impl::make_jobs(runtime& self) {
     jobs.push_back(std::move(job));
   }
   if (jobs::leads_job::configured(cfg)) {
-    auto job = std::make_unique<jobs::leads_job>();
+    auto job = std::make_unique<jobs::leads_job>(runtime_parts::lead_adapters_for(cfg));
     leads = job.get();
     jobs.push_back(std::move(job));
   }

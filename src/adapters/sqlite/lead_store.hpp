@@ -12,7 +12,8 @@
 //
 // A lead_store uses its connection from one thread at a time; every thread opens its own.
 
-#include "ports/invocation_journal.hpp"
+#include "adapters/sqlite/invocation_store.hpp"
+#include "ports/lead_records.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
@@ -25,28 +26,11 @@
 
 namespace switchboard::adapters::sqlite {
 
-struct location_row {
-  std::string dealer_id, dealer_name, location_id, name, phone;
-};
-
-struct lead_row {
-  std::string id;
-  std::string status;  ///< opening | open | closed | failed
-  std::string dealer_id, location_id, customer_name, customer_phone, message;
-  std::string location_phone, proxy_number, conversation_id;
-  std::string created_at, opened_at, closed_at, close_reason, replaced_by, error;
-  std::int64_t customer_messages = 0, dealer_messages = 0, reminders_sent = 0;
-  std::int64_t last_activity_ms = 0;  ///< ms since the epoch: opened, or the last inbound message
-};
-
-struct conversation_row {
-  std::string id;      ///< "cv-N"
-  std::string status;  ///< opening | open | closing | closed
-  std::string customer_phone, location_phone, proxy_number;
-  std::string sid;  ///< Twilio's CH sid once known
-  std::string created_at, closed_at;
-  std::string unique_name() const { return "sb-" + id; }
-};
+// The rows are the port's (ports/lead_records.hpp); the names stay usable here.
+using ports::conversation_row;
+using ports::lead_row;
+using ports::location_row;
+using ports::proxy_use;
 
 // The engine's rows, for the lead code that reads them (views, compensation).
 using ports::invocation_row;
@@ -54,71 +38,83 @@ using ports::invocation_spec;
 using ports::step_row;
 using ports::timer_row;
 
-/// The proxy numbers bound with a customer or a location now.
-struct proxy_use {
-  std::set<std::string> held;       ///< by a conversation not yet closed
-  std::set<std::string> releasing;  ///< of `held`, those only closing conversations hold
-};
-
-class lead_store {
+class lead_store final : public ports::lead_records {
 public:
   /// The lead tables in `db` (created if needed), beside the engine's (invocation_store.hpp),
   /// so that a lead change and its step record commit in one transaction. `db` must outlive it.
   explicit lead_store(SQLite::Database& db);
-  ~lead_store();
+  ~lead_store() override;
   lead_store(const lead_store&) = delete;
   lead_store& operator=(const lead_store&) = delete;
 
   // --- dealers ------------------------------------------------------------------------------
   /// Creates or changes a location; returns its previous phone ("" if it is new).
-  std::string upsert_location(const location_row& l);
+  std::string upsert_location(const location_row& l) override;
   /// A location as the configuration file gives it; returns the phone now in force. The file's
   /// phone applies when it is new or differs from the one the file gave last time; otherwise a
   /// phone set at run time (`upsert_location`) stays.
-  std::string seed_location(const location_row& l);
-  std::optional<location_row> location(const std::string& dealer, const std::string& location);
-  std::vector<location_row> locations(const std::string& dealer);
+  std::string seed_location(const location_row& l) override;
+  std::optional<location_row> location(const std::string& dealer,
+                                       const std::string& location) override;
+  std::vector<location_row> locations(const std::string& dealer) override;
 
   // --- leads and conversations ----------------------------------------------------------------
   std::optional<std::string> active_lead(const std::string& customer_phone,
-                                         const std::string& dealer, const std::string& location);
+                                         const std::string& dealer,
+                                         const std::string& location) override;
   std::optional<conversation_row> active_conversation(const std::string& customer_phone,
-                                                      const std::string& location_phone);
+                                                      const std::string& location_phone) override;
   /// Proxy numbers of conversations not yet closed that bind `customer_phone` or
   /// `location_phone`; `releasing` are those held only by conversations that are closing.
-  proxy_use proxies_in_use(const std::string& customer_phone, const std::string& location_phone);
+  proxy_use proxies_in_use(const std::string& customer_phone,
+                           const std::string& location_phone) override;
   conversation_row insert_conversation(const std::string& customer_phone,
                                        const std::string& location_phone, const std::string& proxy,
-                                       const std::string& now);
-  std::optional<conversation_row> conversation(const std::string& id);
-  std::optional<conversation_row> conversation_by_sid(const std::string& sid);
-  void set_conversation_sid(const std::string& id, const std::string& sid);
+                                       const std::string& now) override;
+  std::optional<conversation_row> conversation(const std::string& id) override;
+  std::optional<conversation_row> conversation_by_sid(const std::string& sid) override;
+  void set_conversation_sid(const std::string& id, const std::string& sid) override;
   void set_conversation_status(const std::string& id, const std::string& status,
-                               const std::string& now);
+                               const std::string& now) override;
   /// Leads of a conversation; only the active ones (opening, open) when `active_only`.
-  std::vector<std::string> conversation_leads(const std::string& id, bool active_only);
+  std::vector<std::string> conversation_leads(const std::string& id, bool active_only) override;
 
-  void insert_lead(const lead_row& l);
-  std::optional<lead_row> lead(const std::string& id);
-  void set_lead_open(const std::string& id, const std::string& now, std::int64_t now_ms);
+  void insert_lead(const lead_row& l) override;
+  std::optional<lead_row> lead(const std::string& id) override;
+  void set_lead_open(const std::string& id, const std::string& now, std::int64_t now_ms) override;
   void set_lead_closed(const std::string& id, const std::string& status, const std::string& reason,
                        const std::string& replaced_by, const std::string& error,
-                       const std::string& now);
+                       const std::string& now) override;
   /// Counts an inbound message of the customer (`from_customer`) or of the location.
-  void count_inbound(const std::string& id, bool from_customer, std::int64_t now_ms);
-  void count_reminder(const std::string& id);
+  void count_inbound(const std::string& id, bool from_customer, std::int64_t now_ms) override;
+  void count_reminder(const std::string& id) override;
 
   // --- inbound messages and form leads
   // --------------------------------------------------------------
   /// Records an inbound message id; false if it was recorded before (a replay).
   bool record_inbound(const std::string& message_sid, const std::string& conversation_sid,
-                      const std::string& author, const std::string& now);
-  void insert_form_lead(const std::string& id, const std::string& body, const std::string& now);
+                      const std::string& author, const std::string& now) override;
+  void insert_form_lead(const std::string& id, const std::string& body,
+                        const std::string& now) override;
   /// (body, received_at) of a form lead.
-  std::optional<std::pair<std::string, std::string>> form_lead(const std::string& id);
+  std::optional<std::pair<std::string, std::string>> form_lead(const std::string& id) override;
 
 private:
   SQLite::Database& db_;
+};
+
+/// leads.db opened for one thread: the engine's journal and the lead tables on one connection.
+class lead_database final : public ports::lead_database {
+public:
+  /// Opens (creating if needed) `path`. Throws std::runtime_error naming the file.
+  explicit lead_database(const std::string& path) : file_(path), leads_(file_.db()) {}
+  ports::invocation_journal& journal() override { return file_.journal(); }
+  ports::lead_records& leads() override { return leads_; }
+  SQLite::Database& db() noexcept { return file_.db(); }
+
+private:
+  durable_database file_;
+  lead_store leads_;
 };
 
 }  // namespace switchboard::adapters::sqlite

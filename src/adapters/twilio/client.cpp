@@ -15,6 +15,14 @@ namespace switchboard::adapters::twilio {
 namespace json = boost::json;
 using std::chrono::milliseconds;
 
+client_options client_options_for(const twilio_config& twilio) {
+  client_options o;
+  o.base_url = twilio.base_url;
+  o.connect_timeout = twilio.connect_timeout;
+  o.read_timeout = twilio.read_timeout;
+  return o;
+}
+
 // --- classification -------------------------------------------------------------------------
 
 namespace {

@@ -14,6 +14,7 @@
 // the emulator's prefixes /sync, /conversations and /taskrouter (see emulator.hpp).
 
 #include "ports/twilio.hpp"
+#include "switchboard/config.hpp"
 
 #include <boost/json.hpp>
 
@@ -68,6 +69,10 @@ struct client_options {
   std::chrono::milliseconds default_retry_after{1000};
   std::string ca_cert_path;  ///< PEM bundle for https; empty: the system's certificates
 };
+
+/// The client settings of switchboard's `twilio` section (credentials from TWILIO_ACCOUNT_SID
+/// and TWILIO_AUTH_TOKEN).
+client_options client_options_for(const twilio_config& twilio);
 
 /// Typed Twilio REST calls over kept-alive connections, one per product host. Safe to share
 /// between threads, but calls to one product queue behind each other on its connection: give

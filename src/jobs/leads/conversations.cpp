@@ -10,7 +10,6 @@
 
 namespace switchboard::jobs::leads {
 
-namespace tw = adapters::twilio;
 using core::conversation_status;
 using core::to_string;
 
@@ -39,10 +38,10 @@ std::optional<json::value> lookup(const tw::call_result& r) {
   throw step_retry("looking up an earlier attempt: " + r.message, r.retry_after);
 }
 
-adapters::twilio::client& lead_connection::twilio() {
+tw::twilio_api& lead_connection::twilio() {
   if (!twilio_) {
     try {
-      twilio_ = std::make_unique<adapters::twilio::client>(twilio_options_);
+      twilio_ = make_twilio_();
     } catch (const std::exception& e) {
       throw step_terminal(std::string{"cannot reach Twilio: "} + e.what());
     }

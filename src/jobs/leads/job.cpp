@@ -3,7 +3,6 @@
 
 #include "jobs/leads/job.hpp"
 
-#include "adapters/twilio/signature.hpp"
 #include "core/phone.hpp"
 #include "core/time.hpp"
 #include "jobs/leads/services.hpp"
@@ -16,7 +15,6 @@
 namespace switchboard::jobs {
 
 using namespace leads;
-namespace tw = adapters::twilio;
 
 namespace {
 
@@ -220,7 +218,9 @@ struct leads_job::impl {
   }
 };
 
-leads_job::leads_job() : impl_(std::make_unique<impl>()) {}
+leads_job::leads_job(lead_adapters outside) : impl_(std::make_unique<impl>()) {
+  impl_->services.outside = std::move(outside);
+}
 
 leads_job::~leads_job() { stop(); }
 
@@ -231,15 +231,12 @@ void leads_job::prepare(host& h) {
   d.cfg = cfg;
   d.env = &h.env;
   d.listen_address = h.listen_address;
-  d.twilio.base_url = cfg.twilio.base_url;
-  d.twilio.connect_timeout = cfg.twilio.connect_timeout;
-  d.twilio.read_timeout = cfg.twilio.read_timeout;
   actors::engine_options opts;
   opts.name = "leads";
   const auto database = (std::filesystem::path{cfg.data_dir} / "leads.db").string();
   opts.open_connection = [database,
-                          &twilio = d.twilio]() -> std::unique_ptr<ports::durable_connection> {
-    return std::make_unique<lead_connection>(database, twilio);
+                          &outside = d.outside]() -> std::unique_ptr<ports::durable_connection> {
+    return std::make_unique<lead_connection>(outside.open_database(database), outside.make_twilio);
   };
   opts.passivate_after = cfg.leads.passivate_after;
   if (!h.env.failpoint.empty()) {
@@ -359,7 +356,7 @@ keyed_answer leads_job::conversations_webhook(
   const auto url = d.webhook_url();
   if (signature.empty())
     return error(403, "missing X-Twilio-Signature: only Twilio may call this webhook");
-  if (!tw::validate_twilio_signature(auth_token, url, params, signature))
+  if (!d.outside.signed_by_twilio(auth_token, url, params, signature))
     return error(
         403,
         "X-Twilio-Signature does not match this request for " + url +

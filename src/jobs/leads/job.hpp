@@ -10,10 +10,13 @@
 // ends the runners and timers once the actor system is gone.
 
 #include "jobs/job.hpp"
+#include "ports/lead_records.hpp"
+#include "ports/twilio.hpp"
 #include "switchboard/keyed.hpp"
 
 #include <boost/json/value.hpp>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -21,12 +24,28 @@
 
 namespace switchboard::jobs {
 
+/// What the leads job needs from the outside world, made by the composition root (the runtime).
+struct lead_adapters {
+  /// Opens (creating if needed) the lead database at `path` for one thread; throws
+  /// std::runtime_error naming the file.
+  std::function<std::unique_ptr<ports::lead_database>(const std::string& path)> open_database;
+  /// A Twilio client for one runner; throws std::invalid_argument when it cannot be made (no
+  /// credentials).
+  std::function<std::unique_ptr<ports::twilio::twilio_api>()> make_twilio;
+  /// Whether `signature` (X-Twilio-Signature) is Twilio's, with `auth_token`, of a form-encoded
+  /// request to `url` carrying `params`.
+  std::function<bool(const std::string& auth_token, const std::string& url,
+                     const std::vector<std::pair<std::string, std::string>>& params,
+                     const std::string& signature)>
+      signed_by_twilio;
+};
+
 class leads_job final : public job {
 public:
   /// True when `cfg` runs lead conversations or form-lead forwarding.
   static bool configured(const config& cfg) { return runs_leads(cfg); }
 
-  leads_job();
+  explicit leads_job(lead_adapters outside);
   ~leads_job() override;
   leads_job(const leads_job&) = delete;
   leads_job& operator=(const leads_job&) = delete;

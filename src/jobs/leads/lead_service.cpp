@@ -14,7 +14,6 @@
 
 namespace switchboard::jobs::leads {
 
-namespace tw = adapters::twilio;
 using core::lead_status;
 using core::to_string;
 
@@ -31,7 +30,7 @@ std::pair<std::string, std::string> split_url(const std::string& url) {
 
 /// A lead as the admission stores it (status, number and conversation are the caller's).
 lead_row new_lead(const std::string& id, const core::lead_submission& sub,
-                  const adapters::sqlite::location_row& loc) {
+                  const location_row& loc) {
   lead_row l;
   l.id = id;
   l.dealer_id = sub.dealer_id;
@@ -81,7 +80,7 @@ json::value lead_services::send_once(step_context& ctx, const std::string& step,
 
 /// A message template (leads.first_message, leads.reminder_message) filled for a lead; the
 /// configuration checked its placeholders.
-std::string lead_services::render(lead_store& store, const std::string& tmpl, const lead_row& l) {
+std::string lead_services::render(lead_records& store, const std::string& tmpl, const lead_row& l) {
   auto loc = store.location(l.dealer_id, l.location_id);
   const json::object values{{"customer_name", l.customer_name},
                             {"customer_phone", l.customer_phone},
@@ -291,8 +290,7 @@ json::value lead_services::dealer_set_location(step_context& ctx) {
   return ctx.local("dealer.set_location", [&]() -> json::value {
     auto existing = store_of(ctx).locations(dealer);
     auto location = str(b, "location");
-    adapters::sqlite::location_row row{dealer, str(b, "dealer_name"), location, str(b, "name"),
-                                       str(b, "phone")};
+    location_row row{dealer, str(b, "dealer_name"), location, str(b, "name"), str(b, "phone")};
     for (const auto& l : existing) {
       if (row.dealer_name.empty())
         row.dealer_name = l.dealer_name;

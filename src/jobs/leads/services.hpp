@@ -6,12 +6,12 @@
 // dealers, form-lead forwards), views.cpp (what GET answers), job.cpp (lifecycle, requests,
 // webhooks).
 
-#include "adapters/sqlite/invocation_store.hpp"
-#include "adapters/sqlite/lead_store.hpp"
-#include "adapters/twilio/client.hpp"
 #include "core/lead_rules.hpp"
 #include "engine/durable/invocations.hpp"
 #include "jobs/job.hpp"
+#include "jobs/leads/job.hpp"
+#include "ports/lead_records.hpp"
+#include "ports/twilio.hpp"
 #include "switchboard/keyed.hpp"
 
 #include <boost/json.hpp>
@@ -28,35 +28,42 @@ namespace json = boost::json;
 using actors::step_context;
 using actors::step_retry;
 using actors::step_terminal;
-using adapters::sqlite::conversation_row;
-using adapters::sqlite::lead_row;
-using adapters::sqlite::lead_store;
+using ports::conversation_row;
 using ports::invocation_row;
+using ports::lead_records;
+using ports::lead_row;
+using ports::location_row;
+namespace tw = ports::twilio;
 
-/// One connection to leads.db: the engine's journal and the lead tables on it (one transaction
-/// covers both), and this runner's Twilio client.
-class lead_connection final : public adapters::sqlite::durable_database {
+/// One runner's connection: leads.db (the engine's journal and the lead records on one
+/// connection, so one transaction covers both) and the runner's Twilio client.
+class lead_connection final : public ports::durable_connection {
 public:
-  lead_connection(const std::string& path, const adapters::twilio::client_options& twilio)
-      : durable_database(path), leads(db()), twilio_options_(twilio) {}
+  lead_connection(std::unique_ptr<ports::lead_database> db,
+                  const std::function<std::unique_ptr<tw::twilio_api>()>& make_twilio)
+      : db_(std::move(db)), leads(db_->leads()), make_twilio_(make_twilio) {}
 
-  lead_store leads;
-
-  /// This runner's Twilio client, made on first use. Throws step_terminal when it cannot be.
-  adapters::twilio::client& twilio();
+  ports::invocation_journal& journal() override { return db_->journal(); }
 
 private:
-  const adapters::twilio::client_options& twilio_options_;
-  std::unique_ptr<adapters::twilio::client> twilio_;
+  std::unique_ptr<ports::lead_database> db_;  // before `leads`, which refers into it
+
+public:
+  lead_records& leads;
+
+  /// This runner's Twilio client, made on first use. Throws step_terminal when it cannot be.
+  tw::twilio_api& twilio();
+
+private:
+  const std::function<std::unique_ptr<tw::twilio_api>()>& make_twilio_;
+  std::unique_ptr<tw::twilio_api> twilio_;
 };
 
 inline lead_connection& connection_of(step_context& ctx) {
   return ctx.connection<lead_connection>();
 }
-inline lead_store& store_of(step_context& ctx) { return connection_of(ctx).leads; }
-inline adapters::twilio::client& twilio_of(step_context& ctx) {
-  return connection_of(ctx).twilio();
-}
+inline lead_records& store_of(step_context& ctx) { return connection_of(ctx).leads; }
+inline tw::twilio_api& twilio_of(step_context& ctx) { return connection_of(ctx).twilio(); }
 
 // --- answers and JSON (views.cpp)
 // ------------------------------------------------------------------
@@ -69,9 +76,9 @@ std::optional<std::uint64_t> invocation_number(const std::string& id);
 
 // --- Twilio answers as step outcomes (conversations.cpp) ---------------------------------------
 /// The body when the call succeeded, else step_retry (retryable, ambiguous) or step_terminal.
-json::value ok_or_throw(const adapters::twilio::call_result& r);
+json::value ok_or_throw(const tw::call_result& r);
 /// A read done to find out what happened: the body, nothing for "not found", else step_retry.
-std::optional<json::value> lookup(const adapters::twilio::call_result& r);
+std::optional<json::value> lookup(const tw::call_result& r);
 
 // --- closing (conversations.cpp): written once, used by every path that ends a lead ----------
 /// Marks conversation `c` closing and creates its close invocation (returned, to dispatch after
@@ -93,7 +100,7 @@ struct lead_services {
   config cfg;
   const secrets* env = nullptr;
   std::function<std::string()> listen_address;
-  adapters::twilio::client_options twilio;  ///< every runner's client; outlives the engine
+  lead_adapters outside;  ///< leads.db, Twilio clients, webhook signatures; outlive the engine
   std::unique_ptr<actors::invocation_engine> engine;
 
   // conversations.cpp
@@ -105,7 +112,7 @@ struct lead_services {
   // lead_service.cpp
   json::value send_once(step_context& ctx, const std::string& step, const std::string& sid,
                         const std::string& body, const std::string& lead_id);
-  std::string render(lead_store& store, const std::string& tmpl, const lead_row& l);
+  std::string render(lead_records& store, const std::string& tmpl, const lead_row& l);
   json::value lead_submit(step_context& ctx);
   json::value lead_close(step_context& ctx, const std::string& reason);
   json::value lead_inbound(step_context& ctx);

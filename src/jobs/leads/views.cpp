@@ -137,7 +137,7 @@ keyed_answer lead_services::get(const keyed_request& r) {
                                     {"leads", std::move(leads_of)}});
   }
   if (service == "dealers") {
-    std::vector<adapters::sqlite::location_row> locs;
+    std::vector<location_row> locs;
     with_leads([&](lead_connection& db) {
       auto& s = db.leads;
       locs = s.locations(key);
