@@ -62,34 +62,39 @@ public:
   /// phone applies when it is new or differs from the one the file gave last time; otherwise a
   /// phone set at run time (`upsert_location`) stays.
   virtual std::string seed_location(const location_row& l) = 0;
-  virtual std::optional<location_row> location(const std::string& dealer, const std::string& location) = 0;
+  virtual std::optional<location_row> location(const std::string& dealer,
+                                               const std::string& location) = 0;
   virtual std::vector<location_row> locations(const std::string& dealer) = 0;
 
   // --- leads and conversations ----------------------------------------------------------------
   virtual std::optional<std::string> active_lead(const std::string& customer_phone,
-                                         const std::string& dealer, const std::string& location) = 0;
-  virtual std::optional<conversation_row> active_conversation(const std::string& customer_phone,
-                                                      const std::string& location_phone) = 0;
+                                                 const std::string& dealer,
+                                                 const std::string& location) = 0;
+  virtual std::optional<conversation_row> active_conversation(
+      const std::string& customer_phone, const std::string& location_phone) = 0;
   /// Proxy numbers of conversations not yet closed that bind `customer_phone` or
   /// `location_phone`; `releasing` are those held only by conversations that are closing.
-  virtual proxy_use proxies_in_use(const std::string& customer_phone, const std::string& location_phone) = 0;
+  virtual proxy_use proxies_in_use(const std::string& customer_phone,
+                                   const std::string& location_phone) = 0;
   virtual conversation_row insert_conversation(const std::string& customer_phone,
-                                       const std::string& location_phone, const std::string& proxy,
-                                       const std::string& now) = 0;
+                                               const std::string& location_phone,
+                                               const std::string& proxy,
+                                               const std::string& now) = 0;
   virtual std::optional<conversation_row> conversation(const std::string& id) = 0;
   virtual std::optional<conversation_row> conversation_by_sid(const std::string& sid) = 0;
   virtual void set_conversation_sid(const std::string& id, const std::string& sid) = 0;
   virtual void set_conversation_status(const std::string& id, const std::string& status,
-                               const std::string& now) = 0;
+                                       const std::string& now) = 0;
   /// Leads of a conversation; only the active ones (opening, open) when `active_only`.
   virtual std::vector<std::string> conversation_leads(const std::string& id, bool active_only) = 0;
 
   virtual void insert_lead(const lead_row& l) = 0;
   virtual std::optional<lead_row> lead(const std::string& id) = 0;
-  virtual void set_lead_open(const std::string& id, const std::string& now, std::int64_t now_ms) = 0;
-  virtual void set_lead_closed(const std::string& id, const std::string& status, const std::string& reason,
-                       const std::string& replaced_by, const std::string& error,
-                       const std::string& now) = 0;
+  virtual void set_lead_open(const std::string& id, const std::string& now,
+                             std::int64_t now_ms) = 0;
+  virtual void set_lead_closed(const std::string& id, const std::string& status,
+                               const std::string& reason, const std::string& replaced_by,
+                               const std::string& error, const std::string& now) = 0;
   /// Counts an inbound message of the customer (`from_customer`) or of the location.
   virtual void count_inbound(const std::string& id, bool from_customer, std::int64_t now_ms) = 0;
   virtual void count_reminder(const std::string& id) = 0;
@@ -98,11 +103,11 @@ public:
   // --------------------------------------------------------------
   /// Records an inbound message id; false if it was recorded before (a replay).
   virtual bool record_inbound(const std::string& message_sid, const std::string& conversation_sid,
-                      const std::string& author, const std::string& now) = 0;
-  virtual void insert_form_lead(const std::string& id, const std::string& body, const std::string& now) = 0;
+                              const std::string& author, const std::string& now) = 0;
+  virtual void insert_form_lead(const std::string& id, const std::string& body,
+                                const std::string& now) = 0;
   /// (body, received_at) of a form lead.
   virtual std::optional<std::pair<std::string, std::string>> form_lead(const std::string& id) = 0;
-
 };
 
 /// One connection to the lead database: the engine's journal and the lead records on it.

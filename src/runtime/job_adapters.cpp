@@ -14,8 +14,8 @@ jobs::lead_adapters lead_adapters_for(const config& cfg) {
   out.open_database = [](const std::string& path) -> std::unique_ptr<ports::lead_database> {
     return std::make_unique<adapters::sqlite::lead_database>(path);
   };
-  out.make_twilio = [options = adapters::twilio::client_options_for(cfg.twilio)]()
-      -> std::unique_ptr<ports::twilio::twilio_api> {
+  out.make_twilio = [options = adapters::twilio::client_options_for(
+                         cfg.twilio)]() -> std::unique_ptr<ports::twilio::twilio_api> {
     return std::make_unique<adapters::twilio::client>(options);
   };
   out.signed_by_twilio = &adapters::twilio::validate_twilio_signature;
