@@ -38,7 +38,9 @@ struct http_config {
   std::size_t keep_alive_max_count = 10'000;     ///< requests per kept-alive connection
   std::chrono::milliseconds read_timeout{5'000};
   std::chrono::milliseconds write_timeout{5'000};
-  std::size_t worker_threads = 8;
+  /// Connections served at once: a kept-alive connection holds a thread until it closes or
+  /// idles for read_timeout; threads start on demand up to this and end after 30 s idle.
+  std::size_t worker_threads = 256;
 };
 
 /// CAF scheduler settings. The default of 2 threads suits the 2-core machines we measure on.

@@ -547,3 +547,41 @@ TEST_CASE("while the runtime drains, ingest answers 503 with Retry-After", "[htt
   CHECK((*refused)->has_header("Retry-After"));
   CHECK(text(parse_object(*refused).at("error")).find("send it again") != std::string::npos);
 }
+
+TEST_CASE("40 clients on kept-alive connections are all served at once by default", "[http]") {
+  // A kept-alive connection keeps its server thread until it closes or idles for the read
+  // timeout (60 s here): with a fixed pool smaller than the clients, the clients beyond it
+  // would wait that long for their first answer and give up after their own 10 s.
+  served s{token, [](config& c) { c.http.read_timeout = std::chrono::seconds{60}; }};
+  constexpr int clients = 40;
+  const auto address = "http://" + s.rt.listen_address();
+  std::vector<std::unique_ptr<httplib::Client>> conns;
+  for (int i = 0; i < clients; ++i) {
+    conns.push_back(std::make_unique<httplib::Client>(address));
+    conns.back()->set_keep_alive(true);
+    conns.back()->set_read_timeout(10, 0);
+    conns.back()->set_connection_timeout(10, 0);
+  }
+  // Every connection opened and kept: each holds a server thread from here on.
+  for (auto& c : conns) {
+    auto res = c->Get("/health");
+    REQUIRE(res);
+    REQUIRE(res->status == 200);
+  }
+  std::atomic<int> answered{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < clients; ++i)
+    threads.emplace_back([&, i] {
+      for (int k = 0; k < 3; ++k) {
+        auto res = conns[i]->Post("/v1/events", s.auth(),
+                                  event_json("keep-" + std::to_string(i) + "-" + std::to_string(k),
+                                             k, "K-" + std::to_string(i)),
+                                  structured);
+        if (res && res->status == 200)
+          ++answered;
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  CHECK(answered == clients * 3);
+}

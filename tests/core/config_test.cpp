@@ -147,7 +147,7 @@ TEST_CASE("keys left out keep their defaults", "[config]") {
   const auto c = parsed(R"({"http": {"port": 9999}})");
   CHECK(c.http.port == 9999);
   CHECK(c.http.host == "127.0.0.1");
-  CHECK(c.http.worker_threads == 8);
+  CHECK(c.http.worker_threads == 256);
   CHECK(c.scheduler.max_threads == 2);
 }
 

@@ -1,5 +1,7 @@
 #include "adapters/http/http_server.hpp"
 
+#include "adapters/http/elastic_pool.hpp"
+
 #include "core/auth.hpp"
 #include "core/exception_text.hpp"
 
@@ -109,8 +111,10 @@ http_server::http_server(http_config cfg, hooks h)
   s.set_payload_max_length(cfg_.max_body_bytes);
   s.set_read_timeout(cfg_.read_timeout);
   s.set_write_timeout(cfg_.write_timeout);
+  // A thread per kept-alive connection, started when one arrives and none is free: 32 clients
+  // get 32 threads without tuning, and an idle server keeps 4.
   auto threads = cfg_.worker_threads;
-  s.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  s.new_task_queue = [threads] { return new elastic_pool(threads, 4); };
 
   s.Get("/health", [](const httplib::Request&, httplib::Response& res) {
     reply_json(res, 200, R"({"status":"ok"})");

@@ -2,23 +2,28 @@
 
 // The durable-execution engine's tables in SQLite (invocations, steps, idempotency keys, durable
 // timers): ports::invocation_journal on one connection. `durable_database` opens a database
-// file for the engine (WAL, synchronous FULL: a commit is on disk before it returns); a job that
-// keeps its own tables in the same file derives from it and adds its stores over `db()`.
+// file for the engine: WAL, and every `write` is on disk before it returns, by group commit
+// (wal_sync.hpp: the commits of all the file's connections share one flush); a job that keeps
+// its own tables in the same file adds its stores over `db()`.
 //
 // One connection is used from one thread at a time; every thread opens its own.
 
+#include "adapters/sqlite/wal_sync.hpp"
 #include "ports/invocation_journal.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <memory>
 #include <string>
 
 namespace switchboard::adapters::sqlite {
 
 class invocation_store final : public ports::invocation_journal {
 public:
-  /// Creates the engine's tables in `db` if needed. `db` must outlive this.
-  explicit invocation_store(SQLite::Database& db);
+  /// Creates the engine's tables in `db` if needed. `db` must outlive this. With `durable`,
+  /// each `write` waits for it after its commit (the connection runs synchronous=NORMAL);
+  /// without, the connection's own synchronous setting decides.
+  explicit invocation_store(SQLite::Database& db, std::shared_ptr<wal_sync> durable = nullptr);
 
   void write(const std::function<void()>& fn) override;
   std::uint64_t create_invocation(const ports::invocation_spec& spec, const std::string& now,
@@ -45,6 +50,7 @@ public:
 
 private:
   SQLite::Database& db_;
+  std::shared_ptr<wal_sync> durable_;
 };
 
 /// A database file opened for the engine: the connection and the engine's journal on it.
@@ -54,8 +60,11 @@ public:
   explicit durable_database(const std::string& path);
   ports::invocation_journal& journal() override { return journal_; }
   SQLite::Database& db() noexcept { return db_; }
+  /// The file's group commit: commits and flushes so far.
+  wal_sync_stats sync_stats() const { return durable_->stats(); }
 
 private:
+  std::shared_ptr<wal_sync> durable_;  // before journal_, which uses it
   SQLite::Database db_;
   invocation_store journal_;
 };

@@ -3,6 +3,7 @@
 // emulator_conversations.cpp and emulator_taskrouter.cpp.
 
 #include "adapters/twilio/emulator.hpp"
+#include "adapters/http/elastic_pool.hpp"
 #include "core/exception_text.hpp"
 
 #include "adapters/twilio/emulator_courier.hpp"
@@ -759,8 +760,8 @@ emulator::emulator(emulator_options options)
   // An idle kept-alive connection holds a worker until this runs out, also during stop().
   s.set_keep_alive_timeout(1);
   s.set_payload_max_length(8 * 1024 * 1024);
-  // "timeout" faults hold a worker each; leave room for them.
-  s.new_task_queue = [] { return new httplib::ThreadPool(32); };
+  // A thread per kept-alive client, started on demand ("timeout" faults hold one each).
+  s.new_task_queue = [] { return new adapters::http::elastic_pool(256, 4); };
 
   add_sync_routes(self->routes);
   add_conversations_routes(self->routes);
