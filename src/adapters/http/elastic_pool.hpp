@@ -122,8 +122,8 @@ private:
   std::deque<std::function<void()>> jobs_;
   std::map<std::thread::id, std::thread> threads_;
   std::vector<std::thread::id> ended_;  // returned from work(), not yet joined
-  std::size_t live_ = 0;  // threads started and not ended
-  std::size_t idle_ = 0;  // of those, waiting for a job
+  std::size_t live_ = 0;                // threads started and not ended
+  std::size_t idle_ = 0;                // of those, waiting for a job
   bool stopped_ = false;
 };
 
