@@ -11,6 +11,9 @@
 //   latency     submissions offered at a fixed --rate for --seconds (open loop: a lead is started
 //               on time whether or not earlier ones finished); p50/p99/max from the call to the
 //               answer "open".
+//   http        the lead route over HTTP against the daemon and the emulator as child
+//               processes, 32 kept-alive clients by default (leads_http.cpp, which says more):
+//               --leads=1500 --clients=32 --dealers=50 --proxies=64 --latency-ms=0 --cli=PATH
 //   memory      --actors=N keyed entity actors made resident (one invocation each, of an id that
 //               does not exist, so the runner answers at once), then RSS measured after
 //               malloc_trim; per actor = RSS growth / N (the router's map entry included).
@@ -18,7 +21,7 @@
 //               behaviour.
 //
 // One JSON object per line on stdout, a summary on stderr. Options (--name=value):
-//   --mode=all|throughput|latency|memory --leads=400 --clients=8 --locations=20 --rate=20
+//   --mode=all|throughput|latency|memory|http --leads=400 --clients=8 --locations=20 --rate=20
 //   --seconds=10 --actors=100000 --workers=4 --dir=PATH
 
 #include "bench_util.hpp"
@@ -45,6 +48,10 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+namespace leads_http {
+void run(const bench::args& a, const std::string& account_sid, const std::string& auth_token);
+}
 
 namespace fs = std::filesystem;
 namespace json = boost::json;
@@ -339,7 +346,7 @@ void memory(const bench::args& a) {
 int main(int argc, char** argv) {
   bench::args a{argc, argv};
   if (a.has("help")) {
-    std::cerr << "leads_bench --mode=all|throughput|latency|memory --leads=400 --clients=8 "
+    std::cerr << "leads_bench --mode=all|throughput|latency|memory|http --leads=400 --clients=8 "
                  "--locations=20 "
                  "--workers=4 --rate=20 --seconds=10 --actors=100000 --dir=PATH\n";
     return 0;
@@ -355,6 +362,8 @@ int main(int argc, char** argv) {
       throughput(a);
     if (mode == "all" || mode == "latency")
       latency(a);
+    if (mode == "http")  // not in "all": it starts two processes and takes a minute
+      leads_http::run(a, account_sid, auth_token);
   } catch (const std::exception& e) {
     std::cerr << "leads_bench: " << e.what() << "\n";
     return 1;
