@@ -102,7 +102,7 @@ public:
   double cpu_seconds() const {
     std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
     std::string text;
-    std::getline(in, text);  // one line
+    std::getline(in, text);              // one line
     const auto close = text.rfind(')');  // the command name may hold spaces
     if (close == std::string::npos)
       return 0;
@@ -250,12 +250,12 @@ void run(const bench::args& a, const std::string& account_sid, const std::string
       cl.set_read_timeout(120, 0);
       std::vector<double> mine;
       for (auto n = next++; n < leads; n = next++) {
-        const auto body = json::serialize(
-            json::object{{"customer_name", "Customer " + std::to_string(n)},
-                         {"customer_phone", phone(555040, n)},
-                         {"dealer_id", "D" + std::to_string(n % dealers)},
-                         {"location_id", "main"},
-                         {"message", "Is the car still available?"}});
+        const auto body =
+            json::serialize(json::object{{"customer_name", "Customer " + std::to_string(n)},
+                                         {"customer_phone", phone(555040, n)},
+                                         {"dealer_id", "D" + std::to_string(n % dealers)},
+                                         {"location_id", "main"},
+                                         {"message", "Is the car still available?"}});
         const auto started = steady::now();
         auto res = cl.Post(("/v1/leads/H" + std::to_string(n) + "/submit").c_str(), auth, body,
                            "application/json");
@@ -321,11 +321,10 @@ void run(const bench::args& a, const std::string& account_sid, const std::string
             << " ms: " << opened << " opened";
   if (other > 0)
     std::cerr << ", " << other << " other (first: " << first_other.substr(0, 200) << ")";
-  std::cerr << " in " << bench::num(secs) << " s = " << bench::num(rate)
-            << " leads/s; p50 " << bench::num(p50) << " ms, p99 " << bench::num(p99)
-            << " ms, max " << bench::num(max) << " ms; CPU per lead: daemon "
-            << bench::num(daemon_cpu * 1000 / done) << " ms, emulator "
-            << bench::num(emulator_cpu * 1000 / done) << " ms";
+  std::cerr << " in " << bench::num(secs) << " s = " << bench::num(rate) << " leads/s; p50 "
+            << bench::num(p50) << " ms, p99 " << bench::num(p99) << " ms, max " << bench::num(max)
+            << " ms; CPU per lead: daemon " << bench::num(daemon_cpu * 1000 / done)
+            << " ms, emulator " << bench::num(emulator_cpu * 1000 / done) << " ms";
   if (peer_known && latency_ms == 0)
     std::cerr << "; peer (recorded in issue 15, not run here) " << bench::num(peer.leads_per_s_low)
               << "-" << bench::num(peer.leads_per_s_high) << " leads/s: ratio "
