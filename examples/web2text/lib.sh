@@ -109,8 +109,15 @@ write_config() {
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
   api="http://127.0.0.1:$port"
   webhook_url="$api/v1/webhooks/twilio/conversations"
+  # PROXY_COUNT=N: a pool of N numbers (+15550100001 on) instead of the template's four.
+  local pool=''
+  if [[ -n ${PROXY_COUNT-} ]]; then
+    pool=$(printf '"+1555010%04d", ' $(seq 1 "$PROXY_COUNT"))
+    pool="\"proxy_numbers\": [${pool%, }],"
+  fi
   sed -e "s|@DATA_DIR@|$work/data|" -e "s|@PORT@|$port|" -e "s|@TWILIO_URL@|$twilio|" \
       -e "s|@WEBHOOK_URL@|$webhook_url|" -e "s|@REMINDER_AFTER_MS@|$1|" \
+      ${pool:+-e "s|^ *\"proxy_numbers\": .*|    $pool|"} \
       "$lib_dir/switchboard.json.in" > "$work/switchboard.json"
 }
 # start_daemon [FAILPOINT]: the daemon on the fixed port and the same data directory, its log
@@ -118,6 +125,7 @@ write_config() {
 start_daemon() {
   starts=$((starts + 1))
   daemon_log=$work/daemon-$starts.log
+  : > "$daemon_log"  # exists before the first look at it (the child opens it a moment later)
   if [[ -n ${1-} ]]; then
     SWITCHBOARD_FAILPOINT=$1 "$bin" run --config "$work/switchboard.json" > "$daemon_log" 2>&1 &
   else
