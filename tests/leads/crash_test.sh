@@ -26,8 +26,8 @@
 #
 # Usage: crash_test.sh BIN          (RUNS=n, ROUNDS=n, BATCH=n override 2, 5, 32; KEEP=1 keeps
 #                                    the scratch directory)
-# Bounded: every wait has a deadline, the whole run 420 s (ctest allows 600); only processes started here are
-# signalled, by PID.
+# Bounded: every wait has a deadline, the whole run 420 s (ctest allows 600); only processes
+# started here are signalled, by PID.
 # shellcheck disable=SC2016  # $names in single quotes are jq's, not the shell's
 set -euo pipefail
 
