@@ -102,7 +102,7 @@ public:
   double cpu_seconds() const {
     std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
     std::string text;
-    std::getline(in, text);  // one line
+    std::getline(in, text);              // one line
     const auto close = text.rfind(')');  // the command name may hold spaces
     if (close == std::string::npos)
       return 0;
@@ -147,7 +147,8 @@ std::string phone(std::uint64_t prefix, std::uint64_t n) {
 }
 
 std::string daemon_config(const std::string& data_dir, const std::string& twilio_url,
-                          std::size_t dealers, std::size_t proxies, std::size_t workers) {
+                          std::size_t dealers, std::size_t proxies, std::size_t workers,
+                          const std::string& policy) {
   json::array numbers;
   for (std::size_t i = 0; i < proxies; ++i)
     numbers.emplace_back(phone(555020, i));
@@ -170,6 +171,8 @@ std::string daemon_config(const std::string& data_dir, const std::string& twilio
                    {"log", json::object{{"level", "warn"}}},
                    {"twilio", json::object{{"base_url", twilio_url}}},
                    {"leads", leads}};
+  if (!policy.empty())
+    cfg["scheduler"] = json::object{{"policy", policy}};
   return json::serialize(cfg);
 }
 
@@ -190,6 +193,7 @@ void run(const bench::args& a, const std::string& account_sid, const std::string
   const auto workers = a.num<std::size_t>("workers", 0);  // 0: the daemon's default
   const auto latency_ms = a.num<int>("latency-ms", 0);
   const auto cli = a.get("cli", SWITCHBOARD_CLI_PATH);
+  const auto policy = a.get("policy", "");  // scheduler.policy; empty: the daemon's default
   if ((leads + dealers - 1) / dealers > proxies)
     throw std::invalid_argument("--proxies: each location keeps all its leads open, so it needs " +
                                 std::to_string((leads + dealers - 1) / dealers) + " numbers");
@@ -228,7 +232,7 @@ void run(const bench::args& a, const std::string& account_sid, const std::string
   const auto config_path = (fs::path{dir} / "switchboard.json").string();
   {
     std::ofstream out(config_path);
-    out << daemon_config(data_dir, twilio_url, dealers, proxies, workers);
+    out << daemon_config(data_dir, twilio_url, dealers, proxies, workers, policy);
   }
   const std::string api_token = "leads-bench-api-token";
   ::setenv("SWITCHBOARD_API_TOKEN", api_token.c_str(), 1);
@@ -250,12 +254,12 @@ void run(const bench::args& a, const std::string& account_sid, const std::string
       cl.set_read_timeout(120, 0);
       std::vector<double> mine;
       for (auto n = next++; n < leads; n = next++) {
-        const auto body = json::serialize(
-            json::object{{"customer_name", "Customer " + std::to_string(n)},
-                         {"customer_phone", phone(555040, n)},
-                         {"dealer_id", "D" + std::to_string(n % dealers)},
-                         {"location_id", "main"},
-                         {"message", "Is the car still available?"}});
+        const auto body =
+            json::serialize(json::object{{"customer_name", "Customer " + std::to_string(n)},
+                                         {"customer_phone", phone(555040, n)},
+                                         {"dealer_id", "D" + std::to_string(n % dealers)},
+                                         {"location_id", "main"},
+                                         {"message", "Is the car still available?"}});
         const auto started = steady::now();
         auto res = cl.Post(("/v1/leads/H" + std::to_string(n) + "/submit").c_str(), auth, body,
                            "application/json");
@@ -321,11 +325,10 @@ void run(const bench::args& a, const std::string& account_sid, const std::string
             << " ms: " << opened << " opened";
   if (other > 0)
     std::cerr << ", " << other << " other (first: " << first_other.substr(0, 200) << ")";
-  std::cerr << " in " << bench::num(secs) << " s = " << bench::num(rate)
-            << " leads/s; p50 " << bench::num(p50) << " ms, p99 " << bench::num(p99)
-            << " ms, max " << bench::num(max) << " ms; CPU per lead: daemon "
-            << bench::num(daemon_cpu * 1000 / done) << " ms, emulator "
-            << bench::num(emulator_cpu * 1000 / done) << " ms";
+  std::cerr << " in " << bench::num(secs) << " s = " << bench::num(rate) << " leads/s; p50 "
+            << bench::num(p50) << " ms, p99 " << bench::num(p99) << " ms, max " << bench::num(max)
+            << " ms; CPU per lead: daemon " << bench::num(daemon_cpu * 1000 / done)
+            << " ms, emulator " << bench::num(emulator_cpu * 1000 / done) << " ms";
   if (peer_known && latency_ms == 0)
     std::cerr << "; peer (recorded in issue 15, not run here) " << bench::num(peer.leads_per_s_low)
               << "-" << bench::num(peer.leads_per_s_high) << " leads/s: ratio "
