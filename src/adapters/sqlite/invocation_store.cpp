@@ -1,8 +1,13 @@
 #include "adapters/sqlite/invocation_store.hpp"
 
+#include "adapters/sqlite/statements.hpp"
+
 #include <stdexcept>
 
 namespace switchboard::adapters::sqlite {
+
+using internal::text;
+using internal::unsigned_of;
 
 using ports::invocation_row;
 using ports::invocation_spec;
@@ -31,12 +36,6 @@ CREATE TABLE IF NOT EXISTS timers(
 CREATE INDEX IF NOT EXISTS timers_due ON timers(status, due_ms);
 )sql";
 
-std::string text(SQLite::Statement& q, int column) { return q.getColumn(column).getString(); }
-
-std::uint64_t unsigned_of(SQLite::Statement& q, int column) {
-  return static_cast<std::uint64_t>(q.getColumn(column).getInt64());
-}
-
 constexpr const char* invocation_columns =
     "n, service, key, handler, body, status, result, error, created_at, updated_at";
 
@@ -58,7 +57,7 @@ invocation_row invocation_of(SQLite::Statement& q) {
 }  // namespace
 
 invocation_store::invocation_store(SQLite::Database& db, std::shared_ptr<wal_sync> durable)
-    : db_(db), durable_(std::move(durable)) {
+    : db_(db), statements_(db), durable_(std::move(durable)) {
   write([&] { db_.exec(schema); });
 }
 
@@ -84,10 +83,10 @@ void invocation_store::write(const std::function<void()>& fn) {
 
 std::uint64_t invocation_store::create_invocation(const invocation_spec& spec,
                                                   const std::string& now, std::int64_t now_ms) {
-  SQLite::Statement q(
-      db_,
+  auto q_use = statements_(
       "INSERT INTO invocations(service, key, handler, body, status, created_at, updated_at) "
       "VALUES(?, ?, ?, ?, 'running', ?, ?)");
+  auto& q = *q_use;
   q.bind(1, spec.service);
   q.bind(2, spec.key);
   q.bind(3, spec.handler);
@@ -98,10 +97,10 @@ std::uint64_t invocation_store::create_invocation(const invocation_spec& spec,
   const auto n = static_cast<std::uint64_t>(db_.getLastInsertRowid());
   if (!spec.idempotency_key.empty()) {
     // REPLACE: a key older than the window may be taken again.
-    SQLite::Statement k(
-        db_,
+    auto k_use = statements_(
         "INSERT OR REPLACE INTO idempotency(service, idempotency_key, invocation, created_ms) "
         "VALUES(?, ?, ?, ?)");
+    auto& k = *k_use;
     k.bind(1, spec.service);
     k.bind(2, spec.idempotency_key);
     k.bind(3, static_cast<std::int64_t>(n));
@@ -114,10 +113,10 @@ std::uint64_t invocation_store::create_invocation(const invocation_spec& spec,
 std::optional<std::uint64_t> invocation_store::idempotent(const std::string& service,
                                                           const std::string& idempotency_key,
                                                           std::int64_t since_ms) {
-  SQLite::Statement q(
-      db_,
+  auto q_use = statements_(
       "SELECT invocation FROM idempotency WHERE service = ? AND idempotency_key = ? AND "
       "created_ms >= ?");
+  auto& q = *q_use;
   q.bind(1, service);
   q.bind(2, idempotency_key);
   q.bind(3, since_ms);
@@ -127,8 +126,9 @@ std::optional<std::uint64_t> invocation_store::idempotent(const std::string& ser
 }
 
 std::optional<invocation_row> invocation_store::invocation(std::uint64_t n) {
-  SQLite::Statement q(
-      db_, std::string{"SELECT "} + invocation_columns + " FROM invocations WHERE n = ?");
+  auto q_use =
+      statements_(std::string{"SELECT "} + invocation_columns + " FROM invocations WHERE n = ?");
+  auto& q = *q_use;
   q.bind(1, static_cast<std::int64_t>(n));
   if (!q.executeStep())
     return std::nullopt;
@@ -136,8 +136,9 @@ std::optional<invocation_row> invocation_store::invocation(std::uint64_t n) {
 }
 
 std::vector<std::uint64_t> invocation_store::running_invocations(const std::string& service) {
-  SQLite::Statement q(
-      db_, "SELECT n FROM invocations WHERE status = 'running' AND service = ? ORDER BY n");
+  auto q_use =
+      statements_("SELECT n FROM invocations WHERE status = 'running' AND service = ? ORDER BY n");
+  auto& q = *q_use;
   q.bind(1, service);
   std::vector<std::uint64_t> out;
   while (q.executeStep())
@@ -147,9 +148,10 @@ std::vector<std::uint64_t> invocation_store::running_invocations(const std::stri
 
 std::vector<invocation_row> invocation_store::invocations(const std::string& status,
                                                           std::size_t limit) {
-  SQLite::Statement q(db_,
-                      std::string{"SELECT "} + invocation_columns +
-                          " FROM invocations WHERE (? = '' OR status = ?) ORDER BY n DESC LIMIT ?");
+  auto q_use =
+      statements_(std::string{"SELECT "} + invocation_columns +
+                  " FROM invocations WHERE (? = '' OR status = ?) ORDER BY n DESC LIMIT ?");
+  auto& q = *q_use;
   q.bind(1, status);
   q.bind(2, status);
   q.bind(3, static_cast<std::int64_t>(limit));
@@ -161,9 +163,10 @@ std::vector<invocation_row> invocation_store::invocations(const std::string& sta
 
 std::vector<invocation_row> invocation_store::invocations_of(const std::string& service,
                                                              const std::string& key_prefix) {
-  SQLite::Statement q(
-      db_, std::string{"SELECT "} + invocation_columns +
-               " FROM invocations WHERE service = ? AND substr(key, 1, ?) = ? ORDER BY n");
+  auto q_use =
+      statements_(std::string{"SELECT "} + invocation_columns +
+                  " FROM invocations WHERE service = ? AND substr(key, 1, ?) = ? ORDER BY n");
+  auto& q = *q_use;
   q.bind(1, service);
   q.bind(2, static_cast<std::int64_t>(key_prefix.size()));
   q.bind(3, key_prefix);
@@ -176,8 +179,9 @@ std::vector<invocation_row> invocation_store::invocations_of(const std::string& 
 void invocation_store::set_invocation(std::uint64_t n, const std::string& status,
                                       const std::string& result, const std::string& error,
                                       const std::string& now) {
-  SQLite::Statement q(
-      db_, "UPDATE invocations SET status = ?, result = ?, error = ?, updated_at = ? WHERE n = ?");
+  auto q_use = statements_(
+      "UPDATE invocations SET status = ?, result = ?, error = ?, updated_at = ? WHERE n = ?");
+  auto& q = *q_use;
   q.bind(1, status);
   q.bind(2, result);
   q.bind(3, error);
@@ -187,9 +191,10 @@ void invocation_store::set_invocation(std::uint64_t n, const std::string& status
 }
 
 std::optional<step_row> invocation_store::step(std::uint64_t invocation, const std::string& name) {
-  SQLite::Statement q(db_,
-                      "SELECT name, status, attempts, result, error, updated_at FROM steps "
-                      "WHERE invocation = ? AND name = ?");
+  auto q_use = statements_(
+      "SELECT name, status, attempts, result, error, updated_at FROM steps "
+      "WHERE invocation = ? AND name = ?");
+  auto& q = *q_use;
   q.bind(1, static_cast<std::int64_t>(invocation));
   q.bind(2, name);
   if (!q.executeStep())
@@ -199,10 +204,10 @@ std::optional<step_row> invocation_store::step(std::uint64_t invocation, const s
 }
 
 void invocation_store::record_step(std::uint64_t invocation, const step_row& s) {
-  SQLite::Statement q(
-      db_,
+  auto q_use = statements_(
       "INSERT OR REPLACE INTO steps(invocation, name, status, attempts, result, error, updated_at) "
       "VALUES(?, ?, ?, ?, ?, ?, ?)");
+  auto& q = *q_use;
   q.bind(1, static_cast<std::int64_t>(invocation));
   q.bind(2, s.name);
   q.bind(3, s.status);
@@ -214,9 +219,10 @@ void invocation_store::record_step(std::uint64_t invocation, const step_row& s) 
 }
 
 std::vector<step_row> invocation_store::steps(std::uint64_t invocation) {
-  SQLite::Statement q(db_,
-                      "SELECT name, status, attempts, result, error, updated_at FROM steps "
-                      "WHERE invocation = ? ORDER BY rowid");
+  auto q_use = statements_(
+      "SELECT name, status, attempts, result, error, updated_at FROM steps "
+      "WHERE invocation = ? ORDER BY rowid");
+  auto& q = *q_use;
   q.bind(1, static_cast<std::int64_t>(invocation));
   std::vector<step_row> out;
   while (q.executeStep())
@@ -226,8 +232,9 @@ std::vector<step_row> invocation_store::steps(std::uint64_t invocation) {
 }
 
 void invocation_store::reset_step_attempts(std::uint64_t invocation) {
-  SQLite::Statement q(db_,
-                      "UPDATE steps SET attempts = 0 WHERE invocation = ? AND status != 'done'");
+  auto q_use =
+      statements_("UPDATE steps SET attempts = 0 WHERE invocation = ? AND status != 'done'");
+  auto& q = *q_use;
   q.bind(1, static_cast<std::int64_t>(invocation));
   q.exec();
 }
@@ -235,9 +242,10 @@ void invocation_store::reset_step_attempts(std::uint64_t invocation) {
 // --- timers -------------------------------------------------------------------------------------
 
 std::uint64_t invocation_store::add_timer(const timer_row& t) {
-  SQLite::Statement q(db_,
-                      "INSERT INTO timers(due_ms, service, key, handler, body, status) VALUES(?, "
-                      "?, ?, ?, ?, 'pending')");
+  auto q_use = statements_(
+      "INSERT INTO timers(due_ms, service, key, handler, body, status) VALUES(?, "
+      "?, ?, ?, ?, 'pending')");
+  auto& q = *q_use;
   q.bind(1, t.due_ms);
   q.bind(2, t.service);
   q.bind(3, t.key);
@@ -248,17 +256,18 @@ std::uint64_t invocation_store::add_timer(const timer_row& t) {
 }
 
 std::optional<std::int64_t> invocation_store::next_timer_due() {
-  SQLite::Statement q(db_, "SELECT min(due_ms) FROM timers WHERE status = 'pending'");
+  auto q_use = statements_("SELECT min(due_ms) FROM timers WHERE status = 'pending'");
+  auto& q = *q_use;
   if (!q.executeStep() || q.getColumn(0).isNull())
     return std::nullopt;
   return q.getColumn(0).getInt64();
 }
 
 std::vector<timer_row> invocation_store::due_timers(std::int64_t now_ms, std::size_t limit) {
-  SQLite::Statement q(
-      db_,
+  auto q_use = statements_(
       "SELECT n, due_ms, service, key, handler, body FROM timers WHERE status = 'pending' "
       "AND due_ms <= ? ORDER BY due_ms LIMIT ?");
+  auto& q = *q_use;
   q.bind(1, now_ms);
   q.bind(2, static_cast<std::int64_t>(limit));
   std::vector<timer_row> out;
@@ -269,7 +278,8 @@ std::vector<timer_row> invocation_store::due_timers(std::int64_t now_ms, std::si
 }
 
 void invocation_store::set_timer_status(std::uint64_t n, const std::string& status) {
-  SQLite::Statement q(db_, "UPDATE timers SET status = ? WHERE n = ?");
+  auto q_use = statements_("UPDATE timers SET status = ? WHERE n = ?");
+  auto& q = *q_use;
   q.bind(1, status);
   q.bind(2, static_cast<std::int64_t>(n));
   q.exec();

@@ -11,6 +11,8 @@
 #include "adapters/sqlite/wal_sync.hpp"
 #include "ports/invocation_journal.hpp"
 
+#include "adapters/sqlite/statements.hpp"
+
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include <memory>
@@ -50,6 +52,7 @@ public:
 
 private:
   SQLite::Database& db_;
+  internal::statement_cache statements_;  // prepared once, on this connection
   std::shared_ptr<wal_sync> durable_;
 };
 

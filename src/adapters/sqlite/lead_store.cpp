@@ -1,8 +1,13 @@
 #include "adapters/sqlite/lead_store.hpp"
 
+#include "adapters/sqlite/statements.hpp"
+
 #include <stdexcept>
 
 namespace switchboard::adapters::sqlite {
+
+using internal::text;
+using internal::unsigned_of;
 
 namespace {
 
@@ -40,8 +45,6 @@ CREATE TABLE IF NOT EXISTS inbound(
 CREATE TABLE IF NOT EXISTS form_leads(
   id TEXT PRIMARY KEY, body TEXT NOT NULL, received_at TEXT NOT NULL);
 )sql";
-
-std::string text(SQLite::Statement& q, int column) { return q.getColumn(column).getString(); }
 
 constexpr const char* lead_columns =
     "id, status, dealer_id, location_id, customer_name, customer_phone, message, location_phone, "
@@ -105,7 +108,7 @@ std::int64_t conversation_number(const std::string& id) {
 
 }  // namespace
 
-lead_store::lead_store(SQLite::Database& db) : db_(db) {
+lead_store::lead_store(SQLite::Database& db) : db_(db), statements_(db) {
   SQLite::Transaction creating(db_);  // the tables and indexes in one commit, not one each
   db_.exec(schema);
   creating.commit();
@@ -117,16 +120,17 @@ lead_store::~lead_store() = default;
 
 std::string lead_store::upsert_location(const location_row& l) {
   std::string previous;
-  SQLite::Statement get(db_, "SELECT phone FROM locations WHERE dealer_id = ? AND location_id = ?");
+  auto get_use = statements_("SELECT phone FROM locations WHERE dealer_id = ? AND location_id = ?");
+  auto& get = *get_use;
   get.bind(1, l.dealer_id);
   get.bind(2, l.location_id);
   if (get.executeStep())
     previous = text(get, 0);
-  SQLite::Statement put(
-      db_,
+  auto put_use = statements_(
       "INSERT INTO locations(dealer_id, location_id, dealer_name, name, phone) "
       "VALUES(?, ?, ?, ?, ?) ON CONFLICT(dealer_id, location_id) DO UPDATE SET "
       "dealer_name = excluded.dealer_name, name = excluded.name, phone = excluded.phone");
+  auto& put = *put_use;
   put.bind(1, l.dealer_id);
   put.bind(2, l.location_id);
   put.bind(3, l.dealer_name);
@@ -137,20 +141,21 @@ std::string lead_store::upsert_location(const location_row& l) {
 }
 
 std::string lead_store::seed_location(const location_row& l) {
-  SQLite::Statement get(
-      db_, "SELECT phone, config_phone FROM locations WHERE dealer_id = ? AND location_id = ?");
+  auto get_use = statements_(
+      "SELECT phone, config_phone FROM locations WHERE dealer_id = ? AND location_id = ?");
+  auto& get = *get_use;
   get.bind(1, l.dealer_id);
   get.bind(2, l.location_id);
   std::string phone = l.phone;
   if (get.executeStep() && text(get, 1) == l.phone)
     phone = text(get, 0);  // the file did not change: a change made at run time stays
   get.reset();
-  SQLite::Statement put(
-      db_,
+  auto put_use = statements_(
       "INSERT INTO locations(dealer_id, location_id, dealer_name, name, phone, config_phone) "
       "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(dealer_id, location_id) DO UPDATE SET "
       "dealer_name = excluded.dealer_name, name = excluded.name, phone = excluded.phone, "
       "config_phone = excluded.config_phone");
+  auto& put = *put_use;
   put.bind(1, l.dealer_id);
   put.bind(2, l.location_id);
   put.bind(3, l.dealer_name);
@@ -163,9 +168,10 @@ std::string lead_store::seed_location(const location_row& l) {
 
 std::optional<location_row> lead_store::location(const std::string& dealer,
                                                  const std::string& location) {
-  SQLite::Statement q(db_,
-                      "SELECT dealer_id, dealer_name, location_id, name, phone FROM locations "
-                      "WHERE dealer_id = ? AND location_id = ?");
+  auto q_use = statements_(
+      "SELECT dealer_id, dealer_name, location_id, name, phone FROM locations "
+      "WHERE dealer_id = ? AND location_id = ?");
+  auto& q = *q_use;
   q.bind(1, dealer);
   q.bind(2, location);
   if (!q.executeStep())
@@ -174,9 +180,10 @@ std::optional<location_row> lead_store::location(const std::string& dealer,
 }
 
 std::vector<location_row> lead_store::locations(const std::string& dealer) {
-  SQLite::Statement q(db_,
-                      "SELECT dealer_id, dealer_name, location_id, name, phone FROM locations "
-                      "WHERE dealer_id = ? ORDER BY location_id");
+  auto q_use = statements_(
+      "SELECT dealer_id, dealer_name, location_id, name, phone FROM locations "
+      "WHERE dealer_id = ? ORDER BY location_id");
+  auto& q = *q_use;
   q.bind(1, dealer);
   std::vector<location_row> out;
   while (q.executeStep())
@@ -190,10 +197,10 @@ std::vector<location_row> lead_store::locations(const std::string& dealer) {
 std::optional<std::string> lead_store::active_lead(const std::string& customer_phone,
                                                    const std::string& dealer,
                                                    const std::string& location) {
-  SQLite::Statement q(
-      db_,
+  auto q_use = statements_(
       "SELECT id FROM leads WHERE customer_phone = ? AND dealer_id = ? AND location_id = ? "
       "AND status IN ('opening', 'open')");
+  auto& q = *q_use;
   q.bind(1, customer_phone);
   q.bind(2, dealer);
   q.bind(3, location);
@@ -204,10 +211,11 @@ std::optional<std::string> lead_store::active_lead(const std::string& customer_p
 
 std::optional<conversation_row> lead_store::active_conversation(const std::string& customer_phone,
                                                                 const std::string& location_phone) {
-  SQLite::Statement q(db_,
-                      std::string{"SELECT "} + conversation_columns +
-                          " FROM conversations WHERE customer_phone = ? AND location_phone = ? AND "
-                          "status IN ('opening', 'open')");
+  auto q_use =
+      statements_(std::string{"SELECT "} + conversation_columns +
+                  " FROM conversations WHERE customer_phone = ? AND location_phone = ? AND "
+                  "status IN ('opening', 'open')");
+  auto& q = *q_use;
   q.bind(1, customer_phone);
   q.bind(2, location_phone);
   if (!q.executeStep())
@@ -219,12 +227,12 @@ proxy_use lead_store::proxies_in_use(const std::string& customer_phone,
                                      const std::string& location_phone) {
   // A number may be a customer in one conversation and a location in another: check both
   // ways. Two lookups in the partial indexes of conversations not yet closed, not a scan.
-  SQLite::Statement q(
-      db_,
+  auto q_use = statements_(
       "SELECT proxy_number, status FROM conversations WHERE status != 'closed' AND "
       "customer_phone IN (?1, ?2) "
       "UNION SELECT proxy_number, status FROM conversations WHERE status != 'closed' AND "
       "location_phone IN (?1, ?2)");
+  auto& q = *q_use;
   q.bind(1, customer_phone);
   q.bind(2, location_phone);
   proxy_use out;
@@ -244,10 +252,10 @@ proxy_use lead_store::proxies_in_use(const std::string& customer_phone,
 conversation_row lead_store::insert_conversation(const std::string& customer_phone,
                                                  const std::string& location_phone,
                                                  const std::string& proxy, const std::string& now) {
-  SQLite::Statement q(
-      db_,
+  auto q_use = statements_(
       "INSERT INTO conversations(customer_phone, location_phone, proxy_number, status, "
       "created_at) VALUES(?, ?, ?, 'opening', ?)");
+  auto& q = *q_use;
   q.bind(1, customer_phone);
   q.bind(2, location_phone);
   q.bind(3, proxy);
@@ -267,8 +275,9 @@ std::optional<conversation_row> lead_store::conversation(const std::string& id) 
   const auto n = conversation_number(id);
   if (n == 0)
     return std::nullopt;
-  SQLite::Statement q(
-      db_, std::string{"SELECT "} + conversation_columns + " FROM conversations WHERE n = ?");
+  auto q_use = statements_(std::string{"SELECT "} + conversation_columns +
+                           " FROM conversations WHERE n = ?");
+  auto& q = *q_use;
   q.bind(1, n);
   if (!q.executeStep())
     return std::nullopt;
@@ -276,8 +285,9 @@ std::optional<conversation_row> lead_store::conversation(const std::string& id) 
 }
 
 std::optional<conversation_row> lead_store::conversation_by_sid(const std::string& sid) {
-  SQLite::Statement q(db_, std::string{"SELECT "} + conversation_columns +
-                               " FROM conversations WHERE sid = ? ORDER BY n DESC LIMIT 1");
+  auto q_use = statements_(std::string{"SELECT "} + conversation_columns +
+                           " FROM conversations WHERE sid = ? ORDER BY n DESC LIMIT 1");
+  auto& q = *q_use;
   q.bind(1, sid);
   if (!q.executeStep())
     return std::nullopt;
@@ -285,7 +295,8 @@ std::optional<conversation_row> lead_store::conversation_by_sid(const std::strin
 }
 
 void lead_store::set_conversation_sid(const std::string& id, const std::string& sid) {
-  SQLite::Statement q(db_, "UPDATE conversations SET sid = ? WHERE n = ?");
+  auto q_use = statements_("UPDATE conversations SET sid = ? WHERE n = ?");
+  auto& q = *q_use;
   q.bind(1, sid);
   q.bind(2, conversation_number(id));
   q.exec();
@@ -293,10 +304,10 @@ void lead_store::set_conversation_sid(const std::string& id, const std::string& 
 
 void lead_store::set_conversation_status(const std::string& id, const std::string& status,
                                          const std::string& now) {
-  SQLite::Statement q(
-      db_,
+  auto q_use = statements_(
       "UPDATE conversations SET status = ?, closed_at = CASE WHEN ? = 'closed' THEN ? "
       "ELSE closed_at END WHERE n = ?");
+  auto& q = *q_use;
   q.bind(1, status);
   q.bind(2, status);
   q.bind(3, now);
@@ -305,10 +316,11 @@ void lead_store::set_conversation_status(const std::string& id, const std::strin
 }
 
 std::vector<std::string> lead_store::conversation_leads(const std::string& id, bool active_only) {
-  SQLite::Statement q(
-      db_, active_only ? "SELECT id FROM leads WHERE conversation_id = ? AND status IN "
-                         "('opening', 'open') ORDER BY created_at, id"
-                       : "SELECT id FROM leads WHERE conversation_id = ? ORDER BY created_at, id");
+  auto q_use = statements_(
+      active_only ? "SELECT id FROM leads WHERE conversation_id = ? AND status IN "
+                    "('opening', 'open') ORDER BY created_at, id"
+                  : "SELECT id FROM leads WHERE conversation_id = ? ORDER BY created_at, id");
+  auto& q = *q_use;
   q.bind(1, id);
   std::vector<std::string> out;
   while (q.executeStep())
@@ -317,12 +329,12 @@ std::vector<std::string> lead_store::conversation_leads(const std::string& id, b
 }
 
 void lead_store::insert_lead(const lead_row& l) {
-  SQLite::Statement q(
-      db_,
+  auto q_use = statements_(
       "INSERT INTO leads(id, status, dealer_id, location_id, customer_name, customer_phone, "
       "message, location_phone, proxy_number, conversation_id, created_at, closed_at, "
       "close_reason, error) "
       "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  auto& q = *q_use;
   q.bind(1, l.id);
   q.bind(2, l.status);
   q.bind(3, l.dealer_id);
@@ -341,7 +353,8 @@ void lead_store::insert_lead(const lead_row& l) {
 }
 
 std::optional<lead_row> lead_store::lead(const std::string& id) {
-  SQLite::Statement q(db_, std::string{"SELECT "} + lead_columns + " FROM leads WHERE id = ?");
+  auto q_use = statements_(std::string{"SELECT "} + lead_columns + " FROM leads WHERE id = ?");
+  auto& q = *q_use;
   q.bind(1, id);
   if (!q.executeStep())
     return std::nullopt;
@@ -349,9 +362,10 @@ std::optional<lead_row> lead_store::lead(const std::string& id) {
 }
 
 void lead_store::set_lead_open(const std::string& id, const std::string& now, std::int64_t now_ms) {
-  SQLite::Statement q(db_,
-                      "UPDATE leads SET status = 'open', opened_at = ?, last_activity_ms = ? "
-                      "WHERE id = ? AND status = 'opening'");
+  auto q_use = statements_(
+      "UPDATE leads SET status = 'open', opened_at = ?, last_activity_ms = ? "
+      "WHERE id = ? AND status = 'opening'");
+  auto& q = *q_use;
   q.bind(1, now);
   q.bind(2, now_ms);
   q.bind(3, id);
@@ -361,10 +375,10 @@ void lead_store::set_lead_open(const std::string& id, const std::string& now, st
 void lead_store::set_lead_closed(const std::string& id, const std::string& status,
                                  const std::string& reason, const std::string& replaced_by,
                                  const std::string& error, const std::string& now) {
-  SQLite::Statement q(
-      db_,
+  auto q_use = statements_(
       "UPDATE leads SET status = ?, close_reason = ?, replaced_by = ?, error = ?, closed_at = ? "
       "WHERE id = ?");
+  auto& q = *q_use;
   q.bind(1, status);
   q.bind(2, reason);
   q.bind(3, replaced_by);
@@ -375,17 +389,19 @@ void lead_store::set_lead_closed(const std::string& id, const std::string& statu
 }
 
 void lead_store::count_inbound(const std::string& id, bool from_customer, std::int64_t now_ms) {
-  SQLite::Statement q(db_, from_customer ? "UPDATE leads SET customer_messages = customer_messages "
+  auto q_use = statements_(from_customer ? "UPDATE leads SET customer_messages = customer_messages "
                                            "+ 1, last_activity_ms = ? WHERE id = ?"
                                          : "UPDATE leads SET dealer_messages = dealer_messages + "
                                            "1, last_activity_ms = ? WHERE id = ?");
+  auto& q = *q_use;
   q.bind(1, now_ms);
   q.bind(2, id);
   q.exec();
 }
 
 void lead_store::count_reminder(const std::string& id) {
-  SQLite::Statement q(db_, "UPDATE leads SET reminders_sent = reminders_sent + 1 WHERE id = ?");
+  auto q_use = statements_("UPDATE leads SET reminders_sent = reminders_sent + 1 WHERE id = ?");
+  auto& q = *q_use;
   q.bind(1, id);
   q.exec();
 }
@@ -395,10 +411,10 @@ void lead_store::count_reminder(const std::string& id) {
 
 bool lead_store::record_inbound(const std::string& message_sid, const std::string& conversation_sid,
                                 const std::string& author, const std::string& now) {
-  SQLite::Statement q(
-      db_,
+  auto q_use = statements_(
       "INSERT OR IGNORE INTO inbound(message_sid, conversation_sid, author, received_at) "
       "VALUES(?, ?, ?, ?)");
+  auto& q = *q_use;
   q.bind(1, message_sid);
   q.bind(2, conversation_sid);
   q.bind(3, author);
@@ -408,7 +424,8 @@ bool lead_store::record_inbound(const std::string& message_sid, const std::strin
 
 void lead_store::insert_form_lead(const std::string& id, const std::string& body,
                                   const std::string& now) {
-  SQLite::Statement q(db_, "INSERT INTO form_leads(id, body, received_at) VALUES(?, ?, ?)");
+  auto q_use = statements_("INSERT INTO form_leads(id, body, received_at) VALUES(?, ?, ?)");
+  auto& q = *q_use;
   q.bind(1, id);
   q.bind(2, body);
   q.bind(3, now);
@@ -416,7 +433,8 @@ void lead_store::insert_form_lead(const std::string& id, const std::string& body
 }
 
 std::optional<std::pair<std::string, std::string>> lead_store::form_lead(const std::string& id) {
-  SQLite::Statement q(db_, "SELECT body, received_at FROM form_leads WHERE id = ?");
+  auto q_use = statements_("SELECT body, received_at FROM form_leads WHERE id = ?");
+  auto& q = *q_use;
   q.bind(1, id);
   if (!q.executeStep())
     return std::nullopt;

@@ -15,6 +15,8 @@
 #include "adapters/sqlite/invocation_store.hpp"
 #include "ports/lead_records.hpp"
 
+#include "adapters/sqlite/statements.hpp"
+
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include <cstdint>
@@ -101,6 +103,7 @@ public:
 
 private:
   SQLite::Database& db_;
+  internal::statement_cache statements_;  // prepared once, on this connection
 };
 
 /// leads.db opened for one thread: the engine's journal and the lead tables on one connection.

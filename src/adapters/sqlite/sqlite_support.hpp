@@ -5,6 +5,7 @@
 // cached statement. Internal; never installed.
 
 #include "adapters/sqlite/journal_store.hpp"  // store_error
+#include "adapters/sqlite/statements.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sqlite3.h>
@@ -32,27 +33,5 @@ inline store_error::kind kind_of(int sqlite_code) {
     default: return store_error::kind::other;
   }
 }
-
-/// Resets a cached statement and drops its bindings when a use of it ends (also on errors:
-/// `tryReset` does not throw the step's error again, and bindNoCopy pointers must not outlive
-/// the strings they point to).
-class statement_use {
-public:
-  explicit statement_use(SQLite::Statement& s) : s_(s) {}
-  ~statement_use() {
-    s_.tryReset();
-    try {
-      s_.clearBindings();  // sqlite3_clear_bindings always returns SQLITE_OK
-    } catch (...) {
-    }
-  }
-  statement_use(const statement_use&) = delete;
-  statement_use& operator=(const statement_use&) = delete;
-  SQLite::Statement* operator->() { return &s_; }
-  SQLite::Statement& operator*() { return s_; }
-
-private:
-  SQLite::Statement& s_;
-};
 
 }  // namespace switchboard::adapters::sqlite::internal
