@@ -83,16 +83,16 @@ std::vector<key_rule> generic_keys(config& cfg) {
       {"scheduler",
        {},
        {
-           {"policy",
-            one_of(cfg.scheduler.policy, {{"sharing", scheduler_config::policy_kind::sharing},
-                                          {"stealing", scheduler_config::policy_kind::stealing}}),
-            {}},
            {"max_threads", count(1, 256, cfg.scheduler.max_threads), {}},
            {"moderate_sleep_us",
             integer(0, 1'000'000, "microseconds",
                     [&cfg](std::int64_t n) {
                       cfg.scheduler.moderate_sleep = std::chrono::microseconds{n};
                     }),
+            {}},
+           {"policy",
+            one_of(cfg.scheduler.policy, {{"sharing", scheduler_config::policy_kind::sharing},
+                                          {"stealing", scheduler_config::policy_kind::stealing}}),
             {}},
        }},
       {"log", {}, {{"level", log_level(cfg.log.level), {}}}},
