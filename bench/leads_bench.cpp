@@ -13,7 +13,8 @@
 //               answer "open".
 //   http        the lead route over HTTP against the daemon and the emulator as child
 //               processes, 32 kept-alive clients by default (leads_http.cpp, which says more):
-//               --leads=1500 --clients=32 --dealers=50 --proxies=64 --latency-ms=0 --cli=PATH
+//               --leads=1500 --clients=32 --dealers=50 --proxies=64 --latency-ms=0 --workers=N
+//               --policy=sharing|stealing --log=warn (the daemon's log level) --cli=PATH
 //   memory      --actors=N keyed entity actors made resident (one invocation each, of an id that
 //               does not exist, so the runner answers at once), then RSS measured after
 //               malloc_trim; per actor = RSS growth / N (the router's map entry included).

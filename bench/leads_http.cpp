@@ -53,6 +53,9 @@ namespace {
 class child {
 public:
   child(const std::vector<std::string>& argv, const std::string& log) : log_(log) {
+    // Emptied here, not only by the child: a "listening on" line left by an earlier run must
+    // not be read as this one's.
+    std::ofstream{log, std::ios::trunc};
     pid_ = ::fork();
     if (pid_ < 0)
       throw std::runtime_error(std::string{"fork: "} + std::strerror(errno));
@@ -147,7 +150,8 @@ std::string phone(std::uint64_t prefix, std::uint64_t n) {
 }
 
 std::string daemon_config(const std::string& data_dir, const std::string& twilio_url,
-                          std::size_t dealers, std::size_t proxies, std::size_t workers) {
+                          std::size_t dealers, std::size_t proxies, std::size_t workers,
+                          const std::string& policy, const std::string& log_level) {
   json::array numbers;
   for (std::size_t i = 0; i < proxies; ++i)
     numbers.emplace_back(phone(555020, i));
@@ -167,9 +171,11 @@ std::string daemon_config(const std::string& data_dir, const std::string& twilio
     leads["workers"] = workers;
   json::object cfg{{"data_dir", data_dir},
                    {"http", json::object{{"host", "127.0.0.1"}, {"port", 0}}},
-                   {"log", json::object{{"level", "warn"}}},
+                   {"log", json::object{{"level", log_level}}},
                    {"twilio", json::object{{"base_url", twilio_url}}},
                    {"leads", leads}};
+  if (!policy.empty())
+    cfg["scheduler"] = json::object{{"policy", policy}};
   return json::serialize(cfg);
 }
 
@@ -190,6 +196,8 @@ void run(const bench::args& a, const std::string& account_sid, const std::string
   const auto workers = a.num<std::size_t>("workers", 0);  // 0: the daemon's default
   const auto latency_ms = a.num<int>("latency-ms", 0);
   const auto cli = a.get("cli", SWITCHBOARD_CLI_PATH);
+  const auto policy = a.get("policy", "");      // scheduler.policy; empty: the daemon's default
+  const auto log_level = a.get("log", "warn");  // the daemon's log.level
   if ((leads + dealers - 1) / dealers > proxies)
     throw std::invalid_argument("--proxies: each location keeps all its leads open, so it needs " +
                                 std::to_string((leads + dealers - 1) / dealers) + " numbers");
@@ -228,7 +236,7 @@ void run(const bench::args& a, const std::string& account_sid, const std::string
   const auto config_path = (fs::path{dir} / "switchboard.json").string();
   {
     std::ofstream out(config_path);
-    out << daemon_config(data_dir, twilio_url, dealers, proxies, workers);
+    out << daemon_config(data_dir, twilio_url, dealers, proxies, workers, policy, log_level);
   }
   const std::string api_token = "leads-bench-api-token";
   ::setenv("SWITCHBOARD_API_TOKEN", api_token.c_str(), 1);
@@ -266,8 +274,9 @@ void run(const bench::args& a, const std::string& account_sid, const std::string
           ++other;
           std::lock_guard<std::mutex> guard{mu};
           if (first_other.empty())
-            first_other = res ? std::to_string(res->status) + " " + res->body
-                              : httplib::to_string(res.error());
+            first_other = (res ? std::to_string(res->status) + " " + res->body
+                               : httplib::to_string(res.error())) +
+                          " after " + bench::num(mine.back()) + " ms";
         }
       }
       std::lock_guard<std::mutex> guard{mu};

@@ -14,7 +14,8 @@
 // Prints one JSON object per line on stdout, a summary on stderr. Options (--name=value):
 //   --rate=10000 --seconds=5 --managers=100 (distinct account managers: cache hit ratio)
 //   --partitions=2 --concurrency=8 (the writer's parallel requests) --threads=2 (CAF
-//   scheduler threads) --dir=PATH --keep
+//   scheduler threads) --policy=sharing|stealing (CAF scheduler; default: the config's)
+//   --dir=PATH --keep
 
 #include "bench_util.hpp"
 
@@ -175,6 +176,10 @@ int main(int argc, char** argv) try {
   cfg.enrichment.lookups.push_back(l);
   cfg.state.partitions = partitions;
   cfg.scheduler.max_threads = a.num<std::size_t>("threads", cfg.scheduler.max_threads);
+  if (a.get("policy", "") == "stealing")
+    cfg.scheduler.policy = scheduler_config::policy_kind::stealing;
+  else if (a.get("policy", "") == "sharing")
+    cfg.scheduler.policy = scheduler_config::policy_kind::sharing;
   target_config t;
   t.name = "documents";
   t.type = target_config::kind::sync_document;

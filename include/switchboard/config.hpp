@@ -45,6 +45,12 @@ struct http_config {
 
 /// CAF scheduler settings. The default of 2 threads suits the 2-core machines we measure on.
 struct scheduler_config {
+  /// How CAF's threads find work. `sharing`: one queue, idle threads sleep until a message
+  /// comes (no CPU when idle; what switchboard's message rates need). `stealing`: per-thread
+  /// queues, idle threads poll (every moderate_sleep) before they sleep: lower latency for
+  /// very high message rates, at a steady CPU cost.
+  enum class policy_kind { sharing, stealing };
+  policy_kind policy = policy_kind::sharing;
   std::size_t max_threads = 2;
   /// Work-stealing poll sleep; lower = lower latency.
   std::chrono::microseconds moderate_sleep{50};

@@ -113,6 +113,10 @@ void runtime::start() {
   }
 
   d.caf_cfg = std::make_unique<caf::actor_system_config>();
+  d.caf_cfg->set("scheduler.policy",
+                 d.cfg.scheduler.policy == scheduler_config::policy_kind::sharing
+                     ? caf::atom("sharing")
+                     : caf::atom("stealing"));
   d.caf_cfg->set("scheduler.max-threads", d.cfg.scheduler.max_threads);
   d.caf_cfg->set("work-stealing.moderate-sleep-duration",
                  caf::timespan{d.cfg.scheduler.moderate_sleep});

@@ -474,3 +474,12 @@ TEST_CASE("listen override rejects what cannot be listened on and leaves the con
     CHECK(cfg.http.port == 8080);
   }
 }
+
+TEST_CASE("the scheduler policy is sharing unless the file names another", "[config]") {
+  CHECK(parsed(R"({})").scheduler.policy == scheduler_config::policy_kind::sharing);
+  CHECK(parsed(R"({"scheduler": {"policy": "stealing"}})").scheduler.policy ==
+        scheduler_config::policy_kind::stealing);
+  const auto msg = error_for(R"({"scheduler": {"policy": "stealin"}})");
+  CHECK_THAT(msg, Contains("scheduler.policy"));
+  CHECK_THAT(msg, Contains("did you mean 'stealing'?"));
+}

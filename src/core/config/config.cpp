@@ -90,6 +90,10 @@ std::vector<key_rule> generic_keys(config& cfg) {
                       cfg.scheduler.moderate_sleep = std::chrono::microseconds{n};
                     }),
             {}},
+           {"policy",
+            one_of(cfg.scheduler.policy, {{"sharing", scheduler_config::policy_kind::sharing},
+                                          {"stealing", scheduler_config::policy_kind::stealing}}),
+            {}},
        }},
       {"log", {}, {{"level", log_level(cfg.log.level), {}}}},
       {"supervision",
