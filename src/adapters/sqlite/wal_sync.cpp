@@ -1,5 +1,7 @@
 #include "adapters/sqlite/wal_sync.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -54,6 +56,13 @@ std::shared_ptr<wal_sync> wal_sync::for_file(const std::string& db_path) {
 
 wal_sync::wal_sync(std::string db_path)
     : wal_path_(db_path + "-wal"), dir_path_(parent_of(db_path)) {}
+
+wal_sync::~wal_sync() {
+  if (requested_ > 0)
+    spdlog::info("{}: {} commits made durable by {} flushes ({:.1f} per flush)", wal_path_,
+                 requested_, flushes_,
+                 flushes_ == 0 ? 0.0 : static_cast<double>(requested_) / flushes_);
+}
 
 void wal_sync::flush() {
   // The WAL exists while a connection in WAL mode is open and has written. Opening it by path

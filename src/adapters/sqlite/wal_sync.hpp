@@ -36,6 +36,7 @@ public:
   static std::shared_ptr<wal_sync> for_file(const std::string& db_path);
 
   explicit wal_sync(std::string db_path);
+  ~wal_sync();  ///< logs how many commits its flushes covered
   wal_sync(const wal_sync&) = delete;
   wal_sync& operator=(const wal_sync&) = delete;
 
