@@ -585,3 +585,32 @@ TEST_CASE("40 clients on kept-alive connections are all served at once by defaul
     t.join();
   CHECK(answered == clients * 3);
 }
+
+TEST_CASE("64 clients connecting at the same moment are all answered", "[http]") {
+  // cpp-httplib's own listen backlog is 5: clients beyond it lost their first request.
+  served s;
+  constexpr int clients = 64;
+  const auto address = "http://" + s.rt.listen_address();
+  std::mutex mu;
+  std::condition_variable cv;
+  int ready = 0;
+  std::atomic<int> answered{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < clients; ++i)
+    threads.emplace_back([&] {
+      httplib::Client c(address);
+      c.set_read_timeout(10, 0);
+      {
+        std::unique_lock<std::mutex> lock{mu};
+        ++ready;
+        cv.notify_all();
+        cv.wait(lock, [&] { return ready == clients; });  // connect all at once
+      }
+      auto res = c.Get("/health");
+      if (res && res->status == 200)
+        ++answered;
+    });
+  for (auto& t : threads)
+    t.join();
+  CHECK(answered == clients);
+}

@@ -1,6 +1,7 @@
 #include "adapters/http/http_server.hpp"
 
 #include "adapters/http/elastic_pool.hpp"
+#include "adapters/http/listen_socket.hpp"
 
 #include "core/auth.hpp"
 #include "core/exception_text.hpp"
@@ -101,12 +102,7 @@ http_server::http_server(http_config cfg, hooks h)
   // 0.11.4 defaults: Nagle on (40 ms stalls on keep-alive), 5 requests per connection and no
   // body limit. Fix all three.
   s.set_tcp_nodelay(true);
-  // httplib's default also sets SO_REUSEPORT, which lets a second daemon bind the same port
-  // and silently take half the traffic. SO_REUSEADDR alone allows quick restarts.
-  s.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
+  s.set_socket_options(listen_socket_.options());  // SO_REUSEADDR only (listen_socket.hpp)
   s.set_keep_alive_max_count(cfg_.keep_alive_max_count);
   s.set_payload_max_length(cfg_.max_body_bytes);
   s.set_read_timeout(cfg_.read_timeout);
@@ -315,6 +311,7 @@ std::string http_server::start() {
                              ": " + reason +
                              " (pick a free port with --listen HOST:PORT, or :0 for any)");
   }
+  listen_socket_.widen_backlog();
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   // httplib's stop() does nothing until the server runs, so a stop() right after start()
   // would leave listen_after_bind() blocked forever. Return only once it is running (the

@@ -8,6 +8,7 @@
 // token unless the route checks its own credentials.
 
 #include "adapters/http/ingest.hpp"
+#include "adapters/http/listen_socket.hpp"
 #include "ports/http_routes.hpp"
 #include "switchboard/config.hpp"
 #include "switchboard/dead_letters.hpp"
@@ -74,6 +75,7 @@ private:
 
   http_config cfg_;
   hooks hooks_;
+  listen_socket listen_socket_;  // before server_, which calls into it
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
 };

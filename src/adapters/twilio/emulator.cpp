@@ -5,6 +5,7 @@
 
 #include "adapters/twilio/emulator.hpp"
 #include "adapters/http/elastic_pool.hpp"
+#include "adapters/http/listen_socket.hpp"
 #include "core/exception_text.hpp"
 
 #include "adapters/twilio/emulator_courier.hpp"
@@ -226,6 +227,7 @@ struct emulator::impl {
         sid_rng(std::random_device{}()) {}
 
   emulator_options options;
+  http::listen_socket listen_socket;  // before server, which calls into it
   httplib::Server server;
   std::thread listener;
   std::string address;  ///< HOST:PORT once started
@@ -602,10 +604,7 @@ emulator::emulator(emulator_options options)
   auto* self = impl_.get();
   // As in adapters/http: no Nagle stalls, many requests per connection, SO_REUSEADDR only.
   s.set_tcp_nodelay(true);
-  s.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
+  s.set_socket_options(self->listen_socket.options());
   s.set_keep_alive_max_count(100000);
   // An idle kept-alive connection holds a worker until this runs out, also during stop().
   s.set_keep_alive_timeout(1);
@@ -677,6 +676,7 @@ std::string emulator::start() {
                              std::to_string(self.options.port) + ": " + reason +
                              " (pick a free port with --port, or 0 for any)");
   }
+  self.listen_socket.widen_backlog();
   const auto shown_host = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   self.address = shown_host + ":" + std::to_string(port);
   self.base_url = "http://" + self.address;
