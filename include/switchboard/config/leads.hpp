@@ -48,7 +48,7 @@ struct leads_config {
   /// Runner threads per service: invocations run in parallel (one per key at a time). A runner
   /// waits out each Twilio call, so this is also how many calls are under way at once.
   std::size_t workers = 16;
-  std::size_t max_attempts = 8;          ///< per step; then the invocation is parked
+  std::size_t max_attempts = 8;  ///< per step; then the invocation is parked
   std::chrono::milliseconds backoff_initial{200};
   std::chrono::milliseconds backoff_max{30'000};
   /// How long `POST /v1/{service}/{key}/{handler}` waits for the result before it answers 202
