@@ -559,6 +559,37 @@ TEST_CASE("a binding held by an existing conversation (50416) is adopted, never 
   rt.stop();
 }
 
+TEST_CASE("a binding held by a conversation on a later page of ParticipantConversations is found",
+          "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  runtime rt{test_config(dir, emu)};
+  // The customer's number takes part in 60 older conversations through a number switchboard does
+  // not use (more than one page of 50), and then in one through the first proxy number.
+  auto c = emu.client();
+  auto conversation_with = [&](const std::string& proxy) {
+    auto made = c.Post("/conversations/v1/Conversations", httplib::Params{});
+    REQUIRE(made);
+    REQUIRE(made->status == 201);
+    const auto sid = s(json::parse(made->body), "sid");
+    auto bound = c.Post("/conversations/v1/Conversations/" + sid + "/Participants",
+                        httplib::Params{{"MessagingBinding.Address", "+15557770001"},
+                                        {"MessagingBinding.ProxyAddress", proxy}});
+    REQUIRE(bound);
+    REQUIRE(bound->status == 201);
+    return sid;
+  };
+  for (int n = 0; n < 60; ++n)
+    conversation_with("+1555099" + std::to_string(1000 + n));
+  const auto holder = conversation_with("+15550100001");
+  rt.start();
+  auto a = submit(rt, "L1", "+15557770001", "D1", "north");
+  REQUIRE(a.status == 201);
+  CHECK(s(a.body.at("lead"), "conversation_sid") == holder);
+  CHECK(emu.conversation(holder)->at("participants").as_array().size() == 2);
+  rt.stop();
+}
+
 TEST_CASE("a lead that cannot open fails with the reason, and its half-made conversation is closed",
           "[leads]") {
   emulator_fixture emu;

@@ -162,7 +162,8 @@ public:
   /// One page of messages; follow `body.meta.next_page_url` with fetch_page.
   virtual call_result list_messages(const std::string& conversation,
                                     const message_listing& listing = {}) = 0;
-  /// The conversations an SMS address takes part in (GET /v1/ParticipantConversations).
+  /// The conversations an SMS address takes part in (GET /v1/ParticipantConversations), oldest
+  /// first, 50 a page; follow `body.meta.next_page_url` with fetch_page.
   virtual call_result participant_conversations(const std::string& address) = 0;
   virtual call_result create_conversation_webhook(const std::string& conversation,
                                                   const conversation_webhook_fields& fields) = 0;

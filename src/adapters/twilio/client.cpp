@@ -525,8 +525,9 @@ call_result client::list_messages(const std::string& conversation, const message
 }
 
 call_result client::participant_conversations(const std::string& address) {
-  return impl_->send(product::conversations, impl::verb::get,
-                     "/v1/ParticipantConversations?Address=" + percent_encode(address));
+  return impl_->send(
+      product::conversations, impl::verb::get,
+      "/v1/ParticipantConversations?Address=" + percent_encode(address) + "&PageSize=50");
 }
 
 call_result client::create_conversation_webhook(const std::string& conversation,

@@ -15,6 +15,9 @@ using core::to_string;
 
 namespace {
 std::string text_of(conversation_status s) { return std::string{to_string(s)}; }
+/// How many pages of ParticipantConversations a binding lookup reads at most (50 a page, the most
+/// Twilio gives).
+constexpr int max_binding_pages = 1000;
 }  // namespace
 
 /// A Twilio answer as a step's outcome: the body when it succeeded, else the right exception.
@@ -144,23 +147,34 @@ json::value lead_services::conversation_open(step_context& ctx) {
         find_webhook);
   }
 
-  // The binding of an SMS address through a proxy number: who holds it now, if anyone.
+  // The binding of an SMS address through a proxy number: who holds it now, if anyone. Every
+  // page is read: a location's phone takes part in one conversation per customer it ever had,
+  // closed ones included, and the list is oldest first, so the open holder is often on the last.
   auto holder_of = [&](const std::string& address) -> std::optional<std::string> {
-    auto r = twilio_of(ctx).participant_conversations(address);
-    auto page = lookup(r);
-    if (!page)
-      return std::nullopt;
-    if (const auto* list = page->as_object().if_contains("conversations");
-        list != nullptr && list->is_array())
-      for (const auto& c : list->get_array()) {
-        const auto& o = c.as_object();
-        const auto* binding = o.if_contains("participant_messaging_binding");
-        if (binding == nullptr || !binding->is_object())
-          continue;
-        if (str(binding->as_object(), "proxy_address") == conv->proxy_number &&
-            str(o, "conversation_state") != "closed")
-          return str(o, "conversation_sid");
-      }
+    auto page = lookup(twilio_of(ctx).participant_conversations(address));
+    for (int pages = 1; page; ++pages) {
+      const auto& o = page->as_object();
+      if (const auto* list = o.if_contains("conversations"); list != nullptr && list->is_array())
+        for (const auto& c : list->get_array()) {
+          const auto& co = c.as_object();
+          const auto* binding = co.if_contains("participant_messaging_binding");
+          if (binding == nullptr || !binding->is_object())
+            continue;
+          if (str(binding->as_object(), "proxy_address") == conv->proxy_number &&
+              str(co, "conversation_state") != "closed")
+            return str(co, "conversation_sid");
+        }
+      const auto* meta = o.if_contains("meta");
+      const auto next = meta != nullptr && meta->is_object()
+                            ? str(meta->as_object(), "next_page_url")
+                            : std::string{};
+      if (next.empty())
+        return std::nullopt;
+      if (pages >= max_binding_pages)
+        throw step_retry("ParticipantConversations for " + address + " has more than " +
+                         std::to_string(max_binding_pages) + " pages; retrying later");
+      page = lookup(twilio_of(ctx).fetch_page(next));
+    }
     return std::nullopt;
   };
   auto add = [&](const std::string& step, const std::string& address, const char* role,

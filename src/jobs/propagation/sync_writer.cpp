@@ -176,6 +176,8 @@ struct sync_writer::impl {
     conflicts += result.conflicts;
     switch (result.result.what) {
       case core::write_result::kind::ok:
+        // Counted before it is recorded: whoever sees the ledger say "written" sees it counted.
+        ++ok;
         try {
           store->mark_written(target.name, state->kind, state->id, state->revision);
         } catch (...) {
@@ -185,7 +187,6 @@ struct sync_writer::impl {
                          "' failed: " + core::exception_text(std::current_exception());
           return report;
         }
-        ++ok;
         report.what = write_report::kind::written;
         break;
       case core::write_result::kind::retry_after:
