@@ -107,6 +107,13 @@ struct emulator_fixture {
     faults(R"({"seed": 1, "rules": [{"route": "POST /conversations/v1/Conversations/*/Messages",
                "rate_5xx": 1.0, "status_5xx": 503}]})");
   }
+  /// The SMS the account sent through the Messages API (outside conversations), oldest first.
+  json::array sms() const {
+    auto res = client().Get("/_emulator/state");
+    REQUIRE(res);
+    REQUIRE(res->status == 200);
+    return json::parse(res->body).at("messaging").at("messages").as_array();
+  }
   /// An SMS from `from` to `to` as the phone network would deliver it.
   int inbound_sms(const std::string& from, const std::string& to, const std::string& body) const {
     httplib::Params p{{"From", from}, {"To", to}, {"Body", body}};
@@ -710,21 +717,49 @@ TEST_CASE("durable timers: the dealer is reminded when no reply came, also acros
   temp_dir dir;
   auto cfg = test_config(dir, emu);
   cfg.leads.reminder_after = 1500ms;
-  std::string sid;
+  std::string sid, proxy;
   {
     runtime rt{cfg};
     rt.start();
     auto a = submit(rt, "L1", "+15557770001", "D1", "north");
     REQUIRE(a.status == 201);
     sid = s(a.body.at("lead"), "conversation_sid");
+    proxy = s(a.body.at("lead"), "proxy_number");
     rt.stop();  // before the reminder is due
   }
-  CHECK(messages_of_step(*emu.conversation(sid), "L1", "/lead.reminder") == 0);
+  CHECK(emu.sms().empty());
   runtime again{cfg};
   again.start();
   CHECK(eventually([&] { return i(lead_of(again, "L1"), "reminders_sent") == 1; }, 10s));
-  CHECK(messages_of_step(*emu.conversation(sid), "L1", "/lead.reminder") == 1);
+  // The dealer got it as an SMS from the conversation's number, so a reply reaches the customer.
+  auto sent = emu.sms();
+  REQUIRE(sent.size() == 1);
+  CHECK(s(sent[0], "to") == "+15550001001");
+  CHECK(s(sent[0], "from") == proxy);
+  CHECK(s(sent[0], "body").find("Ana") != std::string::npos);
+  // The customer sees nothing of it: the conversation holds only the first message.
+  auto conv = emu.conversation(sid);
+  CHECK(messages_of_step(*conv, "L1", "/lead.reminder") == 0);
+  CHECK(conv->at("messages").as_array().size() == 1);
   again.stop();
+}
+
+TEST_CASE("a reminder whose outcome was unknown is found by the SMS it sent, not sent twice",
+          "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  auto cfg = test_config(dir, emu);
+  cfg.twilio.read_timeout = 1s;
+  cfg.leads.reminder_after = 300ms;
+  runtime rt{cfg};
+  rt.start();
+  // The SMS is sent, and then the answer never comes: the client cannot know it happened.
+  emu.faults(R"({"seed": 9, "rules": [{"route": "POST /api/2010-04-01/Accounts/*/Messages.json",
+                 "rate_timeout": 1.0, "timeout_applies": true}]})");
+  REQUIRE(submit(rt, "L1", "+15557770001", "D1", "north").status == 201);
+  CHECK(eventually([&] { return i(lead_of(rt, "L1"), "reminders_sent") == 1; }, 15s));
+  CHECK(emu.sms().size() == 1);
+  rt.stop();
 }
 
 TEST_CASE("an inactive lead is closed by its timer, and its conversation with it", "[leads]") {
