@@ -108,6 +108,11 @@ json::value lead_services::lead_submit(step_context& ctx) {
     const auto loc =
         seen.lead_exists ? std::nullopt : store.location(sub.dealer_id, sub.location_id);
     seen.location_known = loc.has_value();
+    if (loc)
+      // Checked when the request came; checked again here, with the location as it is now.
+      if (auto p =
+              core::customer_phone_problem(sub.customer_phone, loc->phone, cfg.leads.proxy_numbers))
+        throw step_terminal(p->field + ": " + p->problem);
     std::optional<conversation_row> conv;
     if (loc) {
       seen.open_lead = store.active_lead(sub.customer_phone, sub.dealer_id, sub.location_id);
@@ -134,18 +139,16 @@ json::value lead_services::lead_submit(step_context& ctx) {
                          sub.customer_phone + " at " + loc->phone +
                          " yet: waiting for a closing conversation to release one");
       case verdict::no_free_proxy: {
-        // Refused for good, and readable as such: the lead is stored as failed with the reason.
+        // Not the lead's fault and not for good: a number frees when a conversation closes.
+        // Nothing is stored, and the submit's idempotency key is let go, so that the same lead
+        // id submitted again runs anew.
+        ctx.journal().release_idempotency_key(ctx.invocation().n);
         const auto why =
             "no free proxy number: all " + std::to_string(cfg.leads.proxy_numbers.size()) +
             " numbers of leads.proxy_numbers already bind " + sub.customer_phone + " or " +
-            loc->phone + " in open conversations; add numbers to the pool or close leads";
-        lead_row l = new_lead(id, sub, *loc);
-        l.status = to_string(lead_status::failed);
-        l.close_reason = to_string(core::close_reason::failed);
-        l.error = why;
-        l.closed_at = l.created_at;
-        store.insert_lead(l);
-        return json::object{{"outcome", "failed"}, {"error", why}};
+            loc->phone + " in open conversations; submit the lead again later (a number frees " +
+            "when a lead closes), or add numbers to the pool";
+        return json::object{{"outcome", "pool_full"}, {"error", why}};
       }
       case verdict::admit: break;
     }
@@ -177,8 +180,8 @@ json::value lead_services::lead_submit(step_context& ctx) {
     return json::object{{"status", "already_open"}, {"lead_id", str(a, "lead_id")}};
   if (outcome == "exists")
     return json::object{{"status", "exists"}, {"lead_id", id}};
-  if (outcome == "failed")
-    throw step_terminal(str(a, "error"));
+  if (outcome == "pool_full")
+    return json::object{{"status", "pool_full"}, {"lead_id", id}, {"error", str(a, "error")}};
 
   auto opened = ctx.call("lead.conversation", "conversations", str(a, "conversation_id"), "open",
                          json::object{});
