@@ -107,6 +107,13 @@ struct emulator_fixture {
     faults(R"({"seed": 1, "rules": [{"route": "POST /conversations/v1/Conversations/*/Messages",
                "rate_5xx": 1.0, "status_5xx": 503}]})");
   }
+  /// The SMS the account sent through the Messages API (outside conversations), oldest first.
+  json::array sms() const {
+    auto res = client().Get("/_emulator/state");
+    REQUIRE(res);
+    REQUIRE(res->status == 200);
+    return json::parse(res->body).at("messaging").at("messages").as_array();
+  }
   /// An SMS from `from` to `to` as the phone network would deliver it.
   int inbound_sms(const std::string& from, const std::string& to, const std::string& body) const {
     httplib::Params p{{"From", from}, {"To", to}, {"Body", body}};
@@ -741,21 +748,49 @@ TEST_CASE("durable timers: the dealer is reminded when no reply came, also acros
   temp_dir dir;
   auto cfg = test_config(dir, emu);
   cfg.leads.reminder_after = 1500ms;
-  std::string sid;
+  std::string sid, proxy;
   {
     runtime rt{cfg};
     rt.start();
     auto a = submit(rt, "L1", "+15557770001", "D1", "north");
     REQUIRE(a.status == 201);
     sid = s(a.body.at("lead"), "conversation_sid");
+    proxy = s(a.body.at("lead"), "proxy_number");
     rt.stop();  // before the reminder is due
   }
-  CHECK(messages_of_step(*emu.conversation(sid), "L1", "/lead.reminder") == 0);
+  CHECK(emu.sms().empty());
   runtime again{cfg};
   again.start();
   CHECK(eventually([&] { return i(lead_of(again, "L1"), "reminders_sent") == 1; }, 10s));
-  CHECK(messages_of_step(*emu.conversation(sid), "L1", "/lead.reminder") == 1);
+  // The dealer got it as an SMS from the conversation's number, so a reply reaches the customer.
+  auto sent = emu.sms();
+  REQUIRE(sent.size() == 1);
+  CHECK(s(sent[0], "to") == "+15550001001");
+  CHECK(s(sent[0], "from") == proxy);
+  CHECK(s(sent[0], "body").find("Ana") != std::string::npos);
+  // The customer sees nothing of it: the conversation holds only the first message.
+  auto conv = emu.conversation(sid);
+  CHECK(messages_of_step(*conv, "L1", "/lead.reminder") == 0);
+  CHECK(conv->at("messages").as_array().size() == 1);
   again.stop();
+}
+
+TEST_CASE("a reminder whose outcome was unknown is found by the SMS it sent, not sent twice",
+          "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  auto cfg = test_config(dir, emu);
+  cfg.twilio.read_timeout = 1s;
+  cfg.leads.reminder_after = 300ms;
+  runtime rt{cfg};
+  rt.start();
+  // The SMS is sent, and then the answer never comes: the client cannot know it happened.
+  emu.faults(R"({"seed": 9, "rules": [{"route": "POST /api/2010-04-01/Accounts/*/Messages.json",
+                 "rate_timeout": 1.0, "timeout_applies": true}]})");
+  REQUIRE(submit(rt, "L1", "+15557770001", "D1", "north").status == 201);
+  CHECK(eventually([&] { return i(lead_of(rt, "L1"), "reminders_sent") == 1; }, 15s));
+  CHECK(emu.sms().size() == 1);
+  rt.stop();
 }
 
 TEST_CASE("an inactive lead is closed by its timer, and its conversation with it", "[leads]") {
@@ -986,27 +1021,172 @@ TEST_CASE("a submit that finds its number still being released waits for it inst
   rt.stop();
 }
 
-TEST_CASE("a lead refused for want of a proxy number is readable as failed, with the reason",
-          "[leads]") {
+TEST_CASE(
+    "a full proxy pool answers 503 with Retry-After, and the same lead opens once a number frees",
+    "[leads]") {
   emulator_fixture emu;
   temp_dir dir;
   auto cfg = test_config(dir, emu);
   cfg.leads.proxy_numbers = {"+15550100001"};
+  const auto port = free_port();
+  cfg.http.enabled = true;
+  cfg.http.port = port;
+  ::setenv("SWITCHBOARD_API_TOKEN", "leads-api-token", 1);
   runtime rt{cfg};
   rt.start();
+  auto pool_of_north = [&] {
+    return get(rt, "dealers", "D1").body.at("locations").as_array()[0].at("proxy_numbers");
+  };
+  CHECK(i(pool_of_north(), "in_use") == 0);
+  CHECK(i(pool_of_north(), "total") == 1);
   REQUIRE(submit(rt, "L1", "+15557770001", "D1", "north").status == 201);
+  CHECK(i(pool_of_north(), "in_use") == 1);
+  CHECK(i(pool_of_north(), "free") == 0);
+
   auto a = submit(rt, "L2", "+15557770002", "D1", "north");
-  CHECK(a.status == 502);
+  CHECK(a.status == 503);
+  CHECK(s(a.body, "status") == "pool_full");
   CHECK(s(a.body, "lead_id") == "L2");
-  auto got = get(rt, "leads", "L2");
-  REQUIRE(got.status == 200);
-  CHECK(s(got.body, "status") == "failed");
-  CHECK(s(got.body, "close_reason") == "failed");
-  CHECK(s(got.body, "error").find("no free proxy number") != std::string::npos);
-  CHECK(s(got.body, "conversation_id").empty());
-  // The open lead is untouched, and a retry after a close opens.
+  CHECK(i(a.body, "retry_after_s") == 30);
+  CHECK(s(a.body, "error").find("no free proxy number") != std::string::npos);
+  CHECK(get(rt, "leads", "L2").status == 404);  // nothing stored that would block a resubmit
+  // Over HTTP, the same answer carries Retry-After.
+  httplib::Client http("127.0.0.1", port);
+  http.set_read_timeout(20, 0);
+  const auto body = json::serialize(json::object{{"customer_name", "Ana"},
+                                                 {"customer_phone", "+15557770002"},
+                                                 {"dealer_id", "D1"},
+                                                 {"location_id", "north"},
+                                                 {"message", "Is it available?"}});
+  auto over_http = http.Post("/v1/leads/L2/submit",
+                             httplib::Headers{{"Authorization", "Bearer leads-api-token"}}, body,
+                             "application/json");
+  REQUIRE(over_http);
+  CHECK(over_http->status == 503);
+  CHECK(over_http->get_header_value("Retry-After") == "30");
+  CHECK(i(rt.leads_status().at("proxy_pool"), "refused_full") == 2);
+  CHECK(emu.conversations().size() == 1);
+
+  // The open lead is untouched; once it closes, the same lead id opens.
   CHECK(s(lead_of(rt, "L1"), "status") == "open");
   REQUIRE(post(rt, "leads", "L1", "close").status == 200);
-  CHECK(submit(rt, "L3", "+15557770002", "D1", "north").status == 201);
+  CHECK(i(pool_of_north(), "in_use") == 0);
+  auto again = submit(rt, "L2", "+15557770002", "D1", "north");
+  CHECK(again.status == 201);
+  CHECK(s(lead_of(rt, "L2"), "status") == "open");
+  CHECK(i(pool_of_north(), "in_use") == 1);
+  rt.stop();
+}
+
+TEST_CASE("a customer phone that is a proxy number or the location's own is a 400, nothing made",
+          "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  runtime rt{test_config(dir, emu)};
+  rt.start();
+  for (const auto* phone : {"+15550100002", "+15550001001"}) {  // a proxy; north's own number
+    auto a = submit(rt, "L1", phone, "D1", "north");
+    CHECK(a.status == 400);
+    CHECK(s(a.body, "field") == "customer_phone");
+    CHECK(s(a.body, "error").rfind("customer_phone: ", 0) == 0);
+    CHECK(s(a.body, "error").find(phone) != std::string::npos);
+  }
+  CHECK(get(rt, "leads", "L1").status == 404);
+  CHECK(get(rt, "invocations", "").body.at("invocations").as_array().empty());
+  CHECK(emu.conversations().empty());
+  // Another location's number is a customer like any other.
+  CHECK(submit(rt, "L1", "+15550001002", "D1", "north").status == 201);
+  rt.stop();
+}
+
+TEST_CASE("an unknown dealer names dealer_id, an unknown location location_id", "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  runtime rt{test_config(dir, emu)};
+  rt.start();
+  auto dealer = submit(rt, "L1", "+15557770001", "D9", "north");
+  CHECK(dealer.status == 404);
+  CHECK(s(dealer.body, "field") == "dealer_id");
+  CHECK(s(dealer.body, "error").find("D9") != std::string::npos);
+  auto location = submit(rt, "L1", "+15557770001", "D1", "nowhere");
+  CHECK(location.status == 404);
+  CHECK(s(location.body, "field") == "location_id");
+  CHECK(s(location.body, "error").find("nowhere") != std::string::npos);
+  CHECK(emu.conversations().empty());
+  rt.stop();
+}
+
+TEST_CASE("the lead routes take JSON bodies only as application/json (415 otherwise)", "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  auto cfg = test_config(dir, emu);
+  const auto port = free_port();
+  cfg.http.enabled = true;
+  cfg.http.port = port;
+  ::setenv("SWITCHBOARD_API_TOKEN", "leads-api-token", 1);
+  runtime rt{cfg};
+  rt.start();
+  httplib::Client http("127.0.0.1", port);
+  http.set_read_timeout(20, 0);
+  const httplib::Headers auth{{"Authorization", "Bearer leads-api-token"}};
+  const auto body = json::serialize(json::object{{"customer_name", "Ana"},
+                                                 {"customer_phone", "+15557770001"},
+                                                 {"dealer_id", "D1"},
+                                                 {"location_id", "north"},
+                                                 {"message", "Is it available?"}});
+  for (const auto* path : {"/v1/leads/L1/submit", "/v1/leads"}) {
+    auto plain = http.Post(path, auth, body, "text/plain");
+    REQUIRE(plain);
+    CHECK(plain->status == 415);
+    auto answer = json::parse(plain->body);
+    CHECK(s(answer, "error").find("application/json") != std::string::npos);
+    CHECK(s(answer, "error").find("text/plain") != std::string::npos);
+  }
+  auto form = http.Post("/v1/dealers/D1/set_location", auth,
+                        R"({"location":"north","phone":"+15550001009"})",
+                        "application/x-www-form-urlencoded");
+  REQUIRE(form);
+  CHECK(form->status == 415);
+  CHECK(get(rt, "leads", "L1").status == 404);
+  CHECK(emu.conversations().empty());
+
+  auto with_charset =
+      http.Post("/v1/leads/L1/submit", auth, body, "application/json; charset=utf-8");
+  REQUIRE(with_charset);
+  CHECK(with_charset->status == 201);
+  // A request without a body needs no Content-Type.
+  auto close = http.Post("/v1/leads/L1/close", auth);
+  REQUIRE(close);
+  CHECK(close->status == 200);
+  rt.stop();
+}
+
+TEST_CASE("two customers at two locations sharing one phone number get one conversation each",
+          "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  runtime rt{test_config(dir, emu)};
+  rt.start();
+  auto east = submit(rt, "L1", "+15557770001", "D2", "east");
+  auto west = submit(rt, "L2", "+15557770002", "D2", "west");
+  REQUIRE(east.status == 201);
+  REQUIRE(west.status == 201);
+  const auto& e = east.body.at("lead");
+  const auto& w = west.body.at("lead");
+  CHECK(s(e, "location_phone") == s(w, "location_phone"));
+  CHECK(s(e, "conversation_id") != s(w, "conversation_id"));
+  CHECK(s(e, "conversation_sid") != s(w, "conversation_sid"));
+  // The location's number is in both: each conversation needs its own proxy number.
+  CHECK(s(e, "proxy_number") != s(w, "proxy_number"));
+  REQUIRE(emu.conversations().size() == 2);
+  for (const auto* lead : {&e, &w}) {
+    auto conv = emu.conversation(s(*lead, "conversation_sid"));
+    REQUIRE(conv);
+    std::set<std::string> addresses;
+    for (auto& p : conv->at("participants").as_array())
+      addresses.insert(s(p.at("messaging_binding"), "address"));
+    // One customer per thread: never the other lead's customer.
+    CHECK(addresses == std::set<std::string>{s(*lead, "customer_phone"), "+15550002001"});
+  }
   rt.stop();
 }

@@ -87,6 +87,25 @@ std::variant<lead_submission, input_problem> parse_submission(const json::value&
   return s;
 }
 
+std::optional<input_problem> customer_phone_problem(std::string_view customer_phone,
+                                                    std::string_view location_phone,
+                                                    const std::vector<std::string>& proxy_pool) {
+  const std::string phone{customer_phone};
+  for (const auto& proxy : proxy_pool)
+    if (proxy == customer_phone)
+      return input_problem{"customer_phone",
+                           "is " + phone +
+                               ", one of this server's proxy numbers (leads.proxy_numbers): a "
+                               "conversation with one of our own numbers as the customer cannot "
+                               "carry SMS; give the customer's own phone"};
+  if (customer_phone == location_phone)
+    return input_problem{"customer_phone",
+                         "is " + phone +
+                             ", the phone number of the location itself: a lead needs the "
+                             "customer's own phone, not the dealer's"};
+  return std::nullopt;
+}
+
 json::value to_json(const lead_submission& s) {
   return json::object{{"customer_name", s.customer_name},
                       {"customer_phone", s.customer_phone},

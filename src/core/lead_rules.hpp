@@ -37,6 +37,14 @@ struct input_problem {
 std::variant<lead_submission, input_problem> parse_submission(const boost::json::value& body,
                                                               std::size_t max_message_chars);
 
+/// Why `customer_phone` cannot be a lead's customer at a location whose number is
+/// `location_phone`: it is one of the proxy numbers (`proxy_pool`) or the location's own
+/// number, and a conversation whose customer is one of our own numbers cannot carry SMS (the
+/// binding would route to itself). Nothing when it can.
+std::optional<input_problem> customer_phone_problem(std::string_view customer_phone,
+                                                    std::string_view location_phone,
+                                                    const std::vector<std::string>& proxy_pool);
+
 /// The submission as JSON (what an invocation records).
 boost::json::value to_json(const lead_submission& s);
 

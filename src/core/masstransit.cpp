@@ -1,6 +1,7 @@
 #include "core/masstransit.hpp"
 
 #include "core/json_path.hpp"
+#include "core/media_type.hpp"
 #include "core/time.hpp"
 
 #include <boost/json/parse.hpp>
@@ -15,24 +16,6 @@ namespace switchboard::core {
 namespace json = boost::json;
 
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
-/// The media type without parameters (`; charset=utf-8`), lower case, trimmed.
-std::string media_type(std::string_view content_type) {
-  auto semi = content_type.find(';');
-  auto t = content_type.substr(0, semi);
-  while (!t.empty() && std::isspace(static_cast<unsigned char>(t.front())))
-    t.remove_prefix(1);
-  while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back())))
-    t.remove_suffix(1);
-  return lower(t);
-}
 
 constexpr std::string_view masstransit_type = "application/vnd.masstransit+json";
 constexpr std::string_view cloudevents_type = "application/cloudevents+json";

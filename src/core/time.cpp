@@ -102,4 +102,63 @@ std::optional<std::int64_t> rfc3339_to_unix_micros(std::string_view s) {
   return seconds * 1000000 + f.micros;
 }
 
+std::optional<std::int64_t> rfc2822_to_unix_seconds(std::string_view s) {
+  std::size_t i = 0;
+  auto skip_spaces = [&] {
+    while (i < s.size() && s[i] == ' ')
+      ++i;
+  };
+  auto number = [&](int digits_min, int digits_max) -> std::optional<int> {
+    int v = 0, n = 0;
+    while (i < s.size() && n < digits_max && s[i] >= '0' && s[i] <= '9') {
+      v = v * 10 + (s[i++] - '0');
+      ++n;
+    }
+    return n >= digits_min ? std::optional<int>{v} : std::nullopt;
+  };
+  auto expect = [&](char c) {
+    if (i < s.size() && s[i] == c) {
+      ++i;
+      return true;
+    }
+    return false;
+  };
+  skip_spaces();
+  if (const auto comma = s.find(','); comma != std::string_view::npos && comma <= i + 3)
+    i = comma + 1;  // "Thu,"
+  skip_spaces();
+  const auto day = number(1, 2);
+  skip_spaces();
+  static constexpr std::string_view months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  int month = 0;
+  for (int m = 0; m < 12 && month == 0; ++m)
+    if (s.substr(i, 3) == months[m])
+      month = m + 1;
+  if (!day || month == 0)
+    return std::nullopt;
+  i += 3;
+  skip_spaces();
+  const auto year = number(4, 4);
+  skip_spaces();
+  const auto hour = number(2, 2);
+  if (!year || !hour || !expect(':'))
+    return std::nullopt;
+  const auto minute = number(2, 2);
+  if (!minute || !expect(':'))
+    return std::nullopt;
+  const auto second = number(2, 2);
+  skip_spaces();
+  if (!second || i >= s.size() || (s[i] != '+' && s[i] != '-'))
+    return std::nullopt;
+  const int sign = s[i++] == '-' ? -1 : 1;
+  const auto offset = number(4, 4);
+  if (!offset || i != s.size() || *day < 1 || *day > days_in_month(*year, month) || *hour > 23 ||
+      *minute > 59 || *second > 60 || *offset % 100 > 59 || *offset / 100 > 23)
+    return std::nullopt;
+  const std::int64_t local =
+      days_from_civil(*year, month, *day) * 86400 + *hour * 3600 + *minute * 60 + *second;
+  return local - sign * ((*offset / 100) * 3600 + (*offset % 100) * 60);
+}
+
 }  // namespace switchboard::core

@@ -1,6 +1,7 @@
 #pragma once
 
-// Conversions between RFC 3339 timestamps (the CloudEvents `time` attribute) and Unix time.
+// Conversions between RFC 3339 timestamps (the CloudEvents `time` attribute), RFC 2822 dates
+// (Twilio's 2010-04-01 API) and Unix time.
 
 #include <chrono>
 #include <cstdint>
@@ -54,5 +55,10 @@ int days_in_month(int year, int month);
 /// of fraction digits (truncated to microseconds), offsets up to ±23:59 and second 60 (a leap
 /// second, counted as the first second of the next minute).
 std::optional<std::int64_t> rfc3339_to_unix_micros(std::string_view text);
+
+/// Seconds since 1970-01-01T00:00:00Z of an RFC 2822 date as Twilio's 2010-04-01 API writes
+/// them (`Thu, 24 Aug 2023 05:01:45 +0000`; the day name optional, any ±hhmm offset);
+/// nullopt if it is not one.
+std::optional<std::int64_t> rfc2822_to_unix_seconds(std::string_view text);
 
 }  // namespace switchboard::core

@@ -59,6 +59,9 @@ public:
   virtual std::optional<std::uint64_t> idempotent(const std::string& service,
                                                   const std::string& idempotency_key,
                                                   std::int64_t since_ms) = 0;
+  /// Frees the idempotency key invocation `n` took (if any), so that the same request may run
+  /// anew: for an outcome that was transient (refused for want of a resource that frees up).
+  virtual void release_idempotency_key(std::uint64_t n) = 0;
   virtual std::optional<invocation_row> invocation(std::uint64_t n) = 0;
   virtual std::vector<std::uint64_t> running_invocations(const std::string& service) = 0;
   /// Invocations in `status` ("" = any), newest first.

@@ -107,6 +107,20 @@ struct message_listing {
   int page_size = 50;
 };
 
+/// An SMS through the Messages API, outside any conversation: it reaches `to` only.
+struct sms_fields {
+  std::string to;    ///< E.164
+  std::string from;  ///< one of the account's numbers, E.164
+  std::string body;  ///< at most 1600 characters
+};
+
+/// The account's messages sent to `to` from `from`, newest first (Twilio's order).
+struct sms_listing {
+  std::string to;
+  std::string from;
+  int page_size = 50;  ///< 1 to 1000
+};
+
 /// The calls. Implementations BLOCK for up to their timeouts: make them on a lane, never on a
 /// CAF scheduler thread.
 class twilio_api {
@@ -168,6 +182,15 @@ public:
   virtual call_result create_conversation_webhook(const std::string& conversation,
                                                   const conversation_webhook_fields& fields) = 0;
 
+  // --- Messages (api.twilio.com/2010-04-01, the account's own) ---------------------------------
+
+  /// POST /2010-04-01/Accounts/{AccountSid}/Messages.json: one SMS. No idempotency key: after
+  /// an ambiguous outcome, list the messages (list_sms) before sending again.
+  virtual call_result send_sms(const sms_fields& fields) = 0;
+  /// One page of GET /2010-04-01/Accounts/{AccountSid}/Messages.json?To=&From=; follow
+  /// `body.next_page_uri` (relative to api.twilio.com) with fetch_page.
+  virtual call_result list_sms(const sms_listing& listing) = 0;
+
   // --- TaskRouter ----------------------------------------------------------------------------
 
   virtual call_result fetch_worker(const std::string& workspace_sid,
@@ -182,7 +205,8 @@ public:
 
   /// GET a `next_page_url` / `previous_page_url` from a list answer. Twilio's host names
   /// (https://conversations.twilio.com/v1/...) map to the configured product URL; a URL under
-  /// a configured product URL is used as is. Terminal if it belongs to neither.
+  /// a configured product URL is used as is; a path of the 2010-04-01 API
+  /// (`next_page_uri`: /2010-04-01/...) goes to the api product. Terminal if it is none of these.
   virtual call_result fetch_page(const std::string& page_url) = 0;
 };
 

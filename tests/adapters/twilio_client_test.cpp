@@ -257,6 +257,42 @@ TEST_CASE("Twilio client: conversations, SMS participants, messages and webhooks
   require_outcome(c.add_sms_participant(ch2, "+15551230001", "+15559870001"), outcome::ok);
 }
 
+TEST_CASE("Twilio client: SMS through the Messages API, listed newest first, paged by URI",
+          "[twilio][client]") {
+  fixture f;
+  auto& tw = f.twilio_client;
+  auto first = tw.send_sms({"+15550001001", "+15550100001", "Reminder: Ana is waiting"});
+  INFO(first.message);
+  REQUIRE(first.kind == outcome::ok);
+  CHECK(first.status == 201);
+  CHECK(first.text("sid").rfind("SM", 0) == 0);
+  CHECK(first.text("to") == "+15550001001");
+  CHECK(first.text("from") == "+15550100001");
+  CHECK(first.text("status") == "queued");
+  REQUIRE(tw.send_sms({"+15550001001", "+15550100001", "second"}).kind == outcome::ok);
+  REQUIRE(tw.send_sms({"+15550009999", "+15550100001", "elsewhere"}).kind == outcome::ok);
+
+  auto page = tw.list_sms({"+15550001001", "+15550100001", 1});
+  REQUIRE(page.kind == outcome::ok);
+  const auto& one = page.body.at("messages").as_array();
+  REQUIRE(one.size() == 1);
+  CHECK(one[0].at("body") == "second");  // newest first
+  const auto next = std::string{page.body.at("next_page_uri").as_string()};
+  CHECK(next.rfind("/2010-04-01/Accounts/", 0) == 0);
+  auto rest = tw.fetch_page(next);
+  REQUIRE(rest.kind == outcome::ok);
+  REQUIRE(rest.body.at("messages").as_array().size() == 1);
+  CHECK(rest.body.at("messages").as_array()[0].at("sid") == json::value(first.text("sid")));
+  CHECK(rest.body.at("next_page_uri").is_null());
+
+  auto bad = tw.send_sms({"555-0100", "+15550100001", "hi"});
+  CHECK(bad.kind == outcome::terminal);
+  CHECK(bad.code == 21211);
+  auto empty = tw.send_sms({"+15550001001", "+15550100001", ""});
+  CHECK(empty.kind == outcome::terminal);
+  CHECK(empty.code == 21602);
+}
+
 TEST_CASE("Twilio client: TaskRouter worker attributes replaced under If-Match",
           "[twilio][client]") {
   fixture f;

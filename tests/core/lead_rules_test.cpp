@@ -203,3 +203,17 @@ TEST_CASE("lead and conversation statuses read back as what was stored", "[lead_
   CHECK_FALSE(active_conversation("closing"));
   CHECK(to_string(close_reason::replaced) == "replaced");
 }
+
+TEST_CASE("a customer phone that is one of our own numbers is refused, naming customer_phone",
+          "[lead_rules]") {
+  const std::vector<std::string> pool{"+15550100001", "+15550100002"};
+  CHECK_FALSE(customer_phone_problem("+15557770001", "+15550001001", pool));
+  auto proxy = customer_phone_problem("+15550100002", "+15550001001", pool);
+  REQUIRE(proxy);
+  CHECK(proxy->field == "customer_phone");
+  CHECK(proxy->problem.find("leads.proxy_numbers") != std::string::npos);
+  auto location = customer_phone_problem("+15550001001", "+15550001001", pool);
+  REQUIRE(location);
+  CHECK(location->field == "customer_phone");
+  CHECK(location->problem.find("location") != std::string::npos);
+}

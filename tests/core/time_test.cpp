@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+using switchboard::core::rfc2822_to_unix_seconds;
 using switchboard::core::rfc3339_to_unix_micros;
 
 namespace {
@@ -97,4 +98,17 @@ TEST_CASE("accepts exactly the times the event codec accepts", "[time]") {
     ev.time = t;
     CHECK(rfc3339_to_unix_micros(t).has_value() == !switchboard::validate_event(ev).has_value());
   }
+}
+
+TEST_CASE("RFC 2822 dates as Twilio's 2010-04-01 API writes them", "[time]") {
+  CHECK(rfc2822_to_unix_seconds("Thu, 01 Jan 1970 00:00:00 +0000") == 0);
+  CHECK(rfc2822_to_unix_seconds("Thu, 24 Aug 2023 05:01:45 +0000") == 1692853305);
+  CHECK(rfc2822_to_unix_seconds("24 Aug 2023 07:01:45 +0200") == 1692853305);
+  CHECK(rfc2822_to_unix_seconds("Wed, 23 Aug 2023 23:01:45 -0600") == 1692853305);
+  CHECK_FALSE(rfc2822_to_unix_seconds(""));
+  CHECK_FALSE(rfc2822_to_unix_seconds("2023-08-24T05:01:45Z"));
+  CHECK_FALSE(rfc2822_to_unix_seconds("Thu, 24 Foo 2023 05:01:45 +0000"));
+  CHECK_FALSE(rfc2822_to_unix_seconds("Thu, 31 Feb 2023 05:01:45 +0000"));
+  CHECK_FALSE(rfc2822_to_unix_seconds("Thu, 24 Aug 2023 05:01:45"));
+  CHECK_FALSE(rfc2822_to_unix_seconds("Thu, 24 Aug 2023 05:01:45 +0000 trailing"));
 }

@@ -4,7 +4,8 @@
 //   node tests/twilio/conformance.mjs path/to/switchboard
 //
 // It starts `switchboard twilio-emulator` on 127.0.0.1 port 0, then
-//   1. probes every operation of twilio_{sync,conversations,taskrouter}_v1.json with an unknown
+//   1. probes every operation of twilio_{sync,conversations,taskrouter}_v1.json and
+//      twilio_api_v2010.json (Messages, under the emulator's /api prefix) with an unknown
 //      parameter: the emulator answers 400 "Unknown parameter ... this emulator accepts A, B"
 //      for the routes it serves and 404/405 for the rest. This finds the routes it serves and
 //      the fields each accepts, without trusting a list kept here;
@@ -49,7 +50,14 @@ if (!bin) {
 
 const ACCOUNT_SID = 'AC' + '0123456789abcdef'.repeat(2);
 const AUTH_TOKEN = 'conformance-token-' + process.pid;
-const PRODUCTS = ['sync', 'conversations', 'taskrouter'];
+const PRODUCTS = ['sync', 'conversations', 'taskrouter', 'api'];
+/** The spec file of each product (the emulator's path prefix): api.twilio.com is 2010-04-01. */
+const SPEC_FILES = {
+  sync: 'twilio_sync_v1.json',
+  conversations: 'twilio_conversations_v1.json',
+  taskrouter: 'twilio_taskrouter_v1.json',
+  api: 'twilio_api_v2010.json',
+};
 
 // --- the specs ------------------------------------------------------------------------------
 
@@ -57,7 +65,7 @@ const SPEC_DIR = fileURLToPath(
   new URL('./node_modules/@twilio-alpha/mcp/twilio-oai/spec/json/', import.meta.url));
 const specs = {};
 for (const product of PRODUCTS) {
-  const file = `${SPEC_DIR}twilio_${product}_v1.json`;
+  const file = `${SPEC_DIR}${SPEC_FILES[product]}`;
   try {
     specs[product] = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
@@ -150,6 +158,10 @@ function valueProblem(spec, schema, value) {
 const ajv = new Ajv({ strict: false, allErrors: true });
 addFormats(ajv);
 ajv.addFormat('uri-map', true); // Twilio's: an object of URLs (`links`)
+// The 2010-04-01 API's formats: dates as RFC 2822, numbers in E.164, ISO 4217 currencies.
+ajv.addFormat('date-time-rfc-2822', /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} [+-]\d{4}$/);
+ajv.addFormat('phone-number', /^\+[1-9]\d{1,14}$/);
+ajv.addFormat('currency', /^[A-Z]{3}$/);
 ajv.addFormat('http-method', /^(GET|POST|PUT|DELETE|HEAD|PATCH|OPTIONS|get|post|put|delete|head|patch|options)$/);
 
 /**
@@ -171,7 +183,23 @@ function jsonSchemaOf(node) {
   }
   return out;
 }
-const components = Object.fromEntries(PRODUCTS.map((p) => [p, jsonSchemaOf(specs[p].components)]));
+/**
+ * The 2010-04-01 API's paging fields (`uri`, `first_page_uri`, `next_page_uri`, ...) are, as its
+ * own descriptions say, relative to https://api.twilio.com ("/2010-04-01/Accounts/..."), which
+ * is what Twilio sends and its official libraries expect; the spec marks them `format: uri`,
+ * which in JSON Schema means an absolute URI. For that product they are checked as URI
+ * references.
+ */
+function relativeUris(node) {
+  if (Array.isArray(node)) return node.map(relativeUris);
+  if (!node || typeof node !== 'object') return node;
+  const out = {};
+  for (const [k, v] of Object.entries(node)) out[k] = relativeUris(v);
+  if (out.format === 'uri') out.format = 'uri-reference';
+  return out;
+}
+const schemaOf = (product, node) => (product === 'api' ? relativeUris(jsonSchemaOf(node)) : jsonSchemaOf(node));
+const components = Object.fromEntries(PRODUCTS.map((p) => [p, schemaOf(p, specs[p].components)]));
 
 const validators = new Map();
 function validatorFor(product, key, schema) {
@@ -179,7 +207,7 @@ function validatorFor(product, key, schema) {
   if (!validators.has(id)) {
     // The operation's schema with the spec's components beside it, so "#/components/..."
     // resolves against this root.
-    validators.set(id, ajv.compile({ allOf: [jsonSchemaOf(schema)], components: components[product] }));
+    validators.set(id, ajv.compile({ allOf: [schemaOf(product, schema)], components: components[product] }));
   }
   return validators.get(id);
 }
@@ -284,7 +312,7 @@ async function call(method, fullPath, opts = {}) {
 
   if (!offSpec) {
     template = spec ? templateOf(product, decodeURIComponent(path)) : null;
-    if (!template) fail(`(a) ${label}: no path of twilio_${product}_v1.json matches ${path}`);
+    if (!template) fail(`(a) ${label}: no path of ${SPEC_FILES[product] ?? product} matches ${path}`);
     else if (!spec.paths[template][method.toLowerCase()])
       fail(`(a) ${label}: ${template} has no ${method} in the spec (it has ${METHODS.filter((m) => spec.paths[template][m]).join(', ')})`);
     else op = spec.paths[template][method.toLowerCase()];
@@ -722,6 +750,45 @@ async function conversationsScenario(sinkBase) {
   await call('DELETE', `${C}/${CH}`, { expect: 204 });
 }
 
+/** SMS through the Messages API (api.twilio.com/2010-04-01): sent, listed, paged, refused. */
+async function messagingScenario() {
+  const A = '/api/2010-04-01/Accounts';
+  const M = `${A}/${ACCOUNT_SID}/Messages.json`;
+  const dealer = '+15550001001';
+  const proxy = '+15550100001';
+  const first = (await call('POST', M, { form: { To: dealer, From: proxy, Body: 'Reminder: Ana is waiting' }, expect: 201 })).body;
+  if (first?.status !== 'queued' || first?.to !== dealer || first?.from !== proxy)
+    fail(`POST ${M}: expected a queued SMS to ${dealer} from ${proxy}, got ${JSON.stringify(first)}`);
+  await call('POST', M, { form: { To: dealer, From: proxy, Body: 'second' }, expect: 201 });
+  await call('POST', M, { form: { To: '+15550009999', From: proxy, Body: 'elsewhere' }, expect: 201 });
+  await call('POST', M, { form: { From: proxy, Body: 'x' }, expect: 400, code: 21604 });
+  await call('POST', M, { form: { To: dealer, Body: 'x' }, expect: 400, code: 21603 });
+  await call('POST', M, { form: { To: 'not-a-number', From: proxy, Body: 'x' }, expect: 400, code: 21211 });
+  await call('POST', M, { form: { To: dealer, From: proxy }, expect: 400, code: 21602 });
+  await call('POST', M, { form: { To: dealer, From: proxy, Body: 'x'.repeat(1601) }, expect: 400, code: 21617 });
+  await call('POST', `${A}/${FAKE('AC')}/Messages.json`, { form: { To: dealer, From: proxy, Body: 'x' }, expect: 404, code: 20404 });
+
+  // The list, newest first, walked one record a page through next_page_uri (relative, as
+  // Twilio writes it), against one page of the spec's largest PageSize.
+  const filter = { To: dealer, From: proxy };
+  const records = [];
+  let res = await call('GET', M, { query: { ...filter, PageSize: '1' }, expect: 200 });
+  for (let pages = 0; res.status === 200; pages++) {
+    records.push(...(res.body?.messages ?? []));
+    const next = res.body?.next_page_uri;
+    if (!next || pages > 10) break;
+    const u = new URL(next, 'https://api.twilio.com');
+    res = await call('GET', `/api${u.pathname}`, { query: [...u.searchParams], expect: 200 });
+  }
+  const whole = (await call('GET', M, { query: { ...filter, PageSize: '1000' }, expect: 200 })).body;
+  if (JSON.stringify(records) !== JSON.stringify(whole?.messages))
+    fail(`paging ${M}: the PageSize=1 pages hold ${records.length} records, one PageSize=1000 page ${whole?.messages?.length}, or they differ`);
+  if (records.map((m) => m.body).join() !== 'second,Reminder: Ana is waiting')
+    fail(`GET ${M}?To=&From=: expected the two SMS to ${dealer}, newest first, got ${JSON.stringify(records.map((m) => m.body))}`);
+  for (const bad of ['0', '1001'])
+    await call('GET', M, { query: { PageSize: bad }, badValues: ['PageSize'], expect: 400 });
+}
+
 async function taskrouterScenario() {
   const WS = '/taskrouter/v1/Workspaces';
   const ws = (await call('POST', WS, {
@@ -831,6 +898,7 @@ try {
   await syncScenario();
   await conversationsScenario(sink.base);
   await taskrouterScenario();
+  await messagingScenario();
   await errorScenario();
   coverage();
 } catch (e) {

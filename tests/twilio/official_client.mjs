@@ -6,7 +6,8 @@
 //
 // Sync (service, document, If-Match and the stale-revision error 54103, map and list items,
 // paging), Conversations (conversation, SMS participant, messages, ParticipantConversations,
-// webhooks), TaskRouter (workspace, worker, attribute update, If-Match). Webhooks go to a local
+// webhooks), TaskRouter (workspace, worker, attribute update, If-Match), Messages (SMS sent and
+// listed through the 2010-04-01 API's relative next_page_uri). Webhooks go to a local
 // server and their X-Twilio-Signature is checked with the library's validateRequest: an
 // independent check of switchboard's signature code.
 
@@ -203,6 +204,21 @@ async function taskrouter(client) {
   await client.taskrouter.v1.workspaces(ws.sid).remove();
 }
 
+/** SMS outside conversations (api.twilio.com/2010-04-01 Messages), paged by next_page_uri. */
+async function messaging(client) {
+  const sent = await client.messages.create({ to: '+15550001001', from: '+15550100001', body: 'Reminder: Ana is waiting' });
+  check(() => assert.match(sent.sid, /^SM[0-9a-f]{32}$/));
+  check(() => assert.deepEqual([sent.to, sent.from, sent.status], ['+15550001001', '+15550100001', 'queued']));
+  check(() => assert.ok(sent.dateCreated instanceof Date && !Number.isNaN(sent.dateCreated.getTime()), 'dateCreated parsed'));
+  await client.messages.create({ to: '+15550001001', from: '+15550100001', body: 'second' });
+  await client.messages.create({ to: '+15550009999', from: '+15550100001', body: 'elsewhere' });
+  const listed = await client.messages.list({ to: '+15550001001', from: '+15550100001', pageSize: 1 });
+  check(() => assert.deepEqual(listed.map((m) => m.body), ['second', 'Reminder: Ana is waiting']));
+  await rejectsWith(client.messages.create({ to: 'not-a-number', from: '+15550100001', body: 'x' }), 400, 21211,
+    'an SMS to a number that is not E.164');
+  checks++;
+}
+
 let emu = null;
 let sink = null;
 let failure = null;
@@ -215,6 +231,7 @@ try {
   await sync(client);
   await conversations(client, sink);
   await taskrouter(client);
+  await messaging(client);
   check(() => assert.ok(httpClient.rewritten > 0));
 } catch (e) {
   failure = e;

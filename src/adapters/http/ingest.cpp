@@ -1,5 +1,7 @@
 #include "adapters/http/ingest.hpp"
 
+#include "core/media_type.hpp"
+
 #include <boost/json.hpp>
 
 #include <charconv>
@@ -11,6 +13,7 @@
 namespace switchboard::adapters::http {
 
 namespace json = boost::json;
+using core::media_type;
 
 namespace {
 
@@ -33,11 +36,6 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
     s.remove_suffix(1);
   return s;
-}
-
-/// `application/json; charset=utf-8` -> `application/json`.
-std::string media_type(std::string_view content_type) {
-  return lower(trim(content_type.substr(0, content_type.find(';'))));
 }
 
 bool is_json_media(const std::string& media) {

@@ -26,6 +26,7 @@ CREATE INDEX IF NOT EXISTS invocations_key ON invocations(service, key);
 CREATE TABLE IF NOT EXISTS idempotency(
   service TEXT NOT NULL, idempotency_key TEXT NOT NULL, invocation INTEGER NOT NULL,
   created_ms INTEGER NOT NULL, PRIMARY KEY(service, idempotency_key));
+CREATE INDEX IF NOT EXISTS idempotency_invocation ON idempotency(invocation);
 CREATE TABLE IF NOT EXISTS steps(
   invocation INTEGER NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0, result TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '',
@@ -123,6 +124,13 @@ std::optional<std::uint64_t> invocation_store::idempotent(const std::string& ser
   if (!q.executeStep())
     return std::nullopt;
   return unsigned_of(q, 0);
+}
+
+void invocation_store::release_idempotency_key(std::uint64_t n) {
+  auto q_use = statements_("DELETE FROM idempotency WHERE invocation = ?");
+  auto& q = *q_use;
+  q.bind(1, static_cast<std::int64_t>(n));
+  q.exec();
 }
 
 std::optional<invocation_row> invocation_store::invocation(std::uint64_t n) {

@@ -33,6 +33,7 @@ public:
   std::optional<std::uint64_t> idempotent(const std::string& service,
                                           const std::string& idempotency_key,
                                           std::int64_t since_ms) override;
+  void release_idempotency_key(std::uint64_t n) override;
   std::optional<ports::invocation_row> invocation(std::uint64_t n) override;
   std::vector<std::uint64_t> running_invocations(const std::string& service) override;
   std::vector<ports::invocation_row> invocations(const std::string& status,

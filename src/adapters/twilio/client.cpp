@@ -147,8 +147,8 @@ call_result classify_answer(const http_answer& answer, bool only_reads,
 
 namespace {
 
-enum class product { sync, conversations, taskrouter };
-constexpr std::array<const char*, 3> product_names = {"sync", "conversations", "taskrouter"};
+enum class product { sync, conversations, taskrouter, api };
+constexpr std::array<const char*, 4> product_names = {"sync", "conversations", "taskrouter", "api"};
 
 using form = std::vector<std::pair<std::string, std::string>>;
 
@@ -226,7 +226,7 @@ struct client::impl {
   };
 
   client_options options;
-  std::array<endpoint, 3> endpoints;
+  std::array<endpoint, 4> endpoints;
 
   explicit impl(client_options o) : options(std::move(o)) {
     options.account_sid = from_env(options.account_sid, "TWILIO_ACCOUNT_SID");
@@ -239,9 +239,10 @@ struct client::impl {
       throw std::invalid_argument(
           "twilio client: no auth token: set TWILIO_AUTH_TOKEN or client_options::auth_token");
 
-    const std::array<const std::string*, 3> given = {&options.sync_url, &options.conversations_url,
-                                                     &options.taskrouter_url};
-    const std::array<const char*, 3> settings = {"sync_url", "conversations_url", "taskrouter_url"};
+    const std::array<const std::string*, 4> given = {&options.sync_url, &options.conversations_url,
+                                                     &options.taskrouter_url, &options.api_url};
+    const std::array<const char*, 4> settings = {"sync_url", "conversations_url", "taskrouter_url",
+                                                 "api_url"};
     for (std::size_t i = 0; i < endpoints.size(); ++i) {
       std::string url = *given[i];
       const char* setting = settings[i];
@@ -354,6 +355,8 @@ struct client::impl {
 
   /// fetch_page: the product and product-relative path of an absolute page URL.
   std::optional<std::pair<product, std::string>> route_page_url(const std::string& url) const {
+    if (url.rfind("/2010-04-01/", 0) == 0)  // the 2010-04-01 API's paging URIs are relative
+      return std::pair{product::api, url};
     for (std::size_t i = 0; i < endpoints.size(); ++i) {
       const auto twilio_host = std::string{"https://"} + product_names[i] + ".twilio.com/";
       if (url.rfind(twilio_host, 0) == 0)
@@ -547,6 +550,26 @@ call_result client::create_conversation_webhook(const std::string& conversation,
                      conversation_path(conversation) + "/Webhooks", f);
 }
 
+// --- Messages -------------------------------------------------------------------------------
+
+namespace {
+std::string messages_path(const std::string& account_sid) {
+  return "/2010-04-01/Accounts/" + percent_encode(account_sid) + "/Messages.json";
+}
+}  // namespace
+
+call_result client::send_sms(const sms_fields& fields) {
+  return impl_->send(product::api, impl::verb::post, messages_path(impl_->options.account_sid),
+                     {{"To", fields.to}, {"From", fields.from}, {"Body", fields.body}});
+}
+
+call_result client::list_sms(const sms_listing& listing) {
+  return impl_->send(product::api, impl::verb::get,
+                     messages_path(impl_->options.account_sid) + "?To=" +
+                         percent_encode(listing.to) + "&From=" + percent_encode(listing.from) +
+                         "&PageSize=" + std::to_string(listing.page_size));
+}
+
 // --- TaskRouter -----------------------------------------------------------------------------
 
 namespace {
@@ -576,7 +599,7 @@ call_result client::fetch_page(const std::string& page_url) {
     call_result r;
     r.kind = outcome::terminal;
     r.message = "GET " + page_url +
-                ": not a page of a configured product URL (sync, conversations, taskrouter)";
+                ": not a page of a configured product URL (sync, conversations, taskrouter, api)";
     return r;
   }
   return impl_->send(routed->first, impl::verb::get, routed->second);

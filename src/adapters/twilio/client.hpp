@@ -10,8 +10,9 @@
 // (`spawn<caf::detached>`) or a dedicated thread that owns its client.
 //
 // Endpoints: by default the real hosts (https://sync.twilio.com, https://conversations.twilio.com,
-// https://taskrouter.twilio.com). With `base_url` = "http://127.0.0.1:PORT" the products map to
-// the emulator's prefixes /sync, /conversations and /taskrouter (see emulator.hpp).
+// https://taskrouter.twilio.com, https://api.twilio.com). With `base_url` =
+// "http://127.0.0.1:PORT" the products map to the emulator's prefixes /sync, /conversations,
+// /taskrouter and /api (see emulator.hpp).
 
 #include "ports/twilio.hpp"
 #include "switchboard/config.hpp"
@@ -36,6 +37,8 @@ using ports::twilio::conversation_webhook_fields;
 using ports::twilio::message_fields;
 using ports::twilio::message_listing;
 using ports::twilio::outcome;
+using ports::twilio::sms_fields;
+using ports::twilio::sms_listing;
 using ports::twilio::to_string;
 
 /// An HTTP answer, as `classify_answer` sees it.
@@ -58,8 +61,8 @@ struct client_options {
   /// /taskrouter. Empty: Twilio's own hosts.
   std::string base_url;
   /// Per-product base URLs ("https://sync.twilio.com", "http://127.0.0.1:8089/sync"); each one
-  /// given wins over `base_url`.
-  std::string sync_url, conversations_url, taskrouter_url;
+  /// given wins over `base_url`. `api_url` is the 2010-04-01 API's (Messages).
+  std::string sync_url, conversations_url, taskrouter_url, api_url;
   std::string account_sid;  ///< Basic auth user; from TWILIO_ACCOUNT_SID if empty
   std::string auth_token;   ///< Basic auth password; from TWILIO_AUTH_TOKEN if empty
   std::chrono::milliseconds connect_timeout{5000};
@@ -138,6 +141,11 @@ public:
   call_result create_conversation_webhook(const std::string& conversation,
                                           const conversation_webhook_fields& fields) override;
 
+  // --- Messages (api.twilio.com/2010-04-01) --------------------------------------------------
+
+  call_result send_sms(const sms_fields& fields) override;
+  call_result list_sms(const sms_listing& listing) override;
+
   // --- TaskRouter ----------------------------------------------------------------------------
 
   call_result fetch_worker(const std::string& workspace_sid,
@@ -152,7 +160,8 @@ public:
 
   /// GET a `next_page_url` / `previous_page_url` from a list answer. Twilio's host names
   /// (https://conversations.twilio.com/v1/...) map to the configured product URL; a URL under
-  /// a configured product URL is used as is. Terminal if it belongs to neither.
+  /// a configured product URL is used as is; a path of the 2010-04-01 API
+  /// (`next_page_uri`: /2010-04-01/...) goes to the api product. Terminal if it is none of these.
   call_result fetch_page(const std::string& page_url) override;
 
 private:

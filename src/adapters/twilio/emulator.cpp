@@ -510,6 +510,7 @@ void emulator::impl::add_emulator_routes() {
                {"sync", dump_sync(ctx)},
                {"conversations", dump_conversations(ctx)},
                {"taskrouter", dump_taskrouter(ctx)},
+               {"messaging", dump_messaging(ctx)},
                {"webhook_deliveries", courier.deliveries()},
                {"faults", std::move(faults)}});
   });
@@ -615,6 +616,7 @@ emulator::emulator(emulator_options options)
   add_sync_routes(self->routes);
   add_conversations_routes(self->routes);
   add_taskrouter_routes(self->routes);
+  add_messaging_routes(self->routes);
   self->add_emulator_routes();
 
   auto serve = [self](const httplib::Request& req, httplib::Response& res) {

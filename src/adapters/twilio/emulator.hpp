@@ -1,6 +1,6 @@
 #pragma once
 
-// switchboard's Twilio emulator: the parts of Sync, Conversations and TaskRouter that
+// switchboard's Twilio emulator: the parts of Sync, Conversations, TaskRouter and Messages that
 // switchboard uses, served over HTTP the way Twilio serves them, so that users develop and
 // test without a Twilio account and every test and demo is real HTTP.
 //
@@ -8,6 +8,8 @@
 //   https://sync.twilio.com/v1/...          <->  http://HOST:PORT/sync/v1/...
 //   https://conversations.twilio.com/v1/... <->  http://HOST:PORT/conversations/v1/...
 //   https://taskrouter.twilio.com/v1/...    <->  http://HOST:PORT/taskrouter/v1/...
+//   https://api.twilio.com/2010-04-01/...   <->  http://HOST:PORT/api/2010-04-01/...
+//                                                (Messages: SMS outside conversations)
 //
 // Emulator-only endpoints (no Twilio equivalent) live under /_emulator/ and need the same
 // Basic auth:

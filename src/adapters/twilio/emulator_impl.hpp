@@ -1,7 +1,8 @@
 #pragma once
 
 // Internals shared by the emulator's .cpp files (emulator.cpp serves HTTP; emulator_sync.cpp,
-// emulator_conversations.cpp and emulator_taskrouter.cpp hold the products): the objects the
+// emulator_conversations.cpp, emulator_taskrouter.cpp and emulator_messaging.cpp hold the
+// products): the objects the
 // emulator keeps, the request plumbing handlers see, and the route table. Never installed.
 
 #include "adapters/twilio/emulator.hpp"
@@ -190,8 +191,18 @@ struct workspace {
   std::list<worker> workers;
 };
 
+/// An SMS the account sent through the Messages API (2010-04-01).
+struct sms_message {
+  std::string sid;  ///< SM...
+  std::string to, from, body;
+  std::string status;  ///< queued, then delivered
+  std::optional<time_point> sent;
+  time_point created, updated;
+};
+
 /// Everything the emulator keeps; guarded by one mutex in emulator.cpp.
 struct state {
+  std::list<sms_message> sms;  ///< in the order they were sent
   std::list<sync_service> sync_services;
   std::list<conversation> conversations;
   std::string conversations_service_sid;  ///< the account's default chat service (IS...)
@@ -362,6 +373,8 @@ std::vector<std::string> paging_fields(std::vector<std::string> more = {});
 void add_sync_routes(route_table& routes);
 void add_conversations_routes(route_table& routes);
 void add_taskrouter_routes(route_table& routes);
+/// The Messages API of api.twilio.com/2010-04-01, under /api (emulator_messaging.cpp).
+void add_messaging_routes(route_table& routes);
 
 /// POST /_emulator/inbound-sms: an SMS from a customer (From) to one of our numbers (To).
 answer inbound_sms(context& ctx, const call& c);
@@ -370,5 +383,6 @@ answer inbound_sms(context& ctx, const call& c);
 json::value dump_sync(context& ctx);
 json::value dump_conversations(context& ctx);
 json::value dump_taskrouter(context& ctx);
+json::value dump_messaging(context& ctx);
 
 }  // namespace switchboard::adapters::twilio::internal

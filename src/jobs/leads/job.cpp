@@ -73,15 +73,26 @@ keyed_answer lead_services::submit(const std::string& id, const std::string& bod
     return error(400, (p->field.empty() ? "" : p->field + ": ") + p->problem,
                  json::object{{"field", p->field}});
   const auto& sub = std::get<core::lead_submission>(parsed);
-  bool known = false;
+  std::optional<location_row> loc;
+  bool dealer_known = false;
   with_leads([&](lead_connection& db) {
-    known = db.leads.location(sub.dealer_id, sub.location_id).has_value();
+    loc = db.leads.location(sub.dealer_id, sub.location_id);
+    dealer_known = loc.has_value() || !db.leads.locations(sub.dealer_id).empty();
   });
-  if (!known)
+  if (!dealer_known)
     return error(404,
-                 "no location '" + sub.location_id + "' of dealer '" + sub.dealer_id +
-                     "': check dealer_id and location_id (GET /v1/dealers/" + sub.dealer_id + ")",
+                 "dealer_id: no dealer '" + sub.dealer_id +
+                     "' is configured on this server: check dealer_id (leads.dealers lists them)",
+                 json::object{{"field", "dealer_id"}});
+  if (!loc)
+    return error(404,
+                 "location_id: dealer '" + sub.dealer_id + "' has no location '" + sub.location_id +
+                     "': check location_id (GET /v1/dealers/" + sub.dealer_id +
+                     " lists its locations)",
                  json::object{{"field", "location_id"}});
+  if (auto p =
+          core::customer_phone_problem(sub.customer_phone, loc->phone, cfg.leads.proxy_numbers))
+    return error(400, p->field + ": " + p->problem, json::object{{"field", p->field}});
   const auto key =
       idempotency_key.empty() ? "submit:" + id + (sub.replace ? ":replace" : "") : idempotency_key;
   const auto n =
@@ -95,6 +106,13 @@ keyed_answer lead_services::submit(const std::string& id, const std::string& bod
                        sub.dealer_id + " location " + sub.location_id + ": " + str(r, "lead_id") +
                        "; resubmit with \"replace\": true to close it and open a new one",
                    json::object{{"status", "already_open"}, {"lead_id", str(r, "lead_id")}});
+    if (status == "pool_full") {
+      pool_full_refusals.fetch_add(1, std::memory_order_relaxed);
+      return error(503, str(r, "error"),
+                   json::object{{"status", "pool_full"},
+                                {"lead_id", str(r, "lead_id")},
+                                {"retry_after_s", pool_full_retry_after_s}});
+    }
     // The lead the invocation made: an Idempotency-Key reused with another id answers for it.
     const auto made = str(r, "lead_id");
     return lead_answer(made.empty() ? id : made, status == "exists" ? 200 : 201,
@@ -417,8 +435,13 @@ json::value leads_job::status() const {
   json::object ended;
   for (const auto& [k, v] : engine.counters())
     ended[k] = v;
-  return json::object{{"active_entities", engine.active_entities()},
-                      {"invocations_ended", std::move(ended)}};
+  const auto& d = impl_->services;
+  return json::object{
+      {"active_entities", engine.active_entities()},
+      {"invocations_ended", std::move(ended)},
+      {"proxy_pool",
+       json::object{{"total", d.cfg.leads.proxy_numbers.size()},
+                    {"refused_full", d.pool_full_refusals.load(std::memory_order_relaxed)}}}};
 }
 
 std::size_t leads_job::active_entities() const { return impl_->services.engine->active_entities(); }

@@ -108,6 +108,11 @@ json::value lead_services::lead_submit(step_context& ctx) {
     const auto loc =
         seen.lead_exists ? std::nullopt : store.location(sub.dealer_id, sub.location_id);
     seen.location_known = loc.has_value();
+    if (loc)
+      // Checked when the request came; checked again here, with the location as it is now.
+      if (auto p =
+              core::customer_phone_problem(sub.customer_phone, loc->phone, cfg.leads.proxy_numbers))
+        throw step_terminal(p->field + ": " + p->problem);
     std::optional<conversation_row> conv;
     if (loc) {
       seen.open_lead = store.active_lead(sub.customer_phone, sub.dealer_id, sub.location_id);
@@ -134,18 +139,16 @@ json::value lead_services::lead_submit(step_context& ctx) {
                          sub.customer_phone + " at " + loc->phone +
                          " yet: waiting for a closing conversation to release one");
       case verdict::no_free_proxy: {
-        // Refused for good, and readable as such: the lead is stored as failed with the reason.
+        // Not the lead's fault and not for good: a number frees when a conversation closes.
+        // Nothing is stored, and the submit's idempotency key is let go, so that the same lead
+        // id submitted again runs anew.
+        ctx.journal().release_idempotency_key(ctx.invocation().n);
         const auto why =
             "no free proxy number: all " + std::to_string(cfg.leads.proxy_numbers.size()) +
             " numbers of leads.proxy_numbers already bind " + sub.customer_phone + " or " +
-            loc->phone + " in open conversations; add numbers to the pool or close leads";
-        lead_row l = new_lead(id, sub, *loc);
-        l.status = to_string(lead_status::failed);
-        l.close_reason = to_string(core::close_reason::failed);
-        l.error = why;
-        l.closed_at = l.created_at;
-        store.insert_lead(l);
-        return json::object{{"outcome", "failed"}, {"error", why}};
+            loc->phone + " in open conversations; submit the lead again later (a number frees " +
+            "when a lead closes), or add numbers to the pool";
+        return json::object{{"outcome", "pool_full"}, {"error", why}};
       }
       case verdict::admit: break;
     }
@@ -177,8 +180,8 @@ json::value lead_services::lead_submit(step_context& ctx) {
     return json::object{{"status", "already_open"}, {"lead_id", str(a, "lead_id")}};
   if (outcome == "exists")
     return json::object{{"status", "exists"}, {"lead_id", id}};
-  if (outcome == "failed")
-    throw step_terminal(str(a, "error"));
+  if (outcome == "pool_full")
+    return json::object{{"status", "pool_full"}, {"lead_id", id}, {"error", str(a, "error")}};
 
   auto opened = ctx.call("lead.conversation", "conversations", str(a, "conversation_id"), "open",
                          json::object{});
@@ -245,10 +248,53 @@ json::value lead_services::lead_remind(step_context& ctx) {
   if (!lead || lead->status != to_string(lead_status::open) || lead->dealer_messages > 0)
     return json::object{{"reminded", false}};
   auto conv = store_of(ctx).conversation(lead->conversation_id);
-  if (!conv || conv->sid.empty() || conv->status != to_string(core::conversation_status::open))
+  if (!conv || conv->status != to_string(core::conversation_status::open))
     return json::object{{"reminded", false}};
-  send_once(ctx, "lead.reminder", conv->sid,
-            render(store_of(ctx), cfg.leads.reminder_message, *lead), id);
+  // The reminder is for the dealer alone: an SMS to the location's phone from the
+  // conversation's proxy number, never a message in the conversation (the customer is in it).
+  // What it says, to whom and from when is recorded first, so that every attempt sends the same
+  // SMS and a lookup after an unknown outcome knows what to look for.
+  auto due = ctx.local("lead.reminder-due", [&]() -> json::value {
+    return json::object{{"to", lead->location_phone},
+                        {"from", conv->proxy_number},
+                        {"body", render(store_of(ctx), cfg.leads.reminder_message, *lead)},
+                        {"not_before_s", core::unix_millis_now() / 1000}};
+  });
+  const auto& d = due.as_object();
+  tw::sms_fields sms{str(d, "to"), str(d, "from"), str(d, "body")};
+  const auto not_before_s = d.at("not_before_s").to_number<std::int64_t>();
+  ctx.effect(
+      "lead.reminder",
+      [&]() -> json::value {
+        auto r = ok_or_throw(twilio_of(ctx).send_sms(sms));
+        return json::object{{"message_sid", str(r.as_object(), "sid")}};
+      },
+      [&]() -> std::optional<json::value> {
+        // Twilio's Messages API takes no idempotency key: an SMS of this step is one to the same
+        // phone, from the same number, with the same text, made after the step began.
+        tw::sms_listing listing{sms.to, sms.from, 50};
+        auto page = lookup(twilio_of(ctx).list_sms(listing));
+        for (int pages = 0; page && pages < 20; ++pages) {
+          const auto& o = page->as_object();
+          bool older = false;
+          if (const auto* list = o.if_contains("messages"); list != nullptr && list->is_array())
+            for (const auto& m : list->get_array()) {
+              const auto& mo = m.as_object();
+              const auto made = core::rfc2822_to_unix_seconds(str(mo, "date_created"));
+              if (made && *made < not_before_s) {
+                older = true;  // newest first: the rest are older still
+                break;
+              }
+              if (str(mo, "body") == sms.body)
+                return json::value(json::object{{"message_sid", str(mo, "sid")}});
+            }
+          const auto next = str(o, "next_page_uri");
+          if (older || next.empty())
+            break;
+          page = lookup(twilio_of(ctx).fetch_page(next));
+        }
+        return std::nullopt;
+      });
   ctx.local("lead.reminded", [&]() -> json::value {
     store_of(ctx).count_reminder(id);
     return json::object{};

@@ -4,8 +4,11 @@
 #include "jobs/leads/job.hpp"
 
 #include "core/form.hpp"
+#include "core/media_type.hpp"
 
 #include <boost/json.hpp>
+
+#include <optional>
 
 namespace switchboard::jobs {
 
@@ -18,7 +21,27 @@ using ports::route_access;
 namespace {
 
 http_reply reply_of(const keyed_answer& a) {
-  return ports::json_reply(a.status, json::serialize(a.body));
+  auto reply = ports::json_reply(a.status, json::serialize(a.body));
+  // An answer that says when to try again says it in the header HTTP clients read, too.
+  if (const auto* o = a.body.if_object())
+    if (const auto* after = o->if_contains("retry_after_s"); after != nullptr && after->is_int64())
+      reply.headers.emplace_back("Retry-After", std::to_string(after->get_int64()));
+  return reply;
+}
+
+/// The lead routes read JSON: a body in another media type (text/plain, a form) is refused
+/// before anything is recorded. No body at all is fine (close, resume, cancel take none).
+std::optional<http_reply> refused_media_type(const http_request& req) {
+  if (req.body.empty())
+    return std::nullopt;
+  const auto content_type = req.header("Content-Type");
+  if (core::has_media_type(content_type, "application/json"))
+    return std::nullopt;
+  return error_reply(
+      415, (content_type.empty() ? std::string{"the request has no Content-Type"}
+                                 : "Content-Type '" + content_type + "' is not accepted") +
+               ": send the body as JSON with Content-Type: application/json "
+               "(application/json; charset=utf-8 is fine)");
 }
 
 keyed_request request_of(const http_request& req, std::string service, std::string key,
@@ -52,16 +75,22 @@ std::vector<ports::http_route> lead_routes(leads_job* job) {
        [job](const http_request& req) {
          if (job == nullptr)
            return error_reply(404, "lead conversations are not configured on this server");
-         if (req.header("Content-Type").rfind("application/x-www-form-urlencoded", 0) != 0)
+         if (!core::has_media_type(req.header("Content-Type"), "application/x-www-form-urlencoded"))
            return error_reply(
                415, "Twilio's conversation webhooks are application/x-www-form-urlencoded");
          return reply_of(job->conversations_webhook(core::parse_form(req.body),
                                                     req.header("X-Twilio-Signature")));
        }},
       {"POST", "/v1/(leads|form-leads)", route_access::bearer_token,
-       [run](const http_request& req) { return run(request_of(req, req.matches[1], "", "")); }},
+       [run](const http_request& req) {
+         if (auto refused = refused_media_type(req))
+           return *refused;
+         return run(request_of(req, req.matches[1], "", ""));
+       }},
       {"POST", "/v1/" + services + "/([^/]+)/([A-Za-z_-]+)", route_access::bearer_token,
        [run](const http_request& req) {
+         if (auto refused = refused_media_type(req))
+           return *refused;
          return run(request_of(req, req.matches[1], req.matches[2], req.matches[3]));
        }},
       {"GET", "/v1/invocations", route_access::bearer_token,

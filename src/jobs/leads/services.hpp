@@ -16,6 +16,7 @@
 
 #include <boost/json.hpp>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -102,6 +103,10 @@ struct lead_services {
   std::function<std::string()> listen_address;
   lead_adapters outside;  ///< leads.db, Twilio clients, webhook signatures; outlive the engine
   std::unique_ptr<actors::invocation_engine> engine;
+  /// Submits answered 503 because no proxy number was free (figures: leads_status()).
+  std::atomic<std::uint64_t> pool_full_refusals{0};
+  /// The Retry-After of that 503: about how long a lead takes to close and free a number.
+  static constexpr int pool_full_retry_after_s = 30;
 
   // conversations.cpp
   json::value conversation_open(step_context& ctx);

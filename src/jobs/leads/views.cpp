@@ -138,15 +138,34 @@ keyed_answer lead_services::get(const keyed_request& r) {
   }
   if (service == "dealers") {
     std::vector<location_row> locs;
+    std::vector<std::size_t> in_use;
+    const auto& pool = cfg.leads.proxy_numbers;
     with_leads([&](lead_connection& db) {
       auto& s = db.leads;
       locs = s.locations(key);
+      // The numbers of the pool bound with the location's phone by a conversation not yet
+      // closed: each conversation at a location needs a number of its own.
+      for (const auto& l : locs) {
+        const auto held = s.proxies_in_use(l.phone, l.phone).held;
+        std::size_t n = 0;
+        for (const auto& number : pool)
+          n += held.count(number);
+        in_use.push_back(n);
+      }
     });
     if (locs.empty())
       return error(404, "no dealer " + key);
     json::array out;
-    for (auto& l : locs)
-      out.push_back(json::object{{"id", l.location_id}, {"name", l.name}, {"phone", l.phone}});
+    for (std::size_t i = 0; i < locs.size(); ++i) {
+      const auto& l = locs[i];
+      out.push_back(json::object{
+          {"id", l.location_id},
+          {"name", l.name},
+          {"phone", l.phone},
+          {"proxy_numbers",
+           json::object{
+               {"in_use", in_use[i]}, {"total", pool.size()}, {"free", pool.size() - in_use[i]}}}});
+    }
     return answer(
         200, json::object{
                  {"id", key}, {"name", locs.front().dealer_name}, {"locations", std::move(out)}});
