@@ -20,6 +20,7 @@
 // Twilio confirmed it, and as dead (mark_dead, with the last error) after `max_attempts` or a
 // terminal answer; a newer revision starts afresh.
 
+#include "ports/entity_states.hpp"
 #include "protocols/messages.hpp"
 #include "switchboard/config.hpp"
 
@@ -32,7 +33,7 @@
 
 namespace switchboard::adapters::sqlite {
 class state_store;
-struct stored_state;
+using ports::stored_state;
 }  // namespace switchboard::adapters::sqlite
 
 namespace switchboard::actors {
