@@ -77,7 +77,8 @@ int main(int argc, char** argv) try {
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", 2);
   caf::actor_system sys{cfg};
-  auto writer = switchboard::actors::sync_writer::create(target, co, store);
+  auto writer = switchboard::actors::sync_writer::create(
+      target, [co] { return std::make_unique<twilio::client>(co); }, store);
   auto actor = writer->child().start(sys);
 
   // The producer: stores each update and notifies the writer, paced to `rate`.

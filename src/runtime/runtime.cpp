@@ -35,7 +35,8 @@ void runtime::impl::make_jobs(runtime& self) {
         return sub;
       }});
   if (jobs::propagation_job::configured(cfg)) {
-    auto job = std::make_unique<jobs::propagation_job>();
+    auto job =
+        std::make_unique<jobs::propagation_job>(runtime_parts::propagation_adapters_for(cfg));
     propagation = job.get();
     jobs.push_back(std::move(job));
   }

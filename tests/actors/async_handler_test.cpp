@@ -6,6 +6,7 @@
 #include "engine/bus/async_handler.hpp"
 #include "engine/lane.hpp"
 #include "jobs/propagation/job.hpp"
+#include "runtime/job_adapters.hpp"
 #include "switchboard/runtime.hpp"
 
 #include "support/eventually.hpp"
@@ -222,7 +223,7 @@ TEST_CASE("async handler: the runtime's state pipeline stores enriched state off
                    subscribed = std::move(handler);
                    return subscription{};
                  }};
-    jobs::propagation_job p;
+    jobs::propagation_job p{runtime_parts::propagation_adapters_for(cfg)};
     p.prepare(h);
     CHECK(subscribed.target<actors::async_event_handler>() != nullptr);
   }

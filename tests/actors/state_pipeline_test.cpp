@@ -5,6 +5,7 @@
 #include "jobs/propagation/state_pipeline.hpp"
 
 #include "adapters/sqlite/state_store.hpp"
+#include "runtime/job_adapters.hpp"
 #include "switchboard/runtime.hpp"
 
 #include "support/eventually.hpp"
@@ -35,6 +36,11 @@ using switchboard::testing::temp_dir;
 namespace json = boost::json;
 
 namespace {
+
+/// The enrichment database as the runtime gives it to the pipeline.
+ports::open_lookup_database lookup_database() {
+  return runtime_parts::propagation_adapters_for(config{}).open_lookups;
+}
 
 void make_crm(const std::string& path) {
   SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
@@ -132,7 +138,7 @@ struct system_under_test {
   explicit system_under_test(const config& c)
       : cfg(c),
         store(std::make_shared<state_store>(c.data_dir + "/state.db")),
-        pipeline(c, store),
+        pipeline(c, store, lookup_database()),
         rt(bus_only(c)) {
     pipeline.on_change([this](const stored_state& st) {
       std::lock_guard<std::mutex> guard{mu};
@@ -579,7 +585,7 @@ TEST_CASE("state_pipeline: a live update racing a refresh keeps the newer state"
   const auto cfg = make_config(dir);
   make_crm(cfg.enrichment.database);
   auto store = std::make_shared<state_store>(dir.file("state.db"));
-  state_pipeline pipeline(cfg, store);
+  state_pipeline pipeline(cfg, store, lookup_database());
   std::uint64_t sequence = 0;
   auto fed = [&](event ev) {
     ev.sequence = ++sequence;
@@ -660,7 +666,7 @@ TEST_CASE("state_pipeline: an event stored after the refresh passed it is enrich
   const auto cfg = make_config(dir);
   make_crm(cfg.enrichment.database);
   auto store = std::make_shared<state_store>(dir.file("state.db"));
-  state_pipeline pipeline(cfg, store);
+  state_pipeline pipeline(cfg, store, lookup_database());
   std::uint64_t sequence = 0;
   auto fed = [&](event ev) {
     ev.sequence = ++sequence;
@@ -698,7 +704,7 @@ TEST_CASE("state_pipeline: announcements of a row whose refresh is still queued 
   const auto cfg = make_config(dir);
   make_crm(cfg.enrichment.database);
   auto store = std::make_shared<state_store>(dir.file("state.db"));
-  state_pipeline pipeline(cfg, store);
+  state_pipeline pipeline(cfg, store, lookup_database());
   std::uint64_t sequence = 0;
   auto fed = [&](event ev) {
     ev.sequence = ++sequence;
@@ -777,7 +783,7 @@ TEST_CASE("state_pipeline: refresh of one manager's applications among many enti
   const auto cfg = make_config(dir);
   make_crm(cfg.enrichment.database);
   auto store = std::make_shared<state_store>(dir.file("state.db"));
-  state_pipeline pipeline(cfg, store);
+  state_pipeline pipeline(cfg, store, lookup_database());
   constexpr int entities = 100'000;
   constexpr int managed = 1'000;  // every 100th application is manager 7's
   const auto t0 = std::chrono::steady_clock::now();
@@ -861,7 +867,7 @@ TEST_CASE("state_pipeline: without lookups the state is the base, events need a 
   config cfg;
   cfg.data_dir = dir.path.string();
   auto store = std::make_shared<state_store>(dir.file("state.db"));
-  state_pipeline pipeline(cfg, store);
+  state_pipeline pipeline(cfg, store, lookup_database());
   auto ev = app_event("e1", "A-1", std::nullopt, {{"status", "new"}});
   CHECK_THROWS_AS(pipeline.handle(ev), terminal_error);  // not from a durable subscription
   ev.sequence = 5;
@@ -883,7 +889,7 @@ TEST_CASE("state_pipeline: a bad lookup stops the start with the key to fix", "[
   make_crm(cfg.enrichment.database);
   cfg.enrichment.lookups[1].sql = "SELECT name FROM applicant WHERE id = ?";
   auto store = std::make_shared<state_store>(dir.file("state.db"));
-  CHECK_THROWS_WITH(state_pipeline(cfg, store),
+  CHECK_THROWS_WITH(state_pipeline(cfg, store, lookup_database()),
                     Catch::StartsWith("enrichment.lookups[1].sql (lookup 'applicant'): no such "
                                       "table: applicant"));
 }

@@ -144,7 +144,12 @@ struct fixture {
                                              std::chrono::milliseconds read_timeout = 5s) {
     actors::sync_writer_options o;
     o.seed = 7;
-    auto w = actors::sync_writer::create(t, client_settings(read_timeout), store, o);
+    auto w = actors::sync_writer::create(
+        t,
+        [settings = client_settings(read_timeout)] {
+          return std::make_unique<twilio::client>(settings);
+        },
+        store, o);
     writers.push_back(w);
     auto spec = w->child();
     spec.start = [inner = spec.start, m = started_mutex, s = started](caf::actor_system& system) {

@@ -15,36 +15,22 @@
 // - Undecodable or unmapped messages go to the error queue (persistent, publisher-confirmed)
 //   with `MT-Reason` = "switchboard: <why>" and are then acknowledged: never lost, never looping.
 
+#include "ports/event_source.hpp"
 #include "switchboard/config.hpp"
 #include "switchboard/event.hpp"
 
 #include <chrono>
-#include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 
 namespace switchboard::adapters::amqp {
 
-/// Called (on any thread, once) when the event handed to `publish_fn` is durable
-/// (`durable` = true: accepted or duplicate) or was not stored (`error` says why).
-using publish_done = std::function<void(bool durable, const std::string& error)>;
+// The port's vocabulary (ports/event_source.hpp); the names stay usable here.
+using ports::publish_done;
+using ports::publish_fn;
+using amqp_source_stats = ports::event_source_stats;
 
-/// Hands one event to the journal; must not block. `runtime::publish_async` adapted.
-using publish_fn = std::function<void(event, publish_done)>;
-
-/// Counters of one source since `start()`.
-struct amqp_source_stats {
-  std::uint64_t delivered = 0;  ///< deliveries received (redeliveries included)
-  std::uint64_t acked = 0;      ///< deliveries acknowledged to the broker
-  std::uint64_t to_error_queue =
-      0;                         ///< undecodable messages the broker confirmed in the error queue
-  std::uint64_t reconnects = 0;  ///< connections established after the first
-  bool connected = false;        ///< consuming right now
-  std::string last_error;        ///< the last connection or journal problem, "" if none
-};
-
-class amqp_source {
+class amqp_source final : public ports::event_source {
 public:
   /// Nothing connects before `start()`. `password` comes from SWITCHBOARD_AMQP_PASSWORD.
   /// `stop_timeout` bounds how long `stop()` waits for the journal to confirm deliveries
@@ -52,21 +38,21 @@ public:
   amqp_source(amqp_source_config cfg, std::string password, codec_limits limits, publish_fn publish,
               std::chrono::milliseconds stop_timeout = std::chrono::seconds(5));
   /// Stops if running.
-  ~amqp_source();
+  ~amqp_source() override;
 
   amqp_source(const amqp_source&) = delete;
   amqp_source& operator=(const amqp_source&) = delete;
 
   /// Starts the source's thread; returns at once. Connection problems are retried with
   /// backoff forever (see `stats().last_error`), never thrown.
-  void start();
+  void start() override;
 
   /// Stops consuming, waits (up to the stop timeout) for events already handed to the
   /// journal, acknowledges those that became durable, and closes the connection. Deliveries
   /// not acknowledged stay in the queue. Idempotent; blocks until the thread has ended.
-  void stop();
+  void stop() override;
 
-  amqp_source_stats stats() const;
+  amqp_source_stats stats() const override;
 
   const amqp_source_config& configuration() const;
 

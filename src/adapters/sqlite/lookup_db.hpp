@@ -8,32 +8,28 @@
 // query takes a free connection (waiting if all are busy), so up to `connections` queries run
 // in parallel (state lanes and a rebuild).
 
+#include "ports/enrichment.hpp"
 #include "switchboard/config.hpp"
 
 #include <boost/json/value.hpp>
 
 #include <cstddef>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace switchboard::adapters::sqlite {
 
-/// A problem with `enrichment.*` found at start-up; the message names the key and the fix, e.g.
-/// "enrichment.lookups[1].sql: no such table: account_managers; ...".
-class lookup_config_error : public std::runtime_error {
-public:
-  using std::runtime_error::runtime_error;
-};
+// The port's error (ports/enrichment.hpp); the name stays usable here.
+using ports::lookup_config_error;
 
-class lookup_db {
+class lookup_db final : public ports::lookup_database {
 public:
   /// Opens `cfg.database` read-only and prepares every lookup. Throws lookup_config_error if the
   /// file cannot be opened, or a lookup's SQL does not compile, is not one read-only statement
   /// returning columns (a SELECT), or has a number of `?` placeholders other than its params.
   explicit lookup_db(const enrichment_config& cfg, std::size_t connections = 2);
-  ~lookup_db();
+  ~lookup_db() override;
   lookup_db(const lookup_db&) = delete;
   lookup_db& operator=(const lookup_db&) = delete;
 
@@ -41,7 +37,8 @@ public:
   /// order, and returns the first row as a JSON object (column name -> integer, real, text or
   /// null; blobs as base64 text), or null if there is no row. Throws std::runtime_error naming
   /// the lookup on a SQLite failure (e.g. the database is locked past the busy timeout).
-  boost::json::value query(std::size_t index, const std::vector<boost::json::value>& params);
+  boost::json::value query(std::size_t index,
+                           const std::vector<boost::json::value>& params) override;
 
   std::size_t lookup_count() const;
 

@@ -401,6 +401,10 @@ std::optional<std::string> state_store::sqlite_json_path(const std::string& dott
   }
 }
 
+bool state_store::searchable(const std::string& dotted) const {
+  return sqlite_json_path(dotted).has_value();
+}
+
 std::vector<stored_state> state_store::entities_with(const std::string& entity_kind,
                                                      const std::vector<std::string>& paths,
                                                      const std::vector<std::string>& texts,

@@ -9,6 +9,8 @@
 // newest commits may be lost, and the state subscription's checkpoint (fsync'd in the journal)
 // can then be ahead of it -- `POST /v1/rebuild` or a replay from zero repairs that.
 
+#include "ports/entity_states.hpp"
+
 #include <boost/json/object.hpp>
 
 #include <cstddef>
@@ -20,17 +22,9 @@
 
 namespace switchboard::adapters::sqlite {
 
-/// One entity's stored state.
-struct stored_state {
-  std::string kind;
-  std::string id;
-  std::optional<std::int64_t> version;  ///< entityversion of the last applied event, if any
-  std::uint64_t revision = 0;           ///< local; grows on every change (rebuilds too)
-  std::uint64_t sequence = 0;           ///< journal sequence of the last applied event
-  boost::json::object base;             ///< the entity's own fields, merged from its events
-  boost::json::object state;            ///< base + lookups: what targets receive
-  std::string updated_at;               ///< RFC 3339
-};
+// The port's vocabulary (ports/entity_states.hpp); the names stay usable here.
+using ports::stored_state;
+using ports::target_counts;
 
 /// A write a target gave up on (after its retry budget); a newer revision or a rebuild retries.
 struct dead_write {
@@ -42,35 +36,21 @@ struct dead_write {
   std::string at;
 };
 
-struct target_counts {
-  std::uint64_t pending = 0;  ///< entities whose newest revision is not yet written (nor dead)
-  std::uint64_t written = 0;  ///< entities written at their newest revision
-  std::uint64_t dead = 0;     ///< entities whose newest revision was given up on
-};
-
-class state_store {
+class state_store final : public ports::state_database {
 public:
   /// Opens or creates the file; throws std::runtime_error naming the path and the cause.
   explicit state_store(const std::string& path);
-  ~state_store();
+  ~state_store() override;
   state_store(const state_store&) = delete;
   state_store& operator=(const state_store&) = delete;
 
   // --- entity state (the pipeline and rebuild) -----------------------------------------------
 
   /// The entity's stored state, if any.
-  std::optional<stored_state> load(const std::string& kind, const std::string& id) const;
+  std::optional<stored_state> load(const std::string& kind, const std::string& id) const override;
 
-  /// What a `put` did.
-  enum class put_outcome {
-    stored,    ///< written; `state` holds the stored row with its new revision
-    stale,     ///< not written: the stored state is as new or newer (see `put`)
-    conflict,  ///< not written: the stored revision is not `expected_revision` (reload, redo)
-  };
-  struct put_result {
-    put_outcome outcome = put_outcome::stored;
-    std::optional<stored_state> state;  ///< the row as stored after the call (none if absent)
-  };
+  using put_outcome = ports::entity_states::put_outcome;
+  using put_result = ports::entity_states::put_result;
 
   /// Stores `base` and `state` for the entity, as of an event with `version` (its
   /// entityversion, if any) and journal `sequence`, and bumps the revision (1 for a new
@@ -84,7 +64,7 @@ public:
   put_result put(const std::string& kind, const std::string& id,
                  std::optional<std::int64_t> version, std::uint64_t sequence,
                  const boost::json::object& base, const boost::json::object& state,
-                 std::optional<std::uint64_t> expected_revision = std::nullopt);
+                 std::optional<std::uint64_t> expected_revision = std::nullopt) override;
 
   /// Compare-and-set for rebuild: replaces the entity's `state` (base, version and sequence
   /// stay) and bumps its revision, only if the stored revision is still `expected_revision`.
@@ -92,13 +72,13 @@ public:
   /// so a rebuild racing a live update never overwrites the newer state.
   std::optional<stored_state> replace_state(const std::string& kind, const std::string& id,
                                             std::uint64_t expected_revision,
-                                            const boost::json::object& state);
+                                            const boost::json::object& state) override;
 
   /// Up to `limit` entities (of `entity_kind`, all if empty), ordered by (kind, id) after
   /// (`after_kind`, `after_id`): pages through every entity, e.g. for a rebuild.
   std::vector<stored_state> entities(const std::string& entity_kind, std::size_t limit,
                                      const std::string& after_kind = {},
-                                     const std::string& after_id = {}) const;
+                                     const std::string& after_id = {}) const override;
 
   /// Up to `limit` entities of `entity_kind` whose `base` holds, at every dotted path of
   /// `paths` ("accountManager.id"), a scalar whose text equals the `texts` entry at the same
@@ -113,15 +93,18 @@ public:
   std::vector<stored_state> entities_with(const std::string& entity_kind,
                                           const std::vector<std::string>& paths,
                                           const std::vector<std::string>& texts, std::size_t limit,
-                                          const std::string& after_id = {}) const;
+                                          const std::string& after_id = {}) const override;
 
   /// The SQLite JSON path ('$."a"."b"') of a dotted path ("a.b"), every member name quoted so
   /// that none is read as path syntax; nothing if a member is empty or holds '"' (SQLite's
   /// quoted labels have no escape) or a control character.
   static std::optional<std::string> sqlite_json_path(const std::string& dotted);
 
+  /// Whether `sqlite_json_path` can address `dotted`.
+  bool searchable(const std::string& dotted) const override;
+
   /// How many entities (of `entity_kind`, all if empty) are stored.
-  std::uint64_t entity_count(const std::string& entity_kind = {}) const;
+  std::uint64_t entity_count(const std::string& entity_kind = {}) const override;
 
   // --- the per-target ledger (writers) -----------------------------------------------------
   // A target's first ledger call for a kind gives it a ledger row for every stored entity of
@@ -134,22 +117,22 @@ public:
   /// (`after_kind`, `after_id`) so that a caller can page through all of them.
   std::vector<stored_state> unwritten(const std::string& target, const std::string& entity_kind,
                                       std::size_t limit, const std::string& after_kind = {},
-                                      const std::string& after_id = {}) const;
+                                      const std::string& after_id = {}) const override;
 
   /// Records that `target` holds `revision` of the entity (never lowers a recorded revision).
   void mark_written(const std::string& target, const std::string& kind, const std::string& id,
-                    std::uint64_t revision);
+                    std::uint64_t revision) override;
 
   /// Records that `target` gave up on `revision` of the entity, with the last error.
   void mark_dead(const std::string& target, const std::string& kind, const std::string& id,
-                 std::uint64_t revision, const std::string& error);
+                 std::uint64_t revision, const std::string& error) override;
 
   /// Forgets what `target` wrote for the entities of `entity_kind` (all if empty; one entity
   /// if `id` is given) so that they count as unwritten again: rebuild's re-push.
   void forget_written(const std::string& target, const std::string& entity_kind = {},
                       const std::string& id = {});
 
-  target_counts counts(const std::string& target, const std::string& entity_kind) const;
+  target_counts counts(const std::string& target, const std::string& entity_kind) const override;
   std::vector<dead_write> dead_writes(const std::string& target, std::size_t limit) const;
 
 private:

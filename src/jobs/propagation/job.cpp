@@ -1,7 +1,5 @@
 #include "jobs/propagation/job.hpp"
 
-#include "adapters/amqp/source.hpp"
-#include "adapters/sqlite/state_store.hpp"
 #include "engine/supervision/supervisor.hpp"
 #include "jobs/propagation/state_pipeline.hpp"
 #include "jobs/propagation/sync_writer.hpp"
@@ -18,20 +16,27 @@ namespace switchboard::jobs {
 namespace json = boost::json;
 
 struct propagation_job::impl {
+  propagation_adapters outside;
   config cfg;
   host* h = nullptr;
-  std::shared_ptr<adapters::sqlite::state_store> store;
+  std::shared_ptr<ports::state_database> store;
   std::unique_ptr<actors::state_pipeline> pipeline;
   std::vector<std::shared_ptr<actors::sync_writer>> writers;
   // `status()` runs on HTTP threads, which serve before start_sources() fills this: guarded.
   // Sources are only ever appended, and destroyed with `impl`, so raw pointers taken under the
   // lock stay valid.
   mutable std::mutex sources_mu;
-  std::vector<std::unique_ptr<adapters::amqp::amqp_source>> sources;
+  struct running_source {
+    std::string name, queue;  // as configured, for status()
+    std::unique_ptr<ports::event_source> source;
+  };
+  std::vector<running_source> sources;
   bool sources_closed = false;  // stop_sources() ran: a late start_sources() starts nothing
 };
 
-propagation_job::propagation_job() : impl_(std::make_unique<impl>()) {}
+propagation_job::propagation_job(propagation_adapters outside) : impl_(std::make_unique<impl>()) {
+  impl_->outside = std::move(outside);
+}
 
 void propagation_job::prepare(host& h) {
   auto& d = *impl_;
@@ -40,22 +45,23 @@ void propagation_job::prepare(host& h) {
   const auto& cfg = d.cfg;
   const auto path = (std::filesystem::path{cfg.data_dir} / "state.db").string();
   try {
-    d.store = std::make_shared<adapters::sqlite::state_store>(path);
+    d.store = d.outside.open_state_store(path);
   } catch (const std::exception& e) {
     throw std::runtime_error("cannot open the entity state store: " + std::string{e.what()});
   }
-  d.pipeline = std::make_unique<actors::state_pipeline>(cfg, d.store);  // names the key on error
-  const auto client = actors::writer_client_options(cfg.twilio);
+  // Names the key on error.
+  d.pipeline = std::make_unique<actors::state_pipeline>(cfg, d.store, d.outside.open_lookups);
   for (std::size_t i = 0; i < cfg.targets.size(); ++i) {
     try {
-      d.writers.push_back(actors::sync_writer::create(cfg.targets[i], client, d.store));
+      d.writers.push_back(
+          actors::sync_writer::create(cfg.targets[i], d.outside.make_twilio, d.store));
     } catch (const std::exception& e) {
       throw std::runtime_error("targets[" + std::to_string(i) + "] (" + cfg.targets[i].name +
                                "): " + e.what());
     }
   }
   // Writers rely on the store's ledger; the notification only saves them a scan.
-  d.pipeline->on_change([writers = d.writers](const adapters::sqlite::stored_state& s) {
+  d.pipeline->on_change([writers = d.writers](const ports::stored_state& s) {
     for (const auto& w : writers)
       w->notify(s);
   });
@@ -111,20 +117,20 @@ void propagation_job::start_intake() {
   if (d.sources_closed)
     return;  // the runtime is stopping already (stop() raced start())
   for (const auto& source : d.cfg.amqp_sources) {
-    auto s = std::make_unique<adapters::amqp::amqp_source>(
-        source, password.empty() ? "guest" : password, d.cfg.limits, publish, d.cfg.drain_timeout);
+    auto s = d.outside.open_amqp_source(source, password.empty() ? "guest" : password, d.cfg.limits,
+                                        publish, d.cfg.drain_timeout);
     s->start();  // returns at once: holding the lock here is short
-    d.sources.push_back(std::move(s));
+    d.sources.push_back({source.name, source.queue, std::move(s)});
   }
 }
 
 void propagation_job::stop_intake() {
-  std::vector<adapters::amqp::amqp_source*> running;
+  std::vector<ports::event_source*> running;
   {
     std::lock_guard<std::mutex> guard{impl_->sources_mu};
     impl_->sources_closed = true;
     for (auto& s : impl_->sources)
-      running.push_back(s.get());
+      running.push_back(s.source.get());
   }
   // Not under the lock: a stop waits up to the drain timeout, and status() must not.
   for (auto* s : running)
@@ -161,9 +167,9 @@ json::value propagation_job::status() const {
   {
     std::lock_guard<std::mutex> guard{d.sources_mu};
     for (const auto& s : d.sources) {
-      const auto st = s->stats();
-      sources.push_back(json::object{{"name", s->configuration().name},
-                                     {"queue", s->configuration().queue},
+      const auto st = s.source->stats();
+      sources.push_back(json::object{{"name", s.name},
+                                     {"queue", s.queue},
                                      {"connected", st.connected},
                                      {"delivered", st.delivered},
                                      {"acked", st.acked},

@@ -8,16 +8,41 @@
 // confirms; `stop` ends rebuilds and the writers' I/O once the actor system is gone.
 
 #include "jobs/job.hpp"
+#include "ports/enrichment.hpp"
+#include "ports/entity_states.hpp"
+#include "ports/event_source.hpp"
+#include "ports/twilio.hpp"
 #include "switchboard/propagation.hpp"
 
 #include <boost/json/value.hpp>
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace switchboard::jobs {
+
+/// What the propagation job needs from the outside world, made by the composition root (the
+/// runtime).
+struct propagation_adapters {
+  /// Opens (creating if needed) the entity state store at `path`, shared by the pipeline and
+  /// the writers; throws std::runtime_error naming the file.
+  std::function<std::shared_ptr<ports::state_database>(const std::string& path)> open_state_store;
+  /// Opens the enrichment database (when lookups are configured).
+  ports::open_lookup_database open_lookups;
+  /// A Twilio client for one sync writer I/O lane; throws std::invalid_argument when it cannot
+  /// be made (no credentials).
+  std::function<std::unique_ptr<ports::twilio::twilio_api>()> make_twilio;
+  /// A source for one `sources.amqp` entry, not started; `password` is
+  /// SWITCHBOARD_AMQP_PASSWORD's, `stop_timeout` bounds how long its stop waits for the journal.
+  std::function<std::unique_ptr<ports::event_source>(
+      const amqp_source_config& source, const std::string& password, const codec_limits& limits,
+      ports::publish_fn publish, std::chrono::milliseconds stop_timeout)>
+      open_amqp_source;
+};
 
 class propagation_job final : public job {
 public:
@@ -27,7 +52,7 @@ public:
   /// True when `cfg` asks for it (see `config::propagates_state`).
   static bool configured(const config& cfg) { return cfg.propagates_state(); }
 
-  propagation_job();
+  explicit propagation_job(propagation_adapters outside);
   ~propagation_job() override;
   propagation_job(const propagation_job&) = delete;
   propagation_job& operator=(const propagation_job&) = delete;

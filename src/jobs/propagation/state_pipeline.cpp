@@ -1,6 +1,5 @@
 #include "jobs/propagation/state_pipeline.hpp"
 
-#include "adapters/sqlite/lookup_db.hpp"
 #include "core/entity_state.hpp"
 #include "core/exception_text.hpp"
 #include "core/json_path.hpp"
@@ -22,8 +21,8 @@
 
 namespace switchboard::actors {
 
-using adapters::sqlite::state_store;
-using adapters::sqlite::stored_state;
+using ports::entity_states;
+using ports::stored_state;
 namespace json = boost::json;
 
 namespace {
@@ -59,8 +58,8 @@ json::object to_json(const stored_state& s) {
 
 struct state_pipeline::impl {
   enrichment_config enrichment;
-  std::shared_ptr<state_store> store;
-  std::unique_ptr<adapters::sqlite::lookup_db> lookups;  // null when no lookups are configured
+  std::shared_ptr<entity_states> store;
+  std::unique_ptr<ports::lookup_database> lookups;  // null when no lookups are configured
 
   mutable std::mutex cache_mu;  // never held during a query
   core::lookup_cache cache;
@@ -98,18 +97,22 @@ struct state_pipeline::impl {
   std::unique_ptr<engine::lane> jobs_lane;  // guarded by jobs_mu until stop()
   std::vector<std::unique_ptr<engine::lane>> entity_lanes;
 
-  impl(const config& cfg, std::shared_ptr<state_store> s)
+  impl(const config& cfg, std::shared_ptr<entity_states> s,
+       const ports::open_lookup_database& open_lookups)
       : enrichment(cfg.enrichment),
         store(std::move(s)),
         cache(cfg.enrichment.cache_ttl, cfg.enrichment.cache_max_entries) {
     if (!store)
       throw std::invalid_argument("state_pipeline: no state store given");
-    if (!enrichment.lookups.empty())
-      lookups = std::make_unique<adapters::sqlite::lookup_db>(enrichment, cfg.state.partitions + 1);
+    if (!enrichment.lookups.empty()) {
+      if (!open_lookups)
+        throw std::invalid_argument("state_pipeline: lookups configured but no database given");
+      lookups = open_lookups(enrichment, cfg.state.partitions + 1);
+    }
     for (const auto& l : enrichment.lookups) {
       bool ok = true;
       for (const auto& path : l.params)
-        if (!state_store::sqlite_json_path(path)) {
+        if (!store->searchable(path)) {
           ok = false;
           if (!l.invalidated_by.empty())
             spdlog::warn(
@@ -269,13 +272,13 @@ struct state_pipeline::impl {
       auto state = enrich(ev.entity_kind, base, nullptr);
       auto r = store->put(ev.entity_kind, ev.entity_id, version, *ev.sequence, base, state,
                           stored ? stored->revision : 0);
-      if (r.outcome == state_store::put_outcome::stored) {
+      if (r.outcome == entity_states::put_outcome::stored) {
         notify(*r.state);
         if (cache_generation() != generation)
           reenrich_after_invalidation(std::move(*r.state), ev);
         return;
       }
-      if (r.outcome == state_store::put_outcome::stale)
+      if (r.outcome == entity_states::put_outcome::stale)
         return;
       // conflict: a rebuild stored a new revision meanwhile; redo on top of it.
     }
@@ -598,8 +601,9 @@ struct state_pipeline::impl {
   }
 };
 
-state_pipeline::state_pipeline(const config& cfg, std::shared_ptr<state_store> store)
-    : impl_(std::make_unique<impl>(cfg, std::move(store))) {}
+state_pipeline::state_pipeline(const config& cfg, std::shared_ptr<entity_states> store,
+                               const ports::open_lookup_database& open_lookups)
+    : impl_(std::make_unique<impl>(cfg, std::move(store), open_lookups)) {}
 
 state_pipeline::~state_pipeline() { stop(); }
 

@@ -16,9 +16,10 @@
 // partition, several at once, one entity always on the same lane, in order); rebuilds and
 // refreshes run on its jobs lane. `handle` does the same work on the calling thread.
 
-#include "adapters/sqlite/state_store.hpp"
 #include "core/lookup_cache.hpp"
 #include "engine/bus/async_handler.hpp"
+#include "ports/enrichment.hpp"
+#include "ports/entity_states.hpp"
 #include "switchboard/config.hpp"
 #include "switchboard/event.hpp"
 #include "switchboard/propagation.hpp"
@@ -39,14 +40,15 @@ using rebuild_progress = switchboard::rebuild_progress;
 
 /// JSON for `GET /v1/state/{kind}/{id}`: kind, id, version (or null), revision, sequence,
 /// base, state, updated_at.
-boost::json::object to_json(const adapters::sqlite::stored_state& s);
+boost::json::object to_json(const ports::stored_state& s);
 
 class state_pipeline {
 public:
-  /// Uses cfg.enrichment (opens and checks the lookup database: throws
-  /// adapters::sqlite::lookup_config_error naming the key) and cfg.state.partitions (lookup
-  /// connections = partitions + 1, one for the rebuild).
-  state_pipeline(const config& cfg, std::shared_ptr<adapters::sqlite::state_store> store);
+  /// Uses cfg.enrichment (when it has lookups, opens and checks the lookup database with
+  /// `open_lookups`: throws ports::lookup_config_error naming the key) and
+  /// cfg.state.partitions (lookup connections = partitions + 1, one for the rebuild).
+  state_pipeline(const config& cfg, std::shared_ptr<ports::entity_states> store,
+                 const ports::open_lookup_database& open_lookups);
   ~state_pipeline();  ///< stop()
   state_pipeline(const state_pipeline&) = delete;
   state_pipeline& operator=(const state_pipeline&) = delete;
@@ -55,7 +57,7 @@ public:
   /// lane that stored it; it must not block (writers use it as a wake-up: the store's
   /// ledger, not this call, is what they must rely on). Exceptions from it are logged and
   /// dropped. Register before events flow.
-  void on_change(std::function<void(const adapters::sqlite::stored_state&)> listener);
+  void on_change(std::function<void(const ports::stored_state&)> listener);
 
   /// The durable subscription's handler. If the event's type is a lookup's `invalidated_by`,
   /// drops the cached row named by its `invalidation_keys` and queues a refresh job
@@ -91,8 +93,7 @@ public:
   std::optional<rebuild_progress> rebuild_status(const std::string& job_id) const;
 
   /// The entity's stored state (`GET /v1/state/{kind}/{id}`).
-  std::optional<adapters::sqlite::stored_state> state_of(const std::string& kind,
-                                                         const std::string& id) const;
+  std::optional<ports::stored_state> state_of(const std::string& kind, const std::string& id) const;
 
   core::lookup_cache_stats cache_stats() const;
 

@@ -1,12 +1,11 @@
 #include "jobs/propagation/sync_writer.hpp"
 
-#include "adapters/sqlite/state_store.hpp"
-#include "adapters/twilio/state_write.hpp"
 #include "core/exception_text.hpp"
 #include "core/target_mapping.hpp"
 #include "core/write_schedule.hpp"
 #include "engine/actor_support.hpp"
 #include "engine/lane.hpp"
+#include "jobs/propagation/state_write.hpp"
 
 #include <spdlog/spdlog.h>
 #include <caf/actor_cast.hpp>
@@ -27,33 +26,24 @@
 
 namespace switchboard::actors {
 
-namespace sqlite = adapters::sqlite;
-namespace twilio = adapters::twilio;
+using ports::stored_state;
 using namespace std::chrono_literals;
-
-twilio::client_options writer_client_options(const twilio_config& cfg) {
-  twilio::client_options o;
-  o.base_url = cfg.base_url;
-  o.connect_timeout = cfg.connect_timeout;
-  o.read_timeout = cfg.read_timeout;
-  return o;
-}
 
 namespace {
 
 /// One I/O lane of a writer: a thread with its own Twilio client and a FIFO of jobs. A job
 /// never runs on a CAF scheduler thread: the client blocks.
 struct io_lane {
-  io_lane(twilio::client_options options, const std::string& target)
-      : client(std::move(options)), thread("sync writer '" + target + "' I/O") {}
+  io_lane(std::unique_ptr<ports::twilio::twilio_api> twilio, const std::string& target)
+      : client(std::move(twilio)), thread("sync writer '" + target + "' I/O") {}
 
   template <class F>
   void post(F&& job) {
     thread.post([this, job = std::forward<F>(job)]() mutable { job(*this); });
   }
 
-  twilio::client client;
-  twilio::seen_revisions seen;  // only touched by this lane's thread
+  std::unique_ptr<ports::twilio::twilio_api> client;
+  seen_revisions seen;  // only touched by this lane's thread
   // Last: stopped (queued jobs dropped, the one under way finished) and joined before the
   // client it uses goes.
   engine::lane thread;
@@ -63,7 +53,7 @@ struct io_lane {
 
 struct sync_writer::impl {
   target_config target;
-  std::shared_ptr<sqlite::state_store> store;
+  std::shared_ptr<ports::state_database> store;
   sync_writer_options options;
   std::vector<std::unique_ptr<io_lane>> lanes;
 
@@ -93,7 +83,7 @@ struct sync_writer::impl {
     return *lanes[std::hash<std::string>{}(id) % lanes.size()];
   }
 
-  write_offer offer_of(const sqlite::stored_state& s) const {
+  write_offer offer_of(const stored_state& s) const {
     auto object = core::target_object_of(target, s.kind, s.id, s.state);
     return write_offer{s.id, s.revision, object ? object->pace_group() : std::string{}};
   }
@@ -148,7 +138,7 @@ struct sync_writer::impl {
     write_report report;
     report.id = id;
     report.revision = offered;
-    std::optional<sqlite::stored_state> state;
+    std::optional<stored_state> state;
     try {
       state = store->load(target.entity_kind, id);
     } catch (...) {
@@ -169,8 +159,7 @@ struct sync_writer::impl {
       report.error = std::move(mapped.error);
       return report;
     }
-    auto result =
-        twilio::write_state(lane.client, mapped.write->object, mapped.write->payload, lane.seen);
+    auto result = write_state(*lane.client, mapped.write->object, mapped.write->payload, lane.seen);
     writes_sent += result.writes;
     rate_limited += result.rate_limited;
     conflicts += result.conflicts;
@@ -368,14 +357,16 @@ sync_writer_actor::behavior_type writer_impl(writer_ptr self,
 }  // namespace
 
 std::shared_ptr<sync_writer> sync_writer::create(target_config target,
-                                                 twilio::client_options twilio_options,
-                                                 std::shared_ptr<sqlite::state_store> store,
+                                                 const twilio_factory& make_twilio,
+                                                 std::shared_ptr<ports::state_database> store,
                                                  sync_writer_options options) {
   if (auto p = core::target_problem(target))
     throw std::invalid_argument("target '" + target.name + "': " + p->key + " " + p->problem +
                                 "; allowed: " + p->allowed);
   if (!store)
     throw std::invalid_argument("target '" + target.name + "': no state store given");
+  if (!make_twilio)
+    throw std::invalid_argument("target '" + target.name + "': no Twilio client given");
   auto p = std::make_shared<impl>();
   p->target = std::move(target);
   p->store = std::move(store);
@@ -383,7 +374,7 @@ std::shared_ptr<sync_writer> sync_writer::create(target_config target,
   p->options.backlog_page = std::max<std::size_t>(p->options.backlog_page, 1);
   const auto lanes = options.io_threads != 0 ? options.io_threads : p->target.concurrency;
   for (std::size_t i = 0; i < std::max<std::size_t>(lanes, 1); ++i)
-    p->lanes.push_back(std::make_unique<io_lane>(twilio_options, p->target.name));
+    p->lanes.push_back(std::make_unique<io_lane>(make_twilio(), p->target.name));
   return std::shared_ptr<sync_writer>(new sync_writer(std::move(p)));
 }
 
@@ -398,7 +389,7 @@ child_spec sync_writer::child() const {
                     }};
 }
 
-void sync_writer::notify(const sqlite::stored_state& state) const {
+void sync_writer::notify(const stored_state& state) const {
   if (state.kind != impl_->target.entity_kind)
     return;
   auto offer = impl_->offer_of(state);

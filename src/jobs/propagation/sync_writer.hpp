@@ -15,25 +15,21 @@
 //   store, so a write never sets an object back to an older state than one already written.
 //
 // Guarantees: at least once per (entity, newest revision): after a crash or restart, the actor
-// pages through `state_store::unwritten` and writes what is missing; repeating a write is
+// pages through `write_ledger::unwritten` and writes what is missing; repeating a write is
 // harmless (it sets the whole state). A revision is recorded as written (mark_written) only after
 // Twilio confirmed it, and as dead (mark_dead, with the last error) after `max_attempts` or a
 // terminal answer; a newer revision starts afresh.
 
+#include "ports/entity_states.hpp"
+#include "ports/twilio.hpp"
 #include "protocols/messages.hpp"
 #include "switchboard/config.hpp"
 
-#include "adapters/twilio/client.hpp"
-
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
-
-namespace switchboard::adapters::sqlite {
-class state_store;
-struct stored_state;
-}  // namespace switchboard::adapters::sqlite
 
 namespace switchboard::actors {
 
@@ -59,18 +55,19 @@ struct sync_writer_options {
   std::uint64_t seed = 0;          ///< backoff jitter; 0 = from the clock
 };
 
-/// The Twilio client settings for `twilio` (credentials from TWILIO_ACCOUNT_SID and
-/// TWILIO_AUTH_TOKEN).
-adapters::twilio::client_options writer_client_options(const twilio_config& twilio);
+/// Makes a Twilio client for one I/O lane; throws std::invalid_argument when it cannot (no
+/// credentials).
+using twilio_factory = std::function<std::unique_ptr<ports::twilio::twilio_api>()>;
 
 class sync_writer {
 public:
-  /// Starts the target's I/O lanes, each with its own client. Throws std::invalid_argument when
-  /// the target's configuration is invalid (see core::target_problem) or the client cannot be
-  /// made (no Twilio credentials). `store` must hold the entities of `target.entity_kind`.
+  /// Starts the target's I/O lanes, each with its own client from `make_twilio`. Throws
+  /// std::invalid_argument when the target's configuration is invalid (see
+  /// core::target_problem) or a client cannot be made (no Twilio credentials). `store` must
+  /// hold the entities of `target.entity_kind`.
   static std::shared_ptr<sync_writer> create(target_config target,
-                                             adapters::twilio::client_options twilio,
-                                             std::shared_ptr<adapters::sqlite::state_store> store,
+                                             const twilio_factory& make_twilio,
+                                             std::shared_ptr<ports::state_database> store,
                                              sync_writer_options options = {});
 
   /// Stops the lanes (see stop()).
@@ -85,10 +82,10 @@ public:
   /// A new revision of an entity was stored. Thread-safe, never blocks; ignored unless the
   /// entity is of the target's kind. Lost if no writer actor runs: its next start finds it in
   /// the backlog.
-  void notify(const adapters::sqlite::stored_state& state) const;
+  void notify(const ports::stored_state& state) const;
 
-  /// Pages through the store's unwritten entities again, e.g. after
-  /// `state_store::forget_written` for this target (rebuild's re-push). Thread-safe.
+  /// Pages through the store's unwritten entities again, e.g. after the store forgot what this
+  /// target wrote (rebuild's re-push). Thread-safe.
   void rescan() const;
 
   /// Thread-safe snapshot for `GET /v1/targets`.

@@ -11,10 +11,13 @@
 //   worker:   replace its attributes; 404 -> terminal (switchboard never creates workers).
 // Each update carries If-Match with the revision last seen for the object (from `seen`); a 412
 // re-reads the object and writes again. Rounds are bounded; what is left is a `backoff`.
+//
+// The sync writer's  reconciliation policy, over the port (ports/twilio.hpp), whose calls never
+// retry by themselves.
 
-#include "adapters/twilio/client.hpp"
 #include "core/target_mapping.hpp"
 #include "core/write_schedule.hpp"
+#include "ports/twilio.hpp"
 
 #include <boost/json/object.hpp>
 
@@ -23,7 +26,7 @@
 #include <string>
 #include <unordered_map>
 
-namespace switchboard::adapters::twilio {
+namespace switchboard::actors {
 
 /// The revision last seen per object (`target_object::describe()`), owned by one I/O thread.
 class seen_revisions {
@@ -47,7 +50,7 @@ struct state_write_result {
   std::size_t conflicts = 0;     ///< 409/412 answers
 };
 
-state_write_result write_state(client& twilio, const core::target_object& object,
+state_write_result write_state(ports::twilio::twilio_api& twilio, const core::target_object& object,
                                const boost::json::object& payload, seen_revisions& seen);
 
-}  // namespace switchboard::adapters::twilio
+}  // namespace switchboard::actors

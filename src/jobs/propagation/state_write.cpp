@@ -1,11 +1,14 @@
-#include "adapters/twilio/state_write.hpp"
+#include "jobs/propagation/state_write.hpp"
 
 #include <boost/json/value.hpp>
 
 #include <optional>
 #include <utility>
 
-namespace switchboard::adapters::twilio {
+namespace switchboard::actors {
+
+using ports::twilio::call_result;
+using ports::twilio::outcome;
 
 namespace json = boost::json;
 using target_kind = target_config::kind;
@@ -42,7 +45,7 @@ std::string failure_text(const call_result& r) {
 
 }  // namespace
 
-state_write_result write_state(client& twilio, const core::target_object& object,
+state_write_result write_state(ports::twilio::twilio_api& twilio, const core::target_object& object,
                                const json::object& payload, seen_revisions& seen) {
   state_write_result out;
   const auto name = object.describe();
@@ -154,4 +157,4 @@ state_write_result write_state(client& twilio, const core::target_object& object
   return out;
 }
 
-}  // namespace switchboard::adapters::twilio
+}  // namespace switchboard::actors
