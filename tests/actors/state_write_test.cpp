@@ -97,6 +97,8 @@ public:
   tw::call_result list_messages(const std::string&, const tw::message_listing&) override {
     return next("list_messages");
   }
+  tw::call_result send_sms(const tw::sms_fields&) override { return next("send_sms"); }
+  tw::call_result list_sms(const tw::sms_listing&) override { return next("list_sms"); }
   tw::call_result participant_conversations(const std::string&) override {
     return next("participant_conversations");
   }
