@@ -461,6 +461,72 @@ TEST_CASE("Conversations: an SMS pair lives in one open conversation at a time",
         "closed");
 }
 
+TEST_CASE("Conversations: renamed, deleted and closed conversations are found where they are now",
+          "[twilio][emulator]") {
+  running_emulator e;
+  auto c = e.client();
+  const std::string customer = "+15551230002";
+  const std::string number = "+15559990000";
+  auto inbound = [&] {
+    return c.Post("/_emulator/inbound-sms",
+                  httplib::Params{{"From", customer}, {"To", number}, {"Body", "hi"}});
+  };
+  auto listed = [&] {
+    std::vector<std::string> sids;
+    const auto page =
+        body_of(c.Get("/conversations/v1/ParticipantConversations?Address=%2B15551230002"));
+    for (const auto& p : page.at("conversations").as_array())
+      sids.push_back(text(p.as_object(), "conversation_sid"));
+    return sids;
+  };
+  for (int i = 0; i < 50; ++i)  // others around them
+    REQUIRE(add_sms_participant(c, new_conversation(c, "other-" + std::to_string(i)),
+                                "+1555000" + std::to_string(1000 + i), number)
+                ->status == 201);
+
+  // A new unique name finds it; the old one no longer does, and is free for another.
+  const auto first = new_conversation(c, "lead-a");
+  REQUIRE(
+      c.Post("/conversations/v1/Conversations/lead-a", httplib::Params{{"UniqueName", "lead-b"}})
+          ->status == 200);
+  expect_error(c.Get("/conversations/v1/Conversations/lead-a"), 404, 20404);
+  CHECK(text(body_of(c.Get("/conversations/v1/Conversations/lead-b")), "sid") == first);
+  const auto second = new_conversation(c, "lead-a");
+  CHECK(text(body_of(c.Get("/conversations/v1/Conversations/lead-a")), "sid") == second);
+  expect_error(c.Post("/conversations/v1/Conversations", httplib::Params{{"UniqueName", "lead-b"}}),
+               409, 50353);
+
+  // The customer's SMS goes to whichever open conversation holds the pair now.
+  REQUIRE(add_sms_participant(c, first, customer, number)->status == 201);
+  CHECK(text(body_of(inbound()), "conversation_sid") == first);
+  REQUIRE(c.Post("/conversations/v1/Conversations/" + first, httplib::Params{{"State", "closed"}})
+              ->status == 200);
+  expect_error(inbound(), 404, 20404);
+  REQUIRE(add_sms_participant(c, second, customer, number)->status == 201);
+  CHECK(text(body_of(inbound()), "conversation_sid") == second);
+  CHECK(listed() == std::vector<std::string>{first, second});  // oldest first
+
+  // A deleted conversation is gone by SID, by unique name, from the search and from routing,
+  // and its pair can be bound again.
+  REQUIRE(c.Delete("/conversations/v1/Conversations/lead-a")->status == 204);
+  expect_error(c.Get("/conversations/v1/Conversations/" + second), 404, 20404);
+  expect_error(c.Get("/conversations/v1/Conversations/lead-a"), 404, 20404);
+  CHECK(listed() == std::vector<std::string>{first});
+  expect_error(inbound(), 404, 20404);
+  const auto third = new_conversation(c, "lead-a");
+  REQUIRE(add_sms_participant(c, third, customer, number)->status == 201);
+  expect_error(add_sms_participant(c, new_conversation(c), customer, number), 409, 50416);
+
+  // Removing the participant frees the pair too.
+  const auto participants = "/conversations/v1/Conversations/" + third + "/Participants";
+  const auto p =
+      text(body_of(c.Get(participants)).at("participants").as_array()[0].as_object(), "sid");
+  REQUIRE(c.Delete(participants + "/" + p)->status == 204);
+  expect_error(inbound(), 404, 20404);
+  CHECK(listed() == std::vector<std::string>{first});
+  CHECK(add_sms_participant(c, new_conversation(c), customer, number)->status == 201);
+}
+
 TEST_CASE("Conversations: timers and attributes come back as Twilio shows them",
           "[twilio][emulator]") {
   running_emulator e;

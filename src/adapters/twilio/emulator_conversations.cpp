@@ -25,27 +25,12 @@ const std::vector<std::string> known_filters = {
 
 std::string conversation_path(const conversation& c) { return "/v1/Conversations/" + c.sid; }
 
-bool is_open(const conversation& c) { return c.state != "closed"; }
-
 /// Moves conversations whose timers have fired to inactive or closed.
-void fire_timers(context& ctx) {
-  for (auto& c : ctx.st.conversations) {
-    if (c.date_closed && *c.date_closed <= ctx.now && c.state != "closed") {
-      c.state = "closed";
-      c.updated = *c.date_closed;
-    } else if (c.date_inactive && *c.date_inactive <= ctx.now && c.state == "active") {
-      c.state = "inactive";
-      c.updated = *c.date_inactive;
-    }
-  }
-}
+void fire_timers(context& ctx) { ctx.st.conversations.fire_timers(ctx.now); }
 
 /// Starts both timers again from now (at creation, on update and on each new message).
-void restart_timers(const context& ctx, conversation& c) {
-  c.date_inactive =
-      c.inactive_after ? std::optional<time_point>{ctx.now + *c.inactive_after} : std::nullopt;
-  c.date_closed =
-      c.closed_after ? std::optional<time_point>{ctx.now + *c.closed_after} : std::nullopt;
+void restart_timers(context& ctx, conversation& c) {
+  ctx.st.conversations.restart_timers(c, ctx.now);
 }
 
 const std::string& chat_service_sid(context& ctx) {
@@ -57,14 +42,10 @@ const std::string& chat_service_sid(context& ctx) {
 /// The conversation named in the path: its SID or its unique name.
 conversation& conversation_of(context& ctx, const std::string& name) {
   fire_timers(ctx);
-  auto& all = ctx.st.conversations;
-  const bool by_sid = rules::is_sid(name, "CH");
-  auto it = std::find_if(all.begin(), all.end(), [&](const conversation& c) {
-    return by_sid ? c.sid == name : (c.unique_name && *c.unique_name == name);
-  });
-  if (it == all.end())
+  auto* found = ctx.st.conversations.find(name);
+  if (found == nullptr)
     throw not_found(20404, "/Conversations/" + name);
-  return *it;
+  return *found;
 }
 
 /// The number of characters (UTF-8 code points) in `text`.
@@ -200,8 +181,10 @@ std::optional<std::chrono::seconds> timer_field(const call& c, const std::string
 }
 
 /// Validates every conversation field of a create or update before anything changes, then
-/// applies them.
-void apply_conversation_fields(context& ctx, const call& c, conversation& conv) {
+/// applies them. A new conversation (`conv` not yet stored) is stored before the fields are
+/// applied, so that the store indexes them; returns the stored conversation.
+conversation& apply_conversation_fields(context& ctx, const call& c, conversation& conv,
+                                        bool is_new) {
   auto friendly = c.param("FriendlyName");
   if (friendly && friendly->size() > max_friendly_name)
     throw api_error(400, 20001, "Invalid FriendlyName: at most 256 characters");
@@ -211,14 +194,14 @@ void apply_conversation_fields(context& ctx, const call& c, conversation& conv) 
       throw api_error(400, 50390,
                       "Unique name should not match the conversation SID pattern: '" + *unique +
                           "' looks like a Conversation SID (CH + 32 hex digits)");
-    for (const auto& other : ctx.st.conversations)
-      if (&other != &conv && other.unique_name && *other.unique_name == *unique)
-        throw api_error(409, 50353,
-                        "Conversation with provided unique name already exists: '" + *unique +
-                            "' is " + other.sid +
-                            "; fetch it with GET /conversations/v1/"
-                            "Conversations/" +
-                            url_segment(*unique));
+    if (const auto* other = ctx.st.conversations.find_unique_name(*unique);
+        other != nullptr && other != &conv)
+      throw api_error(409, 50353,
+                      "Conversation with provided unique name already exists: '" + *unique +
+                          "' is " + other->sid +
+                          "; fetch it with GET /conversations/v1/"
+                          "Conversations/" +
+                          url_segment(*unique));
   }
   std::optional<std::string> attributes;
   if (c.has("Attributes"))
@@ -238,42 +221,44 @@ void apply_conversation_fields(context& ctx, const call& c, conversation& conv) 
   const auto inactive = timer_field(c, "Timers.Inactive", std::chrono::minutes{1});
   const auto closed = timer_field(c, "Timers.Closed", std::chrono::minutes{10});
 
+  auto& store = ctx.st.conversations;
+  auto& stored = is_new ? store.add(std::move(conv)) : conv;
   if (friendly)
-    conv.friendly_name = friendly;
+    stored.friendly_name = friendly;
   if (unique)
-    conv.unique_name = unique;
+    store.set_unique_name(stored, unique);
   if (attributes)
-    conv.attributes = *attributes;
+    stored.attributes = *attributes;
   if (new_state)
-    conv.state = *new_state;
+    store.set_state(stored, *new_state);
   if (auto v = c.param("MessagingServiceSid"))
-    conv.messaging_service_sid = v;
+    stored.messaging_service_sid = v;
   if (inactive)
-    conv.inactive_after = inactive;
+    stored.inactive_after = inactive;
   if (closed)
-    conv.closed_after = closed;
+    stored.closed_after = closed;
   if (inactive || closed)
-    restart_timers(ctx, conv);
+    restart_timers(ctx, stored);
+  return stored;
 }
 
 void add_conversation_routes(route_table& routes) {
-  routes.add("POST", "/conversations/v1/Conversations", conversation_fields,
-             [](context& ctx, const call& c) {
-               fire_timers(ctx);
-               conversation conv;
-               conv.sid = ctx.new_sid("CH");
-               conv.created = conv.updated = ctx.now;
-               apply_conversation_fields(ctx, c, conv);
-               ctx.st.conversations.push_back(std::move(conv));
-               return created(conversation_json(ctx, ctx.st.conversations.back()));
-             });
+  routes.add(
+      "POST", "/conversations/v1/Conversations", conversation_fields,
+      [](context& ctx, const call& c) {
+        fire_timers(ctx);
+        conversation conv;
+        conv.sid = ctx.new_sid("CH");
+        conv.created = conv.updated = ctx.now;
+        return created(conversation_json(ctx, apply_conversation_fields(ctx, c, conv, true)));
+      });
   routes.add(
       "GET", "/conversations/v1/Conversations", paging_fields({"State"}),
       [](context& ctx, const call& c) {
         fire_timers(ctx);
         const auto state = c.param("State");
         json::array all;
-        for (const auto& conv : ctx.st.conversations)
+        for (const auto& conv : ctx.st.conversations.all())
           if (!state || conv.state == *state)
             all.push_back(conversation_json(ctx, conv));
         return ok(page_of(ctx, c, product, "/v1/Conversations", "conversations", std::move(all)));
@@ -284,13 +269,13 @@ void add_conversation_routes(route_table& routes) {
   routes.add("POST", "/conversations/v1/Conversations/{}", conversation_fields,
              [](context& ctx, const call& c) {
                auto& conv = conversation_of(ctx, c.arg(0));
-               apply_conversation_fields(ctx, c, conv);
+               apply_conversation_fields(ctx, c, conv, false);
                conv.updated = ctx.now;
                return ok(conversation_json(ctx, conv));
              });
   routes.add("DELETE", "/conversations/v1/Conversations/{}", {}, [](context& ctx, const call& c) {
     auto& conv = conversation_of(ctx, c.arg(0));
-    ctx.st.conversations.remove_if([&](const conversation& o) { return &o == &conv; });
+    ctx.st.conversations.remove(conv);
     return no_content();
   });
 }
@@ -298,16 +283,9 @@ void add_conversation_routes(route_table& routes) {
 // --- participants ---------------------------------------------------------------------------
 
 /// The open conversation that already holds an SMS binding address + proxy address, if any.
-const conversation* holder_of_binding(const context& ctx, const std::string& address,
+const conversation* holder_of_binding(context& ctx, const std::string& address,
                                       const std::string& proxy) {
-  for (const auto& conv : ctx.st.conversations) {
-    if (!is_open(conv))
-      continue;
-    for (const auto& p : conv.participants)
-      if (p.address && *p.address == address && p.proxy_address && *p.proxy_address == proxy)
-        return &conv;
-  }
-  return nullptr;
+  return ctx.st.conversations.open_binding(address, proxy).conv;
 }
 
 participant& participant_of(conversation& conv, const std::string& name) {
@@ -368,8 +346,8 @@ void add_participant_routes(route_table& routes) {
         p.attributes = attributes_field(c);
         p.role_sid = c.param("RoleSid");
         p.created = p.updated = ctx.now;
-        conv.participants.push_back(std::move(p));
-        return created(participant_json(ctx, conv, conv.participants.back()));
+        return created(
+            participant_json(ctx, conv, ctx.st.conversations.add_participant(conv, std::move(p))));
       });
   routes.add("GET", base, paging_fields(), [](context& ctx, const call& c) {
     auto& conv = conversation_of(ctx, c.arg(0));
@@ -386,7 +364,7 @@ void add_participant_routes(route_table& routes) {
   routes.add("DELETE", base + "/{}", {}, [](context& ctx, const call& c) {
     auto& conv = conversation_of(ctx, c.arg(0));
     auto& p = participant_of(conv, c.arg(1));
-    conv.participants.remove_if([&](const participant& o) { return &o == &p; });
+    ctx.st.conversations.remove_participant(conv, p);
     return no_content();
   });
 }
@@ -403,7 +381,7 @@ const message& add_message(context& ctx, conversation& conv, message m, const ch
   conv.messages.push_back(std::move(m));
   const auto& stored = conv.messages.back();
   if (conv.state == "inactive")
-    conv.state = "active";
+    ctx.st.conversations.set_state(conv, "active");
   restart_timers(ctx, conv);
   conv.updated = ctx.now;
   if (!notify)
@@ -584,34 +562,31 @@ void add_participant_conversation_routes(route_table& routes) {
                                  "Missing required parameter: give Identity or Address (e.g. "
                                  "?Address=%2B15551234567)");
                json::array all;
-               for (const auto& conv : ctx.st.conversations) {
-                 for (const auto& p : conv.participants) {
-                   if (!((identity && p.identity && *p.identity == *identity) ||
-                         (address && p.address && *p.address == *address)))
-                     continue;
-                   const auto conv_json = conversation_json(ctx, conv);
-                   json::object links{
-                       {"participant",
-                        ctx.url(product, conversation_path(conv) + "/Participants/" + p.sid)},
-                       {"conversation", ctx.url(product, conversation_path(conv))}};
-                   all.push_back(json::object{
-                       {"account_sid", ctx.options.account_sid},
-                       {"chat_service_sid", chat_service_sid(ctx)},
-                       {"participant_sid", p.sid},
-                       {"participant_user_sid", nullptr},
-                       {"participant_identity", optional_string(p.identity)},
-                       {"participant_messaging_binding", binding_json(p)},
-                       {"conversation_sid", conv.sid},
-                       {"conversation_unique_name", optional_string(conv.unique_name)},
-                       {"conversation_friendly_name", optional_string(conv.friendly_name)},
-                       {"conversation_attributes", conv.attributes},
-                       {"conversation_date_created", rules::iso8601(conv.created)},
-                       {"conversation_date_updated", rules::iso8601(conv.updated)},
-                       {"conversation_created_by", "system"},
-                       {"conversation_state", conv.state},
-                       {"conversation_timers", conv_json.at("timers")},
-                       {"links", std::move(links)}});
-                 }
+               for (const auto& [conv_ptr, p_ptr] :
+                    ctx.st.conversations.participants_of(identity, address)) {
+                 const auto& conv = *conv_ptr;
+                 const auto& p = *p_ptr;
+                 const auto conv_json = conversation_json(ctx, conv);
+                 json::object links{{"participant", ctx.url(product, conversation_path(conv) +
+                                                                         "/Participants/" + p.sid)},
+                                    {"conversation", ctx.url(product, conversation_path(conv))}};
+                 all.push_back(json::object{
+                     {"account_sid", ctx.options.account_sid},
+                     {"chat_service_sid", chat_service_sid(ctx)},
+                     {"participant_sid", p.sid},
+                     {"participant_user_sid", nullptr},
+                     {"participant_identity", optional_string(p.identity)},
+                     {"participant_messaging_binding", binding_json(p)},
+                     {"conversation_sid", conv.sid},
+                     {"conversation_unique_name", optional_string(conv.unique_name)},
+                     {"conversation_friendly_name", optional_string(conv.friendly_name)},
+                     {"conversation_attributes", conv.attributes},
+                     {"conversation_date_created", rules::iso8601(conv.created)},
+                     {"conversation_date_updated", rules::iso8601(conv.updated)},
+                     {"conversation_created_by", "system"},
+                     {"conversation_state", conv.state},
+                     {"conversation_timers", conv_json.at("timers")},
+                     {"links", std::move(links)}});
                }
                return ok(page_of(ctx, c, product, "/v1/ParticipantConversations", "conversations",
                                  std::move(all), 50));
@@ -638,19 +613,13 @@ answer inbound_sms(context& ctx, const call& c) {
     throw missing_parameter("To");
   const auto body = c.param("Body").value_or("");
   check_body(body);
-  for (auto& conv : ctx.st.conversations) {
-    if (!is_open(conv))
-      continue;
-    for (const auto& p : conv.participants) {
-      if (!(p.address && *p.address == *from && p.proxy_address && *p.proxy_address == *to))
-        continue;
-      message m;
-      m.author = *from;
-      m.body = body;
-      m.participant_sid = p.sid;
-      const auto& stored = add_message(ctx, conv, std::move(m), "SMS", true);
-      return created(message_json(ctx, conv, stored));
-    }
+  if (const auto holder = ctx.st.conversations.open_binding(*from, *to); holder.conv != nullptr) {
+    message m;
+    m.author = *from;
+    m.body = body;
+    m.participant_sid = holder.p->sid;
+    const auto& stored = add_message(ctx, *holder.conv, std::move(m), "SMS", true);
+    return created(message_json(ctx, *holder.conv, stored));
   }
   throw api_error(404, 20404,
                   "No open Conversation has an SMS participant with address " + *from +
@@ -662,7 +631,7 @@ answer inbound_sms(context& ctx, const call& c) {
 json::value dump_conversations(context& ctx) {
   fire_timers(ctx);
   json::array out;
-  for (const auto& conv : ctx.st.conversations) {
+  for (const auto& conv : ctx.st.conversations.all()) {
     auto c_json = conversation_json(ctx, conv);
     json::array participants, messages, webhooks;
     for (const auto& p : conv.participants)

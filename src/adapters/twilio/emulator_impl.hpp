@@ -115,6 +115,7 @@ struct sync_service {
 };
 
 struct participant {
+  std::uint64_t seq = 0;  ///< set by conversation_store: the order participants were added
   std::string sid;
   std::optional<std::string> identity;       ///< chat participants
   std::optional<std::string> address;        ///< SMS participants: the customer's number
@@ -146,7 +147,10 @@ struct conversation_webhook {
   time_point created, updated;
 };
 
+/// A conversation. `sid`, `unique_name`, `state`, `date_inactive`, `date_closed` and
+/// `participants` are indexed by conversation_store: change them only through it.
 struct conversation {
+  std::uint64_t seq = 0;  ///< set by conversation_store: the order conversations were created
   std::string sid;
   std::optional<std::string> unique_name;
   std::optional<std::string> friendly_name;
@@ -160,6 +164,75 @@ struct conversation {
   std::list<message> messages;
   std::list<conversation_webhook> webhooks;
   std::uint64_t next_message_index = 0;
+};
+
+inline bool is_open(const conversation& c) { return c.state != "closed"; }
+
+/// Every conversation, in creation order, with the indexes each request looks things up in:
+/// by SID and unique name, the open conversations' SMS bindings (address + proxy address), the
+/// participants by address and by identity, and a queue of pending timers. A run may leave tens
+/// of thousands of conversations behind; with these a request costs the same as in an empty
+/// emulator. Every change to an indexed field goes through this class, which keeps the indexes
+/// in step (std::list keeps pointers to its elements valid).
+class conversation_store {
+public:
+  /// A participant together with its conversation.
+  struct participant_ref {
+    conversation* conv = nullptr;
+    participant* p = nullptr;
+  };
+
+  /// Every conversation, oldest first.
+  const std::list<conversation>& all() const { return list_; }
+
+  /// Stores `c` (with its unique name, state and timers as given) and indexes it.
+  conversation& add(conversation c);
+  /// Deletes `c` and everything that points to it.
+  void remove(conversation& c);
+  /// The conversation with this SID (CH...) or else this unique name, or nullptr.
+  conversation* find(const std::string& name);
+  conversation* find_unique_name(const std::string& name);
+
+  void set_unique_name(conversation& c, std::optional<std::string> name);
+  /// Closing frees the conversation's SMS bindings for other conversations.
+  void set_state(conversation& c, std::string state);
+  /// Starts both timers again from `now`, from `inactive_after` and `closed_after`.
+  void restart_timers(conversation& c, time_point now);
+  /// Moves the conversations whose timers are due at `now` to inactive or closed; costs only the
+  /// timers that are due.
+  void fire_timers(time_point now);
+
+  participant& add_participant(conversation& c, participant p);
+  void remove_participant(conversation& c, const participant& p);
+
+  /// The open conversation (and its participant) holding this SMS binding; at most one does.
+  participant_ref open_binding(const std::string& address, const std::string& proxy);
+  /// The participants with this identity or this address, oldest conversation first, then in
+  /// the order they were added (ParticipantConversations' order).
+  std::vector<participant_ref> participants_of(const std::optional<std::string>& identity,
+                                               const std::optional<std::string>& address) const;
+
+private:
+  using seq_key = std::pair<std::uint64_t, std::uint64_t>;  ///< (conversation, participant)
+  using participants_by_seq = std::map<seq_key, participant_ref>;
+  using timer_queue = std::multimap<time_point, conversation*>;
+
+  void index_participant(conversation& c, participant& p);
+  void unindex_participant(const conversation& c, const participant& p);
+  void bind(conversation& c, participant& p);
+  void unbind(const conversation& c, const participant& p);
+  /// Queues the next timer of `c` that can still change its state, if any.
+  void schedule(conversation& c);
+  void unschedule(const conversation& c);
+
+  std::list<conversation> list_;
+  std::unordered_map<std::string, std::list<conversation>::iterator> by_sid_;
+  std::unordered_map<std::string, conversation*> by_unique_name_;
+  std::map<std::pair<std::string, std::string>, participant_ref> open_bindings_;
+  std::unordered_map<std::string, participants_by_seq> by_address_, by_identity_;
+  timer_queue timers_;
+  std::unordered_map<const conversation*, timer_queue::iterator> scheduled_;
+  std::uint64_t next_seq_ = 1;
 };
 
 struct activity {
@@ -204,7 +277,7 @@ struct sms_message {
 struct state {
   std::list<sms_message> sms;  ///< in the order they were sent
   std::list<sync_service> sync_services;
-  std::list<conversation> conversations;
+  conversation_store conversations;
   std::string conversations_service_sid;  ///< the account's default chat service (IS...)
   std::list<workspace> workspaces;
   std::map<std::string, rules::token_bucket> sync_write_buckets;  ///< by object SID
