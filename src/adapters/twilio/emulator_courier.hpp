@@ -100,6 +100,7 @@ private:
     std::string target = path_start == std::string::npos ? "/" : call.url.substr(path_start);
 
     httplib::Client client{origin};
+    client.set_tcp_nodelay(true);  // else the body waits out a delayed ACK of the headers (40 ms)
     client.set_connection_timeout(webhook_timeout);
     client.set_read_timeout(webhook_timeout);
     client.set_write_timeout(webhook_timeout);

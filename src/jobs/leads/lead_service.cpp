@@ -366,6 +366,7 @@ json::value lead_services::forward(step_context& ctx) {
   return ctx.effect("forward." + target, [&]() -> json::value {
     const auto [base, path] = split_url(url);
     httplib::Client client(base);
+    client.set_tcp_nodelay(true);  // else the body waits out a delayed ACK of the headers (40 ms)
     const auto timeout = cfg.form_leads.timeout;
     client.set_connection_timeout(std::chrono::duration_cast<std::chrono::seconds>(timeout).count(),
                                   static_cast<long>((timeout.count() % 1000) * 1000));
