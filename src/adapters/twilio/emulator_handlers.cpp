@@ -101,27 +101,42 @@ std::vector<std::string> paging_fields(std::vector<std::string> more) {
   return more;
 }
 
+page_cut cut_page(const call& c, json::array all, std::int64_t max_page_size,
+                  const char* link_field) {
+  page_cut cut;
+  cut.page_size = int_field(c, "PageSize", 1, max_page_size).value_or(50);
+  cut.page = int_field(c, "Page", 0, 1'000'000).value_or(0);
+  cut.offset = cut.page * cut.page_size;
+  const auto token = c.param("PageToken");
+  if (token) {
+    std::int64_t v = -1;
+    const char* last = token->data() + token->size();
+    auto [end, ec] = token->size() > 2 && token->compare(0, 2, "PT") == 0
+                         ? std::from_chars(token->data() + 2, last, v)
+                         : std::from_chars_result{last, std::errc::invalid_argument};
+    if (ec != std::errc{} || end != last || v < 0)
+      throw api_error(
+          400, 20001,
+          "Invalid PageToken '" + *token + "': use the " + link_field + " of a list response");
+    cut.offset = v;
+  }
+  const auto total = static_cast<std::int64_t>(all.size());
+  for (std::int64_t i = cut.offset; i < total && i < cut.offset + cut.page_size; ++i)
+    cut.records.push_back(std::move(all[static_cast<std::size_t>(i)]));
+  cut.first = {0, std::nullopt};
+  cut.current = {cut.page, token ? std::optional<std::int64_t>{cut.offset} : std::nullopt};
+  if (cut.offset > 0)
+    cut.previous = page_cut::link{cut.page > 0 ? cut.page - 1 : 0,
+                                  std::max<std::int64_t>(0, cut.offset - cut.page_size)};
+  if (cut.offset + cut.page_size < total)
+    cut.next = page_cut::link{cut.page + 1, cut.offset + cut.page_size};
+  return cut;
+}
+
 json::object page_of(const context& ctx, const call& c, std::string_view product,
                      const std::string& path, const char* key, json::array all,
                      std::int64_t max_page_size) {
-  const auto page_size = int_field(c, "PageSize", 1, max_page_size).value_or(50);
-  const auto page = int_field(c, "Page", 0, 1'000'000).value_or(0);
-  std::int64_t offset = page * page_size;
-  if (auto token = c.param("PageToken")) {
-    // Our tokens are "PT" + the offset of the page's first record.
-    std::int64_t v = -1;
-    const char* first = token->data() + 2;
-    const char* last = token->data() + token->size();
-    auto [end, ec] = token->size() > 2 && token->compare(0, 2, "PT") == 0
-                         ? std::from_chars(first, last, v)
-                         : std::from_chars_result{first, std::errc::invalid_argument};
-    if (ec != std::errc{} || end != last || v < 0)
-      throw api_error(400, 20001,
-                      "Invalid PageToken '" + *token +
-                          "': use the next_page_url or previous_page_url of a list response");
-    offset = v;
-  }
-
+  auto cut = cut_page(c, std::move(all), max_page_size, "next_page_url or previous_page_url");
   // The filters of this request go into every paging URL, the paging fields are replaced.
   std::string filters;
   for (const auto& [name, value] : c.http.params) {
@@ -129,36 +144,28 @@ json::object page_of(const context& ctx, const call& c, std::string_view product
       continue;
     filters += "&" + percent_encode(name, false) + "=" + percent_encode(value, false);
   }
-  auto page_url = [&](std::int64_t p, std::optional<std::int64_t> from) {
-    std::string u = ctx.url(product, path) + "?PageSize=" + std::to_string(page_size) +
-                    "&Page=" + std::to_string(p);
-    if (from)
-      u += "&PageToken=PT" + std::to_string(*from);
+  auto url_of = [&](const page_cut::link& l) {
+    std::string u = ctx.url(product, path) + "?PageSize=" + std::to_string(cut.page_size) +
+                    "&Page=" + std::to_string(l.first);
+    if (l.second)
+      u += "&PageToken=PT" + std::to_string(*l.second);
     return u + filters;
   };
-
-  const auto total = static_cast<std::int64_t>(all.size());
-  json::array records;
-  for (std::int64_t i = offset; i < total && i < offset + page_size; ++i)
-    records.push_back(std::move(all[static_cast<std::size_t>(i)]));
+  auto maybe_url = [&](const std::optional<page_cut::link>& l) {
+    return l ? json::value(url_of(*l)) : json::value(nullptr);
+  };
 
   json::object meta;
-  meta["page"] = page;
-  meta["page_size"] = page_size;
-  meta["first_page_url"] = page_url(0, std::nullopt);
-  meta["previous_page_url"] =
-      offset > 0 ? json::value(page_url(page > 0 ? page - 1 : 0,
-                                        std::max<std::int64_t>(0, offset - page_size)))
-                 : json::value(nullptr);
-  meta["url"] =
-      page_url(page, c.has("PageToken") ? std::optional<std::int64_t>{offset} : std::nullopt);
-  meta["next_page_url"] = offset + page_size < total
-                              ? json::value(page_url(page + 1, offset + page_size))
-                              : json::value(nullptr);
+  meta["page"] = cut.page;
+  meta["page_size"] = cut.page_size;
+  meta["first_page_url"] = url_of(cut.first);
+  meta["previous_page_url"] = maybe_url(cut.previous);
+  meta["url"] = url_of(cut.current);
+  meta["next_page_url"] = maybe_url(cut.next);
   meta["key"] = key;
 
   json::object out;
-  out[key] = std::move(records);
+  out[key] = std::move(cut.records);
   out["meta"] = std::move(meta);
   return out;
 }

@@ -432,6 +432,19 @@ inline json::value optional_time(const std::optional<time_point>& t) {
 /// A path segment percent-encoded for a URL (map item keys, unique names).
 std::string url_segment(std::string_view text);
 
+/// One page of a list, as both of Twilio's list shapes page it: Page and PageSize (default 50,
+/// 1 to `max_page_size`), or a PageToken ("PT" + the offset of the page's first record, as our
+/// paging links give it; 400 naming `link_field` otherwise). Each link is (Page, PageToken).
+struct page_cut {
+  using link = std::pair<std::int64_t, std::optional<std::int64_t>>;
+  std::int64_t page = 0, page_size = 50, offset = 0;
+  json::array records;  ///< the page's records, taken from `all`
+  link first, current;
+  std::optional<link> previous, next;
+};
+page_cut cut_page(const call& c, json::array all, std::int64_t max_page_size,
+                  const char* link_field);
+
 /// A list response: {key: [page of all], "meta": {...}} with Page / PageSize / PageToken paging
 /// (PageSize default 50, at most `max_page_size`: 100 in Twilio's specs for most lists).
 /// `path` is the list's path ("/v1/Services/IS.../Documents").

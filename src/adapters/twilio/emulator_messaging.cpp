@@ -5,7 +5,6 @@
 #include "adapters/twilio/emulator_impl.hpp"
 #include "core/phone.hpp"
 
-#include <charconv>
 #include <string>
 
 namespace switchboard::adapters::twilio::internal {
@@ -74,56 +73,36 @@ std::string phone_field(const call& c, const char* name, int missing_code, int i
   return *value;
 }
 
-/// One page of a 2010-04-01 list: Page, PageSize (1 to 1000, default 50) and PageToken
-/// ("PT" + the offset of the page's first record), paging URIs relative to api.twilio.com.
+/// One page of a 2010-04-01 list (PageSize 1 to 1000), its paging URIs relative to
+/// api.twilio.com and carrying the request's filters.
 json::object page_2010(const call& c, const std::string& path, const char* key, json::array all,
                        const std::vector<std::pair<std::string, std::string>>& filters) {
-  const auto page_size = int_field(c, "PageSize", 1, 1000).value_or(50);
-  const auto page = int_field(c, "Page", 0, 1'000'000).value_or(0);
-  std::int64_t offset = page * page_size;
-  if (auto token = c.param("PageToken")) {
-    std::int64_t v = -1;
-    const char* last = token->data() + token->size();
-    auto [end, ec] = token->size() > 2 && token->compare(0, 2, "PT") == 0
-                         ? std::from_chars(token->data() + 2, last, v)
-                         : std::from_chars_result{last, std::errc::invalid_argument};
-    if (ec != std::errc{} || end != last || v < 0)
-      throw api_error(
-          400, 20001,
-          "Invalid PageToken '" + *token + "': use the next_page_uri of a list response");
-    offset = v;
-  }
+  auto cut = cut_page(c, std::move(all), 1000, "next_page_uri");
   std::string query;
   for (const auto& [name, value] : filters)
     query += (query.empty() ? "?" : "&") + name + "=" + url_segment(value);
-  auto page_uri = [&](std::int64_t p, std::optional<std::int64_t> from) {
+  auto uri_of = [&](const page_cut::link& l) {
     std::string u = path + ".json" + query + (query.empty() ? "?" : "&") +
-                    "PageSize=" + std::to_string(page_size) + "&Page=" + std::to_string(p);
-    if (from)
-      u += "&PageToken=PT" + std::to_string(*from);
+                    "PageSize=" + std::to_string(cut.page_size) +
+                    "&Page=" + std::to_string(l.first);
+    if (l.second)
+      u += "&PageToken=PT" + std::to_string(*l.second);
     return u;
   };
-  const auto total = static_cast<std::int64_t>(all.size());
-  json::array records;
-  for (std::int64_t i = offset; i < total && i < offset + page_size; ++i)
-    records.push_back(std::move(all[static_cast<std::size_t>(i)]));
-  const auto count = static_cast<std::int64_t>(records.size());
+  auto maybe_uri = [&](const std::optional<page_cut::link>& l) {
+    return l ? json::value(uri_of(*l)) : json::value(nullptr);
+  };
+  const auto count = static_cast<std::int64_t>(cut.records.size());
   json::object out;
-  out[key] = std::move(records);
-  out["start"] = offset;
-  out["end"] = count > 0 ? offset + count - 1 : offset;
-  out["page"] = page;
-  out["page_size"] = page_size;
-  out["first_page_uri"] = page_uri(0, std::nullopt);
-  out["previous_page_uri"] =
-      offset > 0 ? json::value(page_uri(page > 0 ? page - 1 : 0,
-                                        std::max<std::int64_t>(0, offset - page_size)))
-                 : json::value(nullptr);
-  out["next_page_uri"] = offset + page_size < total
-                             ? json::value(page_uri(page + 1, offset + page_size))
-                             : json::value(nullptr);
-  out["uri"] =
-      page_uri(page, c.has("PageToken") ? std::optional<std::int64_t>{offset} : std::nullopt);
+  out[key] = std::move(cut.records);
+  out["start"] = cut.offset;
+  out["end"] = count > 0 ? cut.offset + count - 1 : cut.offset;
+  out["page"] = cut.page;
+  out["page_size"] = cut.page_size;
+  out["first_page_uri"] = uri_of(cut.first);
+  out["previous_page_uri"] = maybe_uri(cut.previous);
+  out["next_page_uri"] = maybe_uri(cut.next);
+  out["uri"] = uri_of(cut.current);
   return out;
 }
 

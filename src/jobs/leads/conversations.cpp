@@ -41,6 +41,30 @@ std::optional<json::value> lookup(const tw::call_result& r) {
   throw step_retry("looking up an earlier attempt: " + r.message, r.retry_after);
 }
 
+std::optional<json::value> search_list(
+    tw::twilio_api& twilio, const tw::call_result& first, const char* key, int max_pages,
+    const std::function<list_search(const json::object&, std::optional<json::value>&)>& visit) {
+  auto page = lookup(first);
+  for (int pages = 1; page; ++pages) {
+    const auto& o = page->as_object();
+    std::optional<json::value> found;
+    if (const auto* list = o.if_contains(key); list != nullptr && list->is_array())
+      for (const auto& record : list->get_array())
+        if (!record.is_object() || visit(record.as_object(), found) == list_search::stop || found)
+          return found;
+    const auto* meta = o.if_contains("meta");
+    auto next = meta != nullptr && meta->is_object() ? str(meta->as_object(), "next_page_url")
+                                                     : str(o, "next_page_uri");
+    if (next.empty())
+      return std::nullopt;
+    if (pages >= max_pages)
+      throw step_retry(std::string{"the list of "} + key + " has more than " +
+                       std::to_string(max_pages) + " pages; retrying later");
+    page = lookup(twilio.fetch_page(next));
+  }
+  return std::nullopt;
+}
+
 tw::twilio_api& lead_connection::twilio() {
   if (!twilio_) {
     try {
@@ -151,31 +175,19 @@ json::value lead_services::conversation_open(step_context& ctx) {
   // page is read: a location's phone takes part in one conversation per customer it ever had,
   // closed ones included, and the list is oldest first, so the open holder is often on the last.
   auto holder_of = [&](const std::string& address) -> std::optional<std::string> {
-    auto page = lookup(twilio_of(ctx).participant_conversations(address));
-    for (int pages = 1; page; ++pages) {
-      const auto& o = page->as_object();
-      if (const auto* list = o.if_contains("conversations"); list != nullptr && list->is_array())
-        for (const auto& c : list->get_array()) {
-          const auto& co = c.as_object();
-          const auto* binding = co.if_contains("participant_messaging_binding");
-          if (binding == nullptr || !binding->is_object())
-            continue;
-          if (str(binding->as_object(), "proxy_address") == conv->proxy_number &&
-              str(co, "conversation_state") != "closed")
-            return str(co, "conversation_sid");
-        }
-      const auto* meta = o.if_contains("meta");
-      const auto next = meta != nullptr && meta->is_object()
-                            ? str(meta->as_object(), "next_page_url")
-                            : std::string{};
-      if (next.empty())
-        return std::nullopt;
-      if (pages >= max_binding_pages)
-        throw step_retry("ParticipantConversations for " + address + " has more than " +
-                         std::to_string(max_binding_pages) + " pages; retrying later");
-      page = lookup(twilio_of(ctx).fetch_page(next));
-    }
-    return std::nullopt;
+    auto holder = search_list(
+        twilio_of(ctx), twilio_of(ctx).participant_conversations(address), "conversations",
+        max_binding_pages, [&](const json::object& c, std::optional<json::value>& found) {
+          const auto* binding = c.if_contains("participant_messaging_binding");
+          if (binding != nullptr && binding->is_object() &&
+              str(binding->as_object(), "proxy_address") == conv->proxy_number &&
+              str(c, "conversation_state") != "closed")
+            found = json::value(str(c, "conversation_sid"));
+          return list_search::next;
+        });
+    if (!holder)
+      return std::nullopt;
+    return std::string(holder->as_string());
   };
   auto add = [&](const std::string& step, const std::string& address, const char* role,
                  bool may_adopt) {

@@ -272,28 +272,16 @@ json::value lead_services::lead_remind(step_context& ctx) {
       [&]() -> std::optional<json::value> {
         // Twilio's Messages API takes no idempotency key: an SMS of this step is one to the same
         // phone, from the same number, with the same text, made after the step began.
-        tw::sms_listing listing{sms.to, sms.from, 50};
-        auto page = lookup(twilio_of(ctx).list_sms(listing));
-        for (int pages = 0; page && pages < 20; ++pages) {
-          const auto& o = page->as_object();
-          bool older = false;
-          if (const auto* list = o.if_contains("messages"); list != nullptr && list->is_array())
-            for (const auto& m : list->get_array()) {
-              const auto& mo = m.as_object();
-              const auto made = core::rfc2822_to_unix_seconds(str(mo, "date_created"));
-              if (made && *made < not_before_s) {
-                older = true;  // newest first: the rest are older still
-                break;
-              }
-              if (str(mo, "body") == sms.body)
-                return json::value(json::object{{"message_sid", str(mo, "sid")}});
-            }
-          const auto next = str(o, "next_page_uri");
-          if (older || next.empty())
-            break;
-          page = lookup(twilio_of(ctx).fetch_page(next));
-        }
-        return std::nullopt;
+        return search_list(
+            twilio_of(ctx), twilio_of(ctx).list_sms(tw::sms_listing{sms.to, sms.from, 50}),
+            "messages", 20, [&](const json::object& m, std::optional<json::value>& found) {
+              const auto made = core::rfc2822_to_unix_seconds(str(m, "date_created"));
+              if (made && *made < not_before_s)
+                return list_search::stop;  // newest first: the rest are older still
+              if (str(m, "body") == sms.body)
+                found = json::object{{"message_sid", str(m, "sid")}};
+              return list_search::next;
+            });
       });
   ctx.local("lead.reminded", [&]() -> json::value {
     store_of(ctx).count_reminder(id);

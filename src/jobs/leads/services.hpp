@@ -80,6 +80,16 @@ std::optional<std::uint64_t> invocation_number(const std::string& id);
 json::value ok_or_throw(const tw::call_result& r);
 /// A read done to find out what happened: the body, nothing for "not found", else step_retry.
 std::optional<json::value> lookup(const tw::call_result& r);
+/// What a search of a Twilio list does after one record.
+enum class list_search { next, stop };
+/// Searches a Twilio list from its `first` page (an answer of one of its list calls), following
+/// its next-page link (`meta.next_page_url` of the v1 APIs, `next_page_uri` of the 2010 API) for
+/// at most `max_pages` pages. `visit` sees each record of `key` and may set its answer; it
+/// returns `stop` to end the search. Returns the answer, or nullopt if none was set. A failed
+/// read is a step_retry (see lookup); more pages than `max_pages` a step_retry too.
+std::optional<json::value> search_list(
+    tw::twilio_api& twilio, const tw::call_result& first, const char* key, int max_pages,
+    const std::function<list_search(const json::object&, std::optional<json::value>&)>& visit);
 
 // --- closing (conversations.cpp): written once, used by every path that ends a lead ----------
 /// Marks conversation `c` closing and creates its close invocation (returned, to dispatch after
