@@ -31,8 +31,8 @@ FROM debian:bookworm-slim
 # check below fails the build if one is missing.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libcaf-core0.17 libboost-json1.81.0 libspdlog1.10 libfmt9 libcpp-httplib0.11 \
-      libsqlite3-0 librabbitmq4 ca-certificates \
+      libcaf-core0.17 libboost-json1.81.0 libboost-url1.81.0 libspdlog1.10 libfmt9 \
+      libcpp-httplib0.11 libbrotli1 zlib1g libsqlite3-0 librabbitmq4 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
 COPY --from=build /staging/usr/local/ /usr/local/

@@ -450,7 +450,7 @@ TEST_CASE("the HTTP server answers health and readiness", "[runtime][http]") {
   auto health = client.Get("/health");
   REQUIRE(health);
   CHECK(health->status == 200);
-  CHECK(health->body == R"({"status":"ok"})");
+  CHECK(health->body == "{\"status\":\"ok\"}\n");
   auto ready = client.Get("/ready");
   REQUIRE(ready);
   CHECK(ready->status == 200);

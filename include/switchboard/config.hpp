@@ -34,13 +34,18 @@ struct http_config {
   bool enabled = true;
   std::string host = "127.0.0.1";                ///< loopback unless told otherwise
   std::uint16_t port = 8080;                     ///< 0 picks a free port
-  std::size_t max_body_bytes = 4 * 1024 * 1024;  ///< larger requests get 413
-  std::size_t keep_alive_max_count = 10'000;     ///< requests per kept-alive connection
+  std::size_t max_body_bytes = 4 * 1024 * 1024;  ///< larger bodies get 413, also once inflated
+  std::size_t max_header_bytes = 64 * 1024;  ///< request line + headers; larger get 431 (since 0.5)
+  std::size_t max_connections = 10'000;      ///< open at once; the next is answered 503 (since 0.5)
+  std::size_t keep_alive_max_count = 10'000;  ///< requests per kept-alive connection
+  /// A request's header must be complete within this of the connection waiting for it (so an
+  /// idle kept-alive connection closes after it), and a body may pause at most this long.
   std::chrono::milliseconds read_timeout{5'000};
-  std::chrono::milliseconds write_timeout{5'000};
-  /// Connections served at once: a kept-alive connection holds a thread until it closes or
-  /// idles for read_timeout; threads start on demand up to this and end after 30 s idle.
+  std::chrono::milliseconds write_timeout{5'000};  ///< an answer must be taken within this
+  /// Requests handled at once (a handler may wait for the disk); threads start on demand up to
+  /// this and end after 30 s idle. Connections, idle or slow, hold no thread.
   std::size_t worker_threads = 256;
+  bool access_log = true;  ///< a log line per request: method, path, status, time, id (since 0.5)
 };
 
 /// CAF scheduler settings. The default of 2 threads suits the 2-core machines we measure on.

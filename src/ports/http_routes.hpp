@@ -22,6 +22,9 @@ struct http_request {
   std::vector<std::string> matches;  ///< the pattern's groups; [0] is the whole path
   std::function<std::string(const std::string& name)> header;  ///< "" when absent
   std::function<std::string(const std::string& name)> param;   ///< query parameter, "" when absent
+  std::vector<std::pair<std::string, std::string>> headers;    ///< every header, as received
+  std::vector<std::pair<std::string, std::string>> params;     ///< every query parameter, decoded
+  std::string request_id;  ///< the X-Request-Id the answer carries (for logs)
 };
 
 /// What a route answers.

@@ -155,9 +155,10 @@ void runtime::start() {
     hooks.api_token = d.env.api_token;
     if (hooks.api_token.empty())
       spdlog::warn(
-          "SWITCHBOARD_API_TOKEN is not set: the HTTP API under /v1/ (ingest, read, "
-          "dead letters) refuses every request with 401 until switchboard is restarted "
-          "with it set; /health and /ready stay open");
+          "SWITCHBOARD_API_TOKEN is not set: the HTTP API under /v1/ (events, dead letters, "
+          "state, rebuild, leads, form leads, dealers, invocations) refuses every request with "
+          "401 until switchboard is restarted with it set; /health, /ready and the signed "
+          "Twilio webhook stay open");
     hooks.limits = d.cfg.limits;
     hooks.ready = [raw] {
       std::lock_guard<std::mutex> guard{raw->mu};

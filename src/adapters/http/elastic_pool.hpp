@@ -1,14 +1,12 @@
 #pragma once
 
-// cpp-httplib hands its task queue one job per accepted connection, and the job keeps its
-// thread for the connection's whole kept-alive life (until the client is idle for the read
-// timeout). A fixed pool of N threads therefore serves N clients and makes the N+1st wait
-// seconds for a thread, however idle the others are. This queue starts a thread whenever a
-// connection arrives and none is free, up to `max_threads` (beyond that, connections wait in
-// order), and lets a thread that had nothing to do for `idle_exit` end, so an idle server holds
-// only a few threads.
-
-#include <httplib.h>
+// A pool for jobs that may block: it starts a thread whenever a job arrives and none is free, up
+// to `max_threads` (beyond that, jobs wait in order), and lets a thread that had nothing to do
+// for `idle_exit` end, so an idle server holds only a few threads. The daemon's HTTP listener
+// runs its handlers on one (a handler may wait for data to reach the disk). The Twilio
+// emulator's cpp-httplib server gives it one job per connection (see emulator.cpp), which
+// keeps its thread for the connection's kept-alive life: a fixed pool of N would make the N+1st
+// client wait seconds, however idle the others are.
 
 #include <chrono>
 #include <condition_variable>
@@ -23,7 +21,7 @@
 
 namespace switchboard::adapters::http {
 
-class elastic_pool final : public httplib::TaskQueue {
+class elastic_pool {
 public:
   elastic_pool(std::size_t max_threads, std::size_t keep_threads,
                std::chrono::milliseconds idle_exit = std::chrono::seconds(30))
@@ -32,9 +30,9 @@ public:
         idle_exit_(idle_exit) {}
   elastic_pool(const elastic_pool&) = delete;
   elastic_pool& operator=(const elastic_pool&) = delete;
-  ~elastic_pool() override { shutdown(); }
+  ~elastic_pool() { shutdown(); }
 
-  void enqueue(std::function<void()> fn) override {
+  void enqueue(std::function<void()> fn) {
     std::vector<std::thread> ended;
     {
       std::lock_guard<std::mutex> guard{mu_};
@@ -52,7 +50,7 @@ public:
       t.join();  // already returned, or about to
   }
 
-  void shutdown() override {
+  void shutdown() {
     std::vector<std::thread> threads;
     {
       std::lock_guard<std::mutex> guard{mu_};

@@ -1,63 +1,55 @@
 #include "adapters/http/http_server.hpp"
 
-#include "adapters/http/elastic_pool.hpp"
-#include "adapters/http/listen_socket.hpp"
-
 #include "core/auth.hpp"
 #include "core/exception_text.hpp"
 
-#include <httplib.h>
 #include <spdlog/spdlog.h>
 #include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
 
-#include <sys/socket.h>
-
-#include <cerrno>
+#include <algorithm>
+#include <cctype>
 #include <charconv>
-#include <cstdlib>
-#include <cstring>
 #include <limits>
-#include <optional>
 #include <stdexcept>
-#include <thread>
 
 namespace switchboard::adapters::http {
 
 namespace {
 
-constexpr const char* json_type = "application/json";
-
-void reply_json(httplib::Response& res, int status, const std::string& body) {
-  res.status = status;
-  res.set_content(body, json_type);
-}
-
-void reply_error(httplib::Response& res, int status, const std::string& error) {
-  reply_json(res, status, boost::json::serialize(boost::json::object{{"error", error}}));
-}
+using ports::error_reply;
+using ports::http_reply;
+using ports::http_request;
+using ports::json_reply;
 
 constexpr std::size_t default_page = 100;
 constexpr std::size_t max_page = 1000;
 
-/// Reads an optional unsigned query parameter in [min, max]; on a bad value answers 400
-/// naming the parameter and returns false.
-bool number_param(const httplib::Request& req, httplib::Response& res, const char* name,
-                  std::uint64_t min, std::uint64_t max, const char* meaning, std::uint64_t& out) {
-  if (!req.has_param(name))
-    return true;
-  const auto text = req.get_param_value(name);
+const std::string* param_of(const http_request& req, const char* name) {
+  for (const auto& [k, v] : req.params)
+    if (k == name)
+      return &v;
+  return nullptr;
+}
+
+/// Reads an optional unsigned query parameter in [min, max] into `out`; on a bad value returns
+/// the 400 naming the parameter.
+std::optional<http_reply> number_param(const http_request& req, const char* name, std::uint64_t min,
+                                       std::uint64_t max, const char* meaning, std::uint64_t& out) {
+  const auto* text = param_of(req, name);
+  if (text == nullptr)
+    return std::nullopt;
   std::uint64_t v = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (!text.empty() && ec == std::errc{} && end == text.data() + text.size() && v >= min &&
+  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
+  if (!text->empty() && ec == std::errc{} && end == text->data() + text->size() && v >= min &&
       v <= max) {
     out = v;
-    return true;
+    return std::nullopt;
   }
-  const auto shown = text.size() > 64 ? text.substr(0, 64) + "..." : text;
-  reply_error(
-      res, 400,
-      std::string{"query parameter '"} + name + "': must be " + meaning + ", got '" + shown + "'");
-  return false;
+  const auto shown = text->size() > 64 ? text->substr(0, 64) + "..." : *text;
+  return error_reply(400, std::string{"query parameter '"} + name + "': must be " + meaning +
+                              ", got '" + shown + "'");
 }
 
 std::string range_text(std::size_t lo, std::size_t hi) {
@@ -74,10 +66,10 @@ boost::json::object dead_letter_json(const dead_letter_info& d) {
           {"parked_at", d.parked_at}};
 }
 
-std::optional<std::uint64_t> path_id(const httplib::Request& req) {
+std::optional<std::uint64_t> path_id(const http_request& req) {
   if (req.matches.size() < 2)
     return std::nullopt;
-  const auto text = req.matches[1].str();
+  const auto& text = req.matches[1];
   std::uint64_t v = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (ec != std::errc{} || end != text.data() + text.size())
@@ -85,63 +77,192 @@ std::optional<std::uint64_t> path_id(const httplib::Request& req) {
   return v;
 }
 
-void reply_unknown_dead_letter(httplib::Response& res, const std::string& id, const char* verb) {
-  reply_error(res, 404,
-              "no dead letter with id " + id + " to " + verb +
-                  (std::string{verb} == "retry"
-                       ? " (or its named subscription is not running in this process)"
-                       : "") +
-                  "; list them with GET /v1/dead-letters");
+http_reply unknown_dead_letter(const std::string& id, const std::string& verb) {
+  return error_reply(
+      404,
+      "no dead letter with id " + id + " to " + verb +
+          (verb == "retry" ? " (or its named subscription is not running in this process)" : "") +
+          "; list them with GET /v1/dead-letters");
+}
+
+http_reply unavailable() {
+  return error_reply(503, "this server does not serve this API (no runtime attached)");
+}
+
+wire_reply to_wire(http_reply r) {
+  wire_reply w;
+  w.status = r.status;
+  w.body = std::move(r.body);
+  w.content_type = std::move(r.content_type);
+  w.headers = std::move(r.headers);
+  // Every JSON answer ends with a newline, so `curl` leaves the prompt on its own line.
+  if (!w.body.empty() && w.body.back() != '\n' &&
+      w.content_type.compare(0, 16, "application/json") == 0)
+    w.body.push_back('\n');
+  return w;
 }
 
 }  // namespace
 
-http_server::http_server(http_config cfg, hooks h)
-    : cfg_(std::move(cfg)), hooks_(std::move(h)), server_(std::make_unique<httplib::Server>()) {
-  auto& s = *server_;
-  // 0.11.4 defaults: Nagle on (40 ms stalls on keep-alive), 5 requests per connection and no
-  // body limit. Fix all three.
-  s.set_tcp_nodelay(true);
-  s.set_socket_options(listen_socket_.options());  // SO_REUSEADDR only (listen_socket.hpp)
-  s.set_keep_alive_max_count(cfg_.keep_alive_max_count);
-  s.set_payload_max_length(cfg_.max_body_bytes);
-  s.set_read_timeout(cfg_.read_timeout);
-  s.set_write_timeout(cfg_.write_timeout);
-  // A thread per kept-alive connection, started when one arrives and none is free: 32 clients
-  // get 32 threads without tuning, and an idle server keeps 4.
-  auto threads = cfg_.worker_threads;
-  s.new_task_queue = [threads] { return new elastic_pool(threads, 4); };
-
-  s.Get("/health", [](const httplib::Request&, httplib::Response& res) {
-    reply_json(res, 200, R"({"status":"ok"})");
-  });
-  s.Get("/ready", [this](const httplib::Request&, httplib::Response& res) {
-    if (hooks_.ready && hooks_.ready())
-      reply_json(res, 200, R"({"status":"ready"})");
-    else
-      reply_json(res, 503, R"({"status":"not ready"})");
-  });
-  add_api_routes();
-  s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty())
-      return;
-    std::string what = res.status == 404   ? "no such route: " + req.method + " " + req.path
-                       : res.status == 413 ? "request body too large"
-                                           : "request failed";
-    reply_error(res, res.status, what);
-  });
-  s.set_exception_handler(
-      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-        spdlog::error("http: {} {} failed: {}", req.method, req.path, core::exception_text(ep));
-        reply_json(res, 500, R"({"error":"internal error; see the server log"})");
-      });
+http_server::http_server(http_config cfg, hooks h) : cfg_(std::move(cfg)), hooks_(std::move(h)) {
+  auto add = [this](ports::http_route r) {
+    std::regex pattern{r.pattern, std::regex::ECMAScript | std::regex::optimize};
+    routes_.push_back(route{std::move(r), std::move(pattern)});
+  };
+  for (auto& r : bus_routes())
+    add(std::move(r));
+  for (auto& r : hooks_.routes) {
+    if (r.method != "GET" && r.method != "POST" && r.method != "DELETE" && r.method != "PUT")
+      throw std::invalid_argument("http_server: route " + r.pattern + " has an unknown method " +
+                                  r.method);
+    add(r);
+  }
+  listener_options o;
+  o.host = cfg_.host;
+  o.port = cfg_.port;
+  o.max_header_bytes = cfg_.max_header_bytes;
+  o.max_body_bytes = cfg_.max_body_bytes;
+  o.max_connections = cfg_.max_connections;
+  o.keep_alive_max_count = cfg_.keep_alive_max_count;
+  o.read_timeout = cfg_.read_timeout;
+  o.write_timeout = cfg_.write_timeout;
+  o.worker_threads = cfg_.worker_threads;
+  request_handler& self = *this;
+  listener_ = std::make_unique<http_listener>(std::move(o), self);
 }
 
-bool http_server::authorized(const httplib::Request& req, httplib::Response& res) const {
+http_server::~http_server() { stop(); }
+
+std::vector<ports::http_route> http_server::bus_routes() {
+  using ports::route_access;
+  std::vector<ports::http_route> r;
+  r.push_back({"GET", "/health", route_access::open,
+               [](const http_request&) { return json_reply(200, R"({"status":"ok"})"); }});
+  r.push_back({"GET", "/ready", route_access::open, [this](const http_request&) {
+                 return hooks_.ready && hooks_.ready()
+                            ? json_reply(200, R"({"status":"ready"})")
+                            : json_reply(503, R"({"status":"not ready"})");
+               }});
+
+  r.push_back({"POST", "/v1/events", route_access::bearer_token, [this](const http_request& req) {
+                 if (!hooks_.publish)
+                   return unavailable();
+                 header_list ce_headers;
+                 for (const auto& [name, value] : req.headers)
+                   if (name.size() > 3 && (name[0] == 'c' || name[0] == 'C') &&
+                       (name[1] == 'e' || name[1] == 'E') && name[2] == '-')
+                     ce_headers.emplace_back(name, value);
+                 auto request =
+                     decode_ingest(req.header("Content-Type"), ce_headers, req.body, hooks_.limits);
+                 auto answer = ingest(std::move(request), hooks_.publish, hooks_.ingest_timeout);
+                 auto reply = json_reply(answer.status, std::move(answer.body));
+                 if (answer.retry_after)
+                   reply.headers.emplace_back("Retry-After", std::to_string(*answer.retry_after));
+                 return reply;
+               }});
+
+  r.push_back(
+      {"GET", "/v1/events", route_access::bearer_token, [this](const http_request& req) {
+         if (!hooks_.read || !hooks_.last_sequence)
+           return unavailable();
+         std::uint64_t after = 0;
+         std::uint64_t limit = default_page;
+         if (auto bad = number_param(
+                 req, "after", 0, std::numeric_limits<std::uint64_t>::max(),
+                 "a non-negative integer (a journal sequence; 0 = from the start)", after))
+           return *bad;
+         if (auto bad =
+                 number_param(req, "limit", 1, max_page, range_text(1, max_page).c_str(), limit))
+           return *bad;
+         boost::json::array events;
+         for (const auto& ev : hooks_.read(after, static_cast<std::size_t>(limit)))
+           events.push_back(to_json(ev));
+         // Read after the events, so that it is at least the last one returned.
+         const auto last = hooks_.last_sequence();
+         return json_reply(200, boost::json::serialize(boost::json::object{
+                                    {"events", std::move(events)}, {"last_sequence", last}}));
+       }});
+
+  r.push_back(
+      {"GET", "/v1/dead-letters", route_access::bearer_token, [this](const http_request& req) {
+         if (!hooks_.dead_letters)
+           return unavailable();
+         std::uint64_t limit = default_page;
+         if (auto bad =
+                 number_param(req, "limit", 1, max_page, range_text(1, max_page).c_str(), limit))
+           return *bad;
+         boost::json::array letters;
+         for (const auto& d :
+              hooks_.dead_letters(req.param("consumer"), static_cast<std::size_t>(limit)))
+           letters.push_back(dead_letter_json(d));
+         return json_reply(200, boost::json::serialize(
+                                    boost::json::object{{"dead_letters", std::move(letters)}}));
+       }});
+
+  r.push_back({"POST", R"(/v1/dead-letters/(\d+)/retry)", route_access::bearer_token,
+               [this](const http_request& req) {
+                 if (!hooks_.retry_dead_letter)
+                   return unavailable();
+                 auto id = path_id(req);
+                 if (!id || !hooks_.retry_dead_letter(*id))
+                   return unknown_dead_letter(req.matches[1], "retry");
+                 return json_reply(200, boost::json::serialize(boost::json::object{
+                                            {"id", *id}, {"status", "retried"}}));
+               }});
+
+  r.push_back({"DELETE", R"(/v1/dead-letters/(\d+))", route_access::bearer_token,
+               [this](const http_request& req) {
+                 if (!hooks_.discard_dead_letter)
+                   return unavailable();
+                 auto id = path_id(req);
+                 if (!id || !hooks_.discard_dead_letter(*id))
+                   return unknown_dead_letter(req.matches[1], "discard");
+                 return json_reply(200, boost::json::serialize(boost::json::object{
+                                            {"id", *id}, {"status", "discarded"}}));
+               }});
+  return r;
+}
+
+std::optional<http_server::target> http_server::parse_target(const std::string& text) {
+  auto parsed = boost::urls::parse_origin_form(text);
+  if (!parsed)
+    return std::nullopt;
+  target t;
+  t.path = std::string{parsed->path()};
+  for (auto p : parsed->params())
+    t.params.emplace_back(std::string{p.key}, std::string{p.value});
+  return t;
+}
+
+const http_server::route* http_server::find(const std::string& method, const std::string& path,
+                                            std::vector<std::string>* matches) const {
+  for (const auto& r : routes_) {
+    if (r.spec.method != method)
+      continue;
+    std::smatch m;
+    if (std::regex_match(path, m, r.pattern)) {
+      if (matches != nullptr)
+        for (const auto& g : m)
+          matches->push_back(g.str());
+      return &r;
+    }
+  }
+  return nullptr;
+}
+
+std::string http_server::methods_at(const std::string& path) const {
+  std::string allow;
+  for (const auto& r : routes_)
+    if (std::regex_match(path, r.pattern) && allow.find(r.spec.method) == std::string::npos)
+      allow += (allow.empty() ? "" : ", ") + r.spec.method;
+  return allow;
+}
+
+std::optional<wire_reply> http_server::refused(const wire_request& req) const {
   using core::token_check;
-  const auto check = core::check_bearer(req.get_header_value("Authorization"), hooks_.api_token);
+  const auto check = core::check_bearer(req.header("Authorization"), hooks_.api_token);
   if (check == token_check::ok)
-    return true;
+    return std::nullopt;
   std::string why;
   switch (check) {
     case token_check::not_configured:
@@ -158,182 +279,97 @@ bool http_server::authorized(const httplib::Request& req, httplib::Response& res
       why = "the bearer token is not the server's SWITCHBOARD_API_TOKEN; send that token";
       break;
   }
-  res.set_header("WWW-Authenticate", check == token_check::wrong
-                                         ? R"(Bearer realm="switchboard", error="invalid_token")"
-                                         : R"(Bearer realm="switchboard")");
-  reply_error(res, 401, why);
-  return false;
+  auto reply = to_wire(error_reply(401, why));
+  reply.headers.emplace_back("WWW-Authenticate",
+                             check == token_check::wrong
+                                 ? R"(Bearer realm="switchboard", error="invalid_token")"
+                                 : R"(Bearer realm="switchboard")");
+  return reply;
 }
 
-void http_server::add_api_routes() {
-  auto& s = *server_;
-  // Every /v1/ handler checks the token first. (A pre-routing handler would answer before
-  // cpp-httplib reads the body, which leaves the body in a kept-alive connection.)
-  auto guarded = [this](auto handler) {
-    return [this, handler](const httplib::Request& req, httplib::Response& res) {
-      if (authorized(req, res))
-        handler(req, res);
-    };
-  };
-  auto unavailable = [](httplib::Response& res) {
-    reply_error(res, 503, "this server does not serve this API (no runtime attached)");
-  };
-
-  s.Post("/v1/events",
-         guarded([this, unavailable](const httplib::Request& req, httplib::Response& res) {
-           if (!hooks_.publish)
-             return unavailable(res);
-           header_list ce_headers;
-           for (const auto& [name, value] : req.headers)
-             if (name.size() > 3 && (name[0] == 'c' || name[0] == 'C') &&
-                 (name[1] == 'e' || name[1] == 'E') && name[2] == '-')
-               ce_headers.emplace_back(name, value);
-           auto request = decode_ingest(req.get_header_value("Content-Type"), ce_headers, req.body,
-                                        hooks_.limits);
-           auto answer = ingest(std::move(request), hooks_.publish, hooks_.ingest_timeout);
-           if (answer.retry_after)
-             res.set_header("Retry-After", std::to_string(*answer.retry_after));
-           reply_json(res, answer.status, answer.body);
-         }));
-
-  s.Get("/v1/events",
-        guarded([this, unavailable](const httplib::Request& req, httplib::Response& res) {
-          if (!hooks_.read || !hooks_.last_sequence)
-            return unavailable(res);
-          std::uint64_t after = 0;
-          std::uint64_t limit = default_page;
-          if (!number_param(req, res, "after", 0, std::numeric_limits<std::uint64_t>::max(),
-                            "a non-negative integer (a journal sequence; 0 = from the start)",
-                            after) ||
-              !number_param(req, res, "limit", 1, max_page, range_text(1, max_page).c_str(), limit))
-            return;
-          boost::json::array events;
-          for (const auto& ev : hooks_.read(after, static_cast<std::size_t>(limit)))
-            events.push_back(to_json(ev));
-          // Read after the events, so that it is at least the last one returned.
-          const auto last = hooks_.last_sequence();
-          reply_json(res, 200,
-                     boost::json::serialize(boost::json::object{{"events", std::move(events)},
-                                                                {"last_sequence", last}}));
-        }));
-
-  s.Get("/v1/dead-letters",
-        guarded([this, unavailable](const httplib::Request& req, httplib::Response& res) {
-          if (!hooks_.dead_letters)
-            return unavailable(res);
-          std::uint64_t limit = default_page;
-          if (!number_param(req, res, "limit", 1, max_page, range_text(1, max_page).c_str(), limit))
-            return;
-          boost::json::array letters;
-          for (const auto& d : hooks_.dead_letters(req.get_param_value("consumer"),
-                                                   static_cast<std::size_t>(limit)))
-            letters.push_back(dead_letter_json(d));
-          reply_json(
-              res, 200,
-              boost::json::serialize(boost::json::object{{"dead_letters", std::move(letters)}}));
-        }));
-
-  s.Post(R"(/v1/dead-letters/(\d+)/retry)",
-         guarded([this, unavailable](const httplib::Request& req, httplib::Response& res) {
-           if (!hooks_.retry_dead_letter)
-             return unavailable(res);
-           auto id = path_id(req);
-           if (!id || !hooks_.retry_dead_letter(*id))
-             return reply_unknown_dead_letter(res, req.matches[1].str(), "retry");
-           reply_json(
-               res, 200,
-               boost::json::serialize(boost::json::object{{"id", *id}, {"status", "retried"}}));
-         }));
-
-  s.Delete(R"(/v1/dead-letters/(\d+))",
-           guarded([this, unavailable](const httplib::Request& req, httplib::Response& res) {
-             if (!hooks_.discard_dead_letter)
-               return unavailable(res);
-             auto id = path_id(req);
-             if (!id || !hooks_.discard_dead_letter(*id))
-               return reply_unknown_dead_letter(res, req.matches[1].str(), "discard");
-             reply_json(
-                 res, 200,
-                 boost::json::serialize(boost::json::object{{"id", *id}, {"status", "discarded"}}));
-           }));
-
-  for (const auto& route : hooks_.routes)
-    add_job_route(route);
+std::optional<wire_reply> http_server::screen(const wire_request& head) {
+  auto t = parse_target(head.target);
+  if (!t)
+    return to_wire(error_reply(
+        400, "the request target is not a valid path and query: " + head.target.substr(0, 200)));
+  const auto* r = find(head.method, t->path, nullptr);
+  // Under /v1/ nothing is told without the token, not even which routes exist.
+  const bool guarded = r != nullptr ? r->spec.access == ports::route_access::bearer_token
+                                    : t->path.compare(0, 4, "/v1/") == 0;
+  if (guarded)
+    if (auto no = refused(head))
+      return no;
+  if (r != nullptr)
+    return std::nullopt;
+  if (auto allow = methods_at(t->path); !allow.empty()) {
+    auto reply = to_wire(
+        error_reply(405, head.method + " is not allowed on " + t->path + "; it takes " + allow));
+    reply.headers.emplace_back("Allow", allow);
+    return reply;
+  }
+  return to_wire(error_reply(404, "no such route: " + head.method + " " + t->path));
 }
 
-void http_server::add_job_route(const ports::http_route& route) {
-  auto handle = [this, route](const httplib::Request& req, httplib::Response& res) {
-    if (route.access == ports::route_access::bearer_token && !authorized(req, res))
-      return;
-    ports::http_request r;
-    r.method = req.method;
-    r.path = req.path;
-    r.body = req.body;
-    for (const auto& m : req.matches)
-      r.matches.push_back(m.str());
-    r.header = [&req](const std::string& name) { return req.get_header_value(name.c_str()); };
-    r.param = [&req](const std::string& name) { return req.get_param_value(name.c_str()); };
-    auto reply = route.handle(r);
-    for (const auto& [name, value] : reply.headers)
-      res.set_header(name.c_str(), value);
-    res.status = reply.status;
-    res.set_content(reply.body, reply.content_type.c_str());
+wire_reply http_server::handle(wire_request request) {
+  auto t = parse_target(request.target);
+  http_request r;
+  const route* found = t ? find(request.method, t->path, &r.matches) : nullptr;
+  if (found == nullptr)  // screen() answered these already
+    return to_wire(error_reply(404, "no such route: " + request.method));
+  r.method = request.method;
+  r.path = t->path;
+  r.body = std::move(request.body);
+  r.headers = std::move(request.headers);
+  r.params = std::move(t->params);
+  r.request_id = request.request_id;
+  r.header = [&r](const std::string& name) {
+    for (const auto& [n, v] : r.headers)
+      if (n.size() == name.size() &&
+          std::equal(n.begin(), n.end(), name.begin(), [](char a, char b) {
+            return std::tolower(static_cast<unsigned char>(a)) ==
+                   std::tolower(static_cast<unsigned char>(b));
+          }))
+        return v;
+    return std::string{};
   };
-  auto& s = *server_;
-  if (route.method == "GET")
-    s.Get(route.pattern, handle);
-  else if (route.method == "POST")
-    s.Post(route.pattern, handle);
-  else if (route.method == "DELETE")
-    s.Delete(route.pattern, handle);
-  else if (route.method == "PUT")
-    s.Put(route.pattern, handle);
+  r.param = [&r](const std::string& name) {
+    const auto* v = param_of(r, name.c_str());
+    return v != nullptr ? *v : std::string{};
+  };
+  try {
+    return to_wire(found->spec.handle(r));
+  } catch (...) {
+    spdlog::error("http: {} {} failed: {} (request {})", r.method, r.path,
+                  core::exception_text(std::current_exception()), r.request_id);
+    return to_wire(
+        error_reply(500, "internal error; see the server log (request " + r.request_id + ")"));
+  }
+}
+
+void http_server::answered(const wire_request& head, int status, std::chrono::microseconds duration,
+                           std::string_view why) {
+  if (!cfg_.access_log)
+    return;
+  // The path only: a query string may carry what should not be in a log.
+  auto path = head.target.substr(0, head.target.find('?'));
+  if (path.size() > 200)
+    path = path.substr(0, 200) + "...";
+  const double ms = static_cast<double>(duration.count()) / 1000.0;
+  const auto method = head.method.empty() ? std::string{"-"} : head.method;
+  if (why.empty())
+    spdlog::info("http: {} {} {} {:.1f} ms id={} peer={}", method, path.empty() ? "-" : path,
+                 status, ms, head.request_id.empty() ? "-" : head.request_id, head.peer);
   else
-    throw std::invalid_argument("http_server: route " + route.pattern + " has an unknown method " +
-                                route.method);
+    spdlog::info("http: {} {} {} {:.1f} ms id={} peer={}: {}", method, path.empty() ? "-" : path,
+                 status, ms, head.request_id.empty() ? "-" : head.request_id, head.peer, why);
 }
-
-http_server::~http_server() { stop(); }
 
 std::string http_server::start() {
-  int port = cfg_.port;
-  bool bound = false;
-  errno = 0;
-  if (port == 0) {
-    port = server_->bind_to_any_port(cfg_.host);
-    bound = port > 0;
-  } else {
-    bound = server_->bind_to_port(cfg_.host, port);
-  }
-  if (!bound) {
-    auto reason = errno != 0 ? std::string{std::strerror(errno)} : "bind failed";
-    throw std::runtime_error("cannot listen on " + cfg_.host + ":" + std::to_string(cfg_.port) +
-                             ": " + reason +
-                             " (pick a free port with --listen HOST:PORT, or :0 for any)");
-  }
-  listen_socket_.widen_backlog();
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
-  // httplib's stop() does nothing until the server runs, so a stop() right after start()
-  // would leave listen_after_bind() blocked forever. Return only once it is running (the
-  // socket already accepts connections, so this is a matter of microseconds).
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!server_->is_running() && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::microseconds(50));
-  if (!server_->is_running()) {
-    server_->stop();
-    thread_.join();
-    throw std::runtime_error("the HTTP server on " + cfg_.host + ":" + std::to_string(port) +
-                             " did not start listening");
-  }
+  const auto port = listener_->start();
   auto host = cfg_.host.find(':') != std::string::npos ? "[" + cfg_.host + "]" : cfg_.host;
   return host + ":" + std::to_string(port);
 }
 
-void http_server::stop() {
-  if (thread_.joinable()) {
-    server_->stop();
-    thread_.join();
-  }
-}
+void http_server::stop() { listener_->stop(); }
 
 }  // namespace switchboard::adapters::http

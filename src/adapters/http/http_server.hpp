@@ -1,14 +1,19 @@
 #pragma once
 
-// The daemon's HTTP server (cpp-httplib): its own thread pool, never a CAF scheduler thread.
+// The daemon's HTTP API: routes and authentication on top of http_listener (the connections).
 // Open: `GET /health`, `GET /ready`. Behind the bearer token (SWITCHBOARD_API_TOKEN): the bus's
 // own routes, `POST /v1/events` (ingest, see ingest.hpp), `GET /v1/events` (read the journal),
 // `GET /v1/dead-letters`, `POST /v1/dead-letters/{id}/retry`, `DELETE /v1/dead-letters/{id}`;
 // then every job's routes (ports::http_route, e.g. jobs/propagation/routes.cpp), each behind the
 // token unless the route checks its own credentials.
+//
+// The token is checked as soon as a request's header is in, before its body is read or inflated:
+// a request without it costs the server its header and nothing more. So does a request for a
+// route that does not exist (404; 401 under /v1/ without the token, which names no routes) or
+// with a method the route does not take (405 with `Allow`).
 
+#include "adapters/http/http_listener.hpp"
 #include "adapters/http/ingest.hpp"
-#include "adapters/http/listen_socket.hpp"
 #include "ports/http_routes.hpp"
 #include "switchboard/config.hpp"
 #include "switchboard/dead_letters.hpp"
@@ -18,19 +23,13 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <regex>
 #include <string>
-#include <thread>
 #include <vector>
-
-namespace httplib {
-class Server;
-struct Request;
-struct Response;
-}  // namespace httplib
 
 namespace switchboard::adapters::http {
 
-class http_server {
+class http_server final : private request_handler {
 public:
   /// What the server reaches the runtime through. A missing function makes its routes
   /// answer 503.
@@ -55,7 +54,7 @@ public:
   };
 
   http_server(http_config cfg, hooks h);
-  ~http_server();
+  ~http_server() override;
 
   http_server(const http_server&) = delete;
   http_server& operator=(const http_server&) = delete;
@@ -64,20 +63,39 @@ public:
   /// std::runtime_error naming the address if it cannot listen.
   std::string start();
 
-  /// Stops accepting, finishes requests in progress and joins the server thread. Idempotent.
+  /// Stops accepting, finishes requests in progress and joins the server's threads. Idempotent.
   void stop();
 
 private:
-  void add_api_routes();
-  void add_job_route(const ports::http_route& route);
-  /// True if the request carries the API token; else answers 401 and returns false.
-  bool authorized(const httplib::Request& req, httplib::Response& res) const;
+  struct route {
+    ports::http_route spec;
+    std::regex pattern;
+  };
+  /// A request's target, split and decoded.
+  struct target {
+    std::string path;
+    std::vector<std::pair<std::string, std::string>> params;
+  };
+
+  std::vector<ports::http_route> bus_routes();
+  /// The route for this method and path (its groups in `matches`), or nullptr.
+  const route* find(const std::string& method, const std::string& path,
+                    std::vector<std::string>* matches) const;
+  /// The methods some route takes at this path (for 405's Allow), "" when none.
+  std::string methods_at(const std::string& path) const;
+  /// The 401 for a request without the API token, or nullopt when it carries it.
+  std::optional<wire_reply> refused(const wire_request& req) const;
+  static std::optional<target> parse_target(const std::string& text);
+
+  std::optional<wire_reply> screen(const wire_request& head) override;
+  wire_reply handle(wire_request request) override;
+  void answered(const wire_request& head, int status, std::chrono::microseconds duration,
+                std::string_view why) override;
 
   http_config cfg_;
   hooks hooks_;
-  listen_socket listen_socket_;  // before server_, which calls into it
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  std::vector<route> routes_;
+  std::unique_ptr<http_listener> listener_;
 };
 
 }  // namespace switchboard::adapters::http

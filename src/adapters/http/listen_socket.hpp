@@ -1,7 +1,7 @@
 #pragma once
 
-// What switchboard's HTTP servers (the daemon's and the Twilio emulator's) do to cpp-httplib's
-// listening socket.
+// What the Twilio emulator's HTTP server does to cpp-httplib's listening socket (the daemon's
+// own server, http_listener, sets the same options itself).
 //
 // - SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, which lets a second server
 //   bind the same port and silently take half the connections. SO_REUSEADDR alone allows

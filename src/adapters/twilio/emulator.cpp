@@ -597,6 +597,18 @@ emulator_options completed(emulator_options o) {
   return o;
 }
 
+/// httplib's task queue on an elastic pool.
+class elastic_tasks final : public httplib::TaskQueue {
+public:
+  elastic_tasks(std::size_t max_threads, std::size_t keep_threads)
+      : pool_(max_threads, keep_threads) {}
+  void enqueue(std::function<void()> fn) override { pool_.enqueue(std::move(fn)); }
+  void shutdown() override { pool_.shutdown(); }
+
+private:
+  adapters::http::elastic_pool pool_;
+};
+
 }  // namespace
 
 emulator::emulator(emulator_options options)
@@ -611,7 +623,7 @@ emulator::emulator(emulator_options options)
   s.set_keep_alive_timeout(1);
   s.set_payload_max_length(8 * 1024 * 1024);
   // A thread per kept-alive client, started on demand ("timeout" faults hold one each).
-  s.new_task_queue = [] { return new adapters::http::elastic_pool(256, 4); };
+  s.new_task_queue = [] { return new elastic_tasks(256, 4); };
 
   add_sync_routes(self->routes);
   add_conversations_routes(self->routes);
