@@ -1,5 +1,7 @@
 #include "adapters/http/http_server.hpp"
 
+#include "adapters/http/openapi_document.hpp"
+
 #include "core/auth.hpp"
 #include "core/exception_text.hpp"
 
@@ -142,6 +144,10 @@ std::vector<ports::http_route> http_server::bus_routes() {
                  return hooks_.ready && hooks_.ready()
                             ? json_reply(200, R"({"status":"ready"})")
                             : json_reply(503, R"({"status":"not ready"})");
+               }});
+
+  r.push_back({"GET", "/v1/openapi.json", route_access::bearer_token, [](const http_request&) {
+                 return json_reply(200, std::string{openapi_document()});
                }});
 
   r.push_back({"POST", "/v1/events", route_access::bearer_token, [this](const http_request& req) {
@@ -371,5 +377,12 @@ std::string http_server::start() {
 }
 
 void http_server::stop() { listener_->stop(); }
+
+std::vector<std::pair<std::string, std::string>> http_server::route_table() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& r : routes_)
+    out.emplace_back(r.spec.method, r.spec.pattern);
+  return out;
+}
 
 }  // namespace switchboard::adapters::http

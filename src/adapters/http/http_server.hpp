@@ -66,6 +66,9 @@ public:
   /// Stops accepting, finishes requests in progress and joins the server's threads. Idempotent.
   void stop();
 
+  /// Every route served, as (method, path pattern), in the order they are matched.
+  std::vector<std::pair<std::string, std::string>> route_table() const;
+
 private:
   struct route {
     ports::http_route spec;
