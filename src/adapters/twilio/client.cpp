@@ -125,7 +125,8 @@ call_result classify_answer(const http_answer& answer, bool only_reads,
     return std::to_string(s) + (r.code != 0 ? " (Twilio " + std::to_string(r.code) + ")" : "") +
            ": " + r.message;
   };
-  if (s == 429 || s == 503) {
+  if (s == 429) {
+    // Twilio documents 429 (20429, 54009) as refused before anything happened: safe to resend.
     r.kind = outcome::retryable;
     r.retry_after = retry_after_delay(answer.retry_after, now).value_or(default_retry_after);
   } else if (s == 409 || s == 412) {
@@ -133,9 +134,14 @@ call_result classify_answer(const http_answer& answer, bool only_reads,
     if (!r.current_revision && !r.etag.empty())
       r.current_revision = r.etag;
   } else if (s >= 500) {
+    // No 5xx is documented as "not applied" (a 503 may come after the write was stored): a
+    // write is ambiguous, so its caller looks before writing again. Still, wait as asked.
     r.kind = only_reads ? outcome::retryable : outcome::ambiguous;
-    if (only_reads)
-      r.retry_after = retry_after_delay(answer.retry_after, now).value_or(default_retry_after);
+    const auto asked = retry_after_delay(answer.retry_after, now);
+    if (only_reads || s == 503)
+      r.retry_after = asked.value_or(default_retry_after);
+    else if (asked)
+      r.retry_after = *asked;
   } else {
     r.kind = outcome::terminal;
   }
