@@ -12,6 +12,8 @@
 #include "support/temp_dir.hpp"
 
 #include <httplib.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
@@ -25,6 +27,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -994,6 +997,88 @@ TEST_CASE(
     CHECK(rt.invoke(r).status == 400);
   }
   rt.stop();
+}
+
+TEST_CASE(
+    "a password in a form_leads URL is the receiver's Basic auth, and no log or answer shows it",
+    "[leads]") {
+  temp_dir dir;
+  // Lead tracking takes only crm:s3cret; marketing always fails, so each attempt is logged.
+  httplib::Server server;
+  std::mutex mu;
+  std::vector<std::string> authorizations;
+  server.Post("/ok", [&](const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard<std::mutex> guard{mu};
+    authorizations.push_back(req.get_header_value("Authorization"));
+    res.status = req.get_header_value("Authorization") == "Basic Y3JtOnMzY3JldA==" ? 200 : 401;
+  });
+  server.Post("/fail", [](const httplib::Request&, httplib::Response& res) { res.status = 503; });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  std::thread serving{[&] { server.listen_after_bind(); }};
+  while (!server.is_running())
+    std::this_thread::sleep_for(1ms);
+  const auto at = "127.0.0.1:" + std::to_string(port);
+
+  // Everything the runtime logs meanwhile.
+  std::ostringstream logged;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(logged);
+  auto logger = spdlog::default_logger();
+  logger->sinks().push_back(sink);
+  const auto level = logger->level();
+  logger->set_level(spdlog::level::debug);
+
+  config cfg;
+  cfg.data_dir = dir.path.string();
+  cfg.http.enabled = false;
+  cfg.form_leads.lead_tracking_url = "http://crm:s3cret@" + at + "/ok";
+  cfg.form_leads.marketing_url = "http://crm:s3cret@" + at + "/fail";
+  cfg.form_leads.max_attempts = 3;
+  cfg.form_leads.backoff_initial = 5ms;
+  cfg.form_leads.backoff_max = 20ms;
+  cfg.leads.webhook_url = "https://hook:s3cret@sb.example.com/v1/webhooks/twilio/conversations";
+  ::setenv("TWILIO_AUTH_TOKEN", auth_token, 1);
+  std::string answers;
+  {
+    runtime rt{cfg};
+    rt.start();
+    keyed_request r;
+    r.service = "form-leads";
+    r.body = R"({"email":"ana@example.com"})";
+    auto a = rt.invoke(r);
+    REQUIRE(a.status == 202);
+    const auto id = s(a.body, "id");
+    std::map<std::string, std::string> status, invocation;
+    CHECK(eventually([&] {
+      auto v = get(rt, "form-leads", id);
+      answers = json::serialize(v.body);
+      for (auto& f : v.body.at("forwards").as_array()) {
+        status[s(f, "target")] = s(f, "status");
+        invocation[s(f, "target")] = s(f, "invocation");
+      }
+      return status["lead_tracking"] == "done" && status["marketing"] == "parked";
+    }));
+    CHECK_THAT(answers, Catch::Matchers::Contains("***@" + at + "/fail answered 503"));
+    answers += json::serialize(get(rt, "invocations", invocation["marketing"]).body);
+    // A forged webhook is told which URL the signature was checked against: not its password.
+    auto forged = rt.conversations_webhook({{"EventType", "onMessageAdded"}}, "forged");
+    CHECK(forged.status == 403);
+    CHECK_THAT(s(forged.body, "error"), Catch::Matchers::Contains("https://***@sb.example.com/"));
+    answers += json::serialize(forged.body);
+    rt.stop();
+  }
+  logger->set_level(level);
+  logger->sinks().pop_back();
+  server.stop();
+  serving.join();
+
+  {
+    std::lock_guard<std::mutex> guard{mu};
+    CHECK(authorizations == std::vector<std::string>{"Basic Y3JtOnMzY3JldA=="});  // crm:s3cret
+  }
+  const auto log = logged.str();
+  CHECK_THAT(log, Catch::Matchers::Contains("POST http://***@" + at + "/fail answered 503"));
+  CHECK_THAT(log, !Catch::Matchers::Contains("s3cret"));
+  CHECK_THAT(answers, !Catch::Matchers::Contains("s3cret"));
 }
 
 TEST_CASE(

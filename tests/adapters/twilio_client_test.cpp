@@ -701,6 +701,17 @@ TEST_CASE("Twilio client: credentials from the environment, or a clear refusal",
   o.auth_token = auth_token;
   o.base_url = "ftp://127.0.0.1:1";
   CHECK_THROWS_AS(client{o}, std::invalid_argument);
+  // Credentials in the URL are refused, and the refusal does not repeat them.
+  o.base_url = "http://AC1:tok3n@127.0.0.1:1";
+  try {
+    client{o};
+    FAIL("a base URL with a password was taken");
+  } catch (const std::invalid_argument& e) {
+    const std::string what = e.what();
+    CHECK(what.find("http://***@127.0.0.1:1") != std::string::npos);
+    CHECK(what.find("TWILIO_AUTH_TOKEN") != std::string::npos);
+    CHECK(what.find("tok3n") == std::string::npos);
+  }
 
   // Per-product URLs win over base_url, and Twilio's hosts are the default.
   o.base_url.clear();

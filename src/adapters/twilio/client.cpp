@@ -1,5 +1,7 @@
 #include "adapters/twilio/client.hpp"
 
+#include "core/url.hpp"
+
 #include <httplib.h>
 
 #include <algorithm>
@@ -189,7 +191,14 @@ std::string form_encode(const form& fields) {
 }
 
 /// "https://host[:port]" and the path prefix ("" or "/sync") of a product URL.
-std::pair<std::string, std::string> split_base_url(const std::string& url, const char* setting) {
+std::pair<std::string, std::string> split_base_url(const std::string& given, const char* setting) {
+  // Errors show the URL without a user and password.
+  const auto url = core::redacted_url(given);
+  if (url != given)
+    throw std::invalid_argument(std::string{"twilio client: "} + setting + " '" + url +
+                                "' carries a user and password: Twilio's credentials come from "
+                                "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or client_options), "
+                                "never from the URL");
   const auto scheme_end = url.find("://");
   const auto scheme = scheme_end == std::string::npos ? std::string{} : url.substr(0, scheme_end);
   if (scheme != "http" && scheme != "https")
@@ -316,8 +325,9 @@ struct client::impl {
     } else {
       r = transport_failure(res.error(), only_reads);
     }
-    if (r.kind != outcome::ok)
-      r.message = std::string{method} + " " + e.origin + target + ": " + r.message;
+    if (r.kind != outcome::ok)  // Twilio's message may quote a URL it was given (a webhook's)
+      r.message =
+          core::redact_urls(std::string{method} + " " + e.origin + target + ": " + r.message);
     return r;
   }
 
