@@ -1,5 +1,7 @@
 #include "adapters/sqlite/private_files.hpp"
 
+#include "ports/journal_storage.hpp"  // store_error
+
 #include <spdlog/spdlog.h>
 
 #include <fcntl.h>
@@ -10,7 +12,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <stdexcept>
 
 namespace switchboard::adapters::sqlite {
 
@@ -28,7 +29,11 @@ std::string octal(mode_t mode) {
 
 [[noreturn]] void fail(const std::string& what, const std::string& path, int err,
                        const char* hint = " (check the data directory's owner and permissions)") {
-  throw std::runtime_error(what + " '" + path + "': " + std::strerror(err) + hint);
+  using kind = ports::store_error::kind;
+  const auto k = err == ENOSPC || err == EDQUOT ? kind::disk_full
+                 : err == EIO                   ? kind::io
+                                                : kind::other;
+  throw ports::store_error(k, what + " '" + path + "': " + std::strerror(err) + hint);
 }
 
 /// Takes group and other access away from an existing file; false if there is no such file.
