@@ -22,12 +22,14 @@ enum class outcome {
   /// 2xx: Twilio did it; `body` holds its answer (null for 204 No Content).
   ok,
   /// Twilio did not do it, or the call only read: send the same request again after
-  /// `retry_after`. 429 (Retry-After honoured), 503, a connection that could not be opened
-  /// (nothing was sent), and any failure of a GET (a read changes nothing).
+  /// `retry_after`. 429 (Retry-After honoured; Twilio documents it as not applied), a
+  /// connection that could not be opened (nothing was sent), and any failure of a GET (a read
+  /// changes nothing).
   retryable,
   /// A write that may or may not have happened: no answer (read timeout, connection reset after
-  /// sending), a 5xx other than 503, or a 2xx whose body is not JSON. Look at Twilio's state
-  /// (fetch the object, list the messages) before writing again.
+  /// sending), any 5xx, 503 included (Twilio documents none as not applied), or a 2xx whose body
+  /// is not JSON. Look at Twilio's state (fetch the object, list the messages) before writing
+  /// again, after `retry_after` (a 503's Retry-After or the default; 0 if the answer named none).
   ambiguous,
   /// 409 or 412: the object is not in the state the request assumed (stale If-Match, the key or
   /// unique name or SMS binding already exists). `code` says which; `current_revision` carries

@@ -3,6 +3,8 @@
 
 #include "runtime/runtime_impl.hpp"
 
+#include "adapters/sqlite/private_files.hpp"
+
 #include "core/type_pattern.hpp"
 #include "runtime/runtime_access.hpp"
 
@@ -88,11 +90,12 @@ child_spec runtime::impl::consumers_child() {
 }
 
 void runtime::impl::open_journal() {
-  std::error_code ec;
-  std::filesystem::create_directories(cfg.data_dir, ec);
-  if (ec)
-    throw std::runtime_error("cannot create the data directory '" + cfg.data_dir +
-                             "': " + ec.message() + " (set data_dir or --data-dir)");
+  try {
+    // Its owner's alone (0700), like the files in it: leads.db holds names and phone numbers.
+    adapters::sqlite::create_private_directories(cfg.data_dir);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string{e.what()} + " (set data_dir or --data-dir)");
+  }
   journal_opts.path = (std::filesystem::path{cfg.data_dir} / "journal.db").string();
   try {
     writer = std::make_shared<actors::journal_writer>(

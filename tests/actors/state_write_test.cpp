@@ -161,7 +161,7 @@ TEST_CASE("state write: a stale revision is read again and the write goes on top
         std::vector<std::string>{"update_document r1", "fetch_document", "update_document r5"});
 }
 
-TEST_CASE("state write: a 429 is retried after Twilio's delay, a 400 is given up",
+TEST_CASE("state write: a 429 or a 503 is retried after Twilio's delay, a 400 is given up",
           "[state_write]") {
   scripted_twilio twilio;
   actors::seen_revisions seen;
@@ -173,6 +173,20 @@ TEST_CASE("state write: a 429 is retried after Twilio's delay, a 400 is given up
   CHECK(r.result.what == core::write_result::kind::retry_after);
   CHECK(r.result.delay == std::chrono::milliseconds{1500});
   CHECK(r.rate_limited == 1);
+
+  // A 503 leaves the write's outcome unknown; setting the whole state again is safe, after the
+  // delay it named. Another 5xx without a delay backs off, and the revision is forgotten.
+  seen.remember(document().describe(), "r1");
+  auto unavailable = answer(tw::outcome::ambiguous, 503);
+  unavailable.retry_after = std::chrono::milliseconds{1000};
+  twilio.answers = {unavailable};
+  r = actors::write_state(twilio, document(), json::object{}, seen);
+  CHECK(r.result.what == core::write_result::kind::retry_after);
+  CHECK(r.result.delay == std::chrono::milliseconds{1000});
+  CHECK(seen.find(document().describe()) == nullptr);  // it may have moved on
+  twilio.answers = {answer(tw::outcome::ambiguous, 500)};
+  r = actors::write_state(twilio, document(), json::object{}, seen);
+  CHECK(r.result.what == core::write_result::kind::backoff);
 
   twilio.answers = {answer(tw::outcome::terminal, 400)};
   r = actors::write_state(twilio, document(), json::object{}, seen);

@@ -10,10 +10,16 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 
 using namespace std::chrono_literals;
@@ -346,7 +352,7 @@ TEST_CASE("Twilio client: page URLs naming Twilio's hosts reach the configured p
 
 // --- each failure class, as Twilio's errors and the emulator's faults produce it -------------
 
-TEST_CASE("Twilio client: 429 and 503 are retryable, with Twilio's delay or the default",
+TEST_CASE("Twilio client: 429 is retryable with Twilio's delay; a 503 to a write is ambiguous",
           "[twilio][client]") {
   fixture f;
   auto& c = f.twilio_client;
@@ -361,16 +367,40 @@ TEST_CASE("Twilio client: 429 and 503 are retryable, with Twilio's delay or the 
   CHECK(r.code == 20429);
   CHECK(r.retry_after == 2s);
   CHECK(r.message.find("POST http://") == 0);  // names the request
+  f.clear_faults();
+  CHECK(c.fetch_document(service, "doc").revision() == "0");  // a 429 was not applied
 
+  // A 503 looks the same whether or not Twilio stored the write first: the caller must look.
   f.set_faults(R"({"rules":[{"route":"POST /sync/v1/Services/*/Documents/*",
                              "rate_5xx":1,"status_5xx":503}]})");
   r = c.update_document(service, "doc", json::value{{"n", 2}});
-  require_outcome(r, outcome::retryable);
+  require_outcome(r, outcome::ambiguous);
   CHECK(r.status == 503);
   CHECK(r.retry_after == 250ms);  // no Retry-After: client_options::default_retry_after
-
   f.clear_faults();
-  CHECK(c.fetch_document(service, "doc").revision() == "0");  // neither write happened
+  CHECK(c.fetch_document(service, "doc").revision() == "0");  // this one was not applied
+
+  f.set_faults(R"({"rules":[{"route":"POST /conversations/v1/Conversations/*/Messages",
+                             "rate_5xx":1,"status_5xx":503,"apply_on_5xx":true}]})");
+  const auto ch = c.create_conversation({}).text("sid");
+  REQUIRE_FALSE(ch.empty());
+  message_fields m;
+  m.body = "hello";
+  r = c.send_message(ch, m);
+  require_outcome(r, outcome::ambiguous);
+  CHECK(r.status == 503);
+  CHECK(r.message.find("look before writing again") == std::string::npos);  // that is transport's
+  // A read answered 503 is retryable: reading changes nothing.
+  f.set_faults(R"({"rules":[{"route":"GET /conversations/v1/Conversations/*/Messages",
+                             "rate_5xx":1,"status_5xx":503}]})");
+  r = c.list_messages(ch);
+  require_outcome(r, outcome::retryable);
+  CHECK(r.retry_after == 250ms);
+  f.clear_faults();
+  // Why a 503 to a write is ambiguous: this one was stored.
+  r = c.list_messages(ch);
+  require_outcome(r, outcome::ok);
+  CHECK(r.body.at("messages").as_array().size() == 1);
 }
 
 TEST_CASE("Twilio client: Sync's per-object rate limit is retryable with its Retry-After",
@@ -462,6 +492,68 @@ TEST_CASE("Twilio client: other 5xx and unanswered writes are ambiguous", "[twil
     CHECK(json::parse(r.body.at("messages").at(0).at("attributes").as_string()).at("step") ==
           "s-7");
   }
+}
+
+TEST_CASE("Twilio client: a connection closed after the request was sent is ambiguous for a write",
+          "[twilio][client]") {
+  // A server that reads each request whole and then hangs up without answering, as a proxy or a
+  // crashing server would: the request arrived, so a write may have happened.
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(listener >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(listener, 4) == 0);
+  socklen_t len = sizeof a;
+  REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  const int port = ntohs(a.sin_port);
+  std::atomic<int> requests{0};
+  std::thread serving{[&] {
+    for (int served = 0; served < 2; ++served) {
+      const int fd = ::accept(listener, nullptr, nullptr);
+      if (fd < 0)
+        return;
+      timeval limit{5, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+      std::string got;
+      char buffer[4096];
+      for (;;) {  // the head, then Content-Length bytes of body
+        const auto head_end = got.find("\r\n\r\n");
+        if (head_end != std::string::npos) {
+          const auto cl = got.find("Content-Length: ");
+          const std::size_t body =
+              cl == std::string::npos || cl > head_end ? 0 : std::stoul(got.substr(cl + 16));
+          if (got.size() >= head_end + 4 + body)
+            break;
+        }
+        const auto n = ::recv(fd, buffer, sizeof buffer, 0);
+        if (n <= 0)
+          break;
+        got.append(buffer, static_cast<std::size_t>(n));
+      }
+      ++requests;
+      ::close(fd);
+    }
+  }};
+  client_options o;
+  o.base_url = "http://127.0.0.1:" + std::to_string(port);
+  o.account_sid = account_sid;
+  o.auth_token = auth_token;
+  o.default_retry_after = 250ms;
+  client c{o};
+  message_fields m;
+  m.body = "did it arrive?";
+  auto r = c.send_message("CH00000000000000000000000000000000", m);
+  require_outcome(r, outcome::ambiguous);
+  CHECK(r.status == 0);
+  CHECK(r.message.find("look before writing again") != std::string::npos);
+  r = c.list_messages("CH00000000000000000000000000000000");
+  require_outcome(r, outcome::retryable);
+  CHECK(r.retry_after == 250ms);
+  serving.join();
+  ::close(listener);
+  CHECK(requests.load() == 2);  // both arrived
 }
 
 TEST_CASE("Twilio client: a refused connection is retryable, nothing was sent",
@@ -609,6 +701,17 @@ TEST_CASE("Twilio client: credentials from the environment, or a clear refusal",
   o.auth_token = auth_token;
   o.base_url = "ftp://127.0.0.1:1";
   CHECK_THROWS_AS(client{o}, std::invalid_argument);
+  // Credentials in the URL are refused, and the refusal does not repeat them.
+  o.base_url = "http://AC1:tok3n@127.0.0.1:1";
+  try {
+    client{o};
+    FAIL("a base URL with a password was taken");
+  } catch (const std::invalid_argument& e) {
+    const std::string what = e.what();
+    CHECK(what.find("http://***@127.0.0.1:1") != std::string::npos);
+    CHECK(what.find("TWILIO_AUTH_TOKEN") != std::string::npos);
+    CHECK(what.find("tok3n") == std::string::npos);
+  }
 
   // Per-product URLs win over base_url, and Twilio's hosts are the default.
   o.base_url.clear();
@@ -633,7 +736,26 @@ TEST_CASE("classify_answer: delays, revisions and bodies Twilio or a proxy may s
   CHECK(r.code == 20429);
   CHECK(classify({429, "", "", ""}).retry_after == 1s);
   CHECK(classify({429, "", "soon", ""}).retry_after == 1s);
-  CHECK(classify({503, "", "7", ""}).retry_after == 7s);
+  CHECK(classify({429, "", "", ""}).kind == outcome::retryable);  // documented as not applied
+  CHECK(classify({429, "", "", ""}, true).kind == outcome::retryable);
+
+  // No 5xx is documented as not applied: to a write each is ambiguous, to a read retryable. A
+  // 503 keeps its Retry-After (or the default); another 5xx waits only when it names a delay.
+  r = classify({503, R"({"code":20503,"message":"Service unavailable","status":503})", "7", ""});
+  CHECK(r.kind == outcome::ambiguous);
+  CHECK(r.retry_after == 7s);
+  CHECK(r.code == 20503);
+  CHECK(classify({503, "", "", ""}).retry_after == 1s);
+  CHECK(classify({503, "", "7", ""}, true).kind == outcome::retryable);
+  CHECK(classify({503, "", "7", ""}, true).retry_after == 7s);
+  for (int status : {500, 502, 504, 599}) {
+    INFO("status " << status);
+    CHECK(classify({status, "", "", ""}).kind == outcome::ambiguous);
+    CHECK(classify({status, "", "", ""}).retry_after == 0s);
+    CHECK(classify({status, "", "3", ""}).retry_after == 3s);
+    CHECK(classify({status, "", "", ""}, true).kind == outcome::retryable);
+    CHECK(classify({status, "", "", ""}, true).retry_after == 1s);
+  }
 
   r = classify({412, R"({"code":54103,"message":"Revision mismatch","status":412})", "", "\"7\""});
   CHECK(r.kind == outcome::conflict);

@@ -252,6 +252,19 @@ TEST_CASE("URLs are \"\" or http(s) URLs", "[config][leads]") {
   CHECK_THAT(config_error_of(R"({"leads": {"webhook_url": 5}})").problem, Contains("not a string"));
 }
 
+TEST_CASE("a URL's user and password are accepted, and never quoted in an error",
+          "[config][leads]") {
+  CHECK(parsed(R"({"form_leads": {"lead_tracking_url": "https://crm:s3cret@t.example.com/leads"}})")
+            .form_leads.lead_tracking_url == "https://crm:s3cret@t.example.com/leads");
+  for (const std::string url :
+       {"ftp://crm:s3cret@t.example.com/x", "https://crm:s3cret@t.example.com /x"}) {
+    INFO(url);
+    const auto e = config_error_of(R"({"form_leads": {"marketing_url": ")" + url + R"("}})");
+    CHECK(e.key_path == "form_leads.marketing_url");
+    CHECK_THAT(e.message(), !Contains("s3cret") && Contains("***@t.example.com"));
+  }
+}
+
 TEST_CASE("message templates take only the lead placeholders", "[config][leads]") {
   SECTION("an unknown placeholder is named, with the closest known one") {
     const auto e =

@@ -120,6 +120,11 @@ TEST_CASE("entity-state configuration errors name the key and the fix", "[config
              "workspace": "WS1", "worker": "{sid}", "backoff_initial_ms": 500, "backoff_max_ms": 100}]})"),
       Contains("targets[0].backoff_max_ms: is shorter than backoff_initial"));
   CHECK_THAT(error_for(R"({"twilio": {"base_url": "ftp://x"}})"), Contains("twilio.base_url"));
+  // Twilio's credentials come from the environment: a URL carrying them is refused, unquoted.
+  const auto with_password =
+      error_for(R"({"twilio": {"base_url": "https://AC1:tok3n@127.0.0.1:8089"}})");
+  CHECK_THAT(with_password, Contains("twilio.base_url") && Contains("TWILIO_AUTH_TOKEN") &&
+                                Contains("***@127.0.0.1:8089") && !Contains("tok3n"));
   CHECK_THAT(error_for(R"({"state": {"pattern": "a.*.b"}})"), Contains("state.pattern"));
   CHECK_THAT(error_for(R"({"twilio": {"auth_token": "x"}})"), Contains("TWILIO_AUTH_TOKEN"));
 }

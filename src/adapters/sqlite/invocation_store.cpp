@@ -1,4 +1,5 @@
 #include "adapters/sqlite/invocation_store.hpp"
+#include "adapters/sqlite/private_files.hpp"
 
 #include "adapters/sqlite/statements.hpp"
 
@@ -296,7 +297,8 @@ void invocation_store::set_timer_status(std::uint64_t n, const std::string& stat
 namespace {
 
 SQLite::Database open_database(const std::string& path) {
-  SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_FULLMUTEX);
+  SQLite::Database db(private_database(path),
+                      SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_FULLMUTEX);
   db.setBusyTimeout(10'000);
   const auto mode = db.execAndGet("PRAGMA journal_mode=WAL").getString();
   if (mode != "wal")

@@ -1,4 +1,5 @@
 #include "adapters/sqlite/journal_store.hpp"
+#include "adapters/sqlite/private_files.hpp"
 #include "adapters/sqlite/sqlite_support.hpp"
 
 #include "core/time.hpp"
@@ -86,7 +87,7 @@ struct journal_store::impl {
 
   explicit impl(journal_options o)
       : options(std::move(o)),
-        db(options.path,
+        db(options.read_only ? options.path : private_database(options.path),
            options.read_only ? SQLite::OPEN_READONLY : SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE,
            options.busy_timeout_ms) {}
 

@@ -1,4 +1,5 @@
 #include "adapters/sqlite/state_store.hpp"
+#include "adapters/sqlite/private_files.hpp"
 #include "adapters/sqlite/sqlite_support.hpp"
 
 #include "adapters/sqlite/journal_store.hpp"  // store_error
@@ -131,7 +132,7 @@ struct state_store::impl {
   std::set<std::pair<std::string, std::string>> registered;  // (target, kind) known to be so
 
   explicit impl(const std::string& p)
-      : path(p), db(p, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 5000) {}
+      : path(p), db(private_database(p), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 5000) {}
 
   [[noreturn]] void fail(const std::string& what, const SQLite::Exception& e) const {
     const auto k = kind_of(e.getErrorCode());

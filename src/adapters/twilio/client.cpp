@@ -1,5 +1,7 @@
 #include "adapters/twilio/client.hpp"
 
+#include "core/url.hpp"
+
 #include <httplib.h>
 
 #include <algorithm>
@@ -125,7 +127,8 @@ call_result classify_answer(const http_answer& answer, bool only_reads,
     return std::to_string(s) + (r.code != 0 ? " (Twilio " + std::to_string(r.code) + ")" : "") +
            ": " + r.message;
   };
-  if (s == 429 || s == 503) {
+  if (s == 429) {
+    // Twilio documents 429 (20429, 54009) as refused before anything happened: safe to resend.
     r.kind = outcome::retryable;
     r.retry_after = retry_after_delay(answer.retry_after, now).value_or(default_retry_after);
   } else if (s == 409 || s == 412) {
@@ -133,9 +136,14 @@ call_result classify_answer(const http_answer& answer, bool only_reads,
     if (!r.current_revision && !r.etag.empty())
       r.current_revision = r.etag;
   } else if (s >= 500) {
+    // No 5xx is documented as "not applied" (a 503 may come after the write was stored): a
+    // write is ambiguous, so its caller looks before writing again. Still, wait as asked.
     r.kind = only_reads ? outcome::retryable : outcome::ambiguous;
-    if (only_reads)
-      r.retry_after = retry_after_delay(answer.retry_after, now).value_or(default_retry_after);
+    const auto asked = retry_after_delay(answer.retry_after, now);
+    if (only_reads || s == 503)
+      r.retry_after = asked.value_or(default_retry_after);
+    else if (asked)
+      r.retry_after = *asked;
   } else {
     r.kind = outcome::terminal;
   }
@@ -183,7 +191,14 @@ std::string form_encode(const form& fields) {
 }
 
 /// "https://host[:port]" and the path prefix ("" or "/sync") of a product URL.
-std::pair<std::string, std::string> split_base_url(const std::string& url, const char* setting) {
+std::pair<std::string, std::string> split_base_url(const std::string& given, const char* setting) {
+  // Errors show the URL without a user and password.
+  const auto url = core::redacted_url(given);
+  if (url != given)
+    throw std::invalid_argument(std::string{"twilio client: "} + setting + " '" + url +
+                                "' carries a user and password: Twilio's credentials come from "
+                                "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or client_options), "
+                                "never from the URL");
   const auto scheme_end = url.find("://");
   const auto scheme = scheme_end == std::string::npos ? std::string{} : url.substr(0, scheme_end);
   if (scheme != "http" && scheme != "https")
@@ -310,8 +325,9 @@ struct client::impl {
     } else {
       r = transport_failure(res.error(), only_reads);
     }
-    if (r.kind != outcome::ok)
-      r.message = std::string{method} + " " + e.origin + target + ": " + r.message;
+    if (r.kind != outcome::ok)  // Twilio's message may quote a URL it was given (a webhook's)
+      r.message =
+          core::redact_urls(std::string{method} + " " + e.origin + target + ": " + r.message);
     return r;
   }
 

@@ -50,8 +50,8 @@ struct http_answer {
 };
 
 /// The outcome of an answer to a request that `only_reads` (GET) or writes. Pure; the client
-/// uses it for every answer. `default_retry_after` applies when a retryable answer names no
-/// delay; `now` turns an HTTP-date Retry-After into a delay.
+/// uses it for every answer. `default_retry_after` applies when a retryable answer or a 503
+/// names no delay; `now` turns an HTTP-date Retry-After into a delay.
 call_result classify_answer(const http_answer& answer, bool only_reads,
                             std::chrono::milliseconds default_retry_after,
                             std::chrono::system_clock::time_point now);
@@ -68,7 +68,7 @@ struct client_options {
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds write_timeout{10000};
   std::chrono::milliseconds read_timeout{15000};  ///< how long to wait for an answer
-  /// The delay of a retryable outcome whose answer names none (503, connection refused).
+  /// The delay of a retryable outcome or a 503 whose answer names none (connection refused).
   std::chrono::milliseconds default_retry_after{1000};
   std::string ca_cert_path;  ///< PEM bundle for https; empty: the system's certificates
 };

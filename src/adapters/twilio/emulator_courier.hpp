@@ -5,6 +5,7 @@
 
 #include "adapters/twilio/emulator_impl.hpp"
 #include "adapters/twilio/signature.hpp"
+#include "core/url.hpp"
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
@@ -120,8 +121,8 @@ private:
       outcome["status"] = result->status;
     } else {
       outcome["error"] = httplib::to_string(result.error());
-      spdlog::warn("twilio emulator: webhook {} to {} failed: {}", call.event, call.url,
-                   httplib::to_string(result.error()));
+      spdlog::warn("twilio emulator: webhook {} to {} failed: {}", call.event,
+                   core::redacted_url(call.url), httplib::to_string(result.error()));
     }
     return outcome;
   }

@@ -1,5 +1,7 @@
 #include "core/config/schema.hpp"
 
+#include "core/url.hpp"
+
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
@@ -337,18 +339,19 @@ apply_fn http_url(std::string& target, std::string allowed) {
       target.clear();
       return std::nullopt;
     }
+    // Errors quote the URL without its user and password: they reach logs and terminals.
+    const auto shown = describe(json::value(core::redacted_url(s)));
     const std::size_t scheme_end = s.rfind("http://", 0) == 0    ? 7
                                    : s.rfind("https://", 0) == 0 ? 8
                                                                  : 0;
     if (scheme_end == 0)
-      return fail(path, "is " + describe(v) + ", not an http(s) URL", allowed);
+      return fail(path, "is " + shown + ", not an http(s) URL", allowed);
     if (std::any_of(s.begin(), s.end(),
                     [](unsigned char c) { return std::isspace(c) || std::iscntrl(c); }))
-      return fail(path, "is " + describe(v) + ", a URL with whitespace or control characters",
-                  allowed);
+      return fail(path, "is " + shown + ", a URL with whitespace or control characters", allowed);
     if (scheme_end == s.size() ||
         std::string_view("/?#").find(s[scheme_end]) != std::string_view::npos)
-      return fail(path, "is " + describe(v) + ", a URL without a host", allowed);
+      return fail(path, "is " + shown + ", a URL without a host", allowed);
     target = std::move(s);
     return std::nullopt;
   };

@@ -25,7 +25,7 @@ json::value ok_or_throw(const tw::call_result& r) {
   switch (r.kind) {
     case tw::outcome::ok: return r.body;
     case tw::outcome::retryable: throw step_retry(r.message, r.retry_after);
-    case tw::outcome::ambiguous: throw step_retry(r.message, {}, true);
+    case tw::outcome::ambiguous: throw step_retry(r.message, r.retry_after, true);
     default:
       throw step_terminal(r.message +
                           (r.code != 0 ? " (Twilio error " + std::to_string(r.code) + ")" : ""));
@@ -192,8 +192,10 @@ json::value lead_services::conversation_open(step_context& ctx) {
   auto add = [&](const std::string& step, const std::string& address, const char* role,
                  bool may_adopt) {
     auto find = [&]() -> std::optional<json::value> {
-      if (auto holder = holder_of(address))
-        return json::value(json::object{{"sid", *holder}});
+      // Another conversation holding the pair is not our earlier attempt: for the location, that
+      // is for the add to refuse (50416) as the run below does, not a success.
+      if (auto holder = holder_of(address); holder && (*holder == sid || may_adopt))
+        return json::value(json::object{{"sid", *holder}, {"adopted", *holder != sid}});
       return std::nullopt;
     };
     return ctx.effect(

@@ -5,6 +5,7 @@
 
 #include "core/phone.hpp"
 #include "core/time.hpp"
+#include "core/url.hpp"
 #include "jobs/leads/services.hpp"
 
 #include <spdlog/spdlog.h>
@@ -377,7 +378,7 @@ keyed_answer leads_job::conversations_webhook(
   if (!d.outside.signed_by_twilio(auth_token, url, params, signature))
     return error(
         403,
-        "X-Twilio-Signature does not match this request for " + url +
+        "X-Twilio-Signature does not match this request for " + core::redacted_url(url) +
             ": check TWILIO_AUTH_TOKEN and that leads.webhook_url is exactly the URL Twilio calls");
   auto param = [&](const char* name) {
     for (const auto& [k, v] : params)

@@ -6,6 +6,7 @@
 
 #include "core/json_path.hpp"
 #include "core/time.hpp"
+#include "core/url.hpp"
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
@@ -18,15 +19,6 @@ using core::lead_status;
 using core::to_string;
 
 namespace {
-
-/// Splits "http://host:port/path?q" into ("http://host:port", "/path?q").
-std::pair<std::string, std::string> split_url(const std::string& url) {
-  const auto scheme = url.find("://");
-  const auto slash = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
-  if (slash == std::string::npos)
-    return {url, "/"};
-  return {url.substr(0, slash), url.substr(slash)};
-}
 
 /// A lead as the admission stores it (status, number and conversation are the caller's).
 lead_row new_lead(const std::string& id, const core::lead_submission& sub,
@@ -352,8 +344,13 @@ json::value lead_services::forward(step_context& ctx) {
   if (!form)
     throw step_terminal("no form lead " + id);
   return ctx.effect("forward." + target, [&]() -> json::value {
-    const auto [base, path] = split_url(url);
-    httplib::Client client(base);
+    // A user and password in the URL are the receiver's Basic auth; what is logged, journaled
+    // and answered shows the URL without them.
+    const auto to = core::split_http_url(url);
+    const auto shown = core::redacted_url(url);
+    httplib::Client client(to.origin);
+    if (to.user)
+      client.set_basic_auth(*to.user, to.password.value_or(""));
     client.set_tcp_nodelay(true);  // else the body waits out a delayed ACK of the headers (40 ms)
     const auto timeout = cfg.form_leads.timeout;
     client.set_connection_timeout(std::chrono::duration_cast<std::chrono::seconds>(timeout).count(),
@@ -366,12 +363,12 @@ json::value lead_services::forward(step_context& ctx) {
         json::serialize(json::object{{"id", id}, {"received_at", form->second}, {"lead", lead}});
     // The same key on every attempt: the receiver keeps the first and answers repeats alike.
     httplib::Headers headers{{"Idempotency-Key", id + ":" + target}};
-    auto res = client.Post(path.c_str(), headers, payload, "application/json");
+    auto res = client.Post(to.target.c_str(), headers, payload, "application/json");
     if (!res)
-      throw step_retry("POST " + url + ": " + httplib::to_string(res.error()));
+      throw step_retry("POST " + shown + ": " + httplib::to_string(res.error()));
     if (res->status >= 200 && res->status < 300)
       return json::object{{"status", res->status}};
-    const auto what = "POST " + url + " answered " + std::to_string(res->status);
+    const auto what = "POST " + shown + " answered " + std::to_string(res->status);
     if (res->status == 408 || res->status == 429 || res->status >= 500) {
       std::chrono::milliseconds after{0};
       if (res->has_header("Retry-After")) {
@@ -383,7 +380,8 @@ json::value lead_services::forward(step_context& ctx) {
       }
       throw step_retry(what, after);
     }
-    throw step_terminal(what + ": " + res->body.substr(0, 200));
+    // The receiver's answer may quote the URL it was sent to.
+    throw step_terminal(what + ": " + core::redact_urls(res->body.substr(0, 200)));
   });
 }
 

@@ -3,6 +3,7 @@
 #include "core/config/schema.hpp"
 #include "core/target_mapping.hpp"
 #include "core/type_pattern.hpp"
+#include "core/url.hpp"
 
 #include <boost/json/value.hpp>
 
@@ -269,9 +270,21 @@ check finish_target(target_config& t, const std::string& path, const json::value
 }
 
 apply_fn base_url(std::string& target) {
-  return http_url(target,
-                  "\"\" for Twilio's own hosts, or http(s)://HOST[:PORT] of a switchboard Twilio "
-                  "emulator, e.g. \"http://127.0.0.1:8089\"");
+  const std::string allowed =
+      "\"\" for Twilio's own hosts, or http(s)://HOST[:PORT] of a switchboard Twilio emulator, "
+      "e.g. \"http://127.0.0.1:8089\"";
+  return [&target, allowed, url = http_url(target, allowed)](const json::value& v,
+                                                             const std::string& path) -> check {
+    if (auto error = url(v, path))
+      return error;
+    if (core::split_http_url(target).user)
+      return fail(path,
+                  "is " + describe(json::value(core::redacted_url(target))) +
+                      ", a URL with a user and password; Twilio's credentials come from "
+                      "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, never from the file",
+                  allowed);
+    return std::nullopt;
+  };
 }
 
 /// `sources`, `enrichment`, `state`, `targets` and `twilio`, with setters that write into `cfg`.

@@ -30,7 +30,10 @@ core::write_result result_of(const call_result& r) {
   switch (r.kind) {
     case outcome::ok: return core::write_result::ok();
     case outcome::retryable: return core::write_result::retry_in(r.retry_after);
-    case outcome::ambiguous:  // safe to repeat: the write sets the whole state
+    case outcome::ambiguous:
+      // Safe to repeat without looking first: the write sets the whole state. A 503 names a delay.
+      return r.retry_after.count() > 0 ? core::write_result::retry_in(r.retry_after)
+                                       : core::write_result::backoff();
     case outcome::conflict: return core::write_result::backoff();
     case outcome::terminal: return core::write_result::give_up();
   }
