@@ -1348,3 +1348,52 @@ TEST_CASE("two customers at two locations sharing one phone number get one conve
   }
   rt.stop();
 }
+
+TEST_CASE("invocations are listed a page at a time, newest first, until no `next`", "[leads]") {
+  emulator_fixture emu;
+  temp_dir dir;
+  runtime rt{test_config(dir, emu)};
+  rt.start();
+  for (int i = 0; i < 5; ++i) {  // a submit and a close each (a close frees the proxy number)
+    const auto id = "P" + std::to_string(i);
+    REQUIRE(submit(rt, id, "+1555777100" + std::to_string(i), "D1", "north").status == 201);
+    REQUIRE(post(rt, "leads", id, "close").status == 200);
+  }
+  auto list = [&](std::vector<std::pair<std::string, std::string>> query) {
+    keyed_request r;
+    r.method = "GET";
+    r.service = "invocations";
+    r.query = std::move(query);
+    return rt.invoke(r);
+  };
+  std::vector<std::string> seen;
+  std::vector<std::pair<std::string, std::string>> query{{"limit", "3"}};
+  for (int page = 0; page < 10; ++page) {
+    auto a = list(query);
+    REQUIRE(a.status == 200);
+    CHECK(a.body.at("invocations").as_array().size() <= 3);
+    for (auto& v : a.body.at("invocations").as_array())
+      seen.push_back(s(v, "id"));
+    if (!a.body.as_object().contains("next"))
+      break;
+    const auto next = s(a.body, "next");
+    const auto at = next.find("before=");
+    REQUIRE(at != std::string::npos);
+    query = {{"limit", "3"}, {"before", next.substr(at + 7, next.find('&', at) - at - 7)}};
+  }
+  // The pages together are the whole list, in the same order (newest first), each once.
+  std::vector<std::string> all;
+  auto whole = list({{"limit", "1000"}});
+  CHECK_FALSE(whole.body.as_object().contains("next"));
+  for (auto& v : whole.body.at("invocations").as_array())
+    all.push_back(s(v, "id"));
+  REQUIRE(all.size() >= 10);  // the submits and closes, and what they started
+  CHECK(seen == all);
+  for (std::size_t i = 1; i < seen.size(); ++i)
+    CHECK(std::stoull(seen[i - 1].substr(4)) > std::stoull(seen[i].substr(4)));
+  auto bad = list({{"limit", "0"}});
+  CHECK(bad.status == 400);
+  CHECK(s(bad.body, "error").find("'limit'") != std::string::npos);
+  CHECK(list({{"before", "yesterday"}}).status == 400);
+  rt.stop();
+}

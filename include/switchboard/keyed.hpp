@@ -10,6 +10,8 @@
 #include <boost/json/value.hpp>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace switchboard {
 
@@ -25,6 +27,8 @@ struct keyed_request {
   std::string idempotency_key;  ///< the Idempotency-Key header: the same key within 24 h
                                 ///< answers as the first call did, without running again
   std::string status_filter;    ///< GET /v1/invocations?status=
+  /// Every query parameter, decoded (GET /v1/invocations?limit=&before=). Since 0.5.
+  std::vector<std::pair<std::string, std::string>> query;
 };
 
 /// The answer to a keyed request: an HTTP status and a JSON body (errors carry `error`).

@@ -116,9 +116,11 @@ public:
   /// The highest journal sequence committed so far.
   std::uint64_t last_sequence() const;
 
-  /// Dead letters, oldest first (of one consumer if given).
+  /// Dead letters, oldest first (of one consumer if given), with id > `after_id` (a page at a
+  /// time: pass the last id of the page before; since 0.5).
   std::vector<dead_letter_info> dead_letters(const std::string& consumer = {},
-                                             std::size_t limit = 100) const;
+                                             std::size_t limit = 100,
+                                             std::uint64_t after_id = 0) const;
 
   /// Hands a dead letter to its (running) subscription again and removes it; the event is
   /// parked anew if it fails again. False if there is no such dead letter or subscription.

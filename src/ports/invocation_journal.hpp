@@ -64,8 +64,9 @@ public:
   virtual void release_idempotency_key(std::uint64_t n) = 0;
   virtual std::optional<invocation_row> invocation(std::uint64_t n) = 0;
   virtual std::vector<std::uint64_t> running_invocations(const std::string& service) = 0;
-  /// Invocations in `status` ("" = any), newest first.
-  virtual std::vector<invocation_row> invocations(const std::string& status, std::size_t limit) = 0;
+  /// Invocations in `status` ("" = any), newest first, numbered below `before` (0 = no bound).
+  virtual std::vector<invocation_row> invocations(const std::string& status, std::size_t limit,
+                                                  std::uint64_t before = 0) = 0;
   /// Invocations of `service` whose key starts with `key_prefix`.
   virtual std::vector<invocation_row> invocations_of(const std::string& service,
                                                      const std::string& key_prefix) = 0;

@@ -167,8 +167,9 @@ void runtime::start() {
     hooks.publish = [this](event ev, auto done) { publish_async(std::move(ev), std::move(done)); };
     hooks.read = [this](std::uint64_t after, std::size_t limit) { return read(after, limit); };
     hooks.last_sequence = [this] { return last_sequence(); };
-    hooks.dead_letters = [this](const std::string& consumer, std::size_t limit) {
-      return dead_letters(consumer, limit);
+    hooks.dead_letters = [this](const std::string& consumer, std::size_t limit,
+                                std::uint64_t after_id) {
+      return dead_letters(consumer, limit, after_id);
     };
     hooks.retry_dead_letter = [this](std::uint64_t id) { return retry_dead_letter(id); };
     hooks.discard_dead_letter = [this](std::uint64_t id) { return discard_dead_letter(id); };

@@ -269,13 +269,13 @@ std::uint64_t runtime::last_sequence() const {
   return impl_->writer ? impl_->writer->last_sequence() : 0;
 }
 
-std::vector<dead_letter_info> runtime::dead_letters(const std::string& consumer,
-                                                    std::size_t limit) const {
+std::vector<dead_letter_info> runtime::dead_letters(const std::string& consumer, std::size_t limit,
+                                                    std::uint64_t after_id) const {
   if (!impl_->writer)
     return {};
   std::vector<dead_letter_info> out;
   impl_->query([&](adapters::sqlite::journal_store& s) {
-    for (auto& d : s.dead_letters(consumer, limit))
+    for (auto& d : s.dead_letters(consumer, limit, after_id))
       out.push_back(to_info(d));
     return 0;
   });

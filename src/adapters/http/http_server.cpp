@@ -194,15 +194,31 @@ std::vector<ports::http_route> http_server::bus_routes() {
          if (!hooks_.dead_letters)
            return unavailable();
          std::uint64_t limit = default_page;
+         std::uint64_t after = 0;
          if (auto bad =
                  number_param(req, "limit", 1, max_page, range_text(1, max_page).c_str(), limit))
            return *bad;
+         if (auto bad = number_param(req, "after", 0, std::numeric_limits<std::uint64_t>::max(),
+                                     "a dead letter id (the `next` link gives it)", after))
+           return *bad;
+         // One more than asked: whether there is a next page.
+         auto found =
+             hooks_.dead_letters(req.param("consumer"), static_cast<std::size_t>(limit) + 1, after);
+         const bool more = found.size() > limit;
+         if (more)
+           found.resize(static_cast<std::size_t>(limit));
          boost::json::array letters;
-         for (const auto& d :
-              hooks_.dead_letters(req.param("consumer"), static_cast<std::size_t>(limit)))
+         for (const auto& d : found)
            letters.push_back(dead_letter_json(d));
-         return json_reply(200, boost::json::serialize(
-                                    boost::json::object{{"dead_letters", std::move(letters)}}));
+         boost::json::object page{{"dead_letters", std::move(letters)}};
+         if (more) {
+           auto next = "/v1/dead-letters?limit=" + std::to_string(limit) +
+                       "&after=" + std::to_string(found.back().id);
+           if (const auto consumer = req.param("consumer"); !consumer.empty())
+             next += "&consumer=" + consumer;
+           page["next"] = next;
+         }
+         return json_reply(200, boost::json::serialize(page));
        }});
 
   r.push_back({"POST", R"(/v1/dead-letters/(\d+)/retry)", route_access::bearer_token,

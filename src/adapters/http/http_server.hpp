@@ -44,7 +44,9 @@ public:
     publish_hook publish;                              ///< runtime::publish_async
     std::function<std::vector<event>(std::uint64_t after, std::size_t limit)> read;
     std::function<std::uint64_t()> last_sequence;
-    std::function<std::vector<dead_letter_info>(const std::string& consumer, std::size_t limit)>
+    /// Dead letters oldest first, with id > after_id.
+    std::function<std::vector<dead_letter_info>(const std::string& consumer, std::size_t limit,
+                                                std::uint64_t after_id)>
         dead_letters;
     std::function<bool(std::uint64_t id)> retry_dead_letter;
     std::function<bool(std::uint64_t id)> discard_dead_letter;

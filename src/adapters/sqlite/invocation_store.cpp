@@ -156,14 +156,17 @@ std::vector<std::uint64_t> invocation_store::running_invocations(const std::stri
 }
 
 std::vector<invocation_row> invocation_store::invocations(const std::string& status,
-                                                          std::size_t limit) {
-  auto q_use =
-      statements_(std::string{"SELECT "} + invocation_columns +
-                  " FROM invocations WHERE (? = '' OR status = ?) ORDER BY n DESC LIMIT ?");
+                                                          std::size_t limit, std::uint64_t before) {
+  auto q_use = statements_(
+      std::string{"SELECT "} + invocation_columns +
+      " FROM invocations WHERE (? = '' OR status = ?) AND n < ? ORDER BY n DESC LIMIT ?");
   auto& q = *q_use;
   q.bind(1, status);
   q.bind(2, status);
-  q.bind(3, static_cast<std::int64_t>(limit));
+  q.bind(3, before == 0 ? std::numeric_limits<std::int64_t>::max()
+                        : static_cast<std::int64_t>(std::min<std::uint64_t>(
+                              before, std::numeric_limits<std::int64_t>::max())));
+  q.bind(4, static_cast<std::int64_t>(limit));
   std::vector<invocation_row> out;
   while (q.executeStep())
     out.push_back(invocation_of(q));

@@ -36,8 +36,8 @@ public:
   void release_idempotency_key(std::uint64_t n) override;
   std::optional<ports::invocation_row> invocation(std::uint64_t n) override;
   std::vector<std::uint64_t> running_invocations(const std::string& service) override;
-  std::vector<ports::invocation_row> invocations(const std::string& status,
-                                                 std::size_t limit) override;
+  std::vector<ports::invocation_row> invocations(const std::string& status, std::size_t limit,
+                                                 std::uint64_t before) override;
   std::vector<ports::invocation_row> invocations_of(const std::string& service,
                                                     const std::string& key_prefix) override;
   void set_invocation(std::uint64_t n, const std::string& status, const std::string& result,

@@ -54,6 +54,7 @@ keyed_request request_of(const http_request& req, std::string service, std::stri
   r.body = req.body;
   r.idempotency_key = req.header("Idempotency-Key");
   r.status_filter = req.param("status");
+  r.query = req.params;
   return r;
 }
 

@@ -3,6 +3,8 @@
 
 #include "jobs/leads/services.hpp"
 
+#include <cstdlib>
+
 namespace switchboard::jobs::leads {
 
 keyed_answer answer(int status, json::value body) { return keyed_answer{status, std::move(body)}; }
@@ -172,13 +174,46 @@ keyed_answer lead_services::get(const keyed_request& r) {
   }
   if (service == "invocations") {
     if (key.empty()) {
+      // Newest first, a page at a time: `next` asks for the ones numbered below this page's last.
+      std::size_t limit = 100;
+      std::uint64_t before = 0;
+      for (const auto& [name, value] : r.query) {
+        if (name == "limit") {
+          char* end = nullptr;
+          const auto v = std::strtoull(value.c_str(), &end, 10);
+          if (value.empty() || *end != '\0' || v < 1 || v > 1000)
+            return error(400, "query parameter 'limit': must be an integer from 1 to 1000, got '" +
+                                  value.substr(0, 64) + "'");
+          limit = static_cast<std::size_t>(v);
+        } else if (name == "before") {
+          auto n = invocation_number(value);
+          if (!n)
+            return error(400,
+                         "query parameter 'before': must be an invocation id like inv-12 "
+                         "(the `next` link of the page before gives it), got '" +
+                             value.substr(0, 64) + "'");
+          before = *n;
+        }
+      }
       std::vector<invocation_row> rows;
-      with_leads(
-          [&](lead_connection& db) { rows = db.journal().invocations(r.status_filter, 100); });
+      with_leads([&](lead_connection& db) {
+        rows = db.journal().invocations(r.status_filter, limit + 1, before);
+      });
+      const bool more = rows.size() > limit;
+      if (more)
+        rows.resize(limit);
       json::array out;
       for (auto& row : rows)
         out.push_back(invocation_json({row, {}}));
-      return answer(200, json::object{{"invocations", std::move(out)}});
+      json::object page{{"invocations", std::move(out)}};
+      if (more) {
+        std::string next = "/v1/invocations?limit=" + std::to_string(limit) + "&before=inv-" +
+                           std::to_string(rows.back().n);
+        if (!r.status_filter.empty())
+          next += "&status=" + r.status_filter;
+        page["next"] = next;
+      }
+      return answer(200, std::move(page));
     }
     auto n = invocation_number(key);
     auto v = n ? engine->view(*n) : std::nullopt;
