@@ -11,6 +11,8 @@
 #include <caf/all.hpp>
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -482,4 +484,25 @@ TEST_CASE("two runtimes side by side cannot share a port", "[runtime][http]") {
     CHECK(std::string{e.what()}.find("cannot listen on 127.0.0.1:" +
                                      std::to_string(cfg.http.port)) != std::string::npos);
   }
+}
+
+TEST_CASE("two runtimes cannot share a data directory; the second names it and its holder",
+          "[runtime]") {
+  temp_dir dir;
+  runtime first{test_config(dir)};
+  first.start();
+  runtime second{test_config(dir)};
+  try {
+    second.start();
+    FAIL("the second runtime started on a data directory in use");
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    CHECK(what.find("'" + dir.path.string() + "' is in use") != std::string::npos);
+    CHECK(what.find("PID " + std::to_string(::getpid())) != std::string::npos);
+  }
+  // Stopped, the first lets go of it: a runtime after it starts on the same files.
+  first.stop();
+  runtime third{test_config(dir)};
+  third.start();
+  third.stop();
 }
