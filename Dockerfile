@@ -9,9 +9,9 @@
 # --- build ---------------------------------------------------------------------------------
 FROM debian:bookworm-slim AS build
 
-# The same packages as a developer machine (minus the broker, which only tests need).
+# The packages the daemon needs (scripts/run's set: no broker, no test or style tools).
 COPY scripts/setup /src/scripts/setup
-RUN bash /src/scripts/setup --no-build --no-broker && rm -rf /var/lib/apt/lists/*
+RUN bash /src/scripts/setup --no-build --daemon && rm -rf /var/lib/apt/lists/*
 
 COPY . /src
 # A build dir outside /src, so that a build/ copied from a developer's tree cannot interfere.
