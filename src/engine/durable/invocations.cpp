@@ -101,7 +101,6 @@ std::vector<std::uint64_t> invocation_engine::resume(std::uint64_t n) {
   {
     std::lock_guard<std::mutex> guard{d.api_mu};
     d.api_store->write([&] {
-      resumed.clear();  // the transaction may run again after a rollback
       for (auto& row : d.chain_of(*d.api_store, n)) {
         if (row.status != "parked")
           continue;
@@ -129,8 +128,6 @@ std::vector<std::uint64_t> invocation_engine::cancel(std::uint64_t n) {
     std::lock_guard<std::mutex> guard{d.api_mu};
     std::vector<std::uint64_t> follow_ups;
     d.api_store->write([&] {
-      cancelled.clear();
-      follow_ups.clear();
       auto rows = d.chain_of(*d.api_store, n);
       // The innermost first: a callee compensates before the caller that waited for it.
       for (auto it = rows.rbegin(); it != rows.rend(); ++it) {
