@@ -26,6 +26,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -763,6 +764,112 @@ TEST_CASE("a cancelled parked submit releases its lead and conversation", "[lead
   // The slot is free again: the same customer can submit anew.
   CHECK(submit(rt, "L2", "+15557770001", "D1", "north").status == 201);
   rt.stop();
+}
+
+/// A lead whose conversation cannot be made, over HTTP: its conversations/open callee parks
+/// after the retry budget, and the submit that waits for it parks behind it (a chain of two).
+struct parked_chain {
+  emulator_fixture emu;
+  temp_dir dir;
+  std::uint16_t port = free_port();
+  std::optional<runtime> rt;
+  std::optional<httplib::Client> http;
+  const httplib::Headers auth{{"Authorization", "Bearer leads-api-token"}};
+  std::string parent, child;  // inv-N of the submit and of its conversation's open
+
+  parked_chain() {
+    auto cfg = test_config(dir, emu);
+    cfg.leads.max_attempts = 3;
+    cfg.http.enabled = true;
+    cfg.http.port = port;
+    ::setenv("SWITCHBOARD_API_TOKEN", "leads-api-token", 1);
+    rt.emplace(cfg);
+    rt->start();
+    http.emplace("127.0.0.1", port);
+    http->set_read_timeout(20, 0);
+    emu.faults(R"({"seed": 1, "rules": [{"route": "POST /conversations/v1/Conversations",
+                   "rate_5xx": 1.0, "status_5xx": 503}]})");
+    auto a = post_json("/v1/leads/L1/submit", submission("+15557770001"));
+    REQUIRE(a.first == 202);
+    REQUIRE(s(a.second, "status") == "parked");
+    parent = s(a.second, "invocation");
+    auto parked = get_json("/v1/invocations?status=parked");
+    REQUIRE(parked.first == 200);
+    for (auto& v : parked.second.at("invocations").as_array())
+      if (s(v, "service") == "conversations")
+        child = s(v, "id");
+    REQUIRE(parked.second.at("invocations").as_array().size() == 2);
+    REQUIRE_FALSE(child.empty());
+  }
+  ~parked_chain() { rt->stop(); }
+
+  static std::string submission(const std::string& phone) {
+    return json::serialize(json::object{{"customer_name", "Ana"},
+                                        {"customer_phone", phone},
+                                        {"dealer_id", "D1"},
+                                        {"location_id", "north"},
+                                        {"message", "Is it available?"}});
+  }
+  std::pair<int, json::value> post_json(const std::string& path, const std::string& body = "{}") {
+    auto res = http->Post(path.c_str(), auth, body, "application/json");
+    REQUIRE(res);
+    return {res->status, json::parse(res->body)};
+  }
+  std::pair<int, json::value> get_json(const std::string& path) {
+    auto res = http->Get(path.c_str(), auth);
+    REQUIRE(res);
+    return {res->status, json::parse(res->body)};
+  }
+  std::string status_of(const std::string& path) { return s(get_json(path).second, "status"); }
+  std::set<std::string> ids(const json::value& answer, const char* member) {
+    std::set<std::string> out;
+    for (auto& v : answer.at(member).as_array())
+      out.insert(std::string(v.as_string()));
+    return out;
+  }
+};
+
+TEST_CASE("resuming the invocation a 202 handed out resumes its parked callee too, and it runs",
+          "[leads][invocations]") {
+  parked_chain c;
+  c.emu.clear_faults();
+  auto resumed = c.post_json("/v1/invocations/" + c.parent + "/resume");
+  REQUIRE(resumed.first == 200);
+  CHECK(s(resumed.second, "id") == c.parent);
+  CHECK(c.ids(resumed.second, "resumed") == std::set<std::string>{c.parent, c.child});
+  CHECK(eventually([&] { return c.status_of("/v1/leads/L1") == "open"; }));
+  CHECK(c.status_of("/v1/invocations/" + c.child) == "done");
+  CHECK(eventually([&] { return c.status_of("/v1/invocations/" + c.parent) == "done"; }));
+  CHECK(c.get_json("/v1/invocations?status=parked").second.at("invocations").as_array().empty());
+  // Nothing of the chain is parked now: a second resume is refused and says why.
+  auto again = c.post_json("/v1/invocations/" + c.parent + "/resume");
+  CHECK(again.first == 409);
+  CHECK(s(again.second, "error").find("done") != std::string::npos);
+}
+
+TEST_CASE("resuming the parked callee's id resumes the caller parked on it too",
+          "[leads][invocations]") {
+  parked_chain c;
+  c.emu.clear_faults();
+  auto resumed = c.post_json("/v1/invocations/" + c.child + "/resume");
+  REQUIRE(resumed.first == 200);
+  CHECK(c.ids(resumed.second, "resumed") == std::set<std::string>{c.parent, c.child});
+  CHECK(eventually([&] { return c.status_of("/v1/leads/L1") == "open"; }));
+}
+
+TEST_CASE("cancelling a parked chain cancels the parked callee too and frees the lead's slot",
+          "[leads][invocations]") {
+  parked_chain c;
+  auto cancelled = c.post_json("/v1/invocations/" + c.parent + "/cancel");
+  REQUIRE(cancelled.first == 200);
+  CHECK(s(cancelled.second, "status") == "cancelled");
+  CHECK(c.ids(cancelled.second, "cancelled") == std::set<std::string>{c.parent, c.child});
+  CHECK(c.status_of("/v1/invocations/" + c.child) == "cancelled");
+  CHECK(c.get_json("/v1/invocations?status=parked").second.at("invocations").as_array().empty());
+  CHECK(c.status_of("/v1/leads/L1") == "failed");
+  c.emu.clear_faults();
+  // The customer's slot and the proxy number are free again: the same customer opens anew.
+  CHECK(c.post_json("/v1/leads/L2/submit", parked_chain::submission("+15557770001")).first == 201);
 }
 
 TEST_CASE("a lead interrupted by a stop resumes after the restart, its effects done once",

@@ -11,6 +11,8 @@
 #include <caf/all.hpp>
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -482,4 +484,51 @@ TEST_CASE("two runtimes side by side cannot share a port", "[runtime][http]") {
     CHECK(std::string{e.what()}.find("cannot listen on 127.0.0.1:" +
                                      std::to_string(cfg.http.port)) != std::string::npos);
   }
+}
+
+TEST_CASE("two runtimes cannot share a data directory; the second names it and its holder",
+          "[runtime]") {
+  temp_dir dir;
+  runtime first{test_config(dir)};
+  first.start();
+  runtime second{test_config(dir)};
+  try {
+    second.start();
+    FAIL("the second runtime started on a data directory in use");
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    CHECK(what.find("'" + dir.path.string() + "' is in use") != std::string::npos);
+    CHECK(what.find("PID " + std::to_string(::getpid())) != std::string::npos);
+  }
+  // Stopped, the first lets go of it: a runtime after it starts on the same files.
+  first.stop();
+  runtime third{test_config(dir)};
+  third.start();
+  third.stop();
+}
+
+TEST_CASE("a job route's JSON answer ends with a newline, as a terminal user wants it",
+          "[runtime][http]") {
+  temp_dir dir;
+  auto cfg = test_config(dir);
+  cfg.http.enabled = true;
+  cfg.http.host = "127.0.0.1";
+  cfg.http.port = 0;
+  ::setenv("SWITCHBOARD_API_TOKEN", "newline-token", 1);
+  runtime rt{cfg};
+  rt.start();
+  const auto address = rt.listen_address();
+  httplib::Client client{"127.0.0.1", std::stoi(address.substr(address.find(':') + 1))};
+  const httplib::Headers auth{{"Authorization", "Bearer newline-token"}};
+  // Neither job is configured: both answer 404 with a hint, through the routes' reply helpers.
+  for (const auto* path : {"/v1/state/application/A-1", "/v1/leads/L1", "/v1/propagation"}) {
+    auto res = client.Get(path, auth);
+    REQUIRE(res);
+    INFO(path << " -> " << res->status << " '" << res->body << "'");
+    CHECK(res->get_header_value("Content-Type") == "application/json");
+    REQUIRE_FALSE(res->body.empty());
+    CHECK(res->body.back() == '\n');
+    CHECK(res->body.find('\n') == res->body.size() - 1);  // one line: the JSON, then "\n"
+  }
+  rt.stop();
 }

@@ -124,4 +124,10 @@ SWITCHBOARD_API config_result load_config_file(const std::string& path);
 SWITCHBOARD_API std::optional<config_error> apply_listen_override(config& cfg,
                                                                   std::string_view host_port);
 
+/// The secrets `cfg` needs that the environment lacks now (unset or empty), one error each,
+/// naming the variable and the key that needs it: `TWILIO_ACCOUNT_SID` and `TWILIO_AUTH_TOKEN`
+/// when `targets` or `leads.proxy_numbers` are given (they call Twilio, or the emulator, with
+/// them). `switchboard check-config` and `run` refuse such a configuration (since 0.4).
+SWITCHBOARD_API std::vector<config_error> missing_secrets(const config& cfg);
+
 }  // namespace switchboard

@@ -68,7 +68,9 @@ public:
 
   /// Starts the actor system, the supervision tree and (if enabled) the HTTP server.
   /// Throws std::runtime_error with a clear message if anything cannot start (e.g. the
-  /// listen address is in use, the data directory cannot be created).
+  /// listen address is in use, the data directory cannot be created, or another runtime, in
+  /// this process or another, holds the data directory: one runtime per `data_dir`, locked by
+  /// `DATA_DIR/switchboard.lock` from `start()` until `stop()` returns; since 0.4).
   void start();
 
   /// Publishes an event: the future completes once it is durable in the journal. Missing

@@ -8,6 +8,7 @@
 #include "switchboard/runtime.hpp"
 #include "switchboard/version.hpp"
 
+#include <httplib.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
@@ -15,14 +16,18 @@
 #include <caf/config.hpp>
 
 #include <pthread.h>
+#include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -55,17 +60,47 @@ std::optional<switchboard::config> load(const std::string& path) {
 }
 
 /// What the configuration names outside itself and can be checked without side effects: the
-/// enrichment database and every lookup's SQL. A bad one is a configuration error (exit 2).
+/// enrichment database, every lookup's SQL, and the secrets its parts need from the
+/// environment. A bad one is a configuration error (exit 2), found by check-config and run.
 bool check_references(const switchboard::config& cfg) {
+  bool ok = true;
+  for (const auto& missing : switchboard::missing_secrets(cfg)) {
+    std::cerr << "switchboard: bad configuration: " << missing.message() << "\n";
+    ok = false;
+  }
   if (cfg.enrichment.lookups.empty())
-    return true;
+    return ok;
   try {
     switchboard::adapters::sqlite::lookup_db probe(cfg.enrichment, 1);
   } catch (const std::exception& e) {
     std::cerr << "switchboard: bad configuration: " << cfg.source << ": " << e.what() << "\n";
     return false;
   }
-  return true;
+  return ok;
+}
+
+/// The signals that stop the daemon gracefully: SIGTERM, SIGINT and SIGHUP (a closed terminal,
+/// or `kill -HUP`: switchboard logs to stderr only, so there are no log files to reopen, and it
+/// drains as on SIGTERM). A SIGHUP the parent left ignored stays ignored, as `nohup` asks: a
+/// blocked signal reaches sigwait even when its disposition is SIG_IGN.
+sigset_t stop_signals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  struct sigaction hup {};
+  if (sigaction(SIGHUP, nullptr, &hup) != 0 || hup.sa_handler != SIG_IGN)
+    sigaddset(&signals, SIGHUP);
+  return signals;
+}
+
+const char* signal_name(int sig) {
+  switch (sig) {
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case SIGHUP: return "SIGHUP";
+    default: return "a signal";
+  }
 }
 
 int run(const std::string& config_path, const std::string& data_dir, const std::string& listen) {
@@ -82,12 +117,9 @@ int run(const std::string& config_path, const std::string& data_dir, const std::
   }
   setup_logging(cfg->log.level);
 
-  // SIGTERM/SIGINT are taken by one thread with sigwait, never by a signal handler: block them
-  // here, before any other thread exists, so every thread inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
+  // The stop signals are taken by one thread with sigwait, never by a signal handler: block
+  // them here, before any other thread exists, so every thread inherits the mask.
+  const sigset_t signals = stop_signals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   switchboard::runtime rt{*cfg};
@@ -97,11 +129,12 @@ int run(const std::string& config_path, const std::string& data_dir, const std::
     spdlog::critical("switchboard could not start: {}", e.what());
     return exit_start_failed;
   }
-  std::thread signal_watcher([&rt, signals] {
+  std::atomic<bool> watcher_woken{false};  // by us, below, not by a user's signal
+  std::thread signal_watcher([&rt, &watcher_woken, signals] {
     int sig = 0;
     sigwait(&signals, &sig);
-    if (sig == SIGTERM || sig == SIGINT)
-      spdlog::info("received {}, draining and stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (!watcher_woken.load())
+      spdlog::info("received {}, draining and stopping", signal_name(sig));
     rt.request_stop();
   });
 
@@ -116,6 +149,7 @@ int run(const std::string& config_path, const std::string& data_dir, const std::
   auto waited = rt.wait();
   auto outcome = rt.stop();
   // Wake the watcher if it is still waiting (the runtime failed on its own).
+  watcher_woken = true;
   pthread_kill(signal_watcher.native_handle(), SIGTERM);
   signal_watcher.join();
   if (outcome.failed || waited.failed) {
@@ -143,10 +177,7 @@ int run_twilio_emulator(switchboard::adapters::twilio::emulator_options options)
   setup_logging("info");
 
   // As in run(): block the signals before any thread exists, and take them with sigwait.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
+  const sigset_t signals = stop_signals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   std::optional<twilio::emulator> emulator;
@@ -167,9 +198,44 @@ int run_twilio_emulator(switchboard::adapters::twilio::emulator_options options)
 
   int sig = 0;
   sigwait(&signals, &sig);
-  spdlog::info("received {}, stopping the twilio emulator", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  spdlog::info("received {}, stopping the twilio emulator", signal_name(sig));
   emulator->stop();
   return exit_ok;
+}
+
+/// `switchboard health`: GET /health on a running daemon, for container and service health
+/// checks where no curl is installed. 0 when it answers 200, else 1 with the reason.
+int probe_health(const std::string& url) {
+  const auto scheme_end = url.find("://");
+  const auto path_start = url.find('/', scheme_end == std::string::npos ? 0 : scheme_end + 3);
+  if (url.rfind("http://", 0) != 0 || path_start == std::string::npos) {
+    std::cerr << "switchboard health: --url '" << url
+              << "' is not an http:// URL with a path, e.g. http://127.0.0.1:8080/health\n";
+    return exit_bad_config;
+  }
+  httplib::Client client(url.substr(0, path_start));
+  client.set_connection_timeout(3, 0);
+  client.set_read_timeout(3, 0);
+  auto res = client.Get(url.substr(path_start).c_str());
+  if (!res) {
+    std::cerr << "switchboard health: GET " << url << ": " << httplib::to_string(res.error())
+              << "\n";
+    return exit_start_failed;
+  }
+  if (res->status != 200) {
+    std::cerr << "switchboard health: GET " << url << " answered " << res->status << ": "
+              << res->body << "\n";
+    return exit_start_failed;
+  }
+  std::cout << res->body << (res->body.empty() || res->body.back() != '\n' ? "\n" : "");
+  return exit_ok;
+}
+
+std::vector<std::string> subcommand_names(CLI::App& app) {
+  std::vector<std::string> out;
+  for (const auto* sub : app.get_subcommands(std::function<bool(CLI::App*)>{}))
+    out.push_back(sub->get_name());
+  return out;
 }
 
 }  // namespace
@@ -179,11 +245,13 @@ int main(int argc, char** argv) {
       "switchboard: an actor-model message bus that keeps external services in step "
       "with a domain's state"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", version_line(), "Print the version and exit");
 
   std::string config_path;
   std::string data_dir;
   std::string listen;
-  auto* run_cmd = app.add_subcommand("run", "Run the daemon until SIGTERM or SIGINT");
+  auto* run_cmd = app.add_subcommand(
+      "run", "Run the daemon until SIGTERM, SIGINT or SIGHUP (each drains, then exits 0)");
   run_cmd->add_option("--config,-c", config_path, "Configuration file (JSON, comments allowed)")
       ->required();
   run_cmd->add_option("--data-dir", data_dir, "Directory for SQLite files (overrides data_dir)");
@@ -198,9 +266,9 @@ int main(int argc, char** argv) {
 
   switchboard::adapters::twilio::emulator_options emulator_options;
   bool no_rate_limits = false;
-  auto* emulator_cmd = app.add_subcommand(
-      "twilio-emulator",
-      "Serve Twilio's Sync, Conversations and TaskRouter APIs locally until SIGTERM or SIGINT");
+  auto* emulator_cmd = app.add_subcommand("twilio-emulator",
+                                          "Serve Twilio's Sync, Conversations, TaskRouter and "
+                                          "Messages APIs locally until SIGTERM, SIGINT or SIGHUP");
   emulator_cmd->add_option("--host", emulator_options.host, "Address to listen on")
       ->capture_default_str();
   emulator_cmd->add_option("--port", emulator_options.port, "Port to listen on (0 = any)")
@@ -214,6 +282,26 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   emulator_cmd->add_flag("--no-rate-limits", no_rate_limits,
                          "Do not enforce Sync's 20 writes/s per object");
+
+  std::string health_url = "http://127.0.0.1:8080/health";
+  auto* health_cmd = app.add_subcommand(
+      "health", "GET /health on a running daemon: exit 0 on 200, else 1 (for health checks)");
+  health_cmd->add_option("--url", health_url, "The daemon's health URL")->capture_default_str();
+
+  // Said plainly, with the list, rather than CLI11's "arguments were not expected".
+  const auto names = subcommand_names(app);
+  if (argc < 2 ||
+      (argv[1][0] != '-' && std::find(names.begin(), names.end(), argv[1]) == names.end())) {
+    if (argc < 2)
+      std::cerr << "switchboard: no subcommand given";
+    else
+      std::cerr << "switchboard: unknown subcommand '" << argv[1] << "'";
+    std::cerr << "; the subcommands are:";
+    for (const auto& name : names)
+      std::cerr << (name == names.front() ? " " : ", ") << name;
+    std::cerr << " (switchboard --help says what each does)\n";
+    return exit_bad_config;
+  }
 
   try {
     app.parse(argc, argv);
@@ -236,6 +324,8 @@ int main(int argc, char** argv) {
   }
   if (*run_cmd)
     return run(config_path, data_dir, listen);
+  if (*health_cmd)
+    return probe_health(health_url);
   if (*emulator_cmd) {
     emulator_options.enforce_rate_limits = !no_rate_limits;
     return run_twilio_emulator(std::move(emulator_options));

@@ -48,10 +48,14 @@ struct http_route {
   std::function<http_reply(const http_request&)> handle;
 };
 
+/// A JSON answer, ending with a newline: `curl URL` then leaves the shell's prompt on a line
+/// of its own, and line-oriented tools read the answer as one line.
 inline http_reply json_reply(int status, std::string body) {
   http_reply r;
   r.status = status;
   r.body = std::move(body);
+  if (!r.body.empty() && r.body.back() != '\n')
+    r.body += '\n';
   return r;
 }
 

@@ -62,6 +62,12 @@ public:
   /// Frees the idempotency key invocation `n` took (if any), so that the same request may run
   /// anew: for an outcome that was transient (refused for want of a resource that frees up).
   virtual void release_idempotency_key(std::uint64_t n) = 0;
+  /// The idempotency key invocation `n` took, if any.
+  virtual std::optional<std::string> idempotency_key_of(std::uint64_t n) = 0;
+  /// The invocations of `service` whose idempotency key starts with `prefix`, by number: how the
+  /// engine finds the callees a `call` step made ("inv-N/<step>").
+  virtual std::vector<std::uint64_t> idempotent_with_prefix(const std::string& service,
+                                                            const std::string& prefix) = 0;
   virtual std::optional<invocation_row> invocation(std::uint64_t n) = 0;
   virtual std::vector<std::uint64_t> running_invocations(const std::string& service) = 0;
   /// Invocations in `status` ("" = any), newest first, numbered below `before` (0 = no bound).

@@ -77,6 +77,7 @@ void runtime::impl::abandon_start() {
   ctx.reset();
   reader.reset();
   writer.reset();  // before `tail`, which its commit callback appends to
+  dir_lock.reset();
   std::lock_guard<std::mutex> guard{mu};
   state = phase::stopped;
   cv.notify_all();
@@ -280,6 +281,7 @@ run_outcome runtime::stop() {
   d.ctx.reset();
   d.reader.reset();
   d.writer.reset();
+  d.dir_lock.reset();  // every file of the data directory is closed
   std::lock_guard<std::mutex> guard{d.mu};
   d.state = impl::phase::stopped;
   d.cv.notify_all();

@@ -14,6 +14,7 @@
 #include "jobs/job.hpp"
 #include "jobs/leads/job.hpp"
 #include "jobs/propagation/job.hpp"
+#include "runtime/data_dir_lock.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -38,6 +39,7 @@ struct runtime::impl {
   // destroyed on another thread than the one that used scoped actors (or spawned detached
   // actors), and a host may call start(), subscribe() and stop() from any threads.
   engine::lane control{"caf control"};
+  std::unique_ptr<internal::data_dir_lock> dir_lock;  // from open_journal until stopped
   adapters::sqlite::journal_options journal_opts;
   std::shared_ptr<actors::journal_writer> writer;
   std::shared_ptr<actors::journal_tail> tail;

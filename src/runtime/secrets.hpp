@@ -6,6 +6,9 @@
 
 namespace switchboard::internal {
 
+/// The environment variable `name`, "" when unset.
+std::string env(const char* name);
+
 /// SWITCHBOARD_API_TOKEN, TWILIO_AUTH_TOKEN, SWITCHBOARD_AMQP_PASSWORD, SWITCHBOARD_FAILPOINT.
 jobs::secrets read_secrets();
 

@@ -96,15 +96,19 @@ void runtime::impl::open_journal() {
   } catch (const std::exception& e) {
     throw std::runtime_error(std::string{e.what()} + " (set data_dir or --data-dir)");
   }
+  // Before any file of the directory is opened: a second runtime on it must touch nothing.
+  dir_lock = std::make_unique<internal::data_dir_lock>(cfg.data_dir);
   journal_opts.path = (std::filesystem::path{cfg.data_dir} / "journal.db").string();
   try {
     writer = std::make_shared<actors::journal_writer>(
         journal_opts,
         [this](std::vector<event_ptr> committed) { tail->append(std::move(committed)); });
+    reader = std::make_shared<actors::journal_reader>(journal_opts);
   } catch (const std::exception& e) {
+    writer.reset();
+    dir_lock.reset();
     throw std::runtime_error("cannot open the journal: " + std::string{e.what()});
   }
-  reader = std::make_shared<actors::journal_reader>(journal_opts);
   auto last = writer->last_sequence();
   tail = std::make_shared<actors::journal_tail>(tail_capacity, last);
   ctx = std::make_shared<const actors::bus_context>(actors::bus_context{tail, writer, reader});

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # daemon_cli: the `switchboard` binary as a user runs it.
 #
-#   version / --help / check-config, bad configs (exit 2, errors that name the file and the key),
-#   `run` on a free port: the "listening" line, GET /health and /ready, a second daemon on the
-#   same port (exit 1), SIGTERM and SIGINT (graceful, exit 0), bad --listen values (exit 2).
+#   version and --version / --help / an unknown subcommand (named, with the list) /
+#   check-config, bad configs (exit 2, errors that name the file and the key), missing secrets
+#   (exit 2, naming the variable), `run` on a free port: the "listening" line, GET /health and
+#   /ready, `health`, a second daemon on the same port or the same data directory (exit 1,
+#   naming the PID holding it), SIGTERM, SIGINT and SIGHUP (graceful, exit 0; an ignored SIGHUP
+#   stays ignored), bad --listen values (exit 2).
 #
 # Usage: daemon_test.sh BIN SOURCE_DIR
 # Every wait is bounded; only processes started here are signalled, by PID.
@@ -81,6 +84,12 @@ if expect_exit 0 "version" "$bin" version; then
   fi
 fi
 
+if expect_exit 0 "--version" "$bin" --version; then
+  line=$(head -n 1 "$tmp/out")
+  [[ $line == "switchboard $version "* ]] ||
+    fail "--version printed '$line', expected the version line 'switchboard $version (...)'"
+fi
+
 # --- (b) help ----------------------------------------------------------------------------------
 for args in "--help" "run --help" "check-config --help"; do
   # shellcheck disable=SC2086 # split on purpose
@@ -88,7 +97,13 @@ for args in "--help" "run --help" "check-config --help"; do
     [[ -s $tmp/out ]] || fail "'$args' printed nothing on stdout"
   fi
 done
-expect_exit 2 "an unknown subcommand" "$bin" no-such-command
+if expect_exit 2 "an unknown subcommand" "$bin" no-such-command; then
+  stderr_names "unknown subcommand 'no-such-command'" "the unknown-subcommand error"
+  for sub in run check-config version twilio-emulator health; do
+    grep -Eq "subcommands are:.*\b$sub\b" "$tmp/err" ||
+      { fail "the unknown-subcommand error does not list '$sub'"; show "$tmp/err"; }
+  done
+fi
 
 # --- (c) the shipped config is valid ------------------------------------------------------------
 if expect_exit 0 "check-config config/switchboard.json" "$bin" check-config "$good_config"; then
@@ -130,6 +145,34 @@ if expect_exit 2 "run with a lookup on a missing table" \
     "$bin" run --config "$bad_sql" --data-dir "$tmp/data-bad-sql" --listen 127.0.0.1:0; then
   stderr_names "enrichment.lookups[0].sql" "run's lookup SQL error"
 fi
+# A part that calls Twilio needs its credentials from the environment: check-config says which
+# variable is missing (exit 2), and run refuses the same way, before it starts.
+leads_config=$tmp/leads.json
+printf '{"leads": {"proxy_numbers": ["+15550100001"], "dealers": [{"id": "D1", "name": "Acme",
+  "locations": [{"id": "north", "name": "North", "phone": "+15550001001"}]}]}}\n' >"$leads_config"
+no_twilio=(env -u TWILIO_ACCOUNT_SID -u TWILIO_AUTH_TOKEN)
+if expect_exit 2 "check-config of leads without TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN" \
+    "${no_twilio[@]}" "$bin" check-config "$leads_config"; then
+  stderr_names "TWILIO_ACCOUNT_SID" "the missing-secret error"
+  stderr_names "TWILIO_AUTH_TOKEN" "the missing-secret error"
+  stderr_names "leads.proxy_numbers" "the missing-secret error"
+fi
+if expect_exit 2 "check-config of leads with only TWILIO_ACCOUNT_SID" \
+    "${no_twilio[@]}" TWILIO_ACCOUNT_SID=AC00000000000000000000000000000001 \
+    "$bin" check-config "$leads_config"; then
+  stderr_names "TWILIO_AUTH_TOKEN" "the missing-token error"
+  grep -q "needs TWILIO_ACCOUNT_SID" "$tmp/err" &&
+    fail "the missing-token error also names TWILIO_ACCOUNT_SID, which is set"
+fi
+expect_exit 0 "check-config of leads with both Twilio variables" \
+  "${no_twilio[@]}" TWILIO_ACCOUNT_SID=AC00000000000000000000000000000001 \
+  TWILIO_AUTH_TOKEN=token "$bin" check-config "$leads_config"
+if expect_exit 2 "run of leads without the Twilio variables" "${no_twilio[@]}" "$bin" run \
+    --config "$leads_config" --data-dir "$tmp/data-no-twilio" --listen 127.0.0.1:0; then
+  stderr_names "TWILIO_ACCOUNT_SID" "run's missing-secret error"
+  grep -q 'listening' "$tmp/out" && fail "run without the Twilio variables said it was listening"
+fi
+
 if expect_exit 2 "check-config with a missing file" "$bin" check-config "$missing"; then
   stderr_names "$missing" "the missing-file error"
 fi
@@ -143,14 +186,16 @@ expect_exit 2 "run without --config" "$bin" run --data-dir "$tmp/data-bad" --lis
 # --- (e) run, probe, stop -----------------------------------------------------------------------
 daemon_port=""
 
-# start_daemon NAME: starts `run` in the background; sets daemon_pid and, once the daemon says
-# it is listening (within 20 s), daemon_port. Returns 1 if it never did.
+# start_daemon NAME [ENV-ARGS...]: starts `run` in the background; sets daemon_pid and, once the
+# daemon says it is listening (within 20 s), daemon_port. Returns 1 if it never did. ENV-ARGS go
+# to env(1) after the defaults, e.g. --ignore-signal=HUP.
 start_daemon() {
   local name=$1 line=""
+  shift
   daemon_port=""
   # A non-interactive shell starts background jobs with SIGINT ignored; give the daemon the
   # default disposition, as a terminal user's Ctrl-C would find it.
-  env --default-signal=INT,TERM "$bin" run --config "$good_config" --data-dir "$tmp/data" \
+  env --default-signal=INT,TERM,HUP "$@" "$bin" run --config "$good_config" --data-dir "$tmp/data" \
     --listen 127.0.0.1:0 >"$tmp/$name.out" 2>"$tmp/$name.err" </dev/null &
   daemon_pid=$!
   local deadline=$((SECONDS + 20))
@@ -234,13 +279,49 @@ if start_daemon term; then
     stderr_names "$daemon_port" "the address-in-use error"
   fi
 
+  # Nor on the same data directory (another port): two would write the same SQLite files.
+  if expect_exit 1 "run on a data directory in use" "$bin" run --config "$good_config" \
+      --data-dir "$tmp/data" --listen 127.0.0.1:0; then
+    stderr_names "$tmp/data" "the data-directory-in-use error"
+    stderr_names "PID $daemon_pid" "the data-directory-in-use error"
+    grep -q 'listening' "$tmp/out" && fail "a second daemon on the same data directory listened"
+  fi
+
+  # `health` is what the Dockerfile's HEALTHCHECK runs.
+  if expect_exit 0 "health on the running daemon" \
+      "$bin" health --url "http://127.0.0.1:$daemon_port/health"; then
+    grep -Fxq '{"status":"ok"}' "$tmp/out" || { fail "health did not print the answer"; show "$tmp/out"; }
+  fi
+
   stop_daemon TERM term
+
+  expect_exit 1 "health with no daemon on the port" \
+    "$bin" health --url "http://127.0.0.1:$daemon_port/health"
 fi
 
 if start_daemon int; then
   get /health
   [[ $http_code == 200 ]] || fail "GET /health on the second start -> $http_code"
   stop_daemon INT int
+fi
+
+# SIGHUP (a closed terminal, kill -HUP) drains and exits 0 like SIGTERM, and says so.
+if start_daemon hup; then
+  stop_daemon HUP hup
+  grep -q 'received SIGHUP, draining' "$tmp/hup.err" ||
+    { fail "hup: the log does not say it drained on SIGHUP"; show "$tmp/hup.err"; }
+fi
+
+# Started with SIGHUP ignored (nohup), it keeps running through one.
+if start_daemon nohup --ignore-signal=HUP; then
+  kill -HUP "$daemon_pid"
+  sleep 0.5
+  if kill -0 "$daemon_pid" 2>/dev/null; then
+    pass "nohup: an ignored SIGHUP left it running"
+  else
+    fail "nohup: the daemon stopped on a SIGHUP it was started ignoring"
+  fi
+  stop_daemon TERM nohup
 fi
 
 # --- (f) bad --listen values: exit 2 ------------------------------------------------------------

@@ -134,6 +134,35 @@ void invocation_store::release_idempotency_key(std::uint64_t n) {
   q.exec();
 }
 
+std::optional<std::string> invocation_store::idempotency_key_of(std::uint64_t n) {
+  auto q_use = statements_("SELECT idempotency_key FROM idempotency WHERE invocation = ?");
+  auto& q = *q_use;
+  q.bind(1, static_cast<std::int64_t>(n));
+  if (!q.executeStep())
+    return std::nullopt;
+  return text(q, 0);
+}
+
+std::vector<std::uint64_t> invocation_store::idempotent_with_prefix(const std::string& service,
+                                                                    const std::string& prefix) {
+  // A range on the primary key (service, idempotency_key), not a scan: every key that starts
+  // with `prefix` sorts at or after it and before `prefix` with its last byte raised.
+  auto q_use = statements_(
+      "SELECT invocation FROM idempotency WHERE service = ? AND idempotency_key >= ? AND "
+      "idempotency_key < ? ORDER BY invocation");
+  auto& q = *q_use;
+  auto upper = prefix;
+  if (!upper.empty())
+    upper.back() = static_cast<char>(upper.back() + 1);
+  q.bind(1, service);
+  q.bind(2, prefix);
+  q.bind(3, upper);
+  std::vector<std::uint64_t> out;
+  while (q.executeStep())
+    out.push_back(unsigned_of(q, 0));
+  return out;
+}
+
 std::optional<invocation_row> invocation_store::invocation(std::uint64_t n) {
   auto q_use =
       statements_(std::string{"SELECT "} + invocation_columns + " FROM invocations WHERE n = ?");

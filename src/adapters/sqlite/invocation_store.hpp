@@ -34,6 +34,9 @@ public:
                                           const std::string& idempotency_key,
                                           std::int64_t since_ms) override;
   void release_idempotency_key(std::uint64_t n) override;
+  std::optional<std::string> idempotency_key_of(std::uint64_t n) override;
+  std::vector<std::uint64_t> idempotent_with_prefix(const std::string& service,
+                                                    const std::string& prefix) override;
   std::optional<ports::invocation_row> invocation(std::uint64_t n) override;
   std::vector<std::uint64_t> running_invocations(const std::string& service) override;
   std::vector<ports::invocation_row> invocations(const std::string& status, std::size_t limit,

@@ -311,6 +311,57 @@ struct invocation_engine::impl : std::enable_shared_from_this<invocation_engine:
     return -1;
   }
 
+  /// `n`'s chain (invocation_engine::chain): up through the callers still waiting (a `call`
+  /// keys its callee "inv-<caller>/<step>"), then down through the unfinished callees.
+  std::vector<invocation_row> chain_of(ports::invocation_journal& store, std::uint64_t n) {
+    auto unfinished = [](const invocation_row& r) {
+      return r.status == "running" || r.status == "parked";
+    };
+    auto root = store.invocation(n);
+    if (!root)
+      return {};
+    while (auto key = store.idempotency_key_of(root->n)) {
+      const auto caller = caller_of(*key);
+      // A caller is older than its callee (so this ends); anything else is a key that only
+      // looks like a callee's.
+      if (!caller || *caller >= root->n)
+        break;
+      auto row = store.invocation(*caller);
+      if (!row || !unfinished(*row))
+        break;
+      root = std::move(row);
+    }
+    std::vector<invocation_row> out{*root};
+    std::set<std::uint64_t> seen{root->n};
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      const auto prefix = out[i].id() + "/";
+      for (const auto& service : services)
+        for (auto c : store.idempotent_with_prefix(service.first, prefix)) {
+          if (c <= out[i].n || !seen.insert(c).second)
+            continue;
+          if (auto row = store.invocation(c); row && unfinished(*row))
+            out.push_back(std::move(*row));
+        }
+    }
+    return out;
+  }
+
+  /// N of an idempotency key "inv-N/<step>" (a callee's), if it is one.
+  static std::optional<std::uint64_t> caller_of(const std::string& key) {
+    if (key.rfind("inv-", 0) != 0)
+      return std::nullopt;
+    const auto slash = key.find('/', 4);
+    if (slash == std::string::npos || slash == 4 || slash > 4 + 19)
+      return std::nullopt;
+    std::uint64_t n = 0;
+    for (std::size_t i = 4; i < slash; ++i) {
+      if (key[i] < '0' || key[i] > '9')
+        return std::nullopt;
+      n = n * 10 + static_cast<std::uint64_t>(key[i] - '0');
+    }
+    return n;
+  }
+
   void dispatch_all(ports::invocation_journal& store, const std::vector<std::uint64_t>& ns) {
     for (auto q : ns)
       if (auto row = store.invocation(q))

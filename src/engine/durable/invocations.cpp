@@ -95,50 +95,63 @@ std::optional<invocation_view> invocation_engine::view(std::uint64_t n) {
   return invocation_view{*row, impl_->api_store->steps(n)};
 }
 
-bool invocation_engine::resume(std::uint64_t n) {
+std::vector<std::uint64_t> invocation_engine::resume(std::uint64_t n) {
   auto& d = *impl_;
-  std::optional<invocation_row> row;
+  std::vector<invocation_row> resumed;
   {
     std::lock_guard<std::mutex> guard{d.api_mu};
     d.api_store->write([&] {
-      row = d.api_store->invocation(n);
-      if (!row || row->status != "parked") {
-        row.reset();
-        return;
+      for (auto& row : d.chain_of(*d.api_store, n)) {
+        if (row.status != "parked")
+          continue;
+        d.api_store->reset_step_attempts(row.n);
+        d.api_store->set_invocation(row.n, "running", "", "", rfc3339_now());
+        resumed.push_back(row);
       }
-      d.api_store->reset_step_attempts(n);
-      d.api_store->set_invocation(n, "running", "", "", rfc3339_now());
     });
   }
-  if (!row)
-    return false;
-  d.dispatch(row->service, row->key, n);
-  return true;
+  std::vector<std::uint64_t> out;
+  for (auto it = resumed.rbegin(); it != resumed.rend(); ++it)
+    d.dispatch(it->service, it->key, it->n);
+  for (const auto& row : resumed)
+    out.push_back(row.n);
+  if (!out.empty())
+    spdlog::info("{}: resumed inv-{} and its chain: {} invocation(s)", d.options.name, n,
+                 out.size());
+  return out;
 }
 
-bool invocation_engine::cancel(std::uint64_t n) {
+std::vector<std::uint64_t> invocation_engine::cancel(std::uint64_t n) {
   auto& d = *impl_;
-  bool cancelled = false;
+  std::vector<std::uint64_t> cancelled;
   {
     std::lock_guard<std::mutex> guard{d.api_mu};
     std::vector<std::uint64_t> follow_ups;
     d.api_store->write([&] {
-      auto row = d.api_store->invocation(n);
-      if (!row || row->status != "parked")
-        return;
-      auto& s = d.service(row->service);
-      if (s.spec.on_fail)
-        follow_ups = s.spec.on_fail(*d.api_conn, *row, "cancelled by request");
-      d.api_store->set_invocation(n, "cancelled", "", "cancelled by request; " + row->error,
-                                  rfc3339_now());
-      cancelled = true;
+      auto rows = d.chain_of(*d.api_store, n);
+      // The innermost first: a callee compensates before the caller that waited for it.
+      for (auto it = rows.rbegin(); it != rows.rend(); ++it) {
+        if (it->status != "parked")
+          continue;
+        auto& s = d.service(it->service);
+        if (s.spec.on_fail) {
+          auto more = s.spec.on_fail(*d.api_conn, *it, "cancelled by request");
+          follow_ups.insert(follow_ups.end(), more.begin(), more.end());
+        }
+        d.api_store->set_invocation(it->n, "cancelled", "", "cancelled by request; " + it->error,
+                                    rfc3339_now());
+        cancelled.insert(cancelled.begin(), it->n);
+      }
     });
     d.dispatch_all(*d.api_store, follow_ups);
   }
-  if (cancelled) {
+  for (auto c : cancelled) {
     d.count("cancelled");
-    d.notify(n);
+    d.notify(c);
   }
+  if (!cancelled.empty())
+    spdlog::info("{}: cancelled inv-{} and its chain: {} invocation(s)", d.options.name, n,
+                 cancelled.size());
   return cancelled;
 }
 

@@ -25,7 +25,9 @@
 //   effect happened. Completed effects are never repeated.
 // - **Retries, parking.** A step that fails retryably is tried again after a backoff with jitter
 //   (or the delay the effect named); after `max_attempts` attempts of one step the invocation is
-//   parked: visible, resumable, cancellable. A terminal failure ends it as failed (the service's
+//   parked: visible, resumable, cancellable. A caller whose `call` waits for a parked callee
+//   parks too; resume and cancel act on that whole chain (found by the callee's idempotency
+//   key, "inv-<caller>/<step>"). A terminal failure ends it as failed (the service's
 //   `on_fail` compensates in the same transaction).
 // - **Idempotency keys.** An invocation may carry a key; the same key within the window returns
 //   the first invocation instead of a new one.
@@ -205,10 +207,18 @@ public:
   void with_connection(const std::function<void(ports::durable_connection&)>& fn);
 
   std::optional<invocation_view> view(std::uint64_t n);
-  /// Parked -> running again with fresh attempts. False if `n` is not parked.
-  bool resume(std::uint64_t n);
-  /// Parked -> cancelled (the service compensates). False if `n` is not parked.
-  bool cancel(std::uint64_t n);
+  /// `n`'s chain: the unfinished invocations whose `call` steps wait for `n` (and theirs), `n`,
+  /// and the unfinished ones `n` waits for (and theirs).
+  ///
+  /// Every parked invocation of `n`'s chain -> running again with fresh attempts, the innermost
+  /// dispatched first (a parent parked on a parked callee would only park again). Returns those
+  /// it resumed, outermost first; empty if none of the chain is parked.
+  std::vector<std::uint64_t> resume(std::uint64_t n);
+  /// Every parked invocation of `n`'s chain -> cancelled (each service compensates), the
+  /// innermost first, in one transaction. Returns those it cancelled, outermost first; empty if
+  /// none of the chain is parked. A running caller in the chain ends as failed when its `call`
+  /// step sees the cancelled callee.
+  std::vector<std::uint64_t> cancel(std::uint64_t n);
 
   /// Hands invocation `n` to its key's entity (after a commit that created it elsewhere).
   void dispatch(const std::string& service, const std::string& key, std::uint64_t n);

@@ -343,12 +343,27 @@ keyed_answer leads_job::invoke(const keyed_request& r) {
       if (!n)
         return error(404, "no invocation " + r.key + " (ids look like inv-12)");
       if (r.handler == "resume" || r.handler == "cancel") {
-        const bool ok = r.handler == "resume" ? d.engine->resume(*n) : d.engine->cancel(*n);
-        if (!ok)
-          return error(
-              409, r.key + " is not parked (only parked invocations can be resumed or cancelled)");
+        // The whole chain: a caller parked on a parked callee only parks again when resumed
+        // alone, and a cancelled caller would leave its callee parked.
+        const bool resume = r.handler == "resume";
+        const auto acted = resume ? d.engine->resume(*n) : d.engine->cancel(*n);
+        if (acted.empty()) {
+          auto v = d.engine->view(*n);
+          if (!v)
+            return error(404, "no invocation " + r.key + " (ids look like inv-12)");
+          return error(409,
+                       r.key + " is " + v->row.status +
+                           " and nothing in its chain is parked (only parked invocations "
+                           "can be resumed or cancelled)",
+                       json::object{{"status", v->row.status}});
+        }
         auto v = d.engine->view(*n);
-        return answer(200, v ? invocation_json(*v) : json::value(nullptr));
+        auto out = v ? invocation_json(*v) : json::value(json::object{});
+        json::array ids;
+        for (auto a : acted)
+          ids.push_back(json::value("inv-" + std::to_string(a)));
+        out.as_object()[resume ? "resumed" : "cancelled"] = std::move(ids);
+        return answer(200, std::move(out));
       }
       return error(404, "invocations has no handler '" + r.handler + "'; use resume or cancel");
     }
