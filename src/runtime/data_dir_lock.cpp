@@ -27,7 +27,7 @@ std::string holder_of(int fd) {
 
 data_dir_lock::data_dir_lock(const std::string& data_dir) {
   const auto path = (std::filesystem::path{data_dir} / "switchboard.lock").string();
-  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);  // like every data file
   if (fd_ < 0)
     throw std::runtime_error("cannot open the lock file '" + path + "': " + std::strerror(errno) +
                              " (check that data_dir is writable)");
