@@ -68,7 +68,50 @@ void make_crm(const std::string& path) {
   db.exec(R"sql(
     CREATE TABLE account_managers (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
     INSERT INTO account_managers VALUES (7, 'Ann Smith');
+    CREATE TABLE profiles (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+    INSERT INTO profiles VALUES ('ok', '{"tier":"silver"}');
   )sql");
+}
+
+/// A second lookup whose SQL fails for a profile row holding malformed JSON (SQLite's json()
+/// raises): a poison event for the entities that use such a row, until the row is fixed.
+void add_profile_lookup(config& cfg) {
+  lookup_config l;
+  l.name = "profile";
+  l.entity_kind = "application";
+  l.sql = "SELECT json(doc) AS doc FROM profiles WHERE id = ?";
+  l.params = {"profileId"};
+  l.into = "profile";
+  cfg.enrichment.lookups.push_back(l);
+}
+
+void set_profile(const config& cfg, const std::string& id, const std::string& doc) {
+  SQLite::Database crm(cfg.enrichment.database, SQLite::OPEN_READWRITE);
+  SQLite::Statement upsert(crm, "INSERT OR REPLACE INTO profiles VALUES (?, ?)");
+  upsert.bind(1, id);
+  upsert.bind(2, doc);
+  upsert.exec();
+}
+
+event versioned(const std::string& event_id, const std::string& entity, std::uint64_t version,
+                json::object data) {
+  event ev;
+  ev.id = event_id;
+  ev.source = "tests/propagation";
+  ev.type = "application.status_changed";
+  ev.entity_kind = "application";
+  ev.entity_id = entity;
+  ev.entity_version = version;
+  ev.data = std::move(data);
+  return ev;
+}
+
+/// The stored version of an entity, or -1.
+std::int64_t version_of(const runtime& rt, const std::string& entity) {
+  auto st = rt.entity_state("application", entity);
+  if (!st || !st->as_object().at("version").is_int64())
+    return -1;
+  return st->as_object().at("version").as_int64();
 }
 
 config base_config(const temp_dir& dir) {
@@ -245,4 +288,40 @@ TEST_CASE(
     CHECK_FALSE(s.as_object().at("last_error").as_string().empty());
   }
   CHECK(returns_within([&] { rt.stop(); }, 30s));
+}
+
+TEST_CASE("propagation: a poison event parks only its entity; its lane goes on with the others",
+          "[runtime][propagation][poison]") {
+  temp_dir dir;
+  auto cfg = base_config(dir);
+  cfg.state.partitions = 1;  // every entity on one lane
+  add_profile_lookup(cfg);
+  set_profile(cfg, "bad", "{");  // X's lookup fails until the row is fixed
+  runtime rt{cfg};
+  rt.start();
+  constexpr int healthy = 20;
+  rt.publish(versioned("x-1", "X", 1, {{"profileId", "bad"}, {"accountManagerId", 7}})).get();
+  rt.publish(versioned("x-2", "X", 2, {{"status", "approved"}})).get();
+  for (int i = 0; i < healthy; ++i)
+    rt.publish(versioned("h-" + std::to_string(i), "H-" + std::to_string(i), 1,
+                         {{"profileId", "ok"}, {"accountManagerId", 7}}))
+        .get();
+  // The row is fixed once every healthy entity is stored: while X's first event is retried
+  // (about 0.75 s of backoff before it would be dead-lettered), not after.
+  REQUIRE(eventually([&] {
+    for (int i = 0; i < healthy; ++i)
+      if (version_of(rt, "H-" + std::to_string(i)) != 1)
+        return false;
+    return true;
+  }));
+  set_profile(cfg, "bad", R"({"tier":"gold"})");
+  REQUIRE(eventually([&] { return version_of(rt, "X") == 2; }));
+  CHECK(rt.dead_letters("switchboard.state").empty());
+  const auto x = rt.entity_state("application", "X")->as_object();
+  // Both of X's events were applied, in order: x-1's fields under x-2's.
+  CHECK(x.at("base").as_object().at("status") == "approved");
+  CHECK(x.at("base").as_object().at("profileId") == "bad");
+  CHECK(x.at("state").as_object().at("profile").as_object().at("doc") == R"({"tier":"gold"})");
+  CHECK(x.at("revision").to_number<int>() == 2);
+  rt.stop();
 }
