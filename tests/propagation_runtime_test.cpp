@@ -9,6 +9,7 @@
 #include "support/temp_dir.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <httplib.h>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
@@ -324,4 +325,59 @@ TEST_CASE("propagation: a poison event parks only its entity; its lane goes on w
   CHECK(x.at("state").as_object().at("profile").as_object().at("doc") == R"({"tier":"gold"})");
   CHECK(x.at("revision").to_number<int>() == 2);
   rt.stop();
+}
+
+TEST_CASE("propagation: retrying a dead letter its entity has outgrown says so and keeps it",
+          "[runtime][propagation][deadletter]") {
+  temp_dir dir;
+  ::setenv("SWITCHBOARD_API_TOKEN", "propagation-test-api-token", 1);
+  auto cfg = base_config(dir);
+  cfg.http.enabled = true;
+  cfg.http.port = 0;
+  add_profile_lookup(cfg);
+  set_profile(cfg, "broken", "{");
+  runtime rt{cfg};
+  rt.start();
+  const auto address = rt.listen_address();
+  httplib::Client http{"127.0.0.1", std::stoi(address.substr(address.find(':') + 1))};
+  http.set_bearer_token_auth("propagation-test-api-token");
+
+  // Y's first event is dead-lettered, then Y moves on to version 2.
+  rt.publish(versioned("y-1", "Y", 1, {{"profileId", "broken"}})).get();
+  REQUIRE(eventually([&] { return rt.dead_letters("switchboard.state").size() == 1; }));
+  rt.publish(versioned("y-2", "Y", 2, {{"status", "approved"}})).get();
+  REQUIRE(eventually([&] { return version_of(rt, "Y") == 2; }));
+  const auto letter = rt.dead_letters("switchboard.state").front();
+
+  const auto refused = rt.retry_dead_letter(letter.id);
+  CHECK_FALSE(refused);
+  CHECK(refused.status == dead_letter_retry::outcome::would_skip);
+  CHECK_THAT(refused.reason,
+             Catch::Contains("application/Y") && Catch::Contains("version 1") &&
+                 Catch::Contains("version 2") &&
+                 Catch::Contains("DELETE /v1/dead-letters/" + std::to_string(letter.id)));
+  REQUIRE(rt.dead_letters("switchboard.state").size() == 1);  // kept: nothing was retried
+  auto answer =
+      http.Post("/v1/dead-letters/" + std::to_string(letter.id) + "/retry", "", "application/json");
+  REQUIRE(answer);
+  CHECK(answer->status == 409);
+  CHECK_THAT(answer->body, Catch::Contains("stale") && Catch::Contains("application/Y"));
+  CHECK(rt.dead_letters("switchboard.state").size() == 1);
+
+  // A dead letter whose entity has not moved on is retried, and applies once its cause is
+  // fixed.
+  rt.publish(versioned("z-1", "Z", 1, {{"profileId", "broken"}})).get();
+  REQUIRE(eventually([&] { return rt.dead_letters("switchboard.state").size() == 2; }));
+  set_profile(cfg, "broken", R"({"tier":"bronze"})");
+  const auto z = rt.dead_letters("switchboard.state").back();
+  CHECK(z.sequence == letter.sequence + 2);
+  const auto retried = rt.retry_dead_letter(z.id);
+  CHECK(retried);
+  CHECK(retried.status == dead_letter_retry::outcome::retried);
+  REQUIRE(eventually([&] { return version_of(rt, "Z") == 1; }));
+  CHECK(rt.dead_letters("switchboard.state").size() == 1);  // Y's only
+  const auto unknown = rt.retry_dead_letter(z.id);
+  CHECK(unknown.status == dead_letter_retry::outcome::not_found);
+  rt.stop();
+  ::unsetenv("SWITCHBOARD_API_TOKEN");
 }

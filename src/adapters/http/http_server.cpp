@@ -238,7 +238,10 @@ void http_server::add_api_routes() {
            if (!hooks_.retry_dead_letter)
              return unavailable(res);
            auto id = path_id(req);
-           if (!id || !hooks_.retry_dead_letter(*id))
+           const auto retry = id ? hooks_.retry_dead_letter(*id) : dead_letter_retry{};
+           if (retry.status == dead_letter_retry::outcome::would_skip)
+             return reply_error(res, 409, retry.reason);  // kept: a retry would do nothing
+           if (!retry)
              return reply_unknown_dead_letter(res, req.matches[1].str(), "retry");
            reply_json(
                res, 200,
