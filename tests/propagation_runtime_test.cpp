@@ -9,6 +9,7 @@
 #include "support/temp_dir.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <httplib.h>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
@@ -68,7 +69,50 @@ void make_crm(const std::string& path) {
   db.exec(R"sql(
     CREATE TABLE account_managers (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
     INSERT INTO account_managers VALUES (7, 'Ann Smith');
+    CREATE TABLE profiles (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+    INSERT INTO profiles VALUES ('ok', '{"tier":"silver"}');
   )sql");
+}
+
+/// A second lookup whose SQL fails for a profile row holding malformed JSON (SQLite's json()
+/// raises): a poison event for the entities that use such a row, until the row is fixed.
+void add_profile_lookup(config& cfg) {
+  lookup_config l;
+  l.name = "profile";
+  l.entity_kind = "application";
+  l.sql = "SELECT json(doc) AS doc FROM profiles WHERE id = ?";
+  l.params = {"profileId"};
+  l.into = "profile";
+  cfg.enrichment.lookups.push_back(l);
+}
+
+void set_profile(const config& cfg, const std::string& id, const std::string& doc) {
+  SQLite::Database crm(cfg.enrichment.database, SQLite::OPEN_READWRITE);
+  SQLite::Statement upsert(crm, "INSERT OR REPLACE INTO profiles VALUES (?, ?)");
+  upsert.bind(1, id);
+  upsert.bind(2, doc);
+  upsert.exec();
+}
+
+event versioned(const std::string& event_id, const std::string& entity, std::uint64_t version,
+                json::object data) {
+  event ev;
+  ev.id = event_id;
+  ev.source = "tests/propagation";
+  ev.type = "application.status_changed";
+  ev.entity_kind = "application";
+  ev.entity_id = entity;
+  ev.entity_version = version;
+  ev.data = std::move(data);
+  return ev;
+}
+
+/// The stored version of an entity, or -1.
+std::int64_t version_of(const runtime& rt, const std::string& entity) {
+  auto st = rt.entity_state("application", entity);
+  if (!st || !st->as_object().at("version").is_int64())
+    return -1;
+  return st->as_object().at("version").as_int64();
 }
 
 config base_config(const temp_dir& dir) {
@@ -245,4 +289,95 @@ TEST_CASE(
     CHECK_FALSE(s.as_object().at("last_error").as_string().empty());
   }
   CHECK(returns_within([&] { rt.stop(); }, 30s));
+}
+
+TEST_CASE("propagation: a poison event parks only its entity; its lane goes on with the others",
+          "[runtime][propagation][poison]") {
+  temp_dir dir;
+  auto cfg = base_config(dir);
+  cfg.state.partitions = 1;  // every entity on one lane
+  add_profile_lookup(cfg);
+  set_profile(cfg, "bad", "{");  // X's lookup fails until the row is fixed
+  runtime rt{cfg};
+  rt.start();
+  constexpr int healthy = 20;
+  rt.publish(versioned("x-1", "X", 1, {{"profileId", "bad"}, {"accountManagerId", 7}})).get();
+  rt.publish(versioned("x-2", "X", 2, {{"status", "approved"}})).get();
+  for (int i = 0; i < healthy; ++i)
+    rt.publish(versioned("h-" + std::to_string(i), "H-" + std::to_string(i), 1,
+                         {{"profileId", "ok"}, {"accountManagerId", 7}}))
+        .get();
+  // The row is fixed once every healthy entity is stored: while X's first event is retried
+  // (about 0.75 s of backoff before it would be dead-lettered), not after.
+  REQUIRE(eventually([&] {
+    for (int i = 0; i < healthy; ++i)
+      if (version_of(rt, "H-" + std::to_string(i)) != 1)
+        return false;
+    return true;
+  }));
+  set_profile(cfg, "bad", R"({"tier":"gold"})");
+  REQUIRE(eventually([&] { return version_of(rt, "X") == 2; }));
+  CHECK(rt.dead_letters("switchboard.state").empty());
+  const auto x = rt.entity_state("application", "X")->as_object();
+  // Both of X's events were applied, in order: x-1's fields under x-2's.
+  CHECK(x.at("base").as_object().at("status") == "approved");
+  CHECK(x.at("base").as_object().at("profileId") == "bad");
+  CHECK(x.at("state").as_object().at("profile").as_object().at("doc") == R"({"tier":"gold"})");
+  CHECK(x.at("revision").to_number<int>() == 2);
+  rt.stop();
+}
+
+TEST_CASE("propagation: retrying a dead letter its entity has outgrown says so and keeps it",
+          "[runtime][propagation][deadletter]") {
+  temp_dir dir;
+  ::setenv("SWITCHBOARD_API_TOKEN", "propagation-test-api-token", 1);
+  auto cfg = base_config(dir);
+  cfg.http.enabled = true;
+  cfg.http.port = 0;
+  add_profile_lookup(cfg);
+  set_profile(cfg, "broken", "{");
+  runtime rt{cfg};
+  rt.start();
+  const auto address = rt.listen_address();
+  httplib::Client http{"127.0.0.1", std::stoi(address.substr(address.find(':') + 1))};
+  http.set_bearer_token_auth("propagation-test-api-token");
+
+  // Y's first event is dead-lettered, then Y moves on to version 2.
+  rt.publish(versioned("y-1", "Y", 1, {{"profileId", "broken"}})).get();
+  REQUIRE(eventually([&] { return rt.dead_letters("switchboard.state").size() == 1; }));
+  rt.publish(versioned("y-2", "Y", 2, {{"status", "approved"}})).get();
+  REQUIRE(eventually([&] { return version_of(rt, "Y") == 2; }));
+  const auto letter = rt.dead_letters("switchboard.state").front();
+
+  const auto refused = rt.retry_dead_letter(letter.id);
+  CHECK_FALSE(refused);
+  CHECK(refused.status == dead_letter_retry::outcome::would_skip);
+  CHECK_THAT(refused.reason,
+             Catch::Contains("application/Y") && Catch::Contains("version 1") &&
+                 Catch::Contains("version 2") &&
+                 Catch::Contains("DELETE /v1/dead-letters/" + std::to_string(letter.id)));
+  REQUIRE(rt.dead_letters("switchboard.state").size() == 1);  // kept: nothing was retried
+  auto answer =
+      http.Post("/v1/dead-letters/" + std::to_string(letter.id) + "/retry", "", "application/json");
+  REQUIRE(answer);
+  CHECK(answer->status == 409);
+  CHECK_THAT(answer->body, Catch::Contains("stale") && Catch::Contains("application/Y"));
+  CHECK(rt.dead_letters("switchboard.state").size() == 1);
+
+  // A dead letter whose entity has not moved on is retried, and applies once its cause is
+  // fixed.
+  rt.publish(versioned("z-1", "Z", 1, {{"profileId", "broken"}})).get();
+  REQUIRE(eventually([&] { return rt.dead_letters("switchboard.state").size() == 2; }));
+  set_profile(cfg, "broken", R"({"tier":"bronze"})");
+  const auto z = rt.dead_letters("switchboard.state").back();
+  CHECK(z.sequence == letter.sequence + 2);
+  const auto retried = rt.retry_dead_letter(z.id);
+  CHECK(retried);
+  CHECK(retried.status == dead_letter_retry::outcome::retried);
+  REQUIRE(eventually([&] { return version_of(rt, "Z") == 1; }));
+  CHECK(rt.dead_letters("switchboard.state").size() == 1);  // Y's only
+  const auto unknown = rt.retry_dead_letter(z.id);
+  CHECK(unknown.status == dead_letter_retry::outcome::not_found);
+  rt.stop();
+  ::unsetenv("SWITCHBOARD_API_TOKEN");
 }

@@ -20,4 +20,20 @@ struct dead_letter_info {
   std::string parked_at;
 };
 
+/// What `runtime::retry_dead_letter` did (since 0.4; a bool before). True only if `retried`.
+struct dead_letter_retry {
+  enum class outcome {
+    retried,      ///< handed to its subscription again and removed; parked anew if it fails
+    not_found,    ///< no such dead letter (retried or discarded meanwhile), or its event is
+                  ///< not in the journal
+    not_running,  ///< its subscription is not running in this process
+    would_skip,   ///< its subscription would skip the event without effect (e.g. the entity
+                  ///< already holds a newer version): nothing was retried, the dead letter stays
+  };
+  outcome status = outcome::not_found;
+  std::string reason;  ///< for every outcome but `retried`: why, and what to do
+
+  explicit operator bool() const noexcept { return status == outcome::retried; }
+};
+
 }  // namespace switchboard

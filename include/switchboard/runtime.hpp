@@ -125,8 +125,11 @@ public:
                                              std::uint64_t after_id = 0) const;
 
   /// Hands a dead letter to its (running) subscription again and removes it; the event is
-  /// parked anew if it fails again. False if there is no such dead letter or subscription.
-  bool retry_dead_letter(std::uint64_t id);
+  /// parked anew if it fails again. Says why not if there is no such dead letter, its
+  /// subscription is not running here, or the subscription would skip the event without
+  /// effect (the entity-state pipeline, for an event older than the entity's stored state):
+  /// then the dead letter stays.
+  dead_letter_retry retry_dead_letter(std::uint64_t id);
 
   /// Removes a dead letter for good. False if there is none with this id.
   bool discard_dead_letter(std::uint64_t id);

@@ -28,7 +28,9 @@ public:
   using std::runtime_error::runtime_error;
 };
 
-/// How a subscription retries a failing handler.
+/// How a subscription retries a failing handler. While an event waits for its retry, only its
+/// entity waits: that entity's later events queue behind it, in order, and the other entities
+/// (of the same partition too) go on; once the event is handled or parked, its entity goes on.
 struct retry_policy {
   std::size_t max_attempts = 5;           ///< attempts in all, including the first
   std::chrono::milliseconds initial{50};  ///< delay before the first retry
@@ -42,7 +44,9 @@ struct subscription_options {
   std::string name;                  ///< durable consumer name (checkpointed); "" = ephemeral,
                                      ///< starting at the journal's end, not checkpointed
   std::size_t partitions = 1;        ///< parallel lanes; one entity always uses the same lane
-  std::size_t max_in_flight = 1024;  ///< credit: events handed on but not yet done
+  std::size_t max_in_flight = 1024;  ///< credit: events handed on but not yet done (events
+                                     ///< waiting for a retry, and their entity's later
+                                     ///< events, hold theirs until done)
   retry_policy retry;
   bool drop_stale_versions = false;  ///< skip events whose entityversion is older than the
                                      ///< last one applied for the same entity

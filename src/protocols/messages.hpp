@@ -141,12 +141,13 @@ CAF_ADD_ATOM(switchboard, switchboard, wake_atom, "sb_wake")
 CAF_ADD_ATOM(switchboard, switchboard, work_atom, "sb_work")
 // consumer <- partition: these sequences are done (handled, dropped as stale, or parked).
 CAF_ADD_ATOM(switchboard, switchboard, done_atom, "sb_done")
-// partition <- itself (delayed): try the event at the head of the queue again.
+// partition <- itself (delayed): try the first event of the entity held under this token again.
 CAF_ADD_ATOM(switchboard, switchboard, retry_atom, "sb_retry")
 // partition <- itself: go on with the queue (yields the thread between rounds).
 CAF_ADD_ATOM(switchboard, switchboard, resume_atom, "sb_resume")
-// partition <- an async handler's lane: how the event at the head ended (token, error text
-// or "" if handled, terminal). Dedupe: the token (one per start of the head event).
+// partition <- an async handler's lane: how the event it was given ended (token, error text
+// or "" if handled, the failure's kind as bus.cpp classifies it). Dedupe: the token (one per
+// start of an event).
 CAF_ADD_ATOM(switchboard, switchboard, handled_atom, "sb_handled")
 // consumer <- runtime: handle one event again outside the cursor (a dead letter retried).
 CAF_ADD_ATOM(switchboard, switchboard, redeliver_atom, "sb_redeliv")
@@ -209,13 +210,14 @@ using consumer_actor = caf::typed_actor<caf::reacts_to<wake_atom>,
                                         caf::reacts_to<done_atom, std::vector<std::uint64_t>>,
                                         caf::reacts_to<redeliver_atom, event_ptr>>;
 
-/// One partition of a consumer: runs the handler for its events one at a time, in order,
-/// with retries; parks what cannot be handled. An async handler (engine/bus/async_handler.hpp)
+/// One partition of a consumer: runs the handler for its events one at a time, in order per
+/// entity, with retries (an entity waiting for one holds back only its own later events);
+/// parks what cannot be handled. An async handler (engine/bus/async_handler.hpp)
 /// answers with `handled`.
 using partition_actor =
     caf::typed_actor<caf::reacts_to<work_atom, event_batch>,
                      caf::reacts_to<retry_atom, std::uint64_t>, caf::reacts_to<resume_atom>,
-                     caf::reacts_to<handled_atom, std::uint64_t, std::string, bool>>;
+                     caf::reacts_to<handled_atom, std::uint64_t, std::string, std::uint8_t>>;
 
 /// A sync writer (src/actors/sync_writer.hpp): the latest-state writes of one target. Offers
 /// come from its target's notify() and backlog pages; reports from its I/O lanes; pace from

@@ -6,6 +6,7 @@
 #include "adapters/sqlite/private_files.hpp"
 
 #include "core/type_pattern.hpp"
+#include "engine/bus/async_handler.hpp"
 #include "runtime/runtime_access.hpp"
 
 #include <spdlog/spdlog.h>
@@ -286,13 +287,19 @@ std::vector<dead_letter_info> runtime::dead_letters(const std::string& consumer,
   return out;
 }
 
-bool runtime::retry_dead_letter(std::uint64_t id) {
+dead_letter_retry runtime::retry_dead_letter(std::uint64_t id) {
+  using outcome = dead_letter_retry::outcome;
   auto& d = *impl_;
+  const auto missing = [id](std::string why) {
+    return dead_letter_retry{outcome::not_found, "no dead letter with id " + std::to_string(id) +
+                                                     std::move(why) +
+                                                     "; list them with GET /v1/dead-letters"};
+  };
   if (!d.writer)
-    return false;
+    return {outcome::not_running, "the runtime is not running"};
   auto letter = d.query([&](adapters::sqlite::journal_store& s) { return s.find_dead_letter(id); });
   if (!letter)
-    return false;
+    return missing("");
   std::shared_ptr<actors::subscription_entry> entry;
   {
     std::lock_guard<std::mutex> guard{d.mu};
@@ -302,16 +309,31 @@ bool runtime::retry_dead_letter(std::uint64_t id) {
   }
   auto consumer = entry ? entry->get_current() : consumer_actor{};
   if (!consumer)
-    return false;
+    return {outcome::not_running, "dead letter " + std::to_string(id) +
+                                      " belongs to subscription '" + letter->consumer +
+                                      "', which is not running in this process; retry it where "
+                                      "that subscription runs (or once it is subscribed)"};
   auto events = d.query(
       [&](adapters::sqlite::journal_store& s) { return s.read_after(letter->sequence - 1, 1); });
   if (events.empty() || events.front().sequence != letter->sequence)
-    return false;
+    return missing(" whose event (journal sequence " + std::to_string(letter->sequence) +
+                   ") can be read");
+  // A retry the subscription would skip (nothing to apply any more) would answer "retried" and
+  // do nothing: say so instead, and keep the dead letter.
+  if (const auto* async = entry->handler.target<actors::async_event_handler>();
+      async != nullptr && async->skip_reason) {
+    auto why = async->skip_reason(events.front());
+    if (!why.empty())
+      return {outcome::would_skip,
+              why + "; nothing was retried and dead letter " + std::to_string(id) +
+                  " stays: discard it (DELETE /v1/dead-letters/" + std::to_string(id) +
+                  ") or publish a newer event for the entity"};
+  }
   if (!discard_dead_letter(id))
-    return false;  // someone else retried or discarded it meanwhile
+    return missing(" any more (retried or discarded meanwhile)");
   caf::anon_send(consumer, redeliver_atom_v,
                  event_ptr{std::make_shared<const event>(std::move(events.front()))});
-  return true;
+  return {outcome::retried, {}};
 }
 
 bool runtime::discard_dead_letter(std::uint64_t id) {

@@ -189,6 +189,53 @@ TEST_CASE("async handler: a partition waits for each answer; entities keep their
   CHECK(most.load() <= 2);  // one event at a time per partition
 }
 
+TEST_CASE("async handler: a poison event parks only its entity, the partition goes on",
+          "[async_handler][deadletter][poison]") {
+  temp_dir dir;
+  pooled_handler h{1};
+  constexpr int healthy = 20;
+  std::mutex mu;
+  std::vector<std::string> handled;  // in order
+  std::map<std::string, int> attempts;
+  std::atomic<int> healthy_done{0};
+  h.work = [&](const event& ev) {
+    std::lock_guard<std::mutex> guard{mu};
+    ++attempts[ev.id];
+    // Heals only once the healthy entities went through: a partition that waits for the
+    // poison event's retries never gets there.
+    if (ev.id == "x-1" && healthy_done.load() < healthy)
+      throw std::runtime_error("x-1 fails until the healthy entities are done");
+    handled.push_back(ev.id);
+    if (ev.entity_id != "X")
+      ++healthy_done;
+  };
+  runtime rt{test_config(dir)};
+  rt.start();
+  subscription_options opts;
+  opts.pattern = "job.*";
+  opts.name = "poisoned";
+  opts.partitions = 1;
+  opts.retry = retry_policy{5, 20ms, 200ms, 0.2};
+  rt.subscribe(opts, h.handler());
+  rt.publish(make_event("x-1", "X")).get();
+  rt.publish(make_event("x-2", "X")).get();
+  for (int i = 0; i < healthy; ++i)
+    rt.publish(make_event("h-" + std::to_string(i), "H-" + std::to_string(i), i)).get();
+  rt.publish(make_event("x-3", "X")).get();
+  REQUIRE(eventually([&] {
+    std::lock_guard<std::mutex> guard{mu};
+    return std::find(handled.begin(), handled.end(), "x-3") != handled.end();
+  }));
+  CHECK(rt.dead_letters("poisoned").empty());
+  rt.stop();
+  std::lock_guard<std::mutex> guard{mu};
+  CHECK(attempts["x-1"] >= 2);
+  REQUIRE(handled.size() == healthy + 3);
+  // The healthy entities first, then X in its order.
+  CHECK(std::vector<std::string>(handled.end() - 3, handled.end()) ==
+        std::vector<std::string>{"x-1", "x-2", "x-3"});
+}
+
 TEST_CASE("async handler: the runtime's state pipeline stores enriched state off the scheduler",
           "[async_handler][propagation]") {
   temp_dir dir;

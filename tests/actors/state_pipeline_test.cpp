@@ -4,6 +4,8 @@
 
 #include "jobs/propagation/state_pipeline.hpp"
 
+#include "engine/bus/async_handler.hpp"
+
 #include "adapters/sqlite/state_store.hpp"
 #include "runtime/job_adapters.hpp"
 #include "switchboard/runtime.hpp"
@@ -135,7 +137,9 @@ struct system_under_test {
   std::mutex mu;
   std::vector<stored_state> changes;  // what writers would be told
 
-  explicit system_under_test(const config& c)
+  /// `job_like`: subscribed as the propagation job does it (the async handler on the
+  /// pipeline's lanes, the default retry policy) instead of in place with 1 ms retries.
+  explicit system_under_test(const config& c, bool job_like = false)
       : cfg(c),
         store(std::make_shared<state_store>(c.data_dir + "/state.db")),
         pipeline(c, store, lookup_database()),
@@ -150,6 +154,15 @@ struct system_under_test {
     opts.name = "state";
     opts.partitions = c.state.partitions;
     opts.drop_stale_versions = false;
+    if (job_like) {
+      actors::async_event_handler handler;
+      handler.start = [this](event_ptr ev, actors::async_event_handler::done_fn done) {
+        pipeline.handle_async(std::move(ev), std::move(done));
+      };
+      handler.wait = [this](const event& e) { pipeline.handle(e); };
+      rt.subscribe(opts, handler);
+      return;
+    }
     opts.retry.initial = 1ms;
     rt.subscribe(opts, [this](const event& e) { pipeline.handle(e); });
   }
@@ -488,6 +501,33 @@ TEST_CASE("state_pipeline: a failing lookup fails the event, which is retried th
   CHECK_THAT(dead[0].last_error, Catch::Contains("no such table: applicants"));
   CHECK(dead[0].attempts > 1);
   CHECK_FALSE(sut.pipeline.state_of("application", "A-1"));  // nothing half-stored
+}
+
+TEST_CASE("state_pipeline: a disk full for about 1.5 s dead-letters nothing",
+          "[state_pipeline][storage]") {
+  temp_dir dir;
+  const auto cfg = make_config(dir);
+  make_crm(cfg.enrichment.database);
+  system_under_test sut(cfg, true);
+  sut.publish(app_event("e0", "A-0", 1, {{"n", 0}}));
+  REQUIRE(sut.wait_for_version("A-0", 1));
+  // From here state.db cannot grow: every new entity's row (with 8 KB of data, more than a
+  // page) fails with SQLITE_FULL, as on a full disk.
+  sut.store->set_max_page_count(1);
+  constexpr int entities = 10;
+  const std::string filler(8000, 'x');
+  for (int i = 1; i <= entities; ++i)
+    sut.publish(app_event("e" + std::to_string(i), "A-" + std::to_string(i), 1,
+                          {{"n", i}, {"filler", filler}}));
+  std::this_thread::sleep_for(1500ms);
+  CHECK(sut.store->entity_count() == 1);         // the disk was full all along
+  sut.store->set_max_page_count(1'000'000'000);  // space is free again
+  CHECK(eventually([&] { return sut.store->entity_count() == entities + 1; }));
+  for (int i = 1; i <= entities; ++i) {
+    INFO("entity A-" << i);
+    CHECK(sut.pipeline.state_of("application", "A-" + std::to_string(i)));
+  }
+  CHECK(sut.rt.dead_letters("state").empty());
 }
 
 TEST_CASE("state_pipeline: stop cancels queued rebuilds and refuses new ones",

@@ -226,7 +226,10 @@ std::vector<ports::http_route> http_server::bus_routes() {
                  if (!hooks_.retry_dead_letter)
                    return unavailable();
                  auto id = path_id(req);
-                 if (!id || !hooks_.retry_dead_letter(*id))
+                 const auto retry = id ? hooks_.retry_dead_letter(*id) : dead_letter_retry{};
+                 if (retry.status == dead_letter_retry::outcome::would_skip)
+                   return error_reply(409, retry.reason);  // kept: a retry would do nothing
+                 if (!retry)
                    return unknown_dead_letter(req.matches[1], "retry");
                  return json_reply(200, boost::json::serialize(boost::json::object{
                                             {"id", *id}, {"status", "retried"}}));

@@ -48,7 +48,7 @@ public:
     std::function<std::vector<dead_letter_info>(const std::string& consumer, std::size_t limit,
                                                 std::uint64_t after_id)>
         dead_letters;
-    std::function<bool(std::uint64_t id)> retry_dead_letter;
+    std::function<dead_letter_retry(std::uint64_t id)> retry_dead_letter;
     std::function<bool(std::uint64_t id)> discard_dead_letter;
 
     /// The jobs' routes, registered after the bus's own.

@@ -637,4 +637,13 @@ std::vector<dead_write> state_store::dead_writes(const std::string& target,
   return out;
 }
 
+std::int64_t state_store::set_max_page_count(std::int64_t pages) {
+  std::lock_guard<std::mutex> guard{impl_->mu};
+  try {
+    return impl_->db.execAndGet("PRAGMA max_page_count=" + std::to_string(pages)).getInt64();
+  } catch (const SQLite::Exception& e) {
+    impl_->fail("setting max_page_count", e);
+  }
+}
+
 }  // namespace switchboard::adapters::sqlite

@@ -135,6 +135,10 @@ public:
   target_counts counts(const std::string& target, const std::string& entity_kind) const override;
   std::vector<dead_write> dead_writes(const std::string& target, std::size_t limit) const;
 
+  /// Caps the file at `pages` pages (SQLite's `max_page_count`, for this connection; never
+  /// below its current size) and returns the cap in force: tests make the disk "full" with it.
+  std::int64_t set_max_page_count(std::int64_t pages);
+
 private:
   struct impl;
   std::unique_ptr<impl> impl_;

@@ -11,6 +11,7 @@
 
 #include <exception>
 #include <functional>
+#include <string>
 
 namespace switchboard::actors {
 
@@ -22,6 +23,11 @@ struct async_event_handler {
   std::function<void(event_ptr ev, done_fn done)> start;
   /// The same work, waited for: for callers of the plain event_handler.
   std::function<void(const event&)> wait;
+
+  /// Optional: why handling `ev` now would be skipped without effect (e.g. the entity's stored
+  /// state is newer), or "" if it would be handled. Asked before a dead letter is retried, so
+  /// that the retry does not answer "retried" and then do nothing. May block briefly (a read).
+  std::function<std::string(const event&)> skip_reason;
 
   void operator()(const event& ev) const { wait(ev); }
 };

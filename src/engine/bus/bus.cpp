@@ -4,6 +4,7 @@
 #include "engine/actor_support.hpp"
 #include "engine/bus/async_handler.hpp"
 #include "engine/supervision/supervisor.hpp"
+#include "ports/journal_storage.hpp"  // store_error
 
 #include <spdlog/spdlog.h>
 #include <caf/all.hpp>
@@ -117,36 +118,65 @@ private:
   std::size_t head_ = 0;
 };
 
+/// An entity whose event failed and waits for its retry: that event first, then the entity's
+/// later events in order, which wait behind it while the partition's other entities go on.
+struct held_entity {
+  std::deque<event_ptr> events;
+  std::uint32_t attempts = 0;  // failed attempts of events.front()
+};
+
 struct partition_state {
   static inline const char* name = "switchboard.partition";
   std::shared_ptr<subscription_entry> entry;
   std::shared_ptr<const bus_context> ctx;
   consumer_actor owner;
-  const async_event_handler* async = nullptr;  // in entry->handler, when it is one
-  batch_queue queue;
-  std::uint32_t attempts = 0;  // failed attempts of the event at the head
-  bool waiting = false;        // a retry of the head is scheduled
+  const async_event_handler* async = nullptr;             // in entry->handler, when it is one
+  batch_queue queue;                                      // events not looked at yet, in order
+  std::unordered_map<std::string, held_entity> held;      // by entity_key
+  std::unordered_map<std::uint64_t, std::string> timers;  // retry token -> held entity's key
   std::uint64_t retry_token = 0;
-  bool handling = false;  // an async handler has the head; `handled` is on its way
+  std::deque<std::string> due;  // held entities whose first event may run now
+  bool handling = false;        // an async handler has `in_hand`; `handled` is on its way
   std::uint64_t handle_token = 0;
+  event_ptr in_hand;
+  std::string in_hand_key;  // its entity's key when that entity is held, else ""
   std::unordered_map<std::string, std::uint64_t> applied_version;  // per entity
   std::mt19937_64 rng{std::random_device{}()};
-
-  bool busy() const noexcept { return waiting || handling; }
 };
 
 using partition_ptr = partition_actor::stateful_pointer<partition_state>;
 
-std::chrono::milliseconds retry_delay(const retry_policy& policy, std::uint32_t attempt,
-                                      std::mt19937_64& rng) {
-  return core::backoff_delay({policy.initial, policy.max, policy.jitter}, attempt, rng);
+std::string entity_key(const event& ev) { return ev.entity_kind + '\0' + ev.entity_id; }
+
+/// What a failed attempt says about the next one.
+enum class failure_kind : std::uint8_t {
+  none,       ///< handled
+  transient,  ///< retry after the subscription's backoff
+  storage,    ///< a storage failure (disk full, I/O error, busy database): the longer backoff
+  terminal,   ///< dead-letter at once
+};
+
+// A full disk or an I/O error is the machine's trouble, not the event's, and often clears in
+// seconds: these back off from 500 ms (doubling, capped at 5 s; the policy's own delays when
+// longer), so the default 5 attempts span 7.5 s instead of the 0.75 s of 50 ms doubling.
+constexpr std::chrono::milliseconds storage_backoff_initial{500};
+constexpr std::chrono::milliseconds storage_backoff_max{5'000};
+
+std::chrono::milliseconds retry_delay(const retry_policy& policy, failure_kind kind,
+                                      std::uint32_t attempt, std::mt19937_64& rng) {
+  core::backoff_policy p{policy.initial, policy.max, policy.jitter};
+  if (kind == failure_kind::storage) {
+    p.initial = std::max(p.initial, storage_backoff_initial);
+    p.max = std::max(p.max, storage_backoff_max);
+  }
+  return core::backoff_delay(p, attempt, rng);
 }
 
-/// How a handler call ended: `failure` empty and not terminal means handled. The same for
-/// handlers run in place and async ones (classified on their thread).
+/// How a handler call ended. The same for handlers run in place and async ones (classified on
+/// their thread).
 struct handler_outcome {
   std::string failure;
-  bool terminal = false;
+  failure_kind kind = failure_kind::none;
 };
 
 handler_outcome outcome_of(std::exception_ptr error) {
@@ -155,16 +185,18 @@ handler_outcome outcome_of(std::exception_ptr error) {
   try {
     std::rethrow_exception(error);
   } catch (const terminal_error& e) {
-    return {e.what(), true};
+    return {e.what(), failure_kind::terminal};
+  } catch (const ports::store_error& e) {
+    return {e.what(), e.retryable() ? failure_kind::storage : failure_kind::transient};
   } catch (const std::exception& e) {
-    return {e.what(), false};
+    return {e.what(), failure_kind::transient};
   } catch (...) {
-    return {"a non-standard exception", false};
+    return {"a non-standard exception", failure_kind::transient};
   }
 }
 
-void park(partition_ptr self, const event& ev, const char* reason, std::uint32_t attempts,
-          const std::string& error) {
+void dead_letter(partition_ptr self, const event& ev, const char* reason, std::uint32_t attempts,
+                 const std::string& error) {
   auto& st = self->state;
   auto consumer = st.entry->consumer_name();
   spdlog::error("{} consumer '{}' parked event {} as a dead letter ({}, {} attempt(s)): {}",
@@ -178,68 +210,126 @@ void park(partition_ptr self, const event& ev, const char* reason, std::uint32_t
   st.ctx->writer->park(std::move(letter));
 }
 
-/// The key of the head event in applied_version, or "" when its versions are not tracked.
+/// The key of `ev` in applied_version, or "" when its versions are not tracked.
 std::string version_key(const partition_state& st, const event& ev) {
   if (st.entry->options.drop_stale_versions && ev.entity_version)
-    return ev.entity_kind + '\0' + ev.entity_id;
+    return entity_key(ev);
   return {};
 }
 
-/// Settles the head event after its handler ran: schedules a retry (false: the head stays),
-/// or records it done (handled, or parked) and pops it.
-bool settle_head(partition_ptr self, const handler_outcome& outcome,
-                 std::vector<std::uint64_t>& done) {
+/// The held entity `key`'s first event is done: its next one (if any) is due, else the entity
+/// is no longer held.
+void release_front(partition_state& st, const std::string& key) {
+  auto it = st.held.find(key);
+  if (it == st.held.end())
+    return;
+  it->second.events.pop_front();
+  it->second.attempts = 0;
+  if (it->second.events.empty())
+    st.held.erase(it);
+  else
+    st.due.push_back(key);
+}
+
+/// Settles `ev` after its handler ran (`key`: its entity's key if the entity is held with `ev`
+/// first, else ""): holds the entity until a retry (its later events wait behind it), or
+/// records `ev` done (handled, or dead-lettered) and lets its entity go on.
+void settle(partition_ptr self, const event_ptr& ev, const std::string& key,
+            const handler_outcome& outcome, std::vector<std::uint64_t>& done) {
   auto& st = self->state;
   const auto& opts = st.entry->options;
-  const auto& ev = st.queue.front();
-  if (!outcome.failure.empty() || outcome.terminal) {
-    ++st.attempts;
-    if (!outcome.terminal && st.attempts < opts.retry.max_attempts) {
-      auto delay = retry_delay(opts.retry, st.attempts, st.rng);
-      spdlog::warn("{} consumer '{}' failed (attempt {} of {}), retrying in {} ms: {}",
-                   log_context(*ev), st.entry->consumer_name(), st.attempts,
-                   opts.retry.max_attempts, delay.count(), outcome.failure);
-      st.waiting = true;
-      self->delayed_send(self, delay, retry_atom_v, ++st.retry_token);
-      return false;
+  if (outcome.kind != failure_kind::none) {
+    auto held = key.empty() ? st.held.end() : st.held.find(key);
+    const auto attempts = (held == st.held.end() ? 0 : held->second.attempts) + 1;
+    if (outcome.kind != failure_kind::terminal && attempts < opts.retry.max_attempts) {
+      auto entity = key;
+      if (held == st.held.end()) {
+        entity = entity_key(*ev);
+        held = st.held.emplace(entity, held_entity{}).first;
+        held->second.events.push_back(ev);
+      }
+      held->second.attempts = attempts;
+      auto delay = retry_delay(opts.retry, outcome.kind, attempts, st.rng);
+      spdlog::warn(
+          "{} consumer '{}' failed (attempt {} of {}), retrying in {} ms{}; {} later event(s) of "
+          "its entity wait, the others go on: {}",
+          log_context(*ev), st.entry->consumer_name(), attempts, opts.retry.max_attempts,
+          delay.count(), outcome.kind == failure_kind::storage ? " (a storage failure)" : "",
+          held->second.events.size() - 1, outcome.failure);
+      const auto token = ++st.retry_token;
+      st.timers.emplace(token, std::move(entity));
+      self->delayed_send(self, delay, retry_atom_v, token);
+      return;
     }
-    park(self, *ev, outcome.terminal ? "terminal error" : "retries exhausted", st.attempts,
-         outcome.failure);
-  } else if (auto key = version_key(st, *ev); !key.empty()) {
-    auto& v = st.applied_version[key];
+    dead_letter(self, *ev,
+                outcome.kind == failure_kind::terminal ? "terminal error" : "retries exhausted",
+                attempts, outcome.failure);
+  } else if (auto vkey = version_key(st, *ev); !vkey.empty()) {
+    auto& v = st.applied_version[vkey];
     v = std::max(v, *ev->entity_version);
   }
-  st.attempts = 0;
   done.push_back(*ev->sequence);
-  st.queue.pop_front();
-  return true;
+  if (!key.empty())
+    release_front(st, key);
+}
+
+/// The next event to run: the first event of a due held entity, else the queue's head, unless
+/// that head's entity is held (then it joins its entity's line, and the next head is looked
+/// at). `key` is set to the held entity's key, or "" for an event from the queue.
+event_ptr take_next(partition_state& st, std::string& key) {
+  while (!st.due.empty()) {
+    key = std::move(st.due.front());
+    st.due.pop_front();
+    if (auto it = st.held.find(key); it != st.held.end())
+      return it->second.events.front();
+  }
+  key.clear();
+  while (!st.queue.empty()) {
+    auto ev = st.queue.front();
+    st.queue.pop_front();
+    if (!st.held.empty()) {
+      if (auto it = st.held.find(entity_key(*ev)); it != st.held.end()) {
+        it->second.events.push_back(std::move(ev));
+        continue;
+      }
+    }
+    return ev;
+  }
+  return nullptr;
 }
 
 void process(partition_ptr self) {
   auto& st = self->state;
   std::vector<std::uint64_t> done;
   std::size_t budget = 256;  // then yield the thread to other actors
-  while (!st.queue.empty() && !st.busy() && budget-- > 0) {
-    const auto& ev = st.queue.front();  // valid until pop_front
-    if (auto key = version_key(st, *ev); !key.empty()) {
-      auto i = st.applied_version.find(key);
+  std::string key;
+  while (!st.handling && budget-- > 0) {
+    auto ev = take_next(st, key);
+    if (!ev)
+      break;
+    if (auto vkey = version_key(st, *ev); !vkey.empty()) {
+      auto i = st.applied_version.find(vkey);
       if (i != st.applied_version.end() && *ev->entity_version < i->second) {
         SPDLOG_DEBUG("{} dropped: version {} is older than {}", log_context(*ev),
                      *ev->entity_version, i->second);
         done.push_back(*ev->sequence);
-        st.queue.pop_front();
+        if (!key.empty())
+          release_front(st, key);
         continue;
       }
     }
     if (st.async != nullptr) {
-      // The handler's own thread does the work; `handled` settles the head (see below).
+      // The handler's own thread does the work; `handled` settles the event (see below).
       st.handling = true;
+      st.in_hand = ev;
+      st.in_hand_key = std::move(key);
       const auto token = ++st.handle_token;
       // Weak: a queued handler must not keep a stopped partition (or its system) alive.
       st.async->start(ev, [addr = self->address(), token](std::exception_ptr error) {
         auto outcome = outcome_of(error);
         if (auto me = caf::actor_cast<partition_actor>(addr))
-          caf::anon_send(me, handled_atom_v, token, std::move(outcome.failure), outcome.terminal);
+          caf::anon_send(me, handled_atom_v, token, std::move(outcome.failure),
+                         static_cast<std::uint8_t>(outcome.kind));
       });
       break;
     }
@@ -249,12 +339,11 @@ void process(partition_ptr self) {
     } catch (...) {
       error = std::current_exception();
     }
-    if (!settle_head(self, outcome_of(error), done))
-      break;
+    settle(self, ev, key, outcome_of(error), done);
   }
   if (!done.empty())
     self->send(st.owner, done_atom_v, std::move(done));
-  if (!st.busy() && !st.queue.empty())
+  if (!st.handling && (!st.queue.empty() || !st.due.empty()))
     self->send(self, resume_atom_v);
 }
 
@@ -270,26 +359,32 @@ partition_actor::behavior_type partition_impl(partition_ptr self,
   return {
       [self](work_atom, const event_batch& batch) {
         self->state.queue.push(batch);
-        if (!self->state.busy())
+        if (!self->state.handling)
           process(self);
       },
       [self](retry_atom, std::uint64_t token) {
-        if (token != self->state.retry_token || !self->state.waiting)
+        auto& st = self->state;
+        auto it = st.timers.find(token);
+        if (it == st.timers.end())
           return;
-        self->state.waiting = false;
-        process(self);
-      },
-      [self](resume_atom) {
-        if (!self->state.busy())
+        st.due.push_back(std::move(it->second));
+        st.timers.erase(it);
+        if (!st.handling)
           process(self);
       },
-      [self](handled_atom, std::uint64_t token, const std::string& failure, bool terminal) {
+      [self](resume_atom) {
+        if (!self->state.handling)
+          process(self);
+      },
+      [self](handled_atom, std::uint64_t token, const std::string& failure, std::uint8_t kind) {
         auto& st = self->state;
         if (token != st.handle_token || !st.handling)
           return;
         st.handling = false;
+        auto ev = std::move(st.in_hand);
+        auto key = std::move(st.in_hand_key);
         std::vector<std::uint64_t> done;
-        settle_head(self, handler_outcome{failure, terminal}, done);
+        settle(self, ev, key, handler_outcome{failure, static_cast<failure_kind>(kind)}, done);
         if (!done.empty())
           self->send(st.owner, done_atom_v, std::move(done));
         process(self);

@@ -9,6 +9,14 @@
 // events to its partitions (by a stable hash of entity kind + id) within its credit, and
 // saves its checkpoint as the lowest unfinished sequence advances.
 //
+// A partition runs one event at a time. When an event fails and waits for its retry, only its
+// entity is held: that entity's later events queue behind it (per-entity order), the
+// partition's other entities go on, and once the event is handled or dead-lettered the entity
+// goes on too. Storage failures (ports::store_error that is retryable: disk full, I/O error,
+// busy database) back off longer than the subscription's policy (from 500 ms, doubling, capped
+// at 5 s), so that a disk full for a second or two dead-letters nothing. Held events count
+// against the consumer's credit (max_in_flight) until they are done.
+//
 // A consumer's partitions are linked to it: if a partition fails, the consumer fails and its
 // supervisor restarts it from the last progress, so at-least-once holds.
 

@@ -89,6 +89,7 @@ void propagation_job::prepare(host& h) {
     pipeline->handle_async(std::move(ev), std::move(done));
   };
   handler.wait = [pipeline](const event& ev) { pipeline->handle(ev); };
+  handler.skip_reason = [pipeline](const event& ev) { return pipeline->skip_reason(ev); };
   h.subscribe(std::move(opts), handler);
 }
 

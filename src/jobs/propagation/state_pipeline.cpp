@@ -635,6 +635,38 @@ std::optional<stored_state> state_pipeline::state_of(const std::string& kind,
   return impl_->store->load(kind, id);
 }
 
+std::string state_pipeline::skip_reason(const event& ev) const {
+  if (!ev.sequence)
+    return {};
+  for (const auto& l : impl_->enrichment.lookups)
+    if (!l.invalidated_by.empty() && l.invalidated_by == ev.type)
+      return {};  // it drops a cached row and refreshes, whatever its entity holds
+  const auto stored = impl_->store->load(ev.entity_kind, ev.entity_id);
+  if (!stored)
+    return {};
+  const auto decision = core::decide(core::entity_position{stored->version, stored->sequence},
+                                     ev.entity_version, *ev.sequence);
+  if (decision == core::entity_decision::apply)
+    return {};
+  const auto seq = [](std::uint64_t s) { return "journal sequence " + std::to_string(s); };
+  auto text = "event " + ev.id + " (" + seq(*ev.sequence) + ") for " + ev.entity_kind + "/" +
+              ev.entity_id + " is " + core::to_string(decision) + ": ";
+  if (ev.entity_version) {
+    const auto stored_version = stored->version ? std::to_string(*stored->version) : "?";
+    text += decision == core::entity_decision::stale
+                ? "the stored state is at version " + stored_version + " (from " +
+                      seq(stored->sequence) + "), newer than the event's version " +
+                      std::to_string(*ev.entity_version)
+                : "the stored state is at its version " + stored_version;
+  } else {
+    text += decision == core::entity_decision::stale
+                ? "the stored state came from " + seq(stored->sequence) +
+                      ", later than the event (which has no entityversion)"
+                : "the stored state came from this event";
+  }
+  return text + ", so the state pipeline would skip it";
+}
+
 core::lookup_cache_stats state_pipeline::cache_stats() const {
   std::lock_guard<std::mutex> guard{impl_->cache_mu};
   return impl_->cache.stats();

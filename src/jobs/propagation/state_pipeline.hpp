@@ -80,6 +80,12 @@ public:
   /// are handled in order.
   void handle_async(event_ptr ev, async_event_handler::done_fn done);
 
+  /// Why `handle` would do nothing with `ev` now, or "" if it would apply it (or invalidate a
+  /// lookup): "stale" or "already applied" against the entity's stored state, named with both
+  /// versions (or journal sequences). For a dead letter's retry; reads the store on the
+  /// calling thread.
+  std::string skip_reason(const event& ev) const;
+
   /// Queues a rebuild of every entity (of `kind`; of one entity if `id` is given too) and
   /// returns its job id. Jobs run one at a time, in order, on the pipeline's jobs lane: each
   /// selected entity's stored base is enriched again from SQL (bypassing, then refreshing, the
