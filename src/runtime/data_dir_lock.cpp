@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -31,6 +32,7 @@ data_dir_lock::data_dir_lock(const std::string& data_dir) {
   if (fd_ < 0)
     throw std::runtime_error("cannot open the lock file '" + path + "': " + std::strerror(errno) +
                              " (check that data_dir is writable)");
+  ::fchmod(fd_, 0600);  // exactly, whatever the umask (its owner's alone, like the databases)
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
     const auto pid = holder_of(fd_);

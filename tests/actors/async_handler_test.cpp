@@ -215,7 +215,8 @@ TEST_CASE("async handler: a poison event parks only its entity, the partition go
   opts.pattern = "job.*";
   opts.name = "poisoned";
   opts.partitions = 1;
-  opts.retry = retry_policy{50, 20ms, 200ms, 0.2};  // ~9 s: heals long before, even on a loaded machine
+  opts.retry =
+      retry_policy{50, 20ms, 200ms, 0.2};  // ~9 s: heals long before, even on a loaded machine
   rt.subscribe(opts, h.handler());
   rt.publish(make_event("x-1", "X")).get();
   rt.publish(make_event("x-2", "X")).get();
