@@ -104,7 +104,8 @@ void runtime::impl::open_journal() {
   reader = std::make_shared<actors::journal_reader>(journal_opts);
   auto last = writer->last_sequence();
   tail = std::make_shared<actors::journal_tail>(tail_capacity, last);
-  ctx = std::make_shared<const actors::bus_context>(actors::bus_context{tail, writer, reader});
+  ctx = std::make_shared<const actors::bus_context>(
+      actors::bus_context{tail, writer, reader, unreadable});
   std::lock_guard<std::mutex> guard{mu};
   for (auto& [id, entry] : subscriptions)
     if (!entry->durable)
@@ -262,6 +263,16 @@ std::vector<event> runtime::read(std::uint64_t after, std::size_t limit) const {
       [&](adapters::sqlite::journal_store& s) { return s.read_after(after, limit); });
 }
 
+journal_page runtime::read_page(std::uint64_t after, std::size_t limit) const {
+  if (!impl_->writer)
+    return {};
+  auto page =
+      impl_->query([&](adapters::sqlite::journal_store& s) { return s.read_page(after, limit); });
+  for (const auto& row : page.unreadable)
+    impl_->unreadable->note(row);
+  return page;
+}
+
 std::uint64_t runtime::last_sequence() const {
   return impl_->writer ? impl_->writer->last_sequence() : 0;
 }
@@ -296,8 +307,14 @@ bool runtime::retry_dead_letter(std::uint64_t id) {
   auto consumer = entry ? entry->get_current() : consumer_actor{};
   if (!consumer)
     return false;
-  auto events = d.query(
-      [&](adapters::sqlite::journal_store& s) { return s.read_after(letter->sequence - 1, 1); });
+  auto page = d.query(
+      [&](adapters::sqlite::journal_store& s) { return s.read_page(letter->sequence - 1, 1); });
+  if (!page.unreadable.empty()) {
+    // Nothing can be handed on; the dead letter stays for an operator to discard.
+    spdlog::warn("dead letter {} cannot be retried: {}", id, page.unreadable.front().reason);
+    return false;
+  }
+  auto& events = page.events;
   if (events.empty() || events.front().sequence != letter->sequence)
     return false;
   if (!discard_dead_letter(id))

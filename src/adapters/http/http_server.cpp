@@ -116,9 +116,13 @@ http_server::http_server(http_config cfg, hooks h)
     reply_json(res, 200, R"({"status":"ok"})");
   });
   s.Get("/ready", [this](const httplib::Request&, httplib::Response& res) {
-    if (hooks_.ready && hooks_.ready())
-      reply_json(res, 200, R"({"status":"ready"})");
-    else
+    if (hooks_.ready && hooks_.ready()) {
+      boost::json::object body{{"status", "ready"}};
+      if (hooks_.ready_details)
+        for (auto& member : hooks_.ready_details())
+          body.insert_or_assign(member.key(), std::move(member.value()));
+      reply_json(res, 200, boost::json::serialize(body));
+    } else
       reply_json(res, 503, R"({"status":"not ready"})");
   });
   add_api_routes();
@@ -207,9 +211,8 @@ void http_server::add_api_routes() {
                             after) ||
               !number_param(req, res, "limit", 1, max_page, range_text(1, max_page).c_str(), limit))
             return;
-          boost::json::array events;
-          for (const auto& ev : hooks_.read(after, static_cast<std::size_t>(limit)))
-            events.push_back(to_json(ev));
+          // Unreadable rows are listed in their place, so that a reader can page past them.
+          auto events = journal_page_json(hooks_.read(after, static_cast<std::size_t>(limit)));
           // Read after the events, so that it is at least the last one returned.
           const auto last = hooks_.last_sequence();
           reply_json(res, 200,

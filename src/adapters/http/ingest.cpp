@@ -8,6 +8,7 @@
 #include <charconv>
 #include <condition_variable>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <mutex>
 
@@ -418,6 +419,29 @@ ingest_answer ingest(ingest_request request, const publish_hook& publish,
   }
   answer["results"] = std::move(results);
   return {status, json::serialize(answer), std::nullopt};
+}
+
+boost::json::array journal_page_json(const journal_page& page) {
+  json::array out;
+  out.reserve(page.events.size() + page.unreadable.size());
+  auto u = page.unreadable.begin();
+  auto add_unreadable_before = [&](std::uint64_t seq) {
+    for (; u != page.unreadable.end() && u->sequence < seq; ++u)
+      out.push_back(json::object{{"journalsequence", u->sequence},
+                                 {"unreadable", true},
+                                 {"reason", u->reason},
+                                 {"source", u->source},
+                                 {"id", u->id},
+                                 {"type", u->type},
+                                 {"entitykind", u->entity_kind},
+                                 {"entityid", u->entity_id}});
+  };
+  for (const auto& ev : page.events) {
+    add_unreadable_before(ev.sequence.value_or(0));
+    out.push_back(to_json(ev));
+  }
+  add_unreadable_before(std::numeric_limits<std::uint64_t>::max());
+  return out;
 }
 
 }  // namespace switchboard::adapters::http
