@@ -532,8 +532,10 @@ public:
   }
   bool on_double(double d, json::string_view s, json::error_code&) {
     // A literal without fraction or exponent is an integer; the parser makes a double of it
-    // only when it does not fit 64 bits. (-0 arrives as an integer.)
-    if (d != 0 && !has_fraction_or_exponent(head_) && !has_fraction_or_exponent(s)) {
+    // only when it does not fit 64 bits, so it has 20 characters at least (18446744073709551616,
+    // -9223372036854775809): shorter doubles, nearly all, pass on one comparison.
+    if (head_.size() + s.size() >= 20 && d != 0 && !has_fraction_or_exponent(head_) &&
+        !has_fraction_or_exponent(s)) {
       wide_integer w;
       const char* text_end = text_.data() + text_.size();
       w.end = s.data() >= text_.data() && s.data() + s.size() <= text_end
