@@ -7,7 +7,9 @@
 #include "support/eventually.hpp"
 #include "support/temp_dir.hpp"
 
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <httplib.h>
+#include <boost/json.hpp>
 #include <caf/all.hpp>
 #include <catch2/catch.hpp>
 
@@ -17,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -395,6 +398,109 @@ TEST_CASE("a named subscription resumes from its checkpoint after a restart",
   REQUIRE(resumed.wait_for(20));
   CHECK(resumed.seen[5].id == "d-0");
   CHECK_THROWS_AS(rt.replay("nobody", 0), std::invalid_argument);
+}
+
+TEST_CASE("a journal row that cannot be decoded is dead-lettered and paged past, never a stall",
+          "[runtime][durable][deadletter][http]") {
+  // Data directories written before numbers were checked may hold `Infinity` (1e400 stored):
+  // a durable subscription retried that row every 200 ms forever, GET /v1/events answered 500.
+  temp_dir dir;
+  {
+    runtime rt{test_config(dir)};
+    rt.start();
+    for (int i = 1; i <= 5; ++i)
+      rt.publish(make_event("doc.saved", "d-" + std::to_string(i), i)).get();
+    rt.stop();
+  }
+  {
+    // Sequence 3 as the old encoder wrote {"n": 1e400}.
+    SQLite::Database db((dir.path / "journal.db").string(), SQLite::OPEN_READWRITE);
+    CHECK(db.exec(R"(UPDATE events SET body = replace(body, '"n":3', '"n":Infinity') )"
+                  "WHERE seq = 3") == 1);
+  }
+  const char* token = "runtime-test-token";
+  const char* saved_token = std::getenv("SWITCHBOARD_API_TOKEN");
+  const std::string restore = saved_token ? saved_token : "";
+  ::setenv("SWITCHBOARD_API_TOKEN", token, 1);
+  auto cfg = test_config(dir);
+  cfg.http.enabled = true;
+  cfg.http.host = "127.0.0.1";
+  cfg.http.port = 0;
+  runtime rt{cfg};
+  rt.start();
+  if (saved_token)
+    ::setenv("SWITCHBOARD_API_TOKEN", restore.c_str(), 1);
+  else
+    ::unsetenv("SWITCHBOARD_API_TOKEN");
+
+  collector docs, mails;
+  subscription_options opts;
+  opts.pattern = "doc.*";
+  opts.name = "docs";
+  rt.subscribe(opts, docs.handler());
+  subscription_options other;
+  other.pattern = "mail.*";  // does not match the row's type: nothing to park for it
+  other.name = "mailer";
+  rt.subscribe(other, mails.handler());
+
+  // The events after the bad row are handled, and new ones too.
+  REQUIRE(docs.wait_for(4));
+  rt.publish(make_event("doc.saved", "d-6", 6)).get();
+  REQUIRE(docs.wait_for(5));
+  CHECK(docs.ids() == std::vector<std::string>{"d-1", "d-2", "d-4", "d-5", "d-6"});
+
+  REQUIRE(eventually([&] { return rt.dead_letters("docs").size() == 1; }));
+  auto letter = rt.dead_letters("docs").front();
+  CHECK(letter.sequence == 3);
+  CHECK(letter.reason == "unreadable");
+  CHECK_THAT(letter.last_error,
+             Catch::Contains("event 3 (source 'tests/runtime', id 'd-3', type 'doc.saved')") &&
+                 Catch::Contains("cannot be decoded") && Catch::Contains("not valid JSON"));
+  CHECK(rt.dead_letters("mailer").empty());
+  CHECK_FALSE(rt.retry_dead_letter(letter.id));  // nothing readable to hand on
+
+  httplib::Client client{"http://" + rt.listen_address()};
+  const httplib::Headers auth{{"Authorization", std::string{"Bearer "} + token}};
+  auto page = [&](int after) {
+    auto res = client.Get(("/v1/events?limit=2&after=" + std::to_string(after)).c_str(), auth);
+    REQUIRE(res);
+    INFO(res->body);
+    REQUIRE(res->status == 200);
+    return boost::json::parse(res->body).as_object().at("events").as_array();
+  };
+  auto first = page(0);
+  REQUIRE(first.size() == 2);
+  CHECK(first[1].at("id") == "d-2");
+  auto second = page(2);  // holds the bad row, in its place
+  REQUIRE(second.size() == 2);
+  const auto& bad = second[0].as_object();
+  CHECK(bad.at("journalsequence") == 3);
+  CHECK(bad.at("unreadable") == true);
+  CHECK(bad.at("id") == "d-3");
+  CHECK_THAT(std::string(bad.at("reason").as_string()), Catch::Contains("event 3"));
+  CHECK(second[1].at("id") == "d-4");
+  auto third = page(4);
+  REQUIRE(third.size() == 2);
+  CHECK(third[1].at("id") == "d-6");
+
+  // Ready (the bus goes on), and saying what it set aside.
+  auto ready = client.Get("/ready");
+  REQUIRE(ready);
+  INFO(ready->body);
+  CHECK(ready->status == 200);
+  auto body = boost::json::parse(ready->body).as_object();
+  CHECK(body.at("status") == "ready");
+  REQUIRE(body.contains("unreadable_events"));
+  const auto& report = body.at("unreadable_events").as_object();
+  CHECK(report.at("count") == 1);
+  const auto& row = report.at("events").as_array().at(0).as_object();
+  CHECK(row.at("sequence") == 3);
+  CHECK(row.at("dead_lettered_by").as_array() == boost::json::array{"docs"});
+
+  // A replay from zero passes it again, and stops at it no more than the first time.
+  rt.replay("docs", 0);
+  REQUIRE(docs.wait_for(10));
+  CHECK(rt.stop().failed == false);
 }
 
 TEST_CASE("one entity's events stay in order across partitions and concurrent producers",

@@ -14,7 +14,8 @@ struct dead_letter_info {
   std::uint64_t id = 0;
   std::string consumer;
   std::uint64_t sequence = 0;
-  std::string reason;  ///< "terminal error" or "retries exhausted"
+  std::string reason;  ///< "terminal error", "retries exhausted" or (since 0.4) "unreadable":
+                       ///< the journal row cannot be decoded; `last_error` says why
   std::uint32_t attempts = 0;
   std::string last_error;
   std::string parked_at;

@@ -32,7 +32,8 @@ struct event {
   std::string dataschema;       ///< `dataschema`, optional URI.
   std::string entity_kind;      ///< `entitykind`, e.g. `application`. Required.
   std::string entity_id;        ///< `entityid`, e.g. `A-1001`. Required.
-  std::optional<std::uint64_t> entity_version;  ///< `entityversion`: a stale version never wins.
+  std::optional<std::uint64_t> entity_version;  ///< `entityversion`: a stale version never wins;
+                                                ///< 0 to `max_entity_version`.
   std::string correlation_id;  ///< `correlationid`: carried on every log line about the event.
   std::string causation_id;    ///< `causationid`: the id of the event that caused this one.
   std::string traceparent;     ///< `traceparent`: W3C trace context.
@@ -40,6 +41,10 @@ struct event {
   boost::json::object data;               ///< `data`: the payload, a JSON object. Required.
   boost::json::object extensions;         ///< other extension attributes, kept verbatim.
 };
+
+/// The largest `entityversion` accepted (since 0.4): the journal and the state store keep
+/// versions as signed 64-bit integers, so larger ones are refused rather than clamped.
+constexpr std::uint64_t max_entity_version = 9223372036854775807u;  // 2^63 - 1
 
 /// Events travel between actors as shared immutable pointers: routing to N consumers copies
 /// a pointer, never the payload.
@@ -71,7 +76,10 @@ struct decode_result {
   explicit operator bool() const noexcept { return value.has_value(); }
 };
 
-/// Decodes one event in CloudEvents 1.0 structured JSON mode.
+/// Decodes one event in CloudEvents 1.0 structured JSON mode. Numbers are held to what the
+/// journal stores exactly (since 0.4): an integer literal beyond 64 bits, a number beyond
+/// double range (`1e400`) and an `entityversion` above `max_entity_version` are rejected,
+/// naming the field.
 SWITCHBOARD_API decode_result decode_event(std::string_view json, const codec_limits& limits = {});
 
 /// Same as the `std::string_view` overload; without it a string literal or `const char*`
@@ -102,7 +110,8 @@ SWITCHBOARD_API boost::json::object to_json(const event& ev);
 SWITCHBOARD_API std::string encode_event(const event& ev);
 
 /// Checks the members a valid event must have (the same rules as the decoder), for events
-/// built in code rather than decoded. Returns the first problem, or nothing.
+/// built in code rather than decoded: NaN and infinite doubles in `data` are refused too
+/// (since 0.4). Returns the first problem, or nothing.
 SWITCHBOARD_API std::optional<decode_error> validate_event(const event& ev,
                                                            const codec_limits& limits = {});
 

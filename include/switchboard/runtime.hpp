@@ -17,6 +17,9 @@
 /// - A handler that throws is retried with exponential backoff and jitter, up to its retry
 ///   budget; `terminal_error` skips the retries. Then the event is parked as a dead letter
 ///   and the subscription goes on. Dead letters can be listed, retried and discarded.
+/// - A journal row that cannot be decoded (since 0.4; e.g. `Infinity` stored by an older
+///   version) never stops a subscription: each subscription whose pattern matches the row's
+///   type parks it as a dead letter with reason `unreadable` and goes on.
 /// - Each subscription has bounded credit (`max_in_flight`): a slow subscription falls
 ///   behind and catches up from the journal; it neither grows memory nor slows the others.
 /// - `stop()` drains: new publishes are refused, queued appends are written, and
@@ -26,6 +29,7 @@
 #include "switchboard/dead_letters.hpp"
 #include "switchboard/event.hpp"
 #include "switchboard/export.hpp"
+#include "switchboard/journal.hpp"
 #include "switchboard/keyed.hpp"
 #include "switchboard/propagation.hpp"
 #include "switchboard/publish.hpp"
@@ -113,7 +117,14 @@ public:
   void replay_from_time(const std::string& name, const std::string& rfc3339);
 
   /// Up to `limit` journaled events with sequence > `after`, in order, `sequence` set.
+  /// Throws std::runtime_error naming the sequence if one of them cannot be decoded (see
+  /// `read_page`).
   std::vector<event> read(std::uint64_t after, std::size_t limit) const;
+
+  /// Up to `limit` journal rows with sequence > `after` (since 0.4): the events, and apart the
+  /// rows that cannot be decoded (their sequence, what their columns say, why), so that a
+  /// reader pages past them; the next page starts after `last_sequence()` of this one.
+  journal_page read_page(std::uint64_t after, std::size_t limit) const;
 
   /// The highest journal sequence committed so far.
   std::uint64_t last_sequence() const;
@@ -128,7 +139,8 @@ public:
   /// parked anew if it fails again. Says why not if there is no such dead letter, its
   /// subscription is not running here, or the subscription would skip the event without
   /// effect (the entity-state pipeline, for an event older than the entity's stored state):
-  /// then the dead letter stays.
+  /// then the dead letter stays. A dead letter whose journal row cannot be decoded (reason
+  /// `unreadable`) has nothing to hand on: it answers `would_skip` and stays; discard it.
   dead_letter_retry retry_dead_letter(std::uint64_t id);
 
   /// Removes a dead letter for good. False if there is none with this id.

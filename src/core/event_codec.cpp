@@ -32,29 +32,35 @@ using namespace core::codec;
 
 // --- decoding ------------------------------------------------------------------------------
 
+/// "must be a non-negative integer (0 to MAX[, why])"; entity versions stop at 2^63-1.
+std::string unsigned_expected(std::uint64_t max) {
+  return "must be a non-negative integer (0 to " + std::to_string(max) +
+         (max == max_entity_version
+              ? ": the journal and the state store keep entity versions as signed 64-bit "
+                "integers)"
+              : ")");
+}
+
 std::optional<decode_error> take_unsigned(std::string_view name, const json::value& v,
-                                          std::optional<std::uint64_t>& out) {
-  const char* expected = "must be a non-negative integer";
-  if (v.is_uint64()) {
-    out = v.get_uint64();
+                                          std::uint64_t max, std::optional<std::uint64_t>& out) {
+  if (v.is_uint64() || (v.is_int64() && v.get_int64() >= 0)) {
+    const std::uint64_t u =
+        v.is_uint64() ? v.get_uint64() : static_cast<std::uint64_t>(v.get_int64());
+    if (u > max)
+      return error_at(std::string(name), unsigned_expected(max) + ", got " + std::to_string(u));
+    out = u;
     return std::nullopt;
   }
-  if (v.is_int64()) {
-    if (v.get_int64() >= 0) {
-      out = static_cast<std::uint64_t>(v.get_int64());
-      return std::nullopt;
-    }
+  if (v.is_int64())
     return error_at(std::string(name),
-                    std::string(expected) + ", got " + std::to_string(v.get_int64()));
-  }
+                    unsigned_expected(max) + ", got " + std::to_string(v.get_int64()));
   if (v.is_double()) {
     char shortest[32];
     const auto end = std::to_chars(shortest, shortest + sizeof shortest, v.get_double()).ptr;
-    return error_at(std::string(name), std::string(expected) +
-                                           " (at most 18446744073709551615), got " +
-                                           std::string(shortest, end));
+    return error_at(std::string(name),
+                    unsigned_expected(max) + ", got " + std::string(shortest, end));
   }
-  return error_at(std::string(name), std::string(expected) + ", got " + a_kind(v));
+  return error_at(std::string(name), unsigned_expected(max) + ", got " + a_kind(v));
 }
 
 /// Decodes the members of one event object. With a mutable object, `data` and extension
@@ -102,8 +108,10 @@ decode_result decode_members(Object& obj, const codec_limits& limits, bool count
           break;
         case attr::entityversion:
         case attr::journalsequence:
-          if (auto problem =
-                  take_unsigned(key, v, a == attr::entityversion ? ev.entity_version : ev.sequence))
+          if (auto problem = a == attr::entityversion
+                                 ? take_unsigned(key, v, max_entity_version, ev.entity_version)
+                                 : take_unsigned(key, v, std::numeric_limits<std::uint64_t>::max(),
+                                                 ev.sequence))
             return failure(std::move(problem->field), std::move(problem->reason));
           if (count_size)
             size += scalar_size(v);
@@ -173,94 +181,9 @@ decode_result decode_value(Value& v, const codec_limits& limits, bool count_size
 
 // --- parsing -------------------------------------------------------------------------------
 
-/// The path to the container the parser refused as too deep: replays the (valid) text before
-/// the failure point, tracking open containers. Frame 0 is the document itself.
-struct scan_frame {
-  bool is_array = false;
-  std::size_t index = 0;
-  std::string key;
-};
-
-std::vector<scan_frame> scan_open_containers(std::string_view prefix) {
-  std::vector<scan_frame> frames;
-  bool in_string = false, escaped = false, capturing = false;
-  std::string text;
-  for (char c : prefix) {
-    if (in_string) {
-      if (escaped)
-        escaped = false;
-      else if (c == '\\')
-        escaped = true;
-      else if (c == '"') {
-        in_string = false;
-        if (capturing)
-          frames.back().key = std::move(text);
-        capturing = false;
-        continue;
-      }
-      if (capturing && text.size() <= max_shown_bytes * 4)
-        text.push_back(c);
-      continue;
-    }
-    switch (c) {
-      case '"':
-        in_string = true;
-        // A string inside an object, before its ':', is a member name.
-        capturing = !frames.empty() && !frames.back().is_array && frames.back().index == 0;
-        text.clear();
-        break;
-      case '{': frames.push_back({false, 0, {}}); break;
-      case '[': frames.push_back({true, 0, {}}); break;
-      case '}':
-      case ']':
-        if (!frames.empty())
-          frames.pop_back();
-        break;
-      case ',':
-        if (!frames.empty())
-          frames.back().index = frames.back().is_array ? frames.back().index + 1 : 0;
-        break;
-      case ':':
-        if (!frames.empty())
-          frames.back().index = 1;  // in an object, index 1 means "inside the value"
-        break;
-      default: break;
-    }
-  }
-  return frames;
-}
-
-std::string scan_path(const std::vector<scan_frame>& frames, std::size_t first) {
-  std::string path;
-  for (std::size_t i = first; i < frames.size(); ++i) {
-    if (frames[i].is_array)
-      path += "[" + std::to_string(frames[i].index) + "]";
-    else if (path.empty() && !frames[i].key.empty())
-      path = shown(frames[i].key);
-    else
-      append_path_key(path, frames[i].key);
-  }
-  return path;
-}
-
 std::string depth_reason(std::size_t max_depth) {
   return "nests objects and arrays deeper than " + std::to_string(max_depth) +
          " levels (max_depth; 'data' itself is level 1); flatten the payload";
-}
-
-/// Parses `text` with at most `depth` levels of nesting. On failure, `offset` is where the
-/// parser stopped.
-bool parse_json(std::string_view text, std::size_t depth, json::value& out, json::error_code& ec,
-                std::size_t& offset) {
-  json::parse_options opt;
-  opt.max_depth = depth;
-  unsigned char scratch[4096];  // the parser's working stack for typical events
-  json::parser p(json::storage_ptr(), opt, scratch);
-  offset = p.write(text.data(), text.size(), ec);
-  if (ec)
-    return false;
-  out = p.release();
-  return true;
 }
 
 std::string syntax_reason(const json::error_code& ec, std::size_t offset) {
@@ -281,18 +204,26 @@ decode_result decode_event(std::string_view text, const codec_limits& limits) {
   json::value v;
   json::error_code ec;
   std::size_t offset = 0;
+  std::vector<wide_integer> wide;
   // Level 1 is the event object, so `data` (level 2) may hold max_depth levels.
-  if (!parse_json(text, saturating_add(limits.max_depth, 1), v, ec, offset)) {
+  if (!parse_json_checked(text, saturating_add(limits.max_depth, 1), v, ec, offset, wide)) {
     if (ec != json::error::too_deep)
       return failure("$", syntax_reason(ec, offset));
-    const auto frames = scan_open_containers(text.substr(0, offset));
-    if (frames.empty() || frames.front().is_array)
+    open_containers scan(text);
+    scan.advance_to(offset);
+    if (scan.frames().empty() || scan.frames().front().is_array)
       return failure("$",
                      "must be a JSON object (one CloudEvent in structured mode), got an "
                      "array");
-    return failure(scan_path(frames, 0), depth_reason(limits.max_depth));
+    return failure(scan.path(0), depth_reason(limits.max_depth));
   }
-  return decode_value(v, limits, false);
+  auto r = decode_value(v, limits, false);
+  if (r && !wide.empty()) {
+    open_containers scan(text);
+    scan.advance_to(wide.front().end);
+    return failure(scan.path(0), wide_integer_reason(wide.front()));
+  }
+  return r;
 }
 
 decode_result decode_event(const char* text, const codec_limits& limits) {
@@ -316,18 +247,21 @@ batch_decode_result decode_event_batch(std::string_view text, const codec_limits
   json::value v;
   json::error_code ec;
   std::size_t offset = 0;
+  std::vector<wide_integer> wide;
   // Level 1 is the batch array, level 2 an event, level 3 its `data`.
-  if (!parse_json(text, saturating_add(limits.max_depth, 2), v, ec, offset)) {
+  if (!parse_json_checked(text, saturating_add(limits.max_depth, 2), v, ec, offset, wide)) {
     if (ec != json::error::too_deep)
       return document_error(syntax_reason(ec, offset));
     // The parser cannot skip one item, so a too-deep item makes the document unusable.
-    const auto frames = scan_open_containers(text.substr(0, offset));
+    open_containers scan(text);
+    scan.advance_to(offset);
+    const auto& frames = scan.frames();
     if (frames.size() < 2 || !frames.front().is_array)
       return document_error(
           "must be a JSON array of events (application/cloudevents-batch+json), "
           "and this document nests too deep to parse");
     return document_error("cannot be parsed: item [" + std::to_string(frames.front().index) +
-                          "] at '" + scan_path(frames, 1) + "' " + depth_reason(limits.max_depth));
+                          "] at '" + scan.path(1) + "' " + depth_reason(limits.max_depth));
   }
   if (!v.is_array())
     return document_error(std::string("must be a JSON array of events "
@@ -341,6 +275,17 @@ batch_decode_result decode_event_batch(std::string_view text, const codec_limits
   result.items.reserve(items.size());
   for (json::value& item : items)
     result.items.push_back(decode_value(item, limits, true));
+  // Wide integers reject their own item only, named by one pass over the text.
+  open_containers scan(text);
+  for (const wide_integer& w : wide) {
+    scan.advance_to(w.end);
+    const auto& frames = scan.frames();
+    if (frames.size() < 2 || !frames.front().is_array)
+      continue;  // not inside an item (cannot happen in an array of objects)
+    const std::size_t i = frames.front().index;
+    if (i < result.items.size() && result.items[i])
+      result.items[i] = failure(scan.path(1), wide_integer_reason(w));
+  }
   return result;
 }
 
@@ -484,6 +429,9 @@ std::optional<decode_error> validate_event(const event& ev, const codec_limits& 
         problem = string_attribute_problem(classify(name), name, v, limits);
     } else {
       size += decimal_size(v);
+      if (!problem && name == "entityversion" && v > max_entity_version)
+        problem = error_at("entityversion",
+                           unsigned_expected(max_entity_version) + ", got " + std::to_string(v));
     }
   });
   if (problem)

@@ -4,9 +4,13 @@
 
 #include "core/time.hpp"
 
+#include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/json/value_stack.hpp>
 
+#include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <limits>
 #include <string>
@@ -345,6 +349,16 @@ void append_path_key(std::string& path, std::string_view key) {
   }
 }
 
+/// JSON has no Infinity or NaN: a number beyond double range parses as infinity, and stored
+/// so it would serialize as `Infinity`, which no JSON parser (the journal's included) reads.
+std::string non_finite_reason(double d) {
+  if (std::isnan(d))
+    return "is NaN, which JSON cannot carry; send a number or null";
+  return std::string("is a number beyond the range of a double (") + (d < 0 ? "-" : "") +
+         "1.7976931348623157e308 is the largest magnitude); send a smaller number, or the value "
+         "as a string";
+}
+
 /// One open container during the walk and the child being visited in it.
 struct walk_frame {
   const json::object* obj;
@@ -420,6 +434,8 @@ std::optional<decode_error> walk_tree(const json::object& root, std::string_view
                         "is a string of " + std::to_string(child->get_string().size()) +
                             " bytes; at most " + std::to_string(limits.max_string_bytes) +
                             " bytes are allowed (max_string_bytes)");
+      if (child->is_double() && !std::isfinite(child->get_double()))
+        return error_at(frames_path(root_name, frames), non_finite_reason(child->get_double()));
       if (size)
         total += scalar_size(*child);
       ++f.index;
@@ -451,6 +467,194 @@ std::optional<decode_error> extension_value_problem(std::string_view name, const
                                   "a boolean, got ") +
                           a_kind(v) + "; put structured values in 'data'");
   }
+}
+
+// --- parsing -------------------------------------------------------------------------------
+
+namespace {
+
+/// Builds the value as boost::json::parser's own handler does, and notes the integer literals
+/// that the parser had to turn into doubles (more digits than 64 bits hold).
+class checked_handler {
+public:
+  static constexpr std::size_t max_object_size = json::object::max_size();
+  static constexpr std::size_t max_array_size = json::array::max_size();
+  static constexpr std::size_t max_key_size = json::string::max_size();
+  static constexpr std::size_t max_string_size = json::string::max_size();
+
+  checked_handler(unsigned char* scratch, std::size_t size, std::string_view text,
+                  std::vector<wide_integer>& wide)
+      : st(json::storage_ptr(), scratch, size), text_(text), wide_(wide) {}
+
+  json::value_stack st;
+
+  bool on_document_begin(json::error_code&) { return true; }
+  bool on_document_end(json::error_code&) { return true; }
+  bool on_object_begin(json::error_code&) { return true; }
+  bool on_object_end(std::size_t n, json::error_code&) {
+    st.push_object(n);
+    return true;
+  }
+  bool on_array_begin(json::error_code&) { return true; }
+  bool on_array_end(std::size_t n, json::error_code&) {
+    st.push_array(n);
+    return true;
+  }
+  bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
+    st.push_chars(s);
+    return true;
+  }
+  bool on_key(json::string_view s, std::size_t, json::error_code&) {
+    st.push_key(s);
+    return true;
+  }
+  bool on_string_part(json::string_view s, std::size_t, json::error_code&) {
+    st.push_chars(s);
+    return true;
+  }
+  bool on_string(json::string_view s, std::size_t, json::error_code&) {
+    st.push_string(s);
+    return true;
+  }
+  bool on_number_part(json::string_view s, json::error_code&) {
+    head_.append(s.data(), s.size());  // only when a number spans two writes
+    return true;
+  }
+  bool on_int64(std::int64_t i, json::string_view, json::error_code&) {
+    head_.clear();
+    st.push_int64(i);
+    return true;
+  }
+  bool on_uint64(std::uint64_t u, json::string_view, json::error_code&) {
+    head_.clear();
+    st.push_uint64(u);
+    return true;
+  }
+  bool on_double(double d, json::string_view s, json::error_code&) {
+    // A literal without fraction or exponent is an integer; the parser makes a double of it
+    // only when it does not fit 64 bits, so it has 20 characters at least (18446744073709551616,
+    // -9223372036854775809): shorter doubles, nearly all, pass on one comparison.
+    if (head_.size() + s.size() >= 20 && d != 0 && !has_fraction_or_exponent(head_) &&
+        !has_fraction_or_exponent(s)) {
+      wide_integer w;
+      const char* text_end = text_.data() + text_.size();
+      w.end = s.data() >= text_.data() && s.data() + s.size() <= text_end
+                  ? static_cast<std::size_t>(s.data() + s.size() - text_.data())
+                  : text_.size();
+      w.literal = shown(head_ + std::string(s.data(), s.size()));
+      wide_.push_back(std::move(w));
+    }
+    head_.clear();
+    st.push_double(d);
+    return true;
+  }
+  bool on_bool(bool b, json::error_code&) {
+    st.push_bool(b);
+    return true;
+  }
+  bool on_null(json::error_code&) {
+    st.push_null();
+    return true;
+  }
+  bool on_comment_part(json::string_view, json::error_code&) { return true; }
+  bool on_comment(json::string_view, json::error_code&) { return true; }
+
+private:
+  static bool has_fraction_or_exponent(std::string_view s) noexcept {
+    return s.find_first_of(".eE") != std::string_view::npos;
+  }
+
+  std::string_view text_;
+  std::vector<wide_integer>& wide_;
+  std::string head_;
+};
+
+}  // namespace
+
+bool parse_json_checked(std::string_view text, std::size_t max_depth, json::value& out,
+                        json::error_code& ec, std::size_t& offset,
+                        std::vector<wide_integer>& wide) {
+  json::parse_options opt;
+  opt.max_depth = max_depth;
+  unsigned char scratch[4096];  // the value stack's working space for typical events
+  json::basic_parser<checked_handler> p(opt, scratch, sizeof scratch, text, wide);
+  p.handler().st.reset();
+  offset = p.write_some(false, text.data(), text.size(), ec);
+  if (!ec && offset < text.size())
+    ec = json::error::extra_data;
+  if (!ec && !p.done())
+    ec = json::error::incomplete;
+  if (ec)
+    return false;
+  out = p.handler().st.release();
+  return true;
+}
+
+std::string wide_integer_reason(const wide_integer& w) {
+  return "is the integer " + w.literal +
+         ", which has more digits than 64 bits hold (-9223372036854775808 to "
+         "18446744073709551615), so it would lose digits as a double; send it as a string to "
+         "keep every digit, or with an exponent (e.g. 1.5e30) if a rounded number will do";
+}
+
+void open_containers::advance_to(std::size_t offset) {
+  offset = std::min(offset, text_.size());
+  for (; pos_ < offset; ++pos_) {
+    const char c = text_[pos_];
+    if (in_string_) {
+      if (escaped_)
+        escaped_ = false;
+      else if (c == '\\')
+        escaped_ = true;
+      else if (c == '"') {
+        in_string_ = false;
+        if (capturing_)
+          frames_.back().key = std::move(captured_);
+        capturing_ = false;
+        continue;
+      }
+      if (capturing_ && captured_.size() <= max_shown_bytes * 4)
+        captured_.push_back(c);
+      continue;
+    }
+    switch (c) {
+      case '"':
+        in_string_ = true;
+        // A string inside an object, before its ':', is a member name.
+        capturing_ = !frames_.empty() && !frames_.back().is_array && frames_.back().index == 0;
+        captured_.clear();
+        break;
+      case '{': frames_.push_back({false, 0, {}}); break;
+      case '[': frames_.push_back({true, 0, {}}); break;
+      case '}':
+      case ']':
+        if (!frames_.empty())
+          frames_.pop_back();
+        break;
+      case ',':
+        if (!frames_.empty())
+          frames_.back().index = frames_.back().is_array ? frames_.back().index + 1 : 0;
+        break;
+      case ':':
+        if (!frames_.empty())
+          frames_.back().index = 1;
+        break;
+      default: break;
+    }
+  }
+}
+
+std::string open_containers::path(std::size_t first, std::string_view root) const {
+  std::string path(root);
+  for (std::size_t i = first; i < frames_.size(); ++i) {
+    if (frames_[i].is_array)
+      path += "[" + std::to_string(frames_[i].index) + "]";
+    else if (path.empty() && !frames_[i].key.empty())
+      path = shown(frames_[i].key);
+    else
+      append_path_key(path, frames_[i].key);
+  }
+  return path;
 }
 
 }  // namespace switchboard::core::codec

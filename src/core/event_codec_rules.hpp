@@ -6,6 +6,7 @@
 
 #include "switchboard/event.hpp"
 
+#include <boost/json/error.hpp>
 #include <boost/json/value.hpp>
 
 #include <cstddef>
@@ -13,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace switchboard::core::codec {
 
@@ -73,5 +75,51 @@ std::optional<decode_error> walk_tree(const boost::json::object& root, std::stri
 std::optional<decode_error> extension_value_problem(std::string_view name,
                                                     const boost::json::value& v,
                                                     const codec_limits& limits);
+
+// --- parsing -------------------------------------------------------------------------------
+
+/// An integer literal with more digits than 64 bits hold: Boost.JSON turns it into a double,
+/// silently losing digits, so the codec rejects it. `end` is its end offset in the text.
+struct wide_integer {
+  std::size_t end = 0;
+  std::string literal;  ///< cut for messages (shown())
+};
+
+/// Parses `text` as boost::json::parser does, with at most `max_depth` levels of nesting,
+/// and appends each integer literal beyond 64 bits to `wide`, in document order. On failure,
+/// `offset` is where the parser stopped.
+bool parse_json_checked(std::string_view text, std::size_t max_depth, boost::json::value& out,
+                        boost::json::error_code& ec, std::size_t& offset,
+                        std::vector<wide_integer>& wide);
+
+/// "is the integer 1234...: more digits than ..." for a rejected wide integer.
+std::string wide_integer_reason(const wide_integer& w);
+
+/// Replays (valid) JSON text from its start, tracking the containers open at a point, to name
+/// the path of a place the parser reported by offset. `advance_to` only moves forward, so
+/// naming many places in one document costs one pass over it.
+class open_containers {
+public:
+  struct frame {
+    bool is_array = false;
+    std::size_t index = 0;  ///< arrays: the element; objects: 0 = before ':', 1 = in the value
+    std::string key;        ///< objects: the current member's name
+  };
+
+  explicit open_containers(std::string_view text) : text_(text) {}
+  void advance_to(std::size_t offset);
+  /// Open containers, outermost (the document) first.
+  const std::vector<frame>& frames() const noexcept { return frames_; }
+  /// The path of the current place below frame `first`, under `root` ("data.items[2].n");
+  /// with an empty `root`, a leading member name stands alone ("items[2].n").
+  std::string path(std::size_t first, std::string_view root = {}) const;
+
+private:
+  std::string_view text_;
+  std::size_t pos_ = 0;
+  std::vector<frame> frames_;
+  bool in_string_ = false, escaped_ = false, capturing_ = false;
+  std::string captured_;
+};
 
 }  // namespace switchboard::core::codec

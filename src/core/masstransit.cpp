@@ -1,5 +1,6 @@
 #include "core/masstransit.hpp"
 
+#include "core/event_codec_rules.hpp"
 #include "core/json_path.hpp"
 #include "core/media_type.hpp"
 #include "core/time.hpp"
@@ -117,12 +118,15 @@ amqp_decode_result decode_masstransit(const json::object& env, const amqp_source
     const std::string where = "field 'message." + mapping->entity_version_field + "': ";
     if (v == nullptr)
       return failure(where + "is missing; it holds the entity version" + for_mapping);
-    if (v->is_uint64())
+    if (v->is_uint64() && v->get_uint64() <= max_entity_version)
       ev.entity_version = v->get_uint64();
     else if (v->is_int64() && v->get_int64() >= 0)
       ev.entity_version = static_cast<std::uint64_t>(v->get_int64());
     else
-      return failure(where + "must be a non-negative integer (the entity version), not " +
+      return failure(where + "must be a non-negative integer of at most " +
+                     std::to_string(max_entity_version) +
+                     " (the entity version; the journal and the state store keep versions as "
+                     "signed 64-bit integers), not " +
                      json::serialize(*v).substr(0, 64) + for_mapping);
   }
 
@@ -200,11 +204,11 @@ amqp_decode_result decode_amqp_message(std::string_view body, std::string_view c
                    std::string(cloudevents_type));
 
   // Level 1 is the envelope, so `message` (level 2) may hold max_depth levels.
-  json::parse_options opt;
-  opt.max_depth = limits.max_depth + 1;
+  json::value v;
   json::error_code ec;
-  json::value v =
-      json::parse(json::string_view(body.data(), body.size()), ec, json::storage_ptr(), opt);
+  std::size_t offset = 0;
+  std::vector<codec::wide_integer> wide;
+  codec::parse_json_checked(body, limits.max_depth + 1, v, ec, offset, wide);
   if (ec == json::error::too_deep)
     return failure("message body nests objects and arrays deeper than " +
                    std::to_string(limits.max_depth) + " levels below the envelope (max_depth); " +
@@ -215,12 +219,30 @@ amqp_decode_result decode_amqp_message(std::string_view body, std::string_view c
     return failure("message body (" + label + ") must be a JSON object (a MassTransit envelope " +
                    "or a CloudEvents event)");
   const auto& obj = v.get_object();
-  if (mt == masstransit_type || obj.contains("messageType"))
-    return decode_masstransit(obj, source, limits);
+  // What is stored: the envelope's `message`, or all of a CloudEvents event. An integer there
+  // beyond 64 bits would be stored as a rounded double; the parser made one already.
+  auto wide_stored = [&](bool only_message) -> std::optional<std::string> {
+    codec::open_containers scan(body);
+    for (const auto& w : wide) {
+      scan.advance_to(w.end);
+      if (!only_message || (scan.frames().size() >= 2 && scan.frames()[0].key == "message"))
+        return "field '" + scan.path(0) + "': " + codec::wide_integer_reason(w);
+    }
+    return std::nullopt;
+  };
+  if (mt == masstransit_type || obj.contains("messageType")) {
+    auto r = decode_masstransit(obj, source, limits);
+    if (r && !wide.empty())
+      if (auto problem = wide_stored(true))
+        return failure("MassTransit message " + quoted(r.value->id) + ": " + *problem);
+    return r;
+  }
   if (obj.contains("specversion")) {
     auto r = decode_event(v, limits);
     if (!r)
       return failure("CloudEvents event: " + r.error.message());
+    if (auto problem = wide_stored(false))
+      return failure("CloudEvents event: " + *problem);
     return {std::move(r.value), {}};
   }
   return failure("message body (" + label + ") is neither a MassTransit envelope (no " +

@@ -8,6 +8,7 @@
 // `append` is on disk (fsync'd) when it returns; that is what lets producers be acknowledged.
 
 #include "switchboard/event.hpp"
+#include "switchboard/journal.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -55,7 +56,7 @@ struct dead_letter {
   std::uint64_t id = 0;        ///< dead letter id (not the event sequence)
   std::string consumer;        ///< the consumer that gave up on the event
   std::uint64_t sequence = 0;  ///< the event's journal sequence
-  std::string reason;          ///< "terminal" or "retries exhausted"
+  std::string reason;          ///< "terminal error", "retries exhausted" or "unreadable"
   std::uint32_t attempts = 0;
   std::string last_error;
   std::string parked_at;  ///< RFC 3339 UTC
@@ -71,8 +72,14 @@ public:
   /// store_error if the transaction fails; then nothing of the call is stored.
   virtual std::vector<append_outcome> append(std::vector<event>& events) = 0;
 
-  /// Up to `limit` events with sequence > `after`, in sequence order, `sequence` set.
+  /// Up to `limit` events with sequence > `after`, in sequence order, `sequence` set. Throws
+  /// store_error naming the sequence if one of them cannot be decoded (see read_page).
   virtual std::vector<event> read_after(std::uint64_t after, std::size_t limit) = 0;
+
+  /// Up to `limit` rows with sequence > `after`, in sequence order: the events, and apart the
+  /// rows that cannot be decoded (with what their columns say and why), so that readers can
+  /// page past them. Throws store_error only if the database itself fails.
+  virtual journal_page read_page(std::uint64_t after, std::size_t limit) = 0;
 
   /// The highest sequence stored, 0 if none.
   virtual std::uint64_t last_sequence() = 0;

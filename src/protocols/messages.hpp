@@ -9,6 +9,7 @@
 /// boundaries only through the JSON codec (switchboard/event.hpp), never CAF serialization.
 
 #include "switchboard/event.hpp"
+#include "switchboard/journal.hpp"
 #include "switchboard/supervision.hpp"
 
 #include <caf/actor.hpp>
@@ -80,6 +81,10 @@ typename Inspector::result_type inspect(Inspector& f, supervision_event& x) {
 /// Journaled events in sequence order, shared between actors without copying.
 using event_batch = std::shared_ptr<const std::vector<event_ptr>>;
 
+/// Journal rows read from disk that cannot be decoded, in sequence order (beside the
+/// event_batch of the same read; see switchboard/journal.hpp).
+using unreadable_batch = std::shared_ptr<const std::vector<unreadable_event>>;
+
 // -- sync writers (since 0.3) ------------------------------------------------------------
 
 /// A new revision of one entity for a sync writer (src/actors/sync_writer.hpp) to write.
@@ -124,6 +129,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchboard::child_spec)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchboard::supervisor_spec)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchboard::event_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchboard::event_batch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(switchboard::unreadable_batch)
 
 CAF_BEGIN_TYPE_ID_BLOCK(switchboard, caf::first_custom_type_id)
 
@@ -151,7 +157,8 @@ CAF_ADD_ATOM(switchboard, switchboard, resume_atom, "sb_resume")
 CAF_ADD_ATOM(switchboard, switchboard, handled_atom, "sb_handled")
 // consumer <- runtime: handle one event again outside the cursor (a dead letter retried).
 CAF_ADD_ATOM(switchboard, switchboard, redeliver_atom, "sb_redeliv")
-// consumer <- journal reader thread: events read from disk (catch-up), or why not.
+// consumer <- journal reader thread: events read from disk (catch-up) and the rows among
+// them that cannot be decoded, or why the read failed.
 CAF_ADD_ATOM(switchboard, switchboard, fetched_atom, "sb_fetched")
 // consumer <- journal reader thread: its saved checkpoint, or why it could not be read.
 CAF_ADD_ATOM(switchboard, switchboard, checkpoint_atom, "sb_ckpt")
@@ -184,6 +191,7 @@ CAF_ADD_TYPE_ID(switchboard, (switchboard::supervisor_spec))
 CAF_ADD_TYPE_ID(switchboard, (switchboard::supervision_event))
 CAF_ADD_TYPE_ID(switchboard, (switchboard::event_ptr))
 CAF_ADD_TYPE_ID(switchboard, (switchboard::event_batch))
+CAF_ADD_TYPE_ID(switchboard, (switchboard::unreadable_batch))
 CAF_ADD_TYPE_ID(switchboard, (switchboard::write_offer))
 CAF_ADD_TYPE_ID(switchboard, (switchboard::write_report))
 CAF_ADD_TYPE_ID(switchboard, (std::vector<switchboard::write_offer>))
@@ -204,11 +212,12 @@ using supervisor_actor =
 
 /// A consumer: reads the journal from its cursor, filters by pattern, hands events to its
 /// partitions within its credit, and saves its checkpoint as they finish.
-using consumer_actor = caf::typed_actor<caf::reacts_to<wake_atom>,
-                                        caf::reacts_to<fetched_atom, event_batch, std::string>,
-                                        caf::reacts_to<checkpoint_atom, std::uint64_t, std::string>,
-                                        caf::reacts_to<done_atom, std::vector<std::uint64_t>>,
-                                        caf::reacts_to<redeliver_atom, event_ptr>>;
+using consumer_actor =
+    caf::typed_actor<caf::reacts_to<wake_atom>,
+                     caf::reacts_to<fetched_atom, event_batch, unreadable_batch, std::string>,
+                     caf::reacts_to<checkpoint_atom, std::uint64_t, std::string>,
+                     caf::reacts_to<done_atom, std::vector<std::uint64_t>>,
+                     caf::reacts_to<redeliver_atom, event_ptr>>;
 
 /// One partition of a consumer: runs the handler for its events one at a time, in order per
 /// entity, with retries (an entity waiting for one holds back only its own later events);

@@ -16,6 +16,41 @@
 
 namespace switchboard {
 
+namespace {
+
+/// What /ready adds about journal rows that cannot be decoded: the bus went on past them (so
+/// the daemon stays ready), but an operator must learn that events were set aside.
+boost::json::object unreadable_report(const actors::unreadable_rows& unreadable) {
+  constexpr std::size_t shown_rows = 10;
+  boost::json::object out;
+  const auto rows = unreadable.rows();
+  if (rows.empty())
+    return out;
+  boost::json::array events;
+  for (std::size_t i = 0; i < rows.size() && i < shown_rows; ++i) {
+    const auto& r = rows[i];
+    boost::json::array by;
+    for (const auto& c : r.parked_by)
+      by.emplace_back(c);
+    events.push_back(boost::json::object{{"sequence", r.what.sequence},
+                                         {"type", r.what.type},
+                                         {"reason", r.what.reason},
+                                         {"dead_lettered_by", std::move(by)}});
+  }
+  out["unreadable_events"] = boost::json::object{
+      {"count", rows.size()},
+      {"more", unreadable.more()},
+      {"events", std::move(events)},
+      {"what_to_do",
+       "these journal rows cannot be decoded; each subscription whose pattern matches a row's "
+       "type dead-lettered it (reason 'unreadable') and went on. GET /v1/dead-letters lists "
+       "them, DELETE /v1/dead-letters/{id} discards them, GET /v1/events shows each in its "
+       "place"}};
+  return out;
+}
+
+}  // namespace
+
 void runtime::impl::make_jobs(runtime& self) {
   job_host = std::make_unique<jobs::host>(jobs::host{
       cfg, env, [this] { return current_phase(); },
@@ -166,7 +201,8 @@ void runtime::start() {
       return raw->state == impl::phase::running && !raw->root_down;
     };
     hooks.publish = [this](event ev, auto done) { publish_async(std::move(ev), std::move(done)); };
-    hooks.read = [this](std::uint64_t after, std::size_t limit) { return read(after, limit); };
+    hooks.ready_details = [raw] { return unreadable_report(*raw->unreadable); };
+    hooks.read = [this](std::uint64_t after, std::size_t limit) { return read_page(after, limit); };
     hooks.last_sequence = [this] { return last_sequence(); };
     hooks.dead_letters = [this](const std::string& consumer, std::size_t limit,
                                 std::uint64_t after_id) {

@@ -45,6 +45,8 @@ struct runtime::impl {
   std::shared_ptr<actors::journal_tail> tail;
   std::shared_ptr<actors::journal_reader> reader;
   std::shared_ptr<const actors::bus_context> ctx;
+  // Journal rows that could not be decoded, as met since start: /ready names them.
+  std::shared_ptr<actors::unreadable_rows> unreadable = std::make_shared<actors::unreadable_rows>();
   std::unique_ptr<caf::actor_system_config> caf_cfg;
   std::unique_ptr<caf::actor_system> sys;
   supervisor_actor root;

@@ -112,7 +112,8 @@ void runtime::impl::open_journal() {
   }
   auto last = writer->last_sequence();
   tail = std::make_shared<actors::journal_tail>(tail_capacity, last);
-  ctx = std::make_shared<const actors::bus_context>(actors::bus_context{tail, writer, reader});
+  ctx = std::make_shared<const actors::bus_context>(
+      actors::bus_context{tail, writer, reader, unreadable});
   std::lock_guard<std::mutex> guard{mu};
   for (auto& [id, entry] : subscriptions)
     if (!entry->durable)
@@ -270,6 +271,16 @@ std::vector<event> runtime::read(std::uint64_t after, std::size_t limit) const {
       [&](adapters::sqlite::journal_store& s) { return s.read_after(after, limit); });
 }
 
+journal_page runtime::read_page(std::uint64_t after, std::size_t limit) const {
+  if (!impl_->writer)
+    return {};
+  auto page =
+      impl_->query([&](adapters::sqlite::journal_store& s) { return s.read_page(after, limit); });
+  for (const auto& row : page.unreadable)
+    impl_->unreadable->note(row);
+  return page;
+}
+
 std::uint64_t runtime::last_sequence() const {
   return impl_->writer ? impl_->writer->last_sequence() : 0;
 }
@@ -313,8 +324,17 @@ dead_letter_retry runtime::retry_dead_letter(std::uint64_t id) {
                                       " belongs to subscription '" + letter->consumer +
                                       "', which is not running in this process; retry it where "
                                       "that subscription runs (or once it is subscribed)"};
-  auto events = d.query(
-      [&](adapters::sqlite::journal_store& s) { return s.read_after(letter->sequence - 1, 1); });
+  auto page = d.query(
+      [&](adapters::sqlite::journal_store& s) { return s.read_page(letter->sequence - 1, 1); });
+  if (!page.unreadable.empty())
+    // Nothing can be handed on; the dead letter stays for an operator to discard.
+    return {outcome::would_skip, "dead letter " + std::to_string(id) + ": journal row " +
+                                     std::to_string(letter->sequence) + " cannot be decoded (" +
+                                     page.unreadable.front().reason +
+                                     "), so there is nothing to hand on; discard it with DELETE "
+                                     "/v1/dead-letters/" +
+                                     std::to_string(id)};
+  auto& events = page.events;
   if (events.empty() || events.front().sequence != letter->sequence)
     return missing(" whose event (journal sequence " + std::to_string(letter->sequence) +
                    ") can be read");

@@ -279,6 +279,43 @@ TEST_CASE("undecodable and unmapped messages go to the error queue with the reas
       Catch::Contains("urn:message:Crm.Events:LeadCreated") && Catch::Contains(status_changed));
 }
 
+TEST_CASE("a number beyond double range goes to the error queue, the messages after it are stored",
+          "[amqp][rmq]") {
+  // It was acked and journaled as Infinity, which no reader could decode again.
+  auto cfg = source_config("numbers");
+  cleanup gone{cfg};
+  temp_dir dir;
+  runtime rt(runtime_config(dir));
+  rt.start();
+  amqp_source source(cfg, "guest", {}, into(rt));
+  source.start();
+  REQUIRE(eventually([&] { return source.stats().connected; }, 30s));
+  auto huge = masstransit_body(2);
+  huge.replace(huge.find(R"("status":"approved")"), 19, R"("amount":1e400)");
+  {
+    amqp_publisher pub(rabbitmq_params());
+    pub.publish(cfg.exchanges[0], masstransit_body(1));
+    pub.publish(cfg.exchanges[0], huge);
+    pub.publish(cfg.exchanges[0], masstransit_body(3));
+    REQUIRE(pub.wait_for_confirms(10s));
+  }
+  REQUIRE(eventually([&] { return source.stats().acked == 3; }, 30s));
+  CHECK(source.stats().to_error_queue == 1);
+  source.stop();
+  auto events = journal(rt);
+  REQUIRE(events.size() == 2);
+  CHECK(events[0].id == message_id(1));
+  CHECK(events[1].id == message_id(3));
+
+  connection conn(rabbitmq_params());
+  auto parked = conn.basic_get(cfg.queue + "_error");
+  REQUIRE(parked);
+  CHECK(parked->body == huge);
+  CHECK_THAT(
+      parked->header("MT-Reason").value_or(""),
+      Catch::Contains("field 'data.amount'") && Catch::Contains("beyond the range of a double"));
+}
+
 TEST_CASE(
     "a journal failure leaves the delivery unacknowledged until it comes back and is stored once",
     "[amqp][rmq]") {

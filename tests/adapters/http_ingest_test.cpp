@@ -289,6 +289,76 @@ TEST_CASE("a batch or event nobody can store is answered 400 or 415 with what to
   CHECK(s.rt.last_sequence() == 0);
 }
 
+TEST_CASE("numbers the journal cannot keep are rejected, naming the field", "[http]") {
+  // 1e400 was accepted and stored as Infinity: from then on GET /v1/events answered 500 and
+  // durable subscriptions stalled. Wide integers became rounded doubles, versions of 2^63 and
+  // more were clamped.
+  served s;
+  auto with_data = [](const std::string& id, const std::string& data) {
+    auto text = event_json(id, 0);
+    text.replace(text.find(R"({"n":0})"), 7, data);
+    return text;
+  };
+  auto reason_of = [](const httplib::Result& res, std::size_t i = 0) {
+    return text(parse_object(res).at("results").as_array().at(i).at("reason"));
+  };
+
+  auto res = s.post(with_data("inf-1", R"({"n":1e400})"), structured);
+  REQUIRE(res);
+  CHECK(res->status == 400);
+  CHECK_THAT(reason_of(res),
+             Catch::Contains("field 'data.n'") && Catch::Contains("beyond the range of a double"));
+  CHECK_THAT(text(parse_object(res).at("error")), Catch::Contains("data.n"));
+
+  auto version = json::parse(event_json("ver-1", 1));
+  version.as_object()["entityversion"] = 9223372036854775808ull;
+  res = s.post(batch_of({event_json("ok-1", 1), with_data("inf-2", R"({"a":[-1e400]})"),
+                         with_data("wide-1", R"({"big":123456789012345678901234567890})"),
+                         json::serialize(version), event_json("ok-2", 2)}),
+               batch_type);
+  REQUIRE(res);
+  CHECK(res->status == 207);
+  CHECK_THAT(reason_of(res, 1), Catch::Contains("item [1]") && Catch::Contains("'data.a[0]'"));
+  CHECK_THAT(reason_of(res, 2),
+             Catch::Contains("'data.big'") && Catch::Contains("more digits than 64 bits hold"));
+  CHECK_THAT(reason_of(res, 3),
+             Catch::Contains("'entityversion'") && Catch::Contains("0 to 9223372036854775807"));
+
+  httplib::Headers ce{{"ce-specversion", "1.0"},         {"ce-id", "bin-1"},
+                      {"ce-source", "crm/applications"}, {"ce-type", "application.created"},
+                      {"ce-entitykind", "application"},  {"ce-entityid", "A-1"}};
+  res = s.post(R"({"amount":1e400})", "application/json", ce);
+  REQUIRE(res);
+  CHECK(res->status == 400);
+  CHECK_THAT(reason_of(res), Catch::Contains("field 'data.amount'"));
+  res = s.post(R"({"list":[1,99999999999999999999]})", "application/json", ce);
+  REQUIRE(res);
+  CHECK(res->status == 400);
+  CHECK_THAT(reason_of(res), Catch::Contains("field 'data.list[1]'") &&
+                                 Catch::Contains("more digits than 64 bits hold"));
+  ce.emplace("ce-entityversion", "18446744073709551615");
+  res = s.post(R"({"n":1})", "application/json", ce);
+  REQUIRE(res);
+  CHECK(res->status == 400);
+  CHECK_THAT(reason_of(res),
+             Catch::Contains("entityversion") && Catch::Contains("0 to 9223372036854775807"));
+
+  // Only the good ones were stored, and the journal reads back.
+  CHECK(journal_ids(s) == std::vector<std::string>{"ok-1", "ok-2"});
+}
+
+TEST_CASE("an empty batch is answered 400 naming the problem", "[http]") {
+  served s;
+  for (const char* empty : {"[]", " [ ] "}) {
+    auto res = s.post(empty, batch_type);
+    REQUIRE(res);
+    CHECK(res->status == 400);
+    auto body = parse_object(res);
+    CHECK_THAT(text(body.at("error")), Catch::Contains("empty JSON array"));
+  }
+  CHECK(s.rt.last_sequence() == 0);
+}
+
 TEST_CASE("an event sent again is answered as a duplicate with its original sequence", "[http]") {
   served s;
   auto first = s.post(event_json("d-1", 1), structured);

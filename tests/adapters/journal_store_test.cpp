@@ -132,6 +132,39 @@ TEST_CASE("appended events read back unchanged, with sequences 1..N in order", "
   CHECK(sequences_of(store.read_after(0, 100)) == std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6, 7});
 }
 
+TEST_CASE("a row that cannot be decoded is reported apart, naming its sequence, not thrown",
+          "[journal_store]") {
+  temp_dir dir;
+  const auto path = (dir.path / "journal.db").string();
+  journal_store store{writer_options(path)};
+  auto events = make_events(1, 4);
+  store.append(events);
+  {
+    // As a switchboard that accepted 1e400 wrote it.
+    SQLite::Database db(path, SQLite::OPEN_READWRITE);
+    CHECK(db.exec(R"(UPDATE events SET body = replace(body, '"status":"approved"', )"
+                  R"('"status":Infinity') WHERE seq = 2)") == 1);
+  }
+  journal_store reader{reader_options(path)};
+  const auto page = reader.read_page(0, 3);
+  CHECK(ids_of(page.events) == std::vector<std::string>{"e-1", "e-3"});
+  REQUIRE(page.unreadable.size() == 1);
+  const auto& row = page.unreadable.front();
+  CHECK(row.sequence == 2);
+  CHECK(row.id == "e-2");
+  CHECK(row.source == "tests/journal");
+  CHECK(row.type == "application.status_changed");
+  CHECK(row.entity_kind == "application");
+  CHECK(row.entity_id == "A-e-2");
+  CHECK_THAT(row.reason, Catch::Contains("event 2") && Catch::Contains("not valid JSON"));
+  CHECK(page.last_sequence() == 3);
+  CHECK(ids_of(reader.read_page(page.last_sequence(), 10).events) ==
+        std::vector<std::string>{"e-4"});
+  // read_after keeps its contract: events only, or an error naming the row.
+  CHECK_THROWS_WITH(reader.read_after(0, 10), Catch::Contains("event 2"));
+  CHECK(ids_of(reader.read_after(2, 10)) == std::vector<std::string>{"e-3", "e-4"});
+}
+
 TEST_CASE("duplicates by (source, id) are stored once and report the original's sequence",
           "[journal_store]") {
   temp_dir dir;

@@ -275,6 +275,100 @@ TEST_CASE("entityversion and journalsequence reject negatives, fractions and ove
   CHECK(contains(negative.error.reason, "got -3"));
 }
 
+TEST_CASE("entityversion above 2^63-1 is refused naming the attribute and the range", "[codec]") {
+  // The journal and the state store keep versions as signed 64-bit integers; these were
+  // accepted and clamped to 2^63-1, so two different versions compared equal.
+  for (const char* big : {"9223372036854775808", "18446744073709551615"}) {
+    CAPTURE(big);
+    const auto r = decode_with("entityversion", json::parse(big));
+    REQUIRE_FALSE(r);
+    CHECK(r.error.field == "entityversion");
+    CHECK(contains(r.error.reason, "0 to 9223372036854775807"));
+    CHECK(contains(r.error.reason, std::string("got ") + big));
+  }
+  const auto largest = decode_with("entityversion", json::parse("9223372036854775807"));
+  REQUIRE(largest);
+  CHECK(*largest.value->entity_version == 9223372036854775807u);
+
+  event ev = minimal_event();
+  ev.entity_version = 9223372036854775808u;
+  const auto problem = validate_event(ev);
+  REQUIRE(problem);
+  CHECK(problem->field == "entityversion");
+  CHECK(contains(problem->reason, "0 to 9223372036854775807"));
+}
+
+TEST_CASE("numbers beyond double range are refused naming the field", "[codec]") {
+  // 1e400 parsed as infinity and was stored as `Infinity`, which no reader could decode.
+  const std::string head =
+      R"({"specversion":"1.0","id":"e-1","source":"crm","type":"a.b","entitykind":"k",)"
+      R"("entityid":"A-1","data":)";
+  for (const auto& [data, field] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"n":1e400})", "data.n"},
+           {R"({"n":-1e400})", "data.n"},
+           {R"({"a":{"list":[1,2,1e999]}})", "data.a.list[2]"},
+           {R"({"n":)" + std::string(400, '9') + ".5}", "data.n"}}) {
+    CAPTURE(data);
+    const auto r = decode_event(head + data + "}");
+    REQUIRE_FALSE(r);
+    CHECK(r.error.field == field);
+    CHECK(contains(r.error.reason, "beyond the range of a double"));
+  }
+  // The largest finite double and tiny numbers are fine.
+  CHECK(decode_event(head + R"({"n":1.7976931348623157e308,"m":1e-300})" + "}"));
+
+  event ev = minimal_event();
+  ev.data["x"] = json::array{1.0, std::numeric_limits<double>::infinity()};
+  auto problem = validate_event(ev);
+  REQUIRE(problem);
+  CHECK(problem->field == "data.x[1]");
+  ev.data["x"] = std::numeric_limits<double>::quiet_NaN();
+  problem = validate_event(ev);
+  REQUIRE(problem);
+  CHECK(problem->field == "data.x");
+  CHECK(contains(problem->reason, "NaN"));
+}
+
+TEST_CASE("integers beyond 64 bits in data are refused instead of becoming doubles", "[codec]") {
+  const std::string head =
+      R"({"specversion":"1.0","id":"e-1","source":"crm","type":"a.b","entitykind":"k",)"
+      R"("entityid":"A-1","data":)";
+  for (const auto& [data, field] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"n":18446744073709551616})", "data.n"},
+           {R"({"n":-9223372036854775809})", "data.n"},
+           {R"({"id":"x","deep":{"list":[0,123456789012345678901234567890]}})",
+            "data.deep.list[1]"},
+           {R"({"we\"ird key":99999999999999999999})", R"(data["we\"ird key"])"}}) {
+    CAPTURE(data);
+    const auto r = decode_event(head + data + "}");
+    REQUIRE_FALSE(r);
+    CHECK(r.error.field == field);
+    CHECK(contains(r.error.reason, "more digits than 64 bits hold"));
+    CHECK(contains(r.error.reason, "as a string"));
+  }
+  // The 64-bit extremes, -0 and the same magnitudes written as doubles are kept.
+  const auto ok = decode_event(head +
+                               R"({"a":18446744073709551615,"b":-9223372036854775808,"c":-0,)"
+                               R"("d":1e20,"e":18446744073709551616.0})" +
+                               "}");
+  INFO(ok.error.message());
+  REQUIRE(ok);
+  CHECK(ok.value->data.at("a").as_uint64() == 18446744073709551615ULL);
+  CHECK(ok.value->data.at("d").as_double() == 1e20);
+
+  // In a batch, only the item holding one is rejected, with its path inside the item.
+  const std::string good = head + R"({"n":1})" + "}";
+  std::string wide = head + R"({"n":[1,{"m":100000000000000000000}]})" + "}";
+  wide.replace(wide.find("e-1"), 3, "e-2");
+  const auto batch = decode_event_batch("[" + good + "," + wide + "," + good + "]");
+  REQUIRE_FALSE(batch.document_error);
+  REQUIRE(batch.items.size() == 3);
+  CHECK(batch.items[0]);
+  REQUIRE_FALSE(batch.items[1]);
+  CHECK(batch.items[1].error.field == "data.n[1].m");
+  CHECK(batch.items[2]);
+}
+
 TEST_CASE("data_base64 is refused: only JSON object data is accepted", "[codec]") {
   json::object obj = minimal_object();
   obj.erase("data");

@@ -138,6 +138,48 @@ TEST_CASE("MassTransit envelopes with bad fields are rejected with the field nam
   CHECK_THAT(error_of("[1,2]"), Catch::Contains("must be a JSON object"));
 }
 
+TEST_CASE("numbers the journal cannot keep are refused, so the message goes to the error queue",
+          "[masstransit]") {
+  // These were acked and journaled: 1e400 as Infinity (unreadable from then on), wide integers
+  // as rounded doubles, versions of 2^63 and more clamped.
+  const auto s = source();
+  auto error_of = [&](const std::string& body, std::string_view ct = mt_json) {
+    auto r = decode_amqp_message(body, ct, s, {});
+    CHECK_FALSE(r);
+    return r.error;
+  };
+  CHECK_THAT(
+      error_of(envelope(R"({"applicationId":"A-1","version":1,"amount":1e400})")),
+      Catch::Contains("field 'data.amount'") && Catch::Contains("beyond the range of a double"));
+  CHECK_THAT(error_of(envelope(R"({"applicationId":"A-1","version":1,"l":[1,-1e400]})"), ""),
+             Catch::Contains("field 'data.l[1]'"));
+  CHECK_THAT(
+      error_of(envelope(R"({"applicationId":"A-1","version":1,"n":123456789012345678901234})")),
+      Catch::Contains("field 'message.n'") && Catch::Contains("more digits than 64 bits hold"));
+  CHECK_THAT(error_of(envelope(R"({"applicationId":"A-1","version":9223372036854775808})")),
+             Catch::Contains("message.version") && Catch::Contains("9223372036854775807") &&
+                 Catch::Contains("not 9223372036854775808"));
+  // Outside `message` nothing is stored, so a wide integer there does no harm.
+  auto r = decode_amqp_message(envelope(approved, "urn:message:Crm.Events:ApplicationStatusChanged",
+                                        R"("retry":123456789012345678901234,)"),
+                               mt_json, s, {});
+  INFO(r.error);
+  CHECK(r);
+
+  const std::string ce_head =
+      R"({"specversion":"1.0","id":"e-1","source":"crm/apps","type":"application.created",)"
+      R"("entitykind":"application","entityid":"A-9","data":)";
+  for (std::string_view ct : {"application/cloudevents+json", "application/json"}) {
+    CAPTURE(ct);
+    CHECK_THAT(
+        error_of(ce_head + R"({"x":1e400}})", ct),
+        Catch::Contains("field 'data.x'") && Catch::Contains("beyond the range of a double"));
+    CHECK_THAT(
+        error_of(ce_head + R"({"x":[99999999999999999999]}})", ct),
+        Catch::Contains("field 'data.x[0]'") && Catch::Contains("more digits than 64 bits hold"));
+  }
+}
+
 TEST_CASE("limits apply to mapped MassTransit messages", "[masstransit]") {
   codec_limits small;
   small.max_depth = 3;

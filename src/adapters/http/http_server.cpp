@@ -141,9 +141,13 @@ std::vector<ports::http_route> http_server::bus_routes() {
   r.push_back({"GET", "/health", route_access::open,
                [](const http_request&) { return json_reply(200, R"({"status":"ok"})"); }});
   r.push_back({"GET", "/ready", route_access::open, [this](const http_request&) {
-                 return hooks_.ready && hooks_.ready()
-                            ? json_reply(200, R"({"status":"ready"})")
-                            : json_reply(503, R"({"status":"not ready"})");
+                 if (!hooks_.ready || !hooks_.ready())
+                   return json_reply(503, R"({"status":"not ready"})");
+                 boost::json::object body{{"status", "ready"}};
+                 if (hooks_.ready_details)  // e.g. journal rows that could not be read
+                   for (auto& member : hooks_.ready_details())
+                     body.insert_or_assign(member.key(), std::move(member.value()));
+                 return json_reply(200, boost::json::serialize(body));
                }});
 
   r.push_back({"GET", "/v1/openapi.json", route_access::bearer_token, [](const http_request&) {
@@ -180,9 +184,8 @@ std::vector<ports::http_route> http_server::bus_routes() {
          if (auto bad =
                  number_param(req, "limit", 1, max_page, range_text(1, max_page).c_str(), limit))
            return *bad;
-         boost::json::array events;
-         for (const auto& ev : hooks_.read(after, static_cast<std::size_t>(limit)))
-           events.push_back(to_json(ev));
+         // Unreadable rows are listed in their place, so that a reader can page past them.
+         auto events = journal_page_json(hooks_.read(after, static_cast<std::size_t>(limit)));
          // Read after the events, so that it is at least the last one returned.
          const auto last = hooks_.last_sequence();
          return json_reply(200, boost::json::serialize(boost::json::object{

@@ -17,6 +17,9 @@
 #include "ports/http_routes.hpp"
 #include "switchboard/config.hpp"
 #include "switchboard/dead_letters.hpp"
+#include "switchboard/journal.hpp"
+
+#include <boost/json/object.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -35,6 +38,8 @@ public:
   /// answer 503.
   struct hooks {
     std::function<bool()> ready;  ///< answers /ready: true once started, false while draining
+    /// Members added to the 200 answer of /ready (e.g. unreadable journal rows); optional.
+    std::function<boost::json::object()> ready_details;
 
     /// The bearer token every /v1/ request must present; empty = none configured, so every
     /// /v1/ request is refused with a hint to set SWITCHBOARD_API_TOKEN.
@@ -42,7 +47,7 @@ public:
     codec_limits limits;                               ///< for decoding ingested events
     std::chrono::milliseconds ingest_timeout{30'000};  ///< longer without durability: 503
     publish_hook publish;                              ///< runtime::publish_async
-    std::function<std::vector<event>(std::uint64_t after, std::size_t limit)> read;
+    std::function<journal_page(std::uint64_t after, std::size_t limit)> read;
     std::function<std::uint64_t()> last_sequence;
     /// Dead letters oldest first, with id > after_id.
     std::function<std::vector<dead_letter_info>(const std::string& consumer, std::size_t limit,

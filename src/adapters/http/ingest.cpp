@@ -1,5 +1,6 @@
 #include "adapters/http/ingest.hpp"
 
+#include "core/event_codec_rules.hpp"
 #include "core/media_type.hpp"
 
 #include <boost/json.hpp>
@@ -7,6 +8,7 @@
 #include <charconv>
 #include <condition_variable>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <mutex>
 
@@ -224,11 +226,11 @@ ingest_item decode_binary(std::string_view content_type, const header_list& head
         "data, a JSON object";
     return item;
   }
-  json::parse_options opt;
-  opt.max_depth = limits.max_depth;
+  json::value data;
   json::error_code ec;
-  auto data = json::parse(body, ec, json::storage_ptr(), opt);
-  if (ec) {
+  std::size_t offset = 0;
+  std::vector<core::codec::wide_integer> wide;
+  if (!core::codec::parse_json_checked(body, limits.max_depth, data, ec, offset, wide)) {
     item.reason = ec == json::error::too_deep
                       ? "field 'data': nests objects and arrays deeper than " +
                             std::to_string(limits.max_depth) + " levels (max_depth); flatten it"
@@ -243,6 +245,13 @@ ingest_item decode_binary(std::string_view content_type, const header_list& head
       item.reason += " (binary mode: header 'ce-" + r.error.field + "')";
     return item;
   }
+  if (!wide.empty()) {
+    core::codec::open_containers scan(body);
+    scan.advance_to(wide.front().end);
+    item.reason = decode_error{scan.path(0, "data"), core::codec::wide_integer_reason(wide.front())}
+                      .message();
+    return item;
+  }
   item.value = std::move(r.value);
   return item;
 }
@@ -254,6 +263,13 @@ void decode_batch(ingest_request& request, std::string_view body, const codec_li
     request.error_status = 400;
     request.error = describe(*batch.document_error, "the batch") +
                     "; nothing was stored: fix the document and send it again";
+    return;
+  }
+  if (batch.items.empty()) {
+    request.error_status = 400;
+    request.error = "the batch is an empty JSON array, so there is nothing to store; send 1 to " +
+                    std::to_string(limits.max_batch_events) +
+                    " events in it (max_batch_events), or do not send the request";
     return;
   }
   std::optional<json::value> raw;  // parsed again only to name rejected items by their id
@@ -403,6 +419,29 @@ ingest_answer ingest(ingest_request request, const publish_hook& publish,
   }
   answer["results"] = std::move(results);
   return {status, json::serialize(answer), std::nullopt};
+}
+
+boost::json::array journal_page_json(const journal_page& page) {
+  json::array out;
+  out.reserve(page.events.size() + page.unreadable.size());
+  auto u = page.unreadable.begin();
+  auto add_unreadable_before = [&](std::uint64_t seq) {
+    for (; u != page.unreadable.end() && u->sequence < seq; ++u)
+      out.push_back(json::object{{"journalsequence", u->sequence},
+                                 {"unreadable", true},
+                                 {"reason", u->reason},
+                                 {"source", u->source},
+                                 {"id", u->id},
+                                 {"type", u->type},
+                                 {"entitykind", u->entity_kind},
+                                 {"entityid", u->entity_id}});
+  };
+  for (const auto& ev : page.events) {
+    add_unreadable_before(ev.sequence.value_or(0));
+    out.push_back(to_json(ev));
+  }
+  add_unreadable_before(std::numeric_limits<std::uint64_t>::max());
+  return out;
 }
 
 }  // namespace switchboard::adapters::http

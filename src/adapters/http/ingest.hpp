@@ -5,7 +5,10 @@
 // durable. Knows nothing of cpp-httplib, so the whole path is plain data in, plain data out.
 
 #include "switchboard/event.hpp"
+#include "switchboard/journal.hpp"
 #include "switchboard/publish.hpp"
+
+#include <boost/json/array.hpp>
 
 #include <chrono>
 #include <functional>
@@ -65,5 +68,10 @@ struct ingest_answer {
 /// stored events come back as duplicates).
 ingest_answer ingest(ingest_request request, const publish_hook& publish,
                      std::chrono::milliseconds timeout);
+
+/// `GET /v1/events`: the page's events and unreadable rows in sequence order; an unreadable
+/// row is `{"journalsequence", "unreadable": true, "reason", "source", "id", "type",
+/// "entitykind", "entityid"}` (what its columns say), so that a reader can page past it.
+boost::json::array journal_page_json(const journal_page& page);
 
 }  // namespace switchboard::adapters::http

@@ -257,9 +257,17 @@ std::vector<append_outcome> journal_store::append(std::vector<event>& events) {
 }
 
 std::vector<event> journal_store::read_after(std::uint64_t after, std::size_t limit) {
-  std::vector<event> out;
+  auto page = read_page(after, limit);
+  if (!page.unreadable.empty())
+    throw store_error(store_error::kind::other, "journal database '" + impl_->options.path +
+                                                    "': " + page.unreadable.front().reason);
+  return std::move(page.events);
+}
+
+journal_page journal_store::read_page(std::uint64_t after, std::size_t limit) {
+  journal_page page;
   if (limit == 0 || after >= max_db_integer)
-    return out;
+    return page;
   // The bodies were validated on ingest; these limits only guard against a corrupt file.
   codec_limits generous;
   generous.max_event_bytes = std::numeric_limits<std::size_t>::max();
@@ -267,8 +275,9 @@ std::vector<event> journal_store::read_after(std::uint64_t after, std::size_t li
   generous.max_string_bytes = std::numeric_limits<std::size_t>::max();
   generous.max_attribute_bytes = std::numeric_limits<std::size_t>::max();
   try {
-    statement_use s{impl_->cached(
-        impl_->read_events, "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?")};
+    statement_use s{impl_->cached(impl_->read_events,
+                                  "SELECT seq, body, source, id, type, entity_kind, entity_id "
+                                  "FROM events WHERE seq > ? ORDER BY seq LIMIT ?")};
     s->bind(1, to_db(after));
     s->bind(2, to_db(limit));
     while (s->executeStep()) {
@@ -276,19 +285,30 @@ std::vector<event> journal_store::read_after(std::uint64_t after, std::size_t li
       const char* text = s->getColumn(1).getText();
       const auto size = static_cast<std::size_t>(s->getColumn(1).getBytes());
       auto decoded = decode_event(std::string_view(text, size), generous);
-      if (!decoded)
-        throw store_error(store_error::kind::other,
-                          "journal database '" + impl_->options.path + "': event " +
-                              std::to_string(seq) + " cannot be decoded (" +
-                              decoded.error.message() +
-                              "); the file is corrupt or was written by another program");
-      decoded.value->sequence = seq;
-      out.push_back(std::move(*decoded.value));
+      if (decoded) {
+        decoded.value->sequence = seq;
+        page.events.push_back(std::move(*decoded.value));
+        continue;
+      }
+      // One bad row must not hide the others, nor stop a reader: it is reported apart.
+      unreadable_event row;
+      row.sequence = seq;
+      row.source = s->getColumn(2).getString();
+      row.id = s->getColumn(3).getString();
+      row.type = s->getColumn(4).getString();
+      row.entity_kind = s->getColumn(5).getString();
+      row.entity_id = s->getColumn(6).getString();
+      row.reason = "event " + std::to_string(seq) + " (source '" + row.source + "', id '" + row.id +
+                   "', type '" + row.type +
+                   "') cannot be decoded from the journal: " + decoded.error.message() +
+                   "; it was stored by a switchboard that accepted numbers beyond double range "
+                   "(written as Infinity, which is not JSON), or the file is damaged";
+      page.unreadable.push_back(std::move(row));
     }
   } catch (const SQLite::Exception& e) {
     impl_->fail("reading events after " + std::to_string(after), e);
   }
-  return out;
+  return page;
 }
 
 std::uint64_t journal_store::last_sequence() {

@@ -43,8 +43,13 @@ public:
   /// store_error if the transaction fails; then nothing of the call is stored.
   std::vector<append_outcome> append(std::vector<event>& events) override;
 
-  /// Up to `limit` events with sequence > `after`, in sequence order, `sequence` set.
+  /// Up to `limit` events with sequence > `after`, in sequence order, `sequence` set. Throws
+  /// store_error naming the sequence if one of them cannot be decoded.
   std::vector<event> read_after(std::uint64_t after, std::size_t limit) override;
+
+  /// Up to `limit` rows with sequence > `after`: the events, and the rows that cannot be
+  /// decoded (e.g. `Infinity` written by an older switchboard) with their columns and why.
+  journal_page read_page(std::uint64_t after, std::size_t limit) override;
 
   /// The highest sequence stored, 0 if none.
   std::uint64_t last_sequence() override;

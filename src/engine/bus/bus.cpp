@@ -446,12 +446,48 @@ void advance(consumer_ptr self) {
     st.ctx->writer->save_checkpoint(st.entry->options.name, progress);
 }
 
-std::size_t dispatch(consumer_ptr self, std::vector<event_ptr>& events) {  // moves from it
+/// A row that cannot be decoded has no handler to retry: it is parked at once (for a matching
+/// pattern) and the cursor moves past it, so that it never stops the subscription.
+void pass_unreadable(consumer_ptr self, const unreadable_event& row) {
+  auto& st = self->state;
+  if (row.sequence <= st.cursor)
+    return;
+  st.cursor = row.sequence;
+  const bool matches = st.entry->pattern.matches(row.type);
+  const auto consumer = st.entry->consumer_name();
+  if (st.ctx->unreadable)
+    st.ctx->unreadable->note(row, matches ? consumer : std::string{});
+  if (!matches)
+    return;
+  spdlog::error("consumer '{}' parked journal event {} as a dead letter (unreadable): {}", consumer,
+                row.sequence, row.reason);
+  ports::dead_letter letter;
+  letter.consumer = consumer;
+  letter.sequence = row.sequence;
+  letter.reason = "unreadable";
+  letter.attempts = 0;  // never handed to the handler
+  letter.last_error = row.reason;
+  // Queued before the checkpoint that passes it, and the writer writes parks first.
+  st.ctx->writer->park(std::move(letter));
+}
+
+/// Hands `events` (moved from) to the partitions; `unreadable` rows of the same read are
+/// passed at their place in sequence order.
+std::size_t dispatch(consumer_ptr self, std::vector<event_ptr>& events,
+                     const std::vector<unreadable_event>* unreadable = nullptr) {
   auto& st = self->state;
   std::vector<std::vector<event_ptr>> lanes(st.partitions.size());
   std::size_t handed = 0;
+  std::size_t next_unreadable = 0;
+  auto pass_unreadable_before = [&](std::uint64_t seq) {
+    for (; unreadable && next_unreadable < unreadable->size() &&
+           (*unreadable)[next_unreadable].sequence < seq;
+         ++next_unreadable)
+      pass_unreadable(self, (*unreadable)[next_unreadable]);
+  };
   for (auto& ev : events) {
     auto seq = *ev->sequence;
+    pass_unreadable_before(seq);
     if (seq <= st.cursor)
       continue;
     st.cursor = seq;
@@ -462,6 +498,7 @@ std::size_t dispatch(consumer_ptr self, std::vector<event_ptr>& events) {  // mo
     lanes[lane].push_back(std::move(ev));
     ++handed;
   }
+  pass_unreadable_before(UINT64_MAX);
   for (std::size_t i = 0; i < lanes.size(); ++i)
     if (!lanes[i].empty())
       self->send(st.partitions[i], work_atom_v,
@@ -483,8 +520,10 @@ void pump(consumer_ptr self) {
       consumer_actor me = self;
       st.ctx->reader->fetch(
           st.cursor, static_cast<std::uint32_t>(want),
-          [me](std::shared_ptr<const std::vector<event_ptr>> events, std::string error) {
-            caf::anon_send(me, fetched_atom_v, event_batch{std::move(events)}, std::move(error));
+          [me](std::shared_ptr<const std::vector<event_ptr>> events,
+               std::shared_ptr<const std::vector<unreadable_event>> unreadable, std::string error) {
+            caf::anon_send(me, fetched_atom_v, event_batch{std::move(events)},
+                           unreadable_batch{std::move(unreadable)}, std::move(error));
           });
       return;
     }
@@ -538,7 +577,8 @@ consumer_actor::behavior_type consumer_impl(consumer_ptr self,
   }
   return {
       [self](wake_atom) { pump(self); },
-      [self](fetched_atom, const event_batch& events, const std::string& error) {
+      [self](fetched_atom, const event_batch& events, const unreadable_batch& unreadable,
+             const std::string& error) {
         self->state.fetching = false;
         if (!error.empty() || !events) {
           spdlog::warn("consumer '{}': reading the journal failed ({}), retrying",
@@ -546,13 +586,13 @@ consumer_actor::behavior_type consumer_impl(consumer_ptr self,
           self->delayed_send(self, std::chrono::milliseconds(200), wake_atom_v);
           return;
         }
-        if (events->empty()) {
+        if (events->empty() && (!unreadable || unreadable->empty())) {
           // The tail said "on disk" but the disk had nothing yet: look again shortly.
           self->delayed_send(self, std::chrono::milliseconds(20), wake_atom_v);
           return;
         }
         std::vector<event_ptr> copy(*events);
-        dispatch(self, copy);
+        dispatch(self, copy, unreadable.get());
         advance(self);
         pump(self);
       },

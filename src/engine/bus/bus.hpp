@@ -109,6 +109,7 @@ struct bus_context {
   std::shared_ptr<journal_tail> tail;
   std::shared_ptr<journal_writer> writer;
   std::shared_ptr<journal_reader> reader;
+  std::shared_ptr<unreadable_rows> unreadable;  ///< may be null (then nothing is recorded)
 };
 
 /// A child spec for the consumer of `entry`.

@@ -249,14 +249,16 @@ void journal_reader::fetch(std::uint64_t after, std::uint32_t limit, fetch_callb
   auto shared = std::make_shared<fetch_callback>(std::move(done));
   post(
       [after, limit, shared](ports::journal_storage& s) {
-        auto events = s.read_after(after, limit);
+        auto page = s.read_page(after, limit);
         auto out = std::make_shared<std::vector<event_ptr>>();
-        out->reserve(events.size());
-        for (auto& ev : events)
+        out->reserve(page.events.size());
+        for (auto& ev : page.events)
           out->push_back(std::make_shared<const event>(std::move(ev)));
-        (*shared)(std::move(out), {});
+        (*shared)(std::move(out),
+                  std::make_shared<const std::vector<unreadable_event>>(std::move(page.unreadable)),
+                  {});
       },
-      [shared](const std::string& error) { (*shared)(nullptr, error); });
+      [shared](const std::string& error) { (*shared)(nullptr, nullptr, error); });
 }
 
 void journal_reader::checkpoint(std::string consumer, checkpoint_callback done) {
@@ -264,6 +266,35 @@ void journal_reader::checkpoint(std::string consumer, checkpoint_callback done) 
   post([consumer = std::move(consumer),
         shared](ports::journal_storage& s) { (*shared)(s.checkpoint(consumer), {}); },
        [shared](const std::string& error) { (*shared)(0, error); });
+}
+
+void unreadable_rows::note(const unreadable_event& what, const std::string& consumer) {
+  std::lock_guard<std::mutex> guard{mu_};
+  auto i = rows_.find(what.sequence);
+  if (i == rows_.end()) {
+    if (rows_.size() >= kept) {
+      more_ = true;
+      return;
+    }
+    i = rows_.emplace(what.sequence, row{what, {}}).first;
+  }
+  auto& by = i->second.parked_by;
+  if (!consumer.empty() && std::find(by.begin(), by.end(), consumer) == by.end())
+    by.push_back(consumer);
+}
+
+std::vector<unreadable_rows::row> unreadable_rows::rows() const {
+  std::lock_guard<std::mutex> guard{mu_};
+  std::vector<row> out;
+  out.reserve(rows_.size());
+  for (const auto& [seq, r] : rows_)
+    out.push_back(r);
+  return out;
+}
+
+bool unreadable_rows::more() const {
+  std::lock_guard<std::mutex> guard{mu_};
+  return more_;
 }
 
 }  // namespace switchboard::actors

@@ -116,8 +116,11 @@ private:
 /// actor system from another thread than the one that spawned a detached actor.)
 class journal_reader {
 public:
-  using fetch_callback =
-      std::function<void(std::shared_ptr<const std::vector<event_ptr>> events, std::string error)>;
+  /// The events read and the rows among them that cannot be decoded (both in sequence order),
+  /// or, with both null, why the read failed.
+  using fetch_callback = std::function<void(
+      std::shared_ptr<const std::vector<event_ptr>> events,
+      std::shared_ptr<const std::vector<unreadable_event>> unreadable, std::string error)>;
   using checkpoint_callback = std::function<void(std::uint64_t sequence, std::string error)>;
 
   explicit journal_reader(ports::journal_options options);
@@ -126,7 +129,7 @@ public:
   journal_reader(const journal_reader&) = delete;
   journal_reader& operator=(const journal_reader&) = delete;
 
-  /// Up to `limit` events after `after`; `done` runs on the reader thread.
+  /// Up to `limit` rows after `after`; `done` runs on the reader thread.
   void fetch(std::uint64_t after, std::uint32_t limit, fetch_callback done);
   /// A consumer's saved checkpoint; `done` runs on the reader thread.
   void checkpoint(std::string consumer, checkpoint_callback done);
@@ -140,6 +143,30 @@ private:
   ports::journal_options options_;
   std::unique_ptr<ports::journal_storage> store_;  // only touched on the lane
   engine::lane lane_;  // last: drained and joined before the connection goes
+};
+
+/// The journal rows that could not be decoded, as met since start by subscriptions and API
+/// reads, each with the subscriptions that parked it: what /ready reports. Thread-safe and
+/// bounded (the first `kept` rows; `more` says others were met).
+class unreadable_rows {
+public:
+  static constexpr std::size_t kept = 100;
+
+  struct row {
+    unreadable_event what;
+    std::vector<std::string> parked_by;  ///< consumers that dead-lettered it
+  };
+
+  /// Records `what` (once per sequence) and, if not empty, that `consumer` parked it.
+  void note(const unreadable_event& what, const std::string& consumer = {});
+  /// The rows recorded, in sequence order.
+  std::vector<row> rows() const;
+  bool more() const;
+
+private:
+  mutable std::mutex mu_;
+  std::map<std::uint64_t, row> rows_;
+  bool more_ = false;
 };
 
 }  // namespace switchboard::actors
