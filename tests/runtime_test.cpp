@@ -159,12 +159,12 @@ TEST_CASE("invalid events and options are refused with the reason", "[runtime]")
   runtime rt{test_config(dir)};
   rt.start();
   auto ev = make_event("application.created", "x-1");
-  ev.entity_id.clear();
+  ev.source.clear();
   try {
     rt.publish(ev).get();
-    FAIL("an event without entityid was accepted");
+    FAIL("an event without source was accepted");
   } catch (const publish_error& e) {
-    CHECK(std::string{e.what()}.find("entityid") != std::string::npos);
+    CHECK(std::string{e.what()}.find("source") != std::string::npos);
   }
   CHECK(rt.last_sequence() == 0);
   CHECK_THROWS_AS(rt.subscribe("a.*.b", [](const event&) {}), std::invalid_argument);

@@ -30,16 +30,27 @@ struct event {
   std::string time;             ///< `time`, RFC 3339; set on ingest when absent.
   std::string datacontenttype;  ///< `datacontenttype`; JSON only (absent means JSON).
   std::string dataschema;       ///< `dataschema`, optional URI.
-  std::string entity_kind;      ///< `entitykind`, e.g. `application`. Required.
-  std::string entity_id;        ///< `entityid`, e.g. `A-1001`. Required.
+  /// `entitykind`, e.g. `application`, and `entityid`, e.g. `A-1001`: the entity the event is
+  /// about, which orders its events and keys its state. Required where a job needs them (the
+  /// daemon: when entity-state propagation is configured, see codec_limits::require_entity);
+  /// optional otherwise since 0.5, and then an event is its own entity for ordering.
+  std::string entity_kind;
+  std::string entity_id;
   std::optional<std::uint64_t> entity_version;  ///< `entityversion`: a stale version never wins;
                                                 ///< 0 to `max_entity_version`.
   std::string correlation_id;  ///< `correlationid`: carried on every log line about the event.
   std::string causation_id;    ///< `causationid`: the id of the event that caused this one.
   std::string traceparent;     ///< `traceparent`: W3C trace context.
   std::optional<std::uint64_t> sequence;  ///< `journalsequence`: set once the journal stored it.
-  boost::json::object data;               ///< `data`: the payload, a JSON object. Required.
-  boost::json::object extensions;         ///< other extension attributes, kept verbatim.
+  /// `data` when it is a JSON object: the payload the jobs read. Empty when the event has none
+  /// (it is then stored and sent as `{}`) or when its data is in one of the two below.
+  boost::json::object data;
+  /// `data` when it is another JSON value: a string, an array, a number, true, false or null
+  /// (since 0.5).
+  std::optional<boost::json::value> data_value;
+  /// `data_base64`: binary data as base64 text, kept verbatim (since 0.5).
+  std::optional<std::string> data_base64;
+  boost::json::object extensions;  ///< other extension attributes, kept verbatim.
 };
 
 /// The largest `entityversion` accepted (since 0.4): the journal and the state store keep
@@ -58,6 +69,11 @@ struct codec_limits {
   std::size_t max_attribute_bytes = 1024;    ///< each context attribute (id, type, source, ...)
   std::size_t max_batch_events = 1000;       ///< events in one `application/cloudevents-batch+json`
   std::size_t max_batch_bytes = 4 * 1024 * 1024;  ///< whole batch document
+  /// `entitykind` and `entityid` are required where a job keys on them: the runtime requires
+  /// them of published and ingested events when this is true (the default) and entity-state
+  /// propagation is configured; otherwise any CloudEvent is taken. `decode_event` and
+  /// `validate_event` take it as given. Since 0.5.
+  bool require_entity = true;
 };
 
 /// Why an input was rejected: the field (a JSON path such as `data.items[3].name`, or `$` for

@@ -117,23 +117,44 @@ decode_result decode_members(Object& obj, const codec_limits& limits, bool count
             size += scalar_size(v);
           break;
         case attr::data:
-          if (!v.is_object())
-            return failure(
-                "data",
-                std::string("must be a JSON object (the event's payload), got ") + a_kind(v));
-          if (auto problem =
-                  walk_tree(v.get_object(), "data", limits, count_size ? &size : nullptr))
-            return failure(std::move(problem->field), std::move(problem->reason));
-          if constexpr (movable)
-            ev.data = std::move(v.get_object());
-          else
-            ev.data = v.get_object();
+          if (have_data)
+            return failure("data", "and data_base64 are both present; send one of them");
+          if (v.is_object()) {
+            if (auto problem =
+                    walk_tree(v.get_object(), "data", limits, count_size ? &size : nullptr))
+              return failure(std::move(problem->field), std::move(problem->reason));
+            if constexpr (movable)
+              ev.data = std::move(v.get_object());
+            else
+              ev.data = v.get_object();
+          } else {
+            // Any other JSON value: checked as the one member of an object.
+            json::object wrapped;
+            wrapped.emplace("data", v);
+            if (auto problem = walk_tree(wrapped, "$", limits, count_size ? &size : nullptr))
+              return failure(
+                  problem->field.rfind("$.", 0) == 0 ? problem->field.substr(2) : problem->field,
+                  std::move(problem->reason));
+            if constexpr (movable)
+              ev.data_value = std::move(v);
+            else
+              ev.data_value = v;
+          }
           have_data = true;
           break;
         case attr::data_base64:
-          return failure("data_base64",
-                         "is not supported: switchboard accepts only JSON object data; send the "
-                         "payload as a JSON object in 'data'");
+          if (have_data)
+            return failure("data_base64", "and data are both present; send one of them");
+          if (!v.is_string())
+            return failure("data_base64",
+                           std::string("must be a string of base64 text, got ") + a_kind(v));
+          if (auto problem = base64_problem(v.get_string(), limits))
+            return failure("data_base64", std::move(*problem));
+          if (count_size)
+            size += v.get_string().size() + 2;
+          ev.data_base64 = std::string{v.get_string()};
+          have_data = true;
+          break;
         default: {  // an extension attribute
           if (auto problem = extension_name_problem(key))
             return failure(shown(key), std::move(*problem));
@@ -156,17 +177,21 @@ decode_result decode_members(Object& obj, const codec_limits& limits, bool count
   if (!have_specversion)
     return failure("specversion", "is required and must be \"1.0\"");
   for (const attr a : {attr::id, attr::source, attr::type, attr::entitykind, attr::entityid}) {
+    if ((a == attr::entitykind || a == attr::entityid) && !limits.require_entity)
+      continue;
     if ((ev.*string_member(a)).empty()) {
       const char* name = a == attr::id           ? "id"
                          : a == attr::source     ? "source"
                          : a == attr::type       ? "type"
                          : a == attr::entitykind ? "entitykind"
                                                  : "entityid";
-      return failure(name, std::string("is required (") + required_hint(name) + ")");
+      return failure(name, std::string("is required (") + required_hint(name) +
+                               (a == attr::entitykind || a == attr::entityid
+                                    ? "; entity-state propagation keys state by entity)"
+                                    : ")"));
     }
   }
-  if (!have_data)
-    return failure("data", "is required (a JSON object with the event's payload)");
+  (void)have_data;  // data is optional (CloudEvents 1.0): an event without it has `data: {}`
   return out;
 }
 
@@ -308,8 +333,8 @@ void for_each_attribute(const event& ev, F&& f) {
   optional("time", ev.time);
   optional("datacontenttype", ev.datacontenttype);
   optional("dataschema", ev.dataschema);
-  f(sv("entitykind"), sv(ev.entity_kind));
-  f(sv("entityid"), sv(ev.entity_id));
+  optional("entitykind", ev.entity_kind);
+  optional("entityid", ev.entity_id);
   if (ev.entity_version)
     f(sv("entityversion"), *ev.entity_version);
   optional("correlationid", ev.correlation_id);
@@ -374,7 +399,12 @@ boost::json::object to_json(const event& ev) {
   for (const auto& kv : ev.extensions)
     if (writable_extension(kv.key()))
       obj.emplace(kv.key(), kv.value());
-  obj.emplace("data", ev.data);
+  if (ev.data_base64)
+    obj.emplace("data_base64", *ev.data_base64);
+  else if (ev.data_value)
+    obj.emplace("data", *ev.data_value);
+  else
+    obj.emplace("data", ev.data);
   return obj;
 }
 
@@ -405,8 +435,16 @@ std::string encode_event(const event& ev) {
     key(kv.key());
     append_serialized(out, sr, &kv.value());
   }
-  key("data");
-  append_serialized(out, sr, &ev.data);
+  if (ev.data_base64) {
+    key("data_base64");
+    append_json_string(out, *ev.data_base64);
+  } else {
+    key("data");
+    if (ev.data_value)
+      append_serialized(out, sr, &*ev.data_value);
+    else
+      append_serialized(out, sr, &ev.data);
+  }
   out.push_back('}');
   return out;
 }
@@ -422,7 +460,8 @@ std::optional<decode_error> validate_event(const event& ev, const codec_limits& 
       size += json_string_size(v);
       if (problem || name == "specversion")
         return;
-      if (v.empty() && required_hint(name))
+      if (v.empty() && required_hint(name) &&
+          (limits.require_entity || (name != "entitykind" && name != "entityid")))
         problem =
             error_at(std::string(name), std::string("is required (") + required_hint(name) + ")");
       else
@@ -436,6 +475,15 @@ std::optional<decode_error> validate_event(const event& ev, const codec_limits& 
   });
   if (problem)
     return problem;
+  if (limits.require_entity)
+    for (const char* name : {"entitykind", "entityid"})
+      if ((name[6] == 'k' ? ev.entity_kind : ev.entity_id).empty())
+        return error_at(name, std::string("is required (") + required_hint(name) + ")");
+  if (ev.data_base64 && ev.data_value)
+    return error_at("data", "and data_base64 are both set; set one of them");
+  if (ev.data_base64)
+    if (auto bad = base64_problem(*ev.data_base64, limits))
+      return error_at("data_base64", std::move(*bad));
   for (const auto& kv : ev.extensions) {
     const std::string_view name = kv.key();
     if (!writable_extension(name))
@@ -453,6 +501,15 @@ std::optional<decode_error> validate_event(const event& ev, const codec_limits& 
   size += json_string_size("data") + 1 + (members - 1);  // member names, ':' and ','
   if (size > limits.max_event_bytes)
     return error_at("$", too_big_reason(limits.max_event_bytes));
+  if (ev.data_base64)
+    return size + ev.data_base64->size() > limits.max_event_bytes
+               ? std::optional<decode_error>(error_at("$", too_big_reason(limits.max_event_bytes)))
+               : std::nullopt;
+  if (ev.data_value) {
+    json::object wrapped;
+    wrapped.emplace("data", *ev.data_value);
+    return walk_tree(wrapped, "$", limits, &size);
+  }
   return walk_tree(ev.data, "data", limits, &size);
 }
 

@@ -9,6 +9,7 @@
 #include <boost/json/value_stack.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -244,28 +245,41 @@ std::optional<std::string> traceparent_problem(std::string_view s) {
 }
 
 std::optional<std::string> content_type_problem(std::string_view s) {
+  // Any media type: `type/subtype`, parameters after ';' (RFC 6838 token characters).
   std::string_view media = s.substr(0, s.find(';'));
   while (!media.empty() && (media.back() == ' ' || media.back() == '\t'))
     media.remove_suffix(1);
-  // Media types are case-insensitive.
-  auto iequals = [](std::string_view a, std::string_view lower) {
-    if (a.size() != lower.size())
+  const auto slash = media.find('/');
+  auto token = [](std::string_view t) {
+    if (t.empty())
       return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-      const char c = a[i] >= 'A' && a[i] <= 'Z' ? static_cast<char>(a[i] - 'A' + 'a') : a[i];
-      if (c != lower[i])
+    for (const char c : t)
+      if (!(std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '!' || c == '#' || c == '$' ||
+            c == '&' || c == '-' || c == '^' || c == '_' || c == '.' || c == '+'))
         return false;
-    }
     return true;
   };
-  const bool json_type = iequals(media, "application/json") ||
-                         (media.size() > 5 && iequals(media.substr(media.size() - 5), "+json") &&
-                          media.find('/') != std::string_view::npos);
-  if (json_type)
+  if (slash != std::string_view::npos && token(media.substr(0, slash)) &&
+      token(media.substr(slash + 1)))
     return std::nullopt;
-  return "must be application/json or a media type ending in +json (switchboard accepts only "
-         "JSON object data), got '" +
-         shown(s) + "'";
+  return "must be a media type such as application/json or text/plain, got '" + shown(s) + "'";
+}
+
+std::optional<std::string> base64_problem(std::string_view s, const codec_limits& limits) {
+  if (s.size() > limits.max_event_bytes)
+    return too_big_reason(limits.max_event_bytes);
+  std::size_t pad = 0;
+  for (const char c : s) {
+    const bool alphabet = std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '+' || c == '/';
+    if (c == '=') {
+      ++pad;
+    } else if (!alphabet || pad > 0) {
+      return "must be base64 text (RFC 4648: A-Z a-z 0-9 + / and '=' padding at the end)";
+    }
+  }
+  if (pad > 2 || s.size() % 4 != 0)
+    return "must be base64 text whose length is a multiple of 4 (padded with '=')";
+  return std::nullopt;
 }
 
 /// Checks a context attribute's string value; `name` is its wire name.

@@ -67,6 +67,9 @@ std::size_t decimal_size(std::uint64_t v) noexcept;
 std::size_t scalar_size(const boost::json::value& v);
 
 void append_path_key(std::string& path, std::string_view key);
+/// Why `s` is not padded base64 text (RFC 4648), or nullopt.
+std::optional<std::string> base64_problem(std::string_view s, const codec_limits& limits);
+
 /// Checks the string lengths (values and member names) and the nesting depth of `root`
 /// (level 1) and, if `size` is given, adds its serialized size and stops once it passes
 /// `limits.max_event_bytes`. Iterative, so a deep value built in code cannot overflow the stack.

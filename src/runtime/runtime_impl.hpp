@@ -30,7 +30,10 @@ namespace switchboard {
 struct runtime::impl {
   using phase = jobs::phase;
 
-  explicit impl(config c) : cfg(std::move(c)) {}
+  explicit impl(config c) : cfg(std::move(c)) {
+    // The entity attributes are needed only where state is kept by entity.
+    cfg.limits.require_entity = cfg.limits.require_entity && cfg.propagates_state();
+  }
 
   config cfg;
   jobs::secrets env;

@@ -199,16 +199,16 @@ TEST_CASE("a binary-mode event takes its attributes from ce- headers and its dat
   CHECK(ev.at("journalsequence").to_number<int>() == 1);
 
   SECTION("a missing attribute is named, with the header to send") {
-    ce.erase("ce-entityid");
+    ce.erase("ce-source");
     ce.find("ce-id")->second = "b-2";
     res = s.post(R"({"status":"approved"})", "application/json", ce);
     REQUIRE(res);
     CHECK(res->status == 400);
     auto answer = parse_object(res);
     auto reason = text(answer.at("results").as_array()[0].at("reason"));
-    CHECK(reason.find("entityid") != std::string::npos);
-    CHECK(reason.find("ce-entityid") != std::string::npos);
-    CHECK(text(answer.at("error")).find("entityid") != std::string::npos);
+    CHECK(reason.find("source") != std::string::npos);
+    CHECK(reason.find("ce-source") != std::string::npos);
+    CHECK(text(answer.at("error")).find("source") != std::string::npos);
   }
   SECTION("a non-numeric entity version is refused") {
     ce.find("ce-entityversion")->second = "seven";
@@ -217,9 +217,9 @@ TEST_CASE("a binary-mode event takes its attributes from ce- headers and its dat
     CHECK(res->status == 400);
     CHECK(res->body.find("ce-entityversion") != std::string::npos);
   }
-  SECTION("a body that is not a JSON object is refused") {
+  SECTION("a body that is not valid JSON under a JSON Content-Type is refused") {
     ce.find("ce-id")->second = "b-3";
-    res = s.post("[1,2]", "application/json", ce);
+    res = s.post("[1,2", "application/json", ce);
     REQUIRE(res);
     CHECK(res->status == 400);
     CHECK(res->body.find("data") != std::string::npos);
@@ -227,10 +227,50 @@ TEST_CASE("a binary-mode event takes its attributes from ce- headers and its dat
   CHECK(s.rt.last_sequence() == 1);  // nothing rejected was stored
 }
 
+TEST_CASE("ordinary CloudEvents are taken: no entity, any data, any content type", "[http]") {
+  served s;  // no entity-state propagation configured: nothing needs entitykind/entityid
+  const std::string structured_event =
+      R"({"specversion":"1.0","id":"o-1","source":"shop","type":"order.placed","data":"plain text"})";
+  auto res = s.post(structured_event, structured);
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  res = s.post(
+      R"([{"specversion":"1.0","id":"o-2","source":"shop","type":"order.placed","data":[1,2]},)"
+      R"({"specversion":"1.0","id":"o-3","source":"shop","type":"order.placed",)"
+      R"("data_base64":"AAEC/w=="},)"
+      R"({"specversion":"1.0","id":"o-4","source":"shop","type":"order.placed"}])",
+      batch_type);
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  httplib::Headers ce{{"ce-specversion", "1.0"},
+                      {"ce-id", "o-5"},
+                      {"ce-source", "shop"},
+                      {"ce-type", "order.note"}};
+  res = s.post("hello, world", "text/plain; charset=utf-8", ce);
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  ce.find("ce-id")->second = "o-6";
+  res = s.post(std::string("\x00\x01\xff", 3), "application/octet-stream", ce);
+  REQUIRE(res);
+  CHECK(res->status == 200);
+
+  auto events = parse_object(s.get("/v1/events?after=0")).at("events").as_array();
+  REQUIRE(events.size() == 6);
+  CHECK(events[0].at("data") == json::value("plain text"));
+  CHECK_FALSE(events[0].as_object().contains("entitykind"));
+  CHECK(events[1].at("data") == json::value(json::array{1, 2}));
+  CHECK(text(events[2].at("data_base64")) == "AAEC/w==");
+  CHECK(events[3].at("data") == json::value(json::object{}));
+  CHECK(events[4].at("data") == json::value("hello, world"));
+  CHECK(text(events[4].at("datacontenttype")) == "text/plain; charset=utf-8");
+  CHECK(text(events[5].at("data_base64")) == "AAH/");
+  CHECK(text(events[5].at("datacontenttype")) == "application/octet-stream");
+}
+
 TEST_CASE("a batch with one bad item stores the good ones and names the bad field", "[http]") {
   served s;
   auto bad = json::parse(event_json("bad-1", 2));
-  bad.as_object().erase("entityid");
+  bad.as_object().erase("source");
   auto res = s.post(batch_of({event_json("g-1", 1), json::serialize(bad), event_json("g-2", 3),
                               event_json("g-3", 4)}),
                     batch_type);
@@ -242,7 +282,7 @@ TEST_CASE("a batch with one bad item stores the good ones and names the bad fiel
   CHECK(text(results[1].at("id")) == "bad-1");
   CHECK(text(results[1].at("status")) == "rejected");
   CHECK(text(results[1].at("reason")).find("item [1]") != std::string::npos);
-  CHECK(text(results[1].at("reason")).find("'entityid'") != std::string::npos);
+  CHECK(text(results[1].at("reason")).find("'source'") != std::string::npos);
   CHECK_FALSE(results[1].as_object().contains("sequence"));
   CHECK(text(results[2].at("status")) == "accepted");
   CHECK(text(results[3].at("status")) == "accepted");

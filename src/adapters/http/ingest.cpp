@@ -3,6 +3,8 @@
 #include "core/event_codec_rules.hpp"
 #include "core/media_type.hpp"
 
+#include <openssl/evp.h>
+
 #include <boost/json.hpp>
 
 #include <charconv>
@@ -72,6 +74,16 @@ std::optional<std::string> percent_decode(std::string_view s) {
     out.push_back(static_cast<char>(hi * 16 + lo));
     i += 2;
   }
+  return out;
+}
+
+/// RFC 4648 base64 with padding (OpenSSL's encoder).
+std::string base64_of(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(bytes.data()),
+                                static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(n));
   return out;
 }
 
@@ -220,10 +232,35 @@ ingest_item decode_binary(std::string_view content_type, const header_list& head
                   " bytes are allowed in one event (max_event_bytes); send a smaller payload";
     return item;
   }
+  if (!is_json_media(media_type(content_type))) {
+    // Any other media type: text that is valid UTF-8 is kept as a string, anything else as
+    // base64 (CloudEvents' data_base64), byte for byte.
+    if (!body.empty()) {
+      if (media_type(content_type).rfind("text/", 0) == 0 && valid_utf8(std::string{body}))
+        attributes["data"] = json::string(body);
+      else
+        attributes["data_base64"] = base64_of(body);
+    }
+    auto r = decode_event(json::value(std::move(attributes)), limits);
+    if (!r) {
+      item.reason = describe(r.error);
+      if (r.error.field != "$" && r.error.field.compare(0, 4, "data") != 0)
+        item.reason += " (binary mode: header 'ce-" + r.error.field + "')";
+      return item;
+    }
+    item.value = std::move(r.value);
+    return item;
+  }
   if (trim(body).empty()) {
-    item.reason =
-        "field 'data': is required; in binary mode the request body is the event's "
-        "data, a JSON object";
+    // No body: an event without data (CloudEvents 1.0 allows it).
+    auto r = decode_event(json::value(std::move(attributes)), limits);
+    if (!r) {
+      item.reason = describe(r.error);
+      if (r.error.field != "$")
+        item.reason += " (binary mode: header 'ce-" + r.error.field + "')";
+      return item;
+    }
+    item.value = std::move(r.value);
     return item;
   }
   json::value data;
@@ -330,7 +367,7 @@ ingest_request decode_ingest(std::string_view content_type, const header_list& h
     decode_batch(request, body, limits);
   } else if (media == structured_type || (media == json_type && !binary)) {
     request.items.push_back(decode_structured(body, limits));
-  } else if (binary && is_json_media(media)) {
+  } else if (binary) {
     request.items.push_back(decode_binary(content_type, headers, body, limits));
   } else {
     request.error_status = 415;
@@ -338,8 +375,8 @@ ingest_request decode_ingest(std::string_view content_type, const header_list& h
         (media.empty() ? std::string{"the request has no Content-Type"}
                        : "Content-Type '" + std::string{trim(content_type)} + "' is not accepted") +
         "; send one event as application/cloudevents+json (structured mode), a batch as "
-        "application/cloudevents-batch+json, or ce-* headers with an application/json body "
-        "(binary mode)";
+        "application/cloudevents-batch+json, or ce-* headers with the data as the body, of any "
+        "Content-Type (binary mode)";
   }
   return request;
 }

@@ -274,6 +274,7 @@ journal_page journal_store::read_page(std::uint64_t after, std::size_t limit) {
   generous.max_depth = 4096;
   generous.max_string_bytes = std::numeric_limits<std::size_t>::max();
   generous.max_attribute_bytes = std::numeric_limits<std::size_t>::max();
+  generous.require_entity = false;  // what was stored was valid where it was taken
   try {
     statement_use s{impl_->cached(impl_->read_events,
                                   "SELECT seq, body, source, id, type, entity_kind, entity_id "

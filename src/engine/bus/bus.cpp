@@ -146,7 +146,12 @@ struct partition_state {
 
 using partition_ptr = partition_actor::stateful_pointer<partition_state>;
 
-std::string entity_key(const event& ev) { return ev.entity_kind + '\0' + ev.entity_id; }
+/// An event without entity attributes is its own entity: nothing orders it behind another.
+std::string entity_key(const event& ev) {
+  if (ev.entity_kind.empty() && ev.entity_id.empty())
+    return '\1' + ev.source + '\0' + ev.id;
+  return ev.entity_kind + '\0' + ev.entity_id;
+}
 
 /// What a failed attempt says about the next one.
 enum class failure_kind : std::uint8_t {
@@ -494,7 +499,7 @@ std::size_t dispatch(consumer_ptr self, std::vector<event_ptr>& events,
     if (!st.entry->pattern.matches(ev->type))
       continue;
     st.in_flight.insert(seq);
-    const auto lane = partition_of(ev->entity_kind, ev->entity_id, lanes.size());
+    const auto lane = partition_for(*ev, lanes.size());
     lanes[lane].push_back(std::move(ev));
     ++handed;
   }
@@ -611,7 +616,7 @@ consumer_actor::behavior_type consumer_impl(consumer_ptr self,
       },
       [self](redeliver_atom, const event_ptr& ev) {
         auto& parts = self->state.partitions;
-        auto lane = partition_of(ev->entity_kind, ev->entity_id, parts.size());
+        auto lane = partition_for(*ev, parts.size());
         self->send(parts[lane], work_atom_v,
                    event_batch{std::make_shared<const std::vector<event_ptr>>(1, ev)});
       },

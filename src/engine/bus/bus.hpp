@@ -118,5 +118,11 @@ child_spec consumer_child(std::shared_ptr<subscription_entry> entry,
 
 /// Which partition of `n` serves an entity: stable across runs and platforms.
 std::size_t partition_of(const std::string& kind, const std::string& id, std::size_t n);
+/// The partition of an event: by its entity, or by its source and id when it names none.
+inline std::size_t partition_for(const event& ev, std::size_t n) {
+  return ev.entity_kind.empty() && ev.entity_id.empty()
+             ? partition_of(ev.source, ev.id, n)
+             : partition_of(ev.entity_kind, ev.entity_id, n);
+}
 
 }  // namespace switchboard::actors
